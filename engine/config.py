@@ -1,0 +1,336 @@
+"""Configuration: TOML in, typed and validated objects out, in this one module.
+
+Every section is a frozen dataclass. Field types drive validation; a field's
+``metadata`` may add ``min``/``max`` bounds, ``choices``, ``path`` (must exist)
+or ``secret`` (never printed). A bad file fails with one line that names the
+file, the key and the reason (:class:`ConfigError`), so that
+``engine check-config`` and a refused push through pos_proxy say the same.
+
+Secrets (the OBServer monitor password, the pos_proxy secret) are read by
+:func:`read_secret` from a 0600 file or an environment variable, never from
+the TOML itself, and are kept out of ``repr`` and status output.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import ConfigError
+
+DEFAULT_HOME = "~/.ocp_agent"
+
+
+def _f(default, **meta):
+    """A field with a default and validation metadata."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+PORT = {"min": 1, "max": 65535}
+POSITIVE = {"min": 0.001}
+
+
+@dataclass(frozen=True)
+class AgentSection:
+    """Where the agent keeps its files and how it logs."""
+    home: str = _f(DEFAULT_HOME)
+    instance: str = _f("", doc="names shared-memory segments; derived from home when empty")
+    log_level: str = _f("info", choices=("debug", "info", "warning", "error"))
+    log_max_bytes: int = _f(50 * 1024 * 1024, min=1024)
+    log_backups: int = _f(5, min=0, max=1000)
+
+
+@dataclass(frozen=True)
+class SupervisorSection:
+    """Restart policy of ocp_agentd (capped exponential backoff, FATAL, retry)."""
+    tick: float = _f(0.2, min=0.01, max=5)
+    heartbeat_timeout: float = _f(30.0, min=0.1)
+    start_timeout: float = _f(20.0, min=0.1)
+    stop_grace: float = _f(5.0, min=0.0)
+    backoff_initial: float = _f(0.1, min=0.0)
+    backoff_max: float = _f(30.0, min=0.0)
+    min_uptime: float = _f(3.0, min=0.0, doc="a run shorter than this is a quick exit")
+    fatal_after: int = _f(6, min=1, doc="quick exits in a row before FATAL")
+    fatal_retry: float = _f(300.0, min=0.1, doc="a FATAL worker is tried again after this")
+
+
+@dataclass(frozen=True)
+class ObSection:
+    """The OBServer's SQL side. An empty host means: not configured yet."""
+    host: str = _f("")
+    port: int = _f(2881, **PORT)
+    user: str = _f("root@sys")
+    password_file: str = _f("", secret=True)
+    password_env: str = _f("OCP_AGENT_OB_PASSWORD")
+    database: str = _f("oceanbase")
+    connect_timeout: float = _f(5.0, **POSITIVE)
+    read_timeout: float = _f(30.0, **POSITIVE)
+    version: str = _f("auto", doc="'auto', or a version such as '4.2.1' to skip detection")
+    svr_ip: str = _f("", doc="the observer this host runs; empty = every server the view lists")
+    svr_port: int = _f(0, min=0, max=65535)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
+class PosProxySection:
+    enabled: bool = _f(True)
+    bind: str = _f("127.0.0.1")
+    port: int = _f(62888, **PORT)
+    secret_file: str = _f("", secret=True)
+    secret_env: str = _f("OCP_AGENT_SECRET")
+    tls_cert: str = _f("")
+    tls_key: str = _f("")
+    basic_auth: bool = _f(False, doc="OCP-style Basic auth; only honoured over TLS")
+    basic_user: str = _f("ocp_agent")
+    clock_skew: float = _f(60.0, min=1.0, doc="signature timestamps older/newer than this are refused")
+    max_body_bytes: int = _f(1024 * 1024, min=1024)
+    max_concurrent: int = _f(64, min=1)
+    call_timeout: float = _f(60.0, **POSITIVE)
+    max_output_bytes: int = _f(1024 * 1024, min=1024)
+    file_roots: list = _f([], doc="directories whose files may be read remotely")
+    commands: dict = _f({}, doc="allow-listed command templates, see conf/agent.toml")
+
+
+@dataclass(frozen=True)
+class NodeExporterSection:
+    enabled: bool = _f(True)
+    bind: str = _f("127.0.0.1")
+    port: int = _f(63000, **PORT)
+    interval: float = _f(15.0, min=0.1)
+    rootfs: str = _f("/", doc="root of /proc and /sys, injectable for tests")
+    watch_processes: list = _f([], doc="process names to report (observer, obproxy)")
+    basic_auth_user: str = _f("")
+    basic_auth_password_file: str = _f("", secret=True)
+    tls_cert: str = _f("")
+    tls_key: str = _f("")
+
+
+@dataclass(frozen=True)
+class OcpExporterSection:
+    enabled: bool = _f(True)
+    bind: str = _f("127.0.0.1")
+    port: int = _f(62889, **PORT)
+    interval: float = _f(15.0, min=0.1)
+    basic_auth_user: str = _f("")
+    basic_auth_password_file: str = _f("", secret=True)
+    tls_cert: str = _f("")
+    tls_key: str = _f("")
+
+
+@dataclass(frozen=True)
+class Obstat2Section:
+    enabled: bool = _f(True)
+    interval: float = _f(10.0, min=0.1)
+    batch_rows: int = _f(10000, min=1)
+    bucket_seconds: int = _f(60, min=1)
+    retention_hours: float = _f(72.0, min=0.01)
+    slow_threshold_ms: float = _f(100.0, min=0.0)
+    sample_sql_bytes: int = _f(4096, min=16)
+    topn: int = _f(20, min=1, max=1000)
+
+
+@dataclass(frozen=True)
+class ObLogtailerSection:
+    enabled: bool = _f(True)
+    log_dir: str = _f("/home/admin/oceanbase/log")
+    files: list = _f(["observer.log", "rootservice.log", "election.log",
+                      "observer.log.wf", "rootservice.log.wf", "election.log.wf"])
+    rules: str = _f("", doc="alert rules TOML; empty = the shipped conf/alert_rules.toml")
+    start_at: str = _f("end", choices=("end", "beginning"))
+    poll_interval: float = _f(0.5, min=0.01)
+    checkpoint_interval: float = _f(2.0, min=0.01)
+    max_line_bytes: int = _f(64 * 1024, min=256)
+    alertmanager_url: str = _f("")
+    alertmanager_batch: int = _f(100, min=1)
+
+
+@dataclass(frozen=True)
+class ObCleanerSection:
+    enabled: bool = _f(True)
+    interval: float = _f(300.0, min=0.1)
+    targets: list = _f([], doc="[[workers.ob_cleaner.targets]] tables; empty = obagent's defaults")
+
+
+@dataclass(frozen=True)
+class WorkersSection:
+    pos_proxy: PosProxySection = field(default_factory=PosProxySection)
+    node_exporter: NodeExporterSection = field(default_factory=NodeExporterSection)
+    ocp_exporter: OcpExporterSection = field(default_factory=OcpExporterSection)
+    obstat2: Obstat2Section = field(default_factory=Obstat2Section)
+    ob_logtailer: ObLogtailerSection = field(default_factory=ObLogtailerSection)
+    ob_cleaner: ObCleanerSection = field(default_factory=ObCleanerSection)
+
+
+@dataclass(frozen=True)
+class ProgramSection:
+    """An external program the supervisor guards (like obproxyd guards obproxy)."""
+    name: str = _f("")
+    command: list = _f([])
+    cwd: str = _f("")
+    env: dict = _f({})
+    enabled: bool = _f(True)
+    ready_port: int = _f(0, min=0, max=65535, doc="ready once this TCP port accepts; 0 = once started")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    agent: AgentSection = field(default_factory=AgentSection)
+    supervisor: SupervisorSection = field(default_factory=SupervisorSection)
+    ob: ObSection = field(default_factory=ObSection)
+    workers: WorkersSection = field(default_factory=WorkersSection)
+    programs: list = _f([], item=ProgramSection)
+    source: str = _f("<defaults>", internal=True)
+
+    @property
+    def home(self) -> Path:
+        return Path(os.path.expanduser(self.agent.home)).resolve()
+
+    def worker(self, name: str):
+        """The section of the worker called ``name``."""
+        return getattr(self.workers, name)
+
+
+# ---------------------------------------------------------------- loading
+
+def load(path: str | os.PathLike | None = None, *, home: str | None = None) -> AgentConfig:
+    """Read and validate ``path`` (defaults only when None)."""
+    if path is None:
+        raw, source = {}, "<defaults>"
+    else:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(source, "", "file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, "", f"TOML syntax: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(source, "", exc.strerror or str(exc)) from None
+    return from_dict(raw, source=source, home=home)
+
+
+def loads(text: str, *, source: str = "<string>") -> AgentConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"TOML syntax: {exc}") from None
+    return from_dict(raw, source=source)
+
+
+def from_dict(raw: dict, *, source: str = "<dict>", home: str | None = None) -> AgentConfig:
+    raw = dict(raw)
+    if home is not None:
+        raw["agent"] = {**raw.get("agent", {}), "home": home}
+    cfg = _build(AgentConfig, raw, source, "")
+    cfg = dataclasses.replace(cfg, source=source)
+    _check_programs(cfg, source)
+    return cfg
+
+
+def _build(cls, raw, source: str, prefix: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(source, prefix, f"expected a table, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(source, _join(prefix, key), "unknown key")
+    values = {}
+    for name, fld in known.items():
+        key = _join(prefix, name)
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, raw.get(name, {}), source, key)
+        elif name in raw:
+            values[name] = _check_value(raw[name], kind, fld, source, key)
+    return cls(**values)
+
+
+def _check_value(value, kind, fld, source: str, key: str):
+    meta = fld.metadata
+    kind = _plain(kind)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is bool and not isinstance(value, bool) or \
+       kind in (int, float) and (isinstance(value, bool) or not isinstance(value, kind)) or \
+       kind in (str, list, dict) and not isinstance(value, kind):
+        raise ConfigError(source, key, f"expected {_tname(kind)}, got {_tname(type(value))} {value!r}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(source, key, f"{value!r} is below the minimum {meta['min']}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(source, key, f"{value!r} is above the maximum {meta['max']}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(source, key, f"{value!r} is not one of {', '.join(meta['choices'])}")
+    if "item" in meta:
+        value = [_build(meta["item"], v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if meta.get("path") and value and not Path(os.path.expanduser(value)).exists():
+        raise ConfigError(source, key, f"path {value!r} does not exist")
+    return value
+
+
+def _check_programs(cfg: AgentConfig, source: str) -> None:
+    from engine.workers import WORKERS
+    seen = set(WORKERS)
+    for i, prog in enumerate(cfg.programs):
+        if not prog.name or not prog.name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(source, f"programs[{i}].name", "needs a name of letters, digits, - and _")
+        if prog.name in seen:
+            raise ConfigError(source, f"programs[{i}].name", f"{prog.name!r} is already taken")
+        seen.add(prog.name)
+        if not prog.command or not all(isinstance(a, str) for a in prog.command):
+            raise ConfigError(source, f"programs[{i}].command", "needs a non-empty list of strings")
+
+
+def _plain(kind):
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        return args[0]
+    return origin or kind
+
+
+def _tname(kind) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "an array", dict: "a table"}.get(kind, kind.__name__)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+# ---------------------------------------------------------------- secrets
+
+def read_secret(file: str, env: str, *, what: str) -> str | None:
+    """A secret from a 0600 file, else from the environment, else None.
+
+    A file readable by group or others is refused: a leaked secret is worse than
+    an agent that does not start.
+    """
+    if file:
+        path = Path(os.path.expanduser(file))
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise ConfigError(str(path), what, f"cannot read secret file: {exc.strerror}") from None
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise ConfigError(str(path), what, "secret file must have mode 0600 (chmod 600)")
+        return path.read_text().strip()
+    if env and os.environ.get(env):
+        return os.environ[env]
+    return None
+
+
+def redacted(cfg: AgentConfig) -> dict:
+    """The config as a plain dict, safe to print (secrets stay file names only)."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,245 @@
+"""Queues and boards over shared memory: a facade over ``engine._native.ring``.
+
+Two kinds of segment, both created by the supervisor so that they outlive any
+worker's restart, and all unlinked when it stops:
+
+- :class:`Ring`: a bounded queue of variable-length byte records. Every edge is
+  single-producer/single-consumer (one worker writes, ocp_exporter reads), so
+  the ring needs no lock: the producer publishes a record by a release-store of
+  the head after the bytes are in place, the consumer frees space by a
+  release-store of the tail. A producer killed mid-write never advanced the
+  head, so the half-written record is invisible and its restarted successor
+  overwrites it; every record committed before is delivered exactly once. A
+  consumer killed before it advanced the tail gets the records again
+  (at-least-once on the consumer side). A full ring refuses the record and
+  counts a drop; it never blocks the producer. A consumer waits on a futex in
+  the segment, so it sleeps until a record arrives or the timeout passes.
+- :class:`Board`: the latest value of something read more often than written
+  (node_exporter's host snapshot, each worker's status and heartbeat). Two
+  slots, each guarded by its own sequence number; the writer fills the slot
+  readers are not pointed at, then flips a generation counter, so readers never
+  see a torn value and never wait for the writer.
+
+The edges and boards are fixed in :data:`EDGES` and :data:`BOARDS` (plus one
+``status.<worker>`` board per worker and program).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from multiprocessing import resource_tracker, shared_memory
+
+from engine.workers import WORKERS
+
+try:
+    from engine._native import ring as _ring
+except ImportError as exc:  # pragma: no cover - only on an unbuilt checkout
+    raise ImportError("engine._native.ring is not built: run `pip install -e .` "
+                      "(or `python setup.py build_ext --inplace`)") from exc
+
+PREFIX = "ocpagent_"
+
+# edge name -> (producer, consumer, capacity in bytes)
+EDGES: dict[str, tuple[str, str, int]] = {
+    "alerts": ("ob_logtailer", "ocp_exporter", 4 << 20),
+    "topsql": ("obstat2", "ocp_exporter", 8 << 20),
+    "cleaner": ("ob_cleaner", "ocp_exporter", 1 << 20),
+}
+
+# board name -> (writer, size of one slot in bytes)
+BOARDS: dict[str, tuple[str, int]] = {
+    "host": ("node_exporter", 4 << 20),
+}
+STATUS_BOARD_BYTES = 64 << 10
+
+
+def instance_id(config) -> str:
+    """Names this agent's segments: one agent home, one set of segments."""
+    if config.agent.instance:
+        return config.agent.instance
+    return hashlib.sha1(str(config.home).encode()).hexdigest()[:10]
+
+
+def segment_name(instance: str, name: str) -> str:
+    return f"{PREFIX}{instance}_{name}".replace(".", "_")
+
+
+class _Segment:
+    """One shared-memory segment, kept away from multiprocessing's resource tracker.
+
+    The tracker would unlink a segment when the first process that touched it
+    exits; here only the supervisor (the creator) decides when a segment goes.
+    """
+
+    def __init__(self, name: str, size: int, create: bool):
+        self.name = name
+        if create:
+            unlink_segment(name)
+            self.shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+        else:
+            self.shm = shared_memory.SharedMemory(name=name)
+        _untrack(self.shm)
+        self.owner = create
+
+    def close(self) -> None:
+        try:
+            self.shm.close()
+        except BufferError:  # a view is still exported; the mapping goes with the process
+            pass
+
+    def unlink(self) -> None:
+        unlink_segment(self.name)
+
+
+def _untrack(shm) -> None:
+    try:
+        resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001
+    except Exception:  # the tracker may not be running at all
+        pass
+
+
+def unlink_segment(name: str) -> bool:
+    """Remove /dev/shm/<name> if it exists; True if something was removed."""
+    try:
+        os.unlink(f"/dev/shm/{name.lstrip('/')}")
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def stale_segments(instance: str) -> list[str]:
+    """Segments of this instance left in /dev/shm (by a supervisor killed with -9)."""
+    prefix = f"{PREFIX}{instance}_"
+    try:
+        return sorted(n for n in os.listdir("/dev/shm") if n.startswith(prefix))
+    except FileNotFoundError:
+        return []
+
+
+class Ring:
+    """A bounded SPSC queue of byte records in shared memory."""
+
+    HEADER = _ring.RING_HEADER_BYTES
+
+    def __init__(self, name: str, capacity: int = 1 << 20, create: bool = False):
+        if create:
+            capacity = _ring.round_capacity(capacity)
+        self._seg = _Segment(name, self.HEADER + capacity, create)
+        self._core = _ring.RingCore(self._seg.shm.buf, create, capacity if create else 0)
+        self.name = name
+
+    def put(self, record: bytes) -> bool:
+        """Append one record; False (and a counted drop) if the ring is full."""
+        return self._core.put(record)
+
+    def put_many(self, records) -> int:
+        """Append records in order until one does not fit; how many went in."""
+        return self._core.put_many(records)
+
+    def get(self, timeout: float | None = 0.0) -> bytes | None:
+        """The oldest record, waiting up to ``timeout`` seconds (None: forever)."""
+        return self._core.get(-1.0 if timeout is None else timeout)
+
+    def get_many(self, max_items: int = 1024, timeout: float | None = 0.0) -> list[bytes]:
+        """Up to ``max_items`` records; waits like :meth:`get` only while empty."""
+        return self._core.get_many(max_items, -1.0 if timeout is None else timeout)
+
+    @property
+    def drops(self) -> int:
+        return self._core.drops
+
+    @property
+    def used_bytes(self) -> int:
+        return self._core.used_bytes
+
+    @property
+    def capacity(self) -> int:
+        return self._core.capacity
+
+    def close(self) -> None:
+        self._core.release()
+        self._seg.close()
+
+    def unlink(self) -> None:
+        self._seg.unlink()
+
+
+class Board:
+    """The latest value of something, torn-free, in shared memory."""
+
+    def __init__(self, name: str, slot_bytes: int = 64 << 10, create: bool = False):
+        self._seg = _Segment(name, _ring.board_size(slot_bytes) if create else 0, create)
+        self._core = _ring.BoardCore(self._seg.shm.buf, create, slot_bytes if create else 0)
+        self.name = name
+
+    def publish(self, value: bytes) -> int:
+        """Make ``value`` the latest; its sequence number (1, 2, ...)."""
+        return self._core.publish(value)
+
+    def read(self) -> tuple[int, bytes]:
+        """(sequence, value) of the latest publication; (0, b"") before the first."""
+        return self._core.read()
+
+    @property
+    def max_bytes(self) -> int:
+        return self._core.slot_bytes
+
+    def close(self) -> None:
+        self._core.release()
+        self._seg.close()
+
+    def unlink(self) -> None:
+        self._seg.unlink()
+
+
+class Segments:
+    """All rings and boards of one agent instance.
+
+    ``create=True`` (the supervisor, or ``engine run``) removes what a dead
+    predecessor left, makes every segment now and unlinks them all in
+    :meth:`close`. ``create=False`` (a worker) attaches on first use.
+    """
+
+    def __init__(self, instance: str, create: bool = False, programs: tuple[str, ...] = ()):
+        self.instance = instance
+        self.create = create
+        self._open: dict[str, Ring | Board] = {}
+        if create:
+            for name in stale_segments(instance):
+                unlink_segment(name)
+            for edge, (_, _, capacity) in EDGES.items():
+                self._open[edge] = Ring(self.name(edge), capacity, create=True)
+            for board, (_, size) in BOARDS.items():
+                self._open[board] = Board(self.name(board), size, create=True)
+            for worker in (*WORKERS, *programs):
+                key = f"status.{worker}"
+                self._open[key] = Board(self.name(key), STATUS_BOARD_BYTES, create=True)
+
+    def name(self, key: str) -> str:
+        return segment_name(self.instance, key)
+
+    def ring(self, edge: str) -> Ring:
+        if edge not in EDGES:
+            raise KeyError(f"no such edge {edge!r}; edges: {', '.join(EDGES)}")
+        if edge not in self._open:
+            self._open[edge] = Ring(self.name(edge))
+        return self._open[edge]
+
+    def board(self, key: str) -> Board:
+        if key not in self._open:
+            if self.create:  # a program added by a config reload
+                size = BOARDS.get(key, (None, STATUS_BOARD_BYTES))[1]
+                self._open[key] = Board(self.name(key), size, create=True)
+            else:
+                self._open[key] = Board(self.name(key))
+        return self._open[key]
+
+    def close(self) -> None:
+        for seg in self._open.values():
+            seg.close()
+            if self.create:
+                seg.unlink()
+        self._open.clear()
+        if self.create:
+            for name in stale_segments(self.instance):
+                unlink_segment(name)

@@ -1,0 +1,369 @@
+# cython: language_level=3
+"""Native core of engine.ipc: an SPSC byte-record ring and a two-slot board.
+
+Both work on a buffer the caller maps (a multiprocessing.shared_memory view)
+and keep every bit of state in that buffer, so a process that dies leaves
+nothing behind but the bytes. The layout is shared with the pure-Python twin
+engine._ref.ring; the tests run both on the same buffers.
+
+Ring layout (little-endian, offsets in bytes)::
+
+    0   magic  u64          64  head u64  (producer: bytes committed, ever)
+    8   capacity u64        72  drops u64 (producer: records refused)
+                            128 tail u64  (consumer: bytes consumed, ever)
+                            192 futex u32, 196 waiters u32
+    256 data[capacity]      records: u32 length, u32 0, payload, pad to 8
+
+A record that would run past the end is preceded by a WRAP length at the old
+position and written at offset 0. ``head`` is stored with release semantics
+after the record is in place: that store is the commit.
+"""
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.exc cimport PyErr_CheckSignals
+from libc.stdint cimport uint32_t, uint64_t, int64_t
+from libc.string cimport memcpy
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <errno.h>
+    #include <time.h>
+    #include <unistd.h>
+    #include <sys/syscall.h>
+    #include <linux/futex.h>
+
+    static inline uint64_t eng_load_acq(uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline uint64_t eng_load_rlx(uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline void eng_store_rel(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline uint32_t eng_load32(uint32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+    static inline void eng_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+    static inline void eng_add32(uint32_t *p) { __atomic_add_fetch(p, 1, __ATOMIC_SEQ_CST); }
+    static inline void eng_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+    static inline void eng_fence_acq(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+
+    /* Shared (not private) futex ops: the word lives in a MAP_SHARED segment. */
+    static int eng_futex_wait(uint32_t *addr, uint32_t val, double seconds) {
+        struct timespec ts, *tp = NULL;
+        if (seconds >= 0) {
+            ts.tv_sec = (time_t)seconds;
+            ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+            tp = &ts;
+        }
+        long r = syscall(SYS_futex, addr, FUTEX_WAIT, val, tp, NULL, 0);
+        return r == 0 ? 0 : errno;
+    }
+    static void eng_futex_wake(uint32_t *addr) {
+        syscall(SYS_futex, addr, FUTEX_WAKE, 1, NULL, NULL, 0);
+    }
+    static double eng_now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    }
+    """
+    uint64_t eng_load_acq(uint64_t *p) nogil
+    uint64_t eng_load_rlx(uint64_t *p) nogil
+    void eng_store_rel(uint64_t *p, uint64_t v) nogil
+    uint32_t eng_load32(uint32_t *p) nogil
+    void eng_store32(uint32_t *p, uint32_t v) nogil
+    void eng_add32(uint32_t *p) nogil
+    void eng_fence() nogil
+    void eng_fence_acq() nogil
+    int eng_futex_wait(uint32_t *addr, uint32_t val, double seconds) nogil
+    void eng_futex_wake(uint32_t *addr) nogil
+    double eng_now() nogil
+
+cdef enum:
+    C_EINTR = 4
+
+RING_MAGIC = 0x31474E4952504F43       # "COPRING1"
+BOARD_MAGIC = 0x314452414F42504F      # "OPBOARD1"
+cdef enum:
+    C_RING_HEADER = 256
+    C_BOARD_HEADER = 64
+    C_SLOT_HEADER = 16
+
+RING_HEADER_BYTES = C_RING_HEADER
+BOARD_HEADER_BYTES = C_BOARD_HEADER
+SLOT_HEADER_BYTES = C_SLOT_HEADER
+cdef uint32_t WRAP = 0xFFFFFFFF
+
+
+def round_capacity(size_t capacity):
+    """The ring's data size: a power of two, at least 4 KiB."""
+    cdef size_t c = 4096
+    while c < capacity:
+        c <<= 1
+    return c
+
+
+cdef inline size_t rec_size(size_t n) nogil:
+    return 8 + ((n + 7) & ~(<size_t>7))
+
+
+cdef class RingCore:
+    cdef object view
+    cdef unsigned char *base
+    cdef unsigned char *data
+    cdef uint64_t *head
+    cdef uint64_t *tail
+    cdef uint64_t *drops_p
+    cdef uint32_t *futex
+    cdef uint32_t *waiters
+    cdef readonly uint64_t capacity
+    cdef uint64_t mask
+    cdef uint64_t pending   # producer: head including records not yet committed
+
+    def __cinit__(self, buf, bint create, size_t capacity=0):
+        cdef unsigned char[::1] mv = buf
+        cdef uint64_t *hdr
+        if mv.shape[0] < C_RING_HEADER + 4096:
+            raise ValueError("segment too small for a ring")
+        self.view = mv
+        self.base = &mv[0]
+        hdr = <uint64_t *>self.base
+        if create:
+            if capacity & (capacity - 1) or capacity < 4096 or C_RING_HEADER + capacity > <size_t>mv.shape[0]:
+                raise ValueError("capacity must be a power of two >= 4096 that fits the segment")
+            hdr[1] = capacity
+            hdr[8] = 0; hdr[9] = 0; hdr[16] = 0
+            (<uint32_t *>(self.base + 192))[0] = 0
+            (<uint32_t *>(self.base + 196))[0] = 0
+            eng_fence()
+            hdr[0] = RING_MAGIC
+        elif hdr[0] != RING_MAGIC:
+            raise ValueError("not a ring segment (bad magic)")
+        self.capacity = hdr[1]
+        self.mask = self.capacity - 1
+        self.data = self.base + C_RING_HEADER
+        self.head = hdr + 8
+        self.drops_p = hdr + 9
+        self.tail = hdr + 16
+        self.futex = <uint32_t *>(self.base + 192)
+        self.waiters = <uint32_t *>(self.base + 196)
+
+    def release(self):
+        """Drop the buffer view so the segment can be closed."""
+        self.view = None
+        self.base = NULL
+
+    cdef inline bint _write(self, const char *src, size_t n) nogil:
+        """Place one record after ``pending``; False if it does not fit. No commit."""
+        cdef uint64_t head = self.pending
+        cdef uint64_t tail = eng_load_acq(self.tail)
+        cdef uint64_t free = self.capacity - (head - tail)
+        cdef uint64_t off = head & self.mask
+        cdef size_t size = rec_size(n)
+        cdef uint64_t need = size
+        if off + size > self.capacity:
+            need += self.capacity - off
+        if need > free or n >= WRAP:
+            return False
+        if off + size > self.capacity:
+            (<uint32_t *>(self.data + off))[0] = WRAP
+            head += self.capacity - off
+            off = 0
+        (<uint32_t *>(self.data + off))[0] = <uint32_t>n
+        (<uint32_t *>(self.data + off + 4))[0] = 0
+        memcpy(self.data + off + 8, src, n)
+        self.pending = head + size   # not yet visible: the caller commits
+        return True
+
+    cdef inline void _commit(self, uint64_t new_head) nogil:
+        eng_store_rel(self.head, new_head)
+        eng_fence()
+        if eng_load32(self.waiters):
+            eng_add32(self.futex)
+            eng_futex_wake(self.futex)
+
+    def put(self, bytes record):
+        if self.base == NULL:
+            raise ValueError("ring is closed")
+        self.pending = eng_load_rlx(self.head)
+        if not self._write(PyBytes_AS_STRING(record), PyBytes_GET_SIZE(record)):
+            self.drops_p[0] += 1
+            return False
+        self._commit(self.pending)
+        return True
+
+    def put_many(self, records):
+        cdef Py_ssize_t done = 0
+        cdef bytes rec
+        if self.base == NULL:
+            raise ValueError("ring is closed")
+        self.pending = eng_load_rlx(self.head)
+        for rec in records:
+            if not self._write(PyBytes_AS_STRING(rec), PyBytes_GET_SIZE(rec)):
+                self.drops_p[0] += 1
+                break
+            done += 1
+        if done:
+            self._commit(self.pending)
+        return done
+
+    cdef inline object _read_one(self):
+        cdef uint64_t tail = eng_load_rlx(self.tail)
+        cdef uint64_t head = eng_load_acq(self.head)
+        cdef uint64_t off
+        cdef uint32_t n
+        if tail == head:
+            return None
+        off = tail & self.mask
+        n = (<uint32_t *>(self.data + off))[0]
+        if n == WRAP:
+            tail += self.capacity - off
+            off = 0
+            n = (<uint32_t *>(self.data + off))[0]
+        out = PyBytes_FromStringAndSize(<char *>(self.data + off + 8), n)
+        eng_store_rel(self.tail, tail + rec_size(n))
+        return out
+
+    cdef bint _wait(self, double deadline):
+        """Sleep until the head moves or the deadline (<0: none) passes; False on timeout."""
+        cdef uint32_t seen
+        cdef double left = -1.0
+        cdef int err
+        while True:
+            eng_store32(self.waiters, 1)
+            seen = eng_load32(self.futex)
+            eng_fence()
+            if eng_load_acq(self.head) != eng_load_rlx(self.tail):
+                eng_store32(self.waiters, 0)
+                return True
+            if deadline >= 0:
+                left = deadline - eng_now()
+                if left <= 0:
+                    eng_store32(self.waiters, 0)
+                    return False
+                if left > 0.5:
+                    left = 0.5   # wake now and then so a producer lost mid-wake cannot strand us
+            else:
+                left = 0.5
+            with nogil:
+                err = eng_futex_wait(self.futex, seen, left)
+            if err == C_EINTR:
+                eng_store32(self.waiters, 0)
+                PyErr_CheckSignals()
+                return eng_load_acq(self.head) != eng_load_rlx(self.tail)
+
+    def get(self, double timeout=0.0):
+        if self.base == NULL:
+            raise ValueError("ring is closed")
+        out = self._read_one()
+        if out is not None or timeout == 0.0:
+            return out
+        if self._wait(eng_now() + timeout if timeout > 0 else -1.0):
+            return self._read_one()
+        return None
+
+    def get_many(self, Py_ssize_t max_items=1024, double timeout=0.0):
+        cdef list out = []
+        if self.base == NULL:
+            raise ValueError("ring is closed")
+        rec = self._read_one()
+        if rec is None and timeout != 0.0:
+            if self._wait(eng_now() + timeout if timeout > 0 else -1.0):
+                rec = self._read_one()
+        while rec is not None:
+            out.append(rec)
+            if len(out) >= max_items:
+                break
+            rec = self._read_one()
+        return out
+
+    @property
+    def drops(self):
+        return self.drops_p[0]
+
+    @property
+    def used_bytes(self):
+        return eng_load_acq(self.head) - eng_load_acq(self.tail)
+
+
+def board_size(size_t slot_bytes):
+    """Bytes a board with slots of ``slot_bytes`` needs."""
+    cdef size_t slot = (C_SLOT_HEADER + slot_bytes + 63) & ~(<size_t>63)
+    return C_BOARD_HEADER + 2 * slot
+
+
+cdef class BoardCore:
+    """Two slots, each with a sequence word (odd while written), and a generation.
+
+    Board layout: 0 magic u64, 8 slot_bytes u64, 16 generation u64; slot i at
+    64 + i * stride: seq u64, length u64, data[slot_bytes].
+    """
+    cdef object view
+    cdef unsigned char *base
+    cdef uint64_t *gen
+    cdef readonly uint64_t slot_bytes
+    cdef uint64_t stride
+
+    def __cinit__(self, buf, bint create, size_t slot_bytes=0):
+        cdef unsigned char[::1] mv = buf
+        cdef uint64_t *hdr
+        self.view = mv
+        self.base = &mv[0]
+        hdr = <uint64_t *>self.base
+        if create:
+            if board_size(slot_bytes) > <size_t>mv.shape[0]:
+                raise ValueError("segment too small for the board")
+            hdr[1] = slot_bytes
+            hdr[2] = 0
+            self.stride = (C_SLOT_HEADER + slot_bytes + 63) & ~(<size_t>63)
+            (<uint64_t *>(self.base + C_BOARD_HEADER))[0] = 0
+            (<uint64_t *>(self.base + C_BOARD_HEADER + self.stride))[0] = 0
+            eng_fence()
+            hdr[0] = BOARD_MAGIC
+        elif hdr[0] != BOARD_MAGIC:
+            raise ValueError("not a board segment (bad magic)")
+        self.slot_bytes = hdr[1]
+        self.stride = (C_SLOT_HEADER + self.slot_bytes + 63) & ~(<size_t>63)
+        self.gen = hdr + 2
+
+    def release(self):
+        self.view = None
+        self.base = NULL
+
+    cdef inline uint64_t *_slot(self, uint64_t i):
+        return <uint64_t *>(self.base + C_BOARD_HEADER + i * self.stride)
+
+    def publish(self, bytes value):
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(value)
+        cdef uint64_t g, s
+        cdef uint64_t *slot
+        if self.base == NULL:
+            raise ValueError("board is closed")
+        if <uint64_t>n > self.slot_bytes:
+            raise ValueError(f"value of {n} bytes exceeds the board's {self.slot_bytes}")
+        g = eng_load_rlx(self.gen)
+        slot = self._slot((g + 1) & 1)
+        s = (eng_load_rlx(slot) + 1) | 1          # odd: being written
+        eng_store_rel(slot, s)
+        eng_fence()
+        slot[1] = n
+        memcpy(<char *>(slot + 2), PyBytes_AS_STRING(value), n)
+        eng_store_rel(slot, s + 1)                # even: complete
+        eng_store_rel(self.gen, g + 1)
+        return g + 1
+
+    def read(self):
+        cdef uint64_t g, s1, s2, n
+        cdef uint64_t *slot
+        if self.base == NULL:
+            raise ValueError("board is closed")
+        while True:
+            g = eng_load_acq(self.gen)
+            if g == 0:
+                return (0, b"")
+            slot = self._slot(g & 1)
+            s1 = eng_load_acq(slot)
+            if s1 & 1:
+                continue
+            n = slot[1]
+            if n > self.slot_bytes:
+                continue
+            out = PyBytes_FromStringAndSize(<char *>(slot + 2), n)
+            eng_fence_acq()
+            s2 = eng_load_rlx(slot)
+            if s1 == s2:
+                return (g, out)
