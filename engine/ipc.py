@@ -49,6 +49,9 @@ EDGES: dict[str, tuple[str, str, int]] = {
 # board name -> (writer, size of one slot in bytes)
 BOARDS: dict[str, tuple[str, int]] = {
     "host": ("node_exporter", 4 << 20),
+    # ocp_agentd's view of its children, orjson:
+    # {"t": epoch, "workers": {name: {"state", "pid", "restarts", "since", "last_error"}}}
+    "supervisor": ("ocp_agentd", 256 << 10),
 }
 STATUS_BOARD_BYTES = 64 << 10
 
