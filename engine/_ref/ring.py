@@ -1,0 +1,199 @@
+"""Pure-Python twin of ``engine._native.ring``: same layout, same results.
+
+Used by the tests (parity on the same buffers) and the ipc benchmark. It has
+no futex: a waiting consumer polls with short sleeps. Layouts are described in
+ext/ring.pyx.
+"""
+from __future__ import annotations
+
+import struct
+import time
+
+RING_MAGIC = 0x31474E4952504F43
+BOARD_MAGIC = 0x314452414F42504F
+RING_HEADER_BYTES = 256
+BOARD_HEADER_BYTES = 64
+SLOT_HEADER_BYTES = 16
+WRAP = 0xFFFFFFFF
+
+_Q = struct.Struct("<Q")
+_I = struct.Struct("<I")
+
+
+def round_capacity(capacity: int) -> int:
+    c = 4096
+    while c < capacity:
+        c <<= 1
+    return c
+
+
+def _rec_size(n: int) -> int:
+    return 8 + ((n + 7) & ~7)
+
+
+class RingCore:
+    def __init__(self, buf, create: bool, capacity: int = 0):
+        self.mv = memoryview(buf).cast("B")
+        if len(self.mv) < RING_HEADER_BYTES + 4096:
+            raise ValueError("segment too small for a ring")
+        if create:
+            if capacity & (capacity - 1) or capacity < 4096 or RING_HEADER_BYTES + capacity > len(self.mv):
+                raise ValueError("capacity must be a power of two >= 4096 that fits the segment")
+            self._set(8, capacity)
+            for off in (64, 72, 128):
+                self._set(off, 0)
+            self.mv[192:200] = bytes(8)
+            self._set(0, RING_MAGIC)
+        elif self._get(0) != RING_MAGIC:
+            raise ValueError("not a ring segment (bad magic)")
+        self.capacity = self._get(8)
+        self.mask = self.capacity - 1
+
+    def _get(self, off: int) -> int:
+        return _Q.unpack_from(self.mv, off)[0]
+
+    def _set(self, off: int, value: int) -> None:
+        _Q.pack_into(self.mv, off, value)
+
+    def release(self) -> None:
+        self.mv.release()
+
+    def _write(self, head: int, rec: bytes) -> int | None:
+        n = len(rec)
+        tail = self._get(128)
+        free = self.capacity - (head - tail)
+        off = head & self.mask
+        size = _rec_size(n)
+        need = size + (self.capacity - off if off + size > self.capacity else 0)
+        if need > free or n >= WRAP:
+            return None
+        if off + size > self.capacity:
+            _I.pack_into(self.mv, RING_HEADER_BYTES + off, WRAP)
+            head += self.capacity - off
+            off = 0
+        base = RING_HEADER_BYTES + off
+        _I.pack_into(self.mv, base, n)
+        _I.pack_into(self.mv, base + 4, 0)
+        self.mv[base + 8:base + 8 + n] = rec
+        return head + size
+
+    def put(self, record: bytes) -> bool:
+        new = self._write(self._get(64), record)
+        if new is None:
+            self._set(72, self._get(72) + 1)
+            return False
+        self._set(64, new)
+        return True
+
+    def put_many(self, records) -> int:
+        head, done = self._get(64), 0
+        for rec in records:
+            new = self._write(head, rec)
+            if new is None:
+                self._set(72, self._get(72) + 1)
+                break
+            head, done = new, done + 1
+        if done:
+            self._set(64, head)
+        return done
+
+    def _read_one(self) -> bytes | None:
+        tail, head = self._get(128), self._get(64)
+        if tail == head:
+            return None
+        off = tail & self.mask
+        n = _I.unpack_from(self.mv, RING_HEADER_BYTES + off)[0]
+        if n == WRAP:
+            tail += self.capacity - off
+            off = 0
+            n = _I.unpack_from(self.mv, RING_HEADER_BYTES)[0]
+        base = RING_HEADER_BYTES + off + 8
+        out = bytes(self.mv[base:base + n])
+        self._set(128, tail + _rec_size(n))
+        return out
+
+    def _wait(self, timeout: float) -> bool:
+        deadline = None if timeout < 0 else time.monotonic() + timeout
+        while self._get(64) == self._get(128):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.0005)
+        return True
+
+    def get(self, timeout: float = 0.0):
+        out = self._read_one()
+        if out is None and timeout != 0.0 and self._wait(timeout):
+            out = self._read_one()
+        return out
+
+    def get_many(self, max_items: int = 1024, timeout: float = 0.0) -> list:
+        out = []
+        rec = self.get(timeout)
+        while rec is not None:
+            out.append(rec)
+            if len(out) >= max_items:
+                break
+            rec = self._read_one()
+        return out
+
+    @property
+    def drops(self) -> int:
+        return self._get(72)
+
+    @property
+    def used_bytes(self) -> int:
+        return self._get(64) - self._get(128)
+
+
+def board_size(slot_bytes: int) -> int:
+    return BOARD_HEADER_BYTES + 2 * ((SLOT_HEADER_BYTES + slot_bytes + 63) & ~63)
+
+
+class BoardCore:
+    def __init__(self, buf, create: bool, slot_bytes: int = 0):
+        self.mv = memoryview(buf).cast("B")
+        if create:
+            if board_size(slot_bytes) > len(self.mv):
+                raise ValueError("segment too small for the board")
+            _Q.pack_into(self.mv, 8, slot_bytes)
+            _Q.pack_into(self.mv, 16, 0)
+            stride = (SLOT_HEADER_BYTES + slot_bytes + 63) & ~63
+            _Q.pack_into(self.mv, BOARD_HEADER_BYTES, 0)
+            _Q.pack_into(self.mv, BOARD_HEADER_BYTES + stride, 0)
+            _Q.pack_into(self.mv, 0, BOARD_MAGIC)
+        elif _Q.unpack_from(self.mv, 0)[0] != BOARD_MAGIC:
+            raise ValueError("not a board segment (bad magic)")
+        self.slot_bytes = _Q.unpack_from(self.mv, 8)[0]
+        self.stride = (SLOT_HEADER_BYTES + self.slot_bytes + 63) & ~63
+
+    def release(self) -> None:
+        self.mv.release()
+
+    def _slot(self, i: int) -> int:
+        return BOARD_HEADER_BYTES + i * self.stride
+
+    def publish(self, value: bytes) -> int:
+        if len(value) > self.slot_bytes:
+            raise ValueError(f"value of {len(value)} bytes exceeds the board's {self.slot_bytes}")
+        g = _Q.unpack_from(self.mv, 16)[0]
+        slot = self._slot((g + 1) & 1)
+        s = (_Q.unpack_from(self.mv, slot)[0] + 1) | 1
+        _Q.pack_into(self.mv, slot, s)
+        _Q.pack_into(self.mv, slot + 8, len(value))
+        self.mv[slot + 16:slot + 16 + len(value)] = value
+        _Q.pack_into(self.mv, slot, s + 1)
+        _Q.pack_into(self.mv, 16, g + 1)
+        return g + 1
+
+    def read(self) -> tuple[int, bytes]:
+        while True:
+            g = _Q.unpack_from(self.mv, 16)[0]
+            if g == 0:
+                return (0, b"")
+            slot = self._slot(g & 1)
+            s1, n = struct.unpack_from("<QQ", self.mv, slot)
+            if s1 & 1 or n > self.slot_bytes:
+                continue
+            out = bytes(self.mv[slot + 16:slot + 16 + n])
+            if _Q.unpack_from(self.mv, slot)[0] == s1:
+                return (g, out)
