@@ -23,8 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", help="agent home (run/, log/, data/); overrides the config")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"engine.commands.{info.name}").register(sub)
+        if info.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f"engine.commands.{info.name}")
+        except Exception as exc:  # noqa: BLE001 - one broken verb must not take `engine stop` down
+            print(f"engine: the {info.name!r} commands are unavailable: {exc}", file=sys.stderr)
+            continue
+        module.register(sub)
     return parser
 
 

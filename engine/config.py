@@ -99,6 +99,11 @@ class PosProxySection:
     max_output_bytes: int = _f(1024 * 1024, min=1024)
     file_roots: list = _f([], doc="directories whose files may be read remotely")
     commands: dict = _f({}, doc="allow-listed command templates, see conf/agent.toml")
+    request_timeout: float = _f(10.0, **POSITIVE, doc="a request not fully received by then is dropped (slow-loris)")
+    idle_timeout: float = _f(30.0, **POSITIVE, doc="an idle keep-alive connection is closed after this")
+    max_connections: int = _f(4096, min=1, doc="open connections beyond this are refused with 503")
+    max_nonces: int = _f(200000, min=100, doc="nonces remembered in the replay window; beyond: 503")
+    audit_log: str = _f("pos_proxy_audit.log", doc="file name under <home>/log")
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,16 @@ class ObCleanerSection:
     enabled: bool = _f(True)
     interval: float = _f(300.0, min=0.1)
     targets: list = _f([], doc="[[workers.ob_cleaner.targets]] tables; empty = obagent's defaults")
+    dry_run: bool = _f(False, doc="plan and log, delete nothing")
+    publish_interval: float = _f(15.0, min=0.1, doc="metrics snapshot re-sent this often between passes")
+
+    def __post_init__(self):
+        """The target/rule tables are checked here, so check-config refuses them."""
+        from engine.cleaner.policy import PolicyError, parse_targets
+        try:
+            parse_targets(self.targets)
+        except PolicyError as exc:
+            raise ConfigError("workers.ob_cleaner", exc.key, exc.reason) from None
 
 
 @dataclass(frozen=True)
@@ -196,8 +211,8 @@ class AgentConfig:
         return Path(os.path.expanduser(self.agent.home)).resolve()
 
     def worker(self, name: str):
-        """The section of the worker called ``name``."""
-        return getattr(self.workers, name)
+        """The section of the worker called ``name`` (None for a worker without one)."""
+        return getattr(self.workers, name, None)
 
 
 # ---------------------------------------------------------------- loading

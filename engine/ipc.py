@@ -203,7 +203,7 @@ class Segments:
     :meth:`close`. ``create=False`` (a worker) attaches on first use.
     """
 
-    def __init__(self, instance: str, create: bool = False, programs: tuple[str, ...] = ()):
+    def __init__(self, instance: str, create: bool = False, names: tuple[str, ...] | None = None):
         self.instance = instance
         self.create = create
         self._open: dict[str, Ring | Board] = {}
@@ -214,7 +214,7 @@ class Segments:
                 self._open[edge] = Ring(self.name(edge), capacity, create=True)
             for board, (_, size) in BOARDS.items():
                 self._open[board] = Board(self.name(board), size, create=True)
-            for worker in (*WORKERS, *programs):
+            for worker in (WORKERS if names is None else names):
                 key = f"status.{worker}"
                 self._open[key] = Board(self.name(key), STATUS_BOARD_BYTES, create=True)
 

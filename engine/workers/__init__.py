@@ -18,10 +18,12 @@ class WorkerSpec:
     depends: tuple[str, ...] = ()    # started after these, stopped before them
     needs_ob: bool = False           # its OB part waits for an OBServer config
     has_port: bool = False           # the section has a `port` the worker listens on
+    entry: str = ""                  # "module:function"; default engine.workers.<name>:main
 
     def load(self):
         """The worker's ``main(ctx)`` function."""
-        return importlib.import_module(f"engine.workers.{self.name}").main
+        module, _, func = (self.entry or f"engine.workers.{self.name}:main").partition(":")
+        return getattr(importlib.import_module(module), func)
 
 
 WORKERS: dict[str, WorkerSpec] = {s.name: s for s in (

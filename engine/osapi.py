@@ -1,0 +1,168 @@
+"""The one place that forks, signals, reaps and writes pid files.
+
+Everything here touches the operating system; the state machine in
+:mod:`engine.process` calls it through :class:`OS` so that tests can swap in a
+fake with failure knobs and run the machine without forking.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import subprocess
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+import psutil
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL us when our parent (the supervisor) dies.
+
+    If the parent is already gone (it died between fork and here), go now.
+    """
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+class Handle:
+    """A started child: a forked worker or an external program."""
+
+    def __init__(self, pid: int, proc):
+        self.pid = pid
+        self._proc = proc
+        self.create_time = process_create_time(pid)
+
+    def poll(self) -> int | None:
+        """Exit status if the child ended (negative: killed by that signal), else None."""
+        if isinstance(self._proc, subprocess.Popen):
+            return self._proc.poll()
+        if self._proc.is_alive():
+            return None
+        return self._proc.exitcode
+
+
+class OS:
+    """Real side effects. Tests replace it with a fake."""
+
+    def fork_worker(self, target, args: tuple) -> Handle:
+        """Fork a worker process running ``target(*args)``; it dies with us."""
+        proc = get_context("fork").Process(target=_worker_entry, args=(os.getpid(), target, args), daemon=False)
+        proc.start()
+        return Handle(proc.pid, proc)
+
+    def spawn_program(self, command: list[str], cwd: str | None, env: dict, log_path: Path) -> Handle:
+        """Start an external program (no shell), stdout/stderr appended to ``log_path``."""
+        parent = os.getpid()
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(
+                command, cwd=cwd or None, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, close_fds=True,
+                preexec_fn=lambda: die_with_parent(parent))
+        return Handle(proc.pid, proc)
+
+    def kill(self, pid: int, sig: int) -> bool:
+        try:
+            os.kill(pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def now(self) -> float:
+        return time.monotonic()
+
+
+def _worker_entry(parent_pid: int, target, args: tuple) -> None:
+    die_with_parent(parent_pid)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    target(*args)
+
+
+def process_create_time(pid: int) -> float:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0
+
+
+def is_same_process(pid: int, create_time: float) -> bool:
+    """True if ``pid`` is still the process that was started at ``create_time``."""
+    if pid <= 0:
+        return False
+    try:
+        return abs(psutil.Process(pid).create_time() - create_time) < 0.01
+    except psutil.Error:
+        return False
+
+
+# ---------------------------------------------------------------- pid files
+
+class PidFileBusy(Exception):
+    def __init__(self, pid: int):
+        super().__init__(pid)
+        self.pid = pid
+
+
+def write_pidfile(path: Path, pid: int | None = None) -> None:
+    """Create ``path`` exclusively with "pid create_time".
+
+    A pid file whose process is gone (or is another program now) is stale and
+    replaced; one whose process lives raises :class:`PidFileBusy`.
+    """
+    pid = pid or os.getpid()
+    line = f"{pid} {process_create_time(pid):.3f}\n".encode()
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            owner = read_pidfile(path)
+            if owner and is_same_process(*owner):
+                raise PidFileBusy(owner[0]) from None
+            remove_pidfile(path, owner[0] if owner else None, force=True)
+            continue
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(line)
+        return
+    raise OSError(errno.EEXIST, f"cannot create pid file {path}")
+
+
+def read_pidfile(path: Path) -> tuple[int, float] | None:
+    try:
+        parts = path.read_text().split()
+        return int(parts[0]), float(parts[1]) if len(parts) > 1 else 0.0
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def remove_pidfile(path: Path, pid: int | None = None, force: bool = False) -> None:
+    """Remove ``path`` only if it still names ``pid`` (or ``force``)."""
+    owner = read_pidfile(path)
+    if force or owner is None or owner[0] == (pid or os.getpid()):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def kill_orphan(path: Path) -> int | None:
+    """Kill the process a dead supervisor's pid file names, if it provably is that one."""
+    owner = read_pidfile(path)
+    remove_pidfile(path, force=True)
+    if owner and owner[0] != os.getpid() and is_same_process(*owner):
+        try:
+            os.kill(owner[0], signal.SIGKILL)
+            return owner[0]
+        except ProcessLookupError:
+            return None
+    return None

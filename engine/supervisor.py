@@ -1,0 +1,426 @@
+"""ocp_agentd: the supervisor that spawns, guards and stops every worker.
+
+The main loop reads as its steps (:meth:`Supervisor.step`): wait for an event
+or the tick, run queued signal actions, reap exited children, move every
+child's state machine (engine/process.py), publish status. Signal handlers
+only record the signal; the loop acts on it.
+
+What survives what:
+
+- a worker killed (even with SIGKILL) is reaped and restarted; the segments
+  it used are the supervisor's and keep their contents;
+- the supervisor killed with SIGKILL takes its workers with it (each asked
+  the kernel for SIGKILL on parent death), and the next supervisor removes
+  the stale pid files, socket and segments, and kills any child that a pid
+  file proves is one of the dead supervisor's;
+- SIGTERM/SIGINT stop the workers in reverse dependency order (SIGTERM, then
+  SIGKILL after ``stop_grace``), unlink every segment and remove the pid file;
+- SIGHUP re-reads the config and restarts only the workers whose config changed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import selectors
+import signal
+import time
+from pathlib import Path
+
+import orjson
+
+from engine import __version__, config as config_mod, ipc, osapi, states
+from engine.control import Server
+from engine.errors import ConfigError, ControlError
+from engine.process import Child, Policy
+from engine.runtime import WorkerContext, read_status
+from engine.workers import GROUPS, WORKERS, WorkerSpec
+
+log = logging.getLogger("engine.ocp_agentd")
+PIDFILE = "ocp_agentd.pid"
+
+
+class Supervisor:
+    def __init__(self, config, config_path: str | None = None,
+                 specs: dict[str, WorkerSpec] | None = None, os_: osapi.OS | None = None):
+        self.config = config
+        self.config_path = config_path
+        self.specs = dict(specs if specs is not None else WORKERS)
+        self.os = os_ or osapi.OS()
+        self.run_dir = config.home / "run"
+        self.log_dir = config.home / "log"
+        self.children: dict[str, Child] = {}
+        self.depends: dict[str, tuple[str, ...]] = {}
+        self.to_start: list[str] = []
+        self.restart_after_stop: set[str] = set()
+        self.pending_signals: list[int] = []
+        self.stopping = False
+        self.started_at = time.time()
+        self.selector = selectors.DefaultSelector()
+        self.segments: ipc.Segments | None = None
+        self.control: Server | None = None
+        self._wake_r = self._wake_w = -1
+
+    # ------------------------------------------------------------ life
+    def run_forever(self) -> int:
+        """Guard the workers until asked to stop or nothing is left; the exit code."""
+        self.setup()
+        try:
+            self.start_all()
+            while not self.done():
+                self.step()
+        finally:
+            self.shutdown()
+        return 0
+
+    def setup(self) -> None:
+        for d in (self.run_dir, self.log_dir, self.config.home / "data"):
+            d.mkdir(parents=True, exist_ok=True)
+        osapi.write_pidfile(self.run_dir / PIDFILE)
+        self._clean_leftovers()
+        self.segments = ipc.Segments(ipc.instance_id(self.config), create=True,
+                                     names=(*self.specs, *(p.name for p in self.config.programs)))
+        self._install_signals()
+        self.control = Server(self.run_dir, self.selector, self.handle_request)
+        self._build_children()
+        log.info("ocp_agentd %s started (pid %d, home %s)", __version__, os.getpid(), self.config.home)
+
+    def _clean_leftovers(self) -> None:
+        """What a supervisor killed with -9 left: orphans it can prove are its own, pid files."""
+        for pidfile in self.run_dir.glob("*.pid"):
+            if pidfile.name != PIDFILE:
+                pid = osapi.kill_orphan(pidfile)
+                if pid:
+                    log.warning("killed orphan %s (pid %d) of a previous supervisor", pidfile.stem, pid)
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, self._record_signal)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wakeups)
+
+    def _record_signal(self, signum, _frame) -> None:
+        self.pending_signals.append(signum)
+
+    def _drain_wakeups(self, fd) -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def done(self) -> bool:
+        """Nothing left to guard (everything stopped through the ctl, or all disabled)."""
+        return not self.to_start and not any(
+            c.wanted or c.state in states.ALIVE or c.name in self.restart_after_stop
+            for c in self.children.values())
+
+    def step(self) -> None:
+        for key, _ in self.selector.select(self.config.supervisor.tick):
+            key.data(key.fileobj)
+        self.handle_signals()
+        now = self.os.now()
+        self.reap(now)
+        self.start_ready_dependents(now)
+        for child in self.children.values():
+            child.tick(self.os, now, self._status_of(child))
+        self.reap(now)
+        self.publish()
+        self.control.expire()
+
+    def shutdown(self) -> None:
+        self.stop_all()
+        self.publish()
+        if self.control:
+            self.control.close()
+        if self.segments:
+            self.segments.close()
+        signal.set_wakeup_fd(-1)
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        osapi.remove_pidfile(self.run_dir / PIDFILE)
+        log.info("ocp_agentd stopped")
+
+    # ------------------------------------------------------------ children
+    def _build_children(self) -> None:
+        policy = Policy.from_config(self.config.supervisor)
+        for name, spec in self.specs.items():
+            sec = self.config.worker(name)
+            if not getattr(sec, "enabled", True):
+                continue
+            self.children[name] = Child(
+                name, "worker", spec.group, self._worker_starter(spec), policy,
+                port=getattr(sec, "port", None) if spec.has_port else None)
+            self.depends[name] = spec.depends
+        for prog in self.config.programs:
+            if prog.enabled:
+                self.children[prog.name] = Child(
+                    prog.name, "program", "program", self._program_starter(prog), policy,
+                    heartbeats=False, port=prog.ready_port or None)
+                self.depends[prog.name] = ()
+
+    def _worker_starter(self, spec: WorkerSpec):
+        def start(os_):
+            handle = os_.fork_worker(run_worker, (spec, self.config, self.segments.instance))
+            self._write_child_pidfile(spec.name, handle)
+            return handle
+        return start
+
+    def _program_starter(self, prog):
+        def start(os_):
+            handle = os_.spawn_program(prog.command, prog.cwd, prog.env, self.log_dir / f"{prog.name}.out")
+            self._write_child_pidfile(prog.name, handle)
+            return handle
+        return start
+
+    def _write_child_pidfile(self, name: str, handle) -> None:
+        path = self.run_dir / f"{name}.pid"
+        try:
+            path.write_text(f"{handle.pid} {handle.create_time:.3f}\n")
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
+
+    def start_all(self) -> None:
+        self.to_start = [n for n in self.children if self.children[n].state == states.STOPPED]
+        if not self.children:
+            log.warning("nothing to guard: every worker is disabled")
+        self.start_ready_dependents(self.os.now())
+
+    def start_ready_dependents(self, now: float) -> None:
+        """Start queued children whose dependencies are up (or given up on)."""
+        for name in list(self.to_start):
+            if all(self._dependency_settled(dep, now) for dep in self.depends.get(name, ())):
+                self.to_start.remove(name)
+                child = self.children[name]
+                child.reset()
+                child.start(self.os, now)
+                log.info("started %s (pid %s)", name, child.pid)
+
+    def _dependency_settled(self, dep: str, now: float) -> bool:
+        child = self.children.get(dep)
+        if child is None or child.state in (states.RUNNING, states.STOPPED, states.FATAL):
+            return True
+        if dep in self.to_start:
+            return False
+        return child.state == states.STARTING and now - child.started_at > child.policy.start_timeout
+
+    def _status_of(self, child: Child) -> dict | None:
+        if child.kind != "worker" or not child.handle:
+            return None
+        return read_status(self.segments, child.name)
+
+    def reap(self, now: float) -> None:
+        for child in self.children.values():
+            if child.handle is None:
+                continue
+            status = child.handle.poll()
+            if status is None:
+                continue
+            pid = child.pid
+            last = self._status_of(child)          # the worker's last words, if any
+            if last and last.get("pid") == pid:
+                child.status = last
+            osapi.remove_pidfile(self.run_dir / f"{child.name}.pid", pid)
+            was_stopping = child.state == states.STOPPING
+            child.exited(status, now)
+            if not was_stopping:
+                log.warning("%s (pid %d) %s; %s", child.name, pid, child.last_exit,
+                            f"{child.state} {child.last_error}".strip())
+            if child.state == states.STOPPED and child.name in self.restart_after_stop:
+                self.restart_after_stop.discard(child.name)
+                self.to_start.append(child.name)
+            elif child.state == states.BACKOFF and child.next_start <= now:
+                child.start(self.os, now)         # a healthy worker died: replace it at once
+
+    def stop_all(self) -> None:
+        """Stop every child, dependents before what they depend on."""
+        self.to_start.clear()
+        self.restart_after_stop.clear()
+        order = list(reversed(self.children))
+        while True:
+            now = self.os.now()
+            self.reap(now)
+            alive = [c for c in self.children.values() if c.state in states.ALIVE]
+            for name in order:
+                child = self.children[name]
+                if child.state in (states.STARTING, states.RUNNING, states.BACKOFF, states.FATAL) and \
+                        not self._has_live_dependents(name):
+                    child.stop(self.os, now)
+            if not alive and not any(c.wanted for c in self.children.values()):
+                return
+            for child in self.children.values():
+                if child.state == states.STOPPING:
+                    child.tick(self.os, now, None)
+            for key, _ in self.selector.select(0.05):
+                if key.fileobj == self._wake_r:
+                    key.data(key.fileobj)
+
+    def _has_live_dependents(self, name: str) -> bool:
+        return any(name in self.depends.get(other, ()) and c.state in states.ALIVE
+                   for other, c in self.children.items())
+
+    # ------------------------------------------------------------ signals
+    def handle_signals(self) -> None:
+        pending, self.pending_signals = self.pending_signals, []
+        for signum in pending:
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                log.info("got %s: stopping", signal.Signals(signum).name)
+                for child in self.children.values():
+                    if child.state in (states.BACKOFF, states.FATAL):
+                        child.state = states.STOPPED
+                self.stop_all()
+            elif signum == signal.SIGHUP:
+                try:
+                    self.reload()
+                except ConfigError as exc:
+                    log.error("reload refused, keeping the running config: %s", exc)
+
+    def reload(self) -> list[str]:
+        """Re-read the config; restart only the children whose config changed."""
+        new = config_mod.load(self.config_path, home=str(self.config.home)) if self.config_path \
+            else self.config
+        changed = [name for name in self.children if self._changed(name, new)]
+        added_programs = [p for p in new.programs if p.enabled and p.name not in self.children]
+        removed = [c.name for c in self.children.values()
+                   if c.kind == "program" and not any(p.name == c.name and p.enabled for p in new.programs)]
+        self.config = new
+        policy = Policy.from_config(new.supervisor)
+        for child in self.children.values():
+            child.policy = policy
+        for name in removed:
+            self.children[name].stop(self.os, self.os.now())
+        for name in changed:
+            if name in removed:
+                continue
+            child = self.children[name]
+            child.starter = self._program_starter(self._program(name)) if child.kind == "program" \
+                else self._worker_starter(self.specs[name])
+            self._restart(name)
+        for prog in added_programs:
+            self.segments.board(f"status.{prog.name}")
+            self.children[prog.name] = Child(prog.name, "program", "program", self._program_starter(prog),
+                                             policy, heartbeats=False, port=prog.ready_port or None)
+            self.depends[prog.name] = ()
+            self.to_start.append(prog.name)
+        log.info("config reloaded; restarted: %s", ", ".join(changed) or "none")
+        return changed
+
+    def _changed(self, name: str, new) -> bool:
+        child = self.children[name]
+        if child.kind == "program":
+            old_p, new_p = self._program(name), next((p for p in new.programs if p.name == name), None)
+            return new_p is not None and old_p != new_p
+        spec = self.specs[name]
+        differs = self.config.worker(name) != new.worker(name)
+        return differs or (spec.needs_ob and self.config.ob != new.ob)
+
+    def _program(self, name: str):
+        return next(p for p in self.config.programs if p.name == name)
+
+    # ------------------------------------------------------------ control
+    def resolve(self, names: list[str]) -> list[str]:
+        out = []
+        for name in names or ["all"]:
+            if name == "all":
+                out += list(self.children)
+            elif name in GROUPS or name == "program":
+                out += [n for n, c in self.children.items() if c.group == name]
+            elif name in self.children:
+                out.append(name)
+            else:
+                raise ControlError(f"unknown worker or group {name!r}; known: "
+                                   f"{', '.join([*self.children, *GROUPS])}")
+        return list(dict.fromkeys(out))
+
+    def handle_request(self, request: dict) -> dict:
+        op = request["op"]
+        if op == "status":
+            return self.status()
+        if op == "reload":
+            try:
+                return {"restarted": self.reload()}
+            except ConfigError as exc:
+                raise ControlError(f"reload refused, running config kept: {exc}") from None
+        names = self.resolve(request.get("names") or [])
+        now = self.os.now()
+        if op == "stop":
+            for name in names:
+                self.to_start = [n for n in self.to_start if n != name]
+                self.restart_after_stop.discard(name)
+                self.children[name].stop(self.os, now)
+        elif op == "start":
+            for name in names:
+                if self.children[name].state not in states.ALIVE and name not in self.to_start:
+                    self.to_start.append(name)
+        elif op == "restart":
+            for name in names:
+                self._restart(name)
+        else:
+            raise ControlError(f"unknown op {op!r}")
+        return {"names": names}
+
+    def _restart(self, name: str) -> None:
+        child = self.children[name]
+        if child.state in states.ALIVE:
+            self.restart_after_stop.add(name)
+            child.stop(self.os, self.os.now())
+        else:
+            child.state = states.STOPPED
+            if name not in self.to_start:
+                self.to_start.append(name)
+
+    def status(self) -> dict:
+        now = self.os.now()
+        return {
+            "supervisor": {"pid": os.getpid(), "version": __version__, "home": str(self.config.home),
+                           "config": self.config.source, "uptime": round(time.time() - self.started_at, 1),
+                           "instance": self.segments.instance if self.segments else None},
+            "workers": [c.describe(now) for c in self.children.values()],
+        }
+
+    def publish(self) -> None:
+        """The supervisor board, for the exporters (restarts, states)."""
+        if not self.segments:
+            return
+        now = self.os.now()
+        workers = {c.name: {"state": c.state, "pid": c.pid, "restarts": c.restarts,
+                            "since": c.started_at, "last_error": c.last_error,
+                            "uptime": now - c.started_at if c.handle else 0.0} for c in self.children.values()}
+        try:
+            self.segments.board("supervisor").publish(orjson.dumps({"t": time.time(), "workers": workers}))
+        except ValueError:
+            pass
+
+
+def run_worker(spec: WorkerSpec, config, instance: str) -> None:
+    """The body of a forked worker process."""
+    from engine import agentlog
+    agentlog.setup(config, spec.name)
+    segments = ipc.Segments(instance)
+    ctx = WorkerContext(spec.name, config, segments)
+    ctx.install_signal_handlers()
+    code = 0
+    try:
+        spec.load()(ctx)
+    except Exception:  # noqa: BLE001 - logged, then the supervisor restarts us
+        logging.getLogger(f"engine.{spec.name}").exception("worker crashed")
+        code = 1
+    finally:
+        logging.shutdown()
+    os._exit(code)
+
+
+def replace_section(config, name: str, **changes):
+    """A copy of ``config`` with worker section ``name`` changed (tests, reload)."""
+    workers = dataclasses.replace(config.workers, **{
+        name: dataclasses.replace(config.worker(name), **changes)})
+    return dataclasses.replace(config, workers=workers)
+
+
+def pid_of_running(home: Path) -> int | None:
+    owner = osapi.read_pidfile(Path(home) / "run" / PIDFILE)
+    return owner[0] if owner and osapi.is_same_process(*owner) else None
