@@ -1,0 +1,362 @@
+"""pos_proxy's HTTP/1.1 server: asyncio streams, hard limits, one response envelope.
+
+Contract:
+
+- every response body is the envelope ``{"successful", "status", "data",
+  "error": {"code", "message"} | null, "traceId", "server", "timestamp",
+  "duration"}`` (duration in milliseconds); ``traceId`` echoes the request's
+  ``X-OCP-Trace-ID`` when it is well-formed, else a fresh one;
+- ``GET /api/v1/health`` needs no credentials and says only ``ok``; every
+  other path needs a valid signature (:mod:`engine.rpc.auth`) before anything
+  else is looked at, so an unauthenticated caller learns nothing but 401;
+- a request not fully received within ``request_timeout`` is answered 408 and
+  its connection closed, so a slow or stalled client (slow-loris) holds one
+  cheap coroutine, never a slot; idle keep-alive connections close after
+  ``idle_timeout``; a client that stops reading is dropped;
+- limits: header bytes, ``max_body_bytes`` (413 before the body is read),
+  ``max_connections`` (503), ``max_concurrent`` calls at once (a call waits
+  for a slot up to ``request_timeout``, then 503), ``call_timeout`` (504),
+  ``max_output_bytes`` (413 ``output_too_large``);
+- bad input is answered 4xx, counted in ``bad_input_total{reason}`` and logged
+  at a bounded rate; only a bug in a handler gives a 500.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import secrets
+import socket
+import ssl
+import time
+from collections import Counter
+from typing import Callable
+
+import orjson
+
+from engine.rpc import RpcError
+from engine.rpc.audit import AuditLog
+from engine.rpc.auth import AuthError, Authenticator
+
+API = "/api/v1/"
+HEALTH = API + "health"
+MAX_LINE = 8192
+MAX_HEADERS = 64
+MAX_HEADER_BYTES = 16384
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TARGET = re.compile(rb"/[\x21-\x7e]*")
+_TRACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+           413: "Payload Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           501: "Not Implemented", 503: "Service Unavailable", 504: "Gateway Timeout",
+           505: "HTTP Version Not Supported"}
+
+log = logging.getLogger("engine.pos_proxy")
+
+
+class BadRequest(Exception):
+    """The bytes on the wire are not a request we serve; the connection closes after the answer."""
+
+    def __init__(self, status: int, reason: str, message: str):
+        super().__init__(message)
+        self.status, self.reason = status, reason
+
+
+class Request:
+    __slots__ = ("method", "target", "path", "version", "headers", "body", "peer", "tls")
+
+    def __init__(self, method, target, version, headers, body, peer, tls):
+        self.method, self.target, self.version = method, target, version
+        self.path = target.split("?", 1)[0]
+        self.headers, self.body, self.peer, self.tls = headers, body, peer, tls
+
+    @property
+    def keep_alive(self) -> bool:
+        conn = self.headers.get("connection", "").lower()
+        if self.version == "HTTP/1.0":
+            return conn == "keep-alive"
+        return conn != "close"
+
+
+class RateLimitedLog:
+    """At most one message per ``period`` seconds per key; the rest are only counted."""
+
+    def __init__(self, period: float = 10.0):
+        self.period = period
+        self._last: dict[str, float] = {}
+
+    def warning(self, key: str, msg: str, *args) -> None:
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) >= self.period:
+            self._last[key] = now
+            log.warning(msg, *args)
+
+
+class RpcServer:
+    """One listening socket serving ``ops`` ({"ns/verb": handler}) behind ``auth``.
+
+    ``auth`` None means no secret is configured: every call but the health
+    check is answered 503 until one is.
+    """
+
+    def __init__(self, sec, ops: dict[str, Callable], auth: Authenticator | None,
+                 audit: AuditLog, ssl_context: ssl.SSLContext | None = None):
+        self.sec = sec
+        self.ops = ops
+        self.auth = auth
+        self.audit = audit
+        self.ssl_context = ssl_context
+        self.counters: Counter = Counter()
+        self.connections = 0
+        self.slots = asyncio.Semaphore(sec.max_concurrent)
+        self.hostname = socket.gethostname()
+        self.rlog = RateLimitedLog()
+        self.namespaces: list = []     # objects behind ``ops``; closed with the server
+        self._server: asyncio.AbstractServer | None = None
+        self._conns: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self, host: str | None = None, port: int | None = None) -> int:
+        """Bind and listen; returns the port (useful with port 0)."""
+        self._server = await asyncio.start_server(
+            self._on_connection, host or self.sec.bind, self.sec.port if port is None else port,
+            limit=MAX_LINE, ssl=self.ssl_context, backlog=1024,
+            ssl_handshake_timeout=self.sec.request_timeout if self.ssl_context else None)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._conns):
+                task.cancel()
+            await asyncio.gather(*self._conns, return_exceptions=True)
+            await self._server.wait_closed()
+        for ns in self.namespaces:
+            if hasattr(ns, "close"):
+                await ns.close()
+        self.audit.close()
+
+    def stats(self) -> dict:
+        """Flat counters, for heartbeats and agent/status."""
+        return {"connections": self.connections, **dict(self.counters)}
+
+    # ------------------------------------------------------------ connections
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._conns.add(task)
+        self.connections += 1
+        try:
+            if self.connections > self.sec.max_connections:
+                self.counters["refused_connections_total"] += 1
+                await self._send(writer, 503, self._envelope(False, None, "too_many_connections",
+                                 "too many open connections", "", 0.0, 503), keep=False)
+                return
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.connections -= 1
+            self._conns.discard(task)
+            writer.transport.abort()
+
+    async def _serve(self, reader, writer) -> None:
+        peer = _peer(writer)
+        tls = writer.get_extra_info("ssl_object") is not None
+        first = True
+        while True:
+            wait = self.sec.request_timeout if first else self.sec.idle_timeout
+            try:
+                line = await asyncio.wait_for(reader.readline(), wait)
+            except TimeoutError:
+                if first:
+                    await self._refuse(writer, BadRequest(408, "request_timeout", "request not received in time"))
+                return
+            except ValueError:   # line over the stream limit
+                await self._refuse(writer, BadRequest(431, "line_too_long", "request line too long"))
+                return
+            if not line:
+                return
+            first = False
+            try:
+                req = await asyncio.wait_for(self._read_rest(line, reader, peer, tls), self.sec.request_timeout)
+            except TimeoutError:
+                await self._refuse(writer, BadRequest(408, "request_timeout", "request not received in time"))
+                return
+            except BadRequest as exc:
+                await self._refuse(writer, exc)
+                return
+            status, body = await self._handle(req)
+            keep = req.keep_alive and status not in (401, 408, 413)
+            await self._send(writer, status, body, keep)
+            if not keep:
+                return
+
+    async def _read_rest(self, line: bytes, reader, peer: str, tls: bool) -> Request:
+        method, target, version = _parse_request_line(line)
+        headers = await _read_headers(reader)
+        length = _content_length(headers)
+        if length > self.sec.max_body_bytes:
+            raise BadRequest(413, "body_too_large", f"body over {self.sec.max_body_bytes} bytes")
+        body = await reader.readexactly(length) if length else b""
+        return Request(method, target, version, headers, body, peer, tls)
+
+    async def _refuse(self, writer, exc: BadRequest) -> None:
+        self.counters[f"bad_input_total.{exc.reason}"] += 1
+        self.rlog.warning(exc.reason, "pos_proxy: refused request: %s", exc)
+        await self._send(writer, exc.status, self._envelope(False, None, exc.reason, str(exc), "", 0.0,
+                                                             exc.status), keep=False)
+
+    async def _send(self, writer, status: int, body: bytes, keep: bool) -> None:
+        head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode()
+        writer.write(head + body)
+        try:
+            await asyncio.wait_for(writer.drain(), self.sec.request_timeout)
+        except TimeoutError:
+            raise ConnectionError("client stopped reading") from None
+
+    # ------------------------------------------------------------ calls
+    async def _handle(self, req: Request) -> tuple[int, bytes]:
+        t0 = time.perf_counter()
+        trace = req.headers.get("x-ocp-trace-id", "")
+        trace = trace if _TRACE.fullmatch(trace) else secrets.token_hex(8)
+        if req.path == HEALTH and req.method == "GET":
+            self.counters["health_total"] += 1
+            return 200, self._envelope(True, {"status": "ok"}, "", "", trace, t0, 200)
+        op = req.path[len(API):] if req.path.startswith(API) else req.path
+        identity, params = "", None
+        try:
+            identity = self._authenticate(req)
+            params = _params(req)
+            data = await self._call(op, req.method, params)
+            status, code, message = 200, "", ""
+        except RpcError as exc:
+            status, code, message, data = exc.status, exc.code, str(exc), None
+        except AuthError as exc:
+            status, code, message, data = exc.status, exc.reason, str(exc), None
+            self.counters[f"auth_failures_total.{exc.reason}"] += 1
+            self.rlog.warning("auth." + exc.reason, "pos_proxy: %s from %s refused: %s", op[:100], req.peer, exc)
+        except Exception:   # a bug in a handler: answer, log it, keep serving
+            log.exception("pos_proxy: %s failed", op)
+            status, code, message, data = 500, "internal", "internal error (see the agent log)", None
+        self.counters["requests_total"] += 1
+        if status >= 400 and status != 401:
+            self.counters[f"errors_total.{code}"] += 1
+        body = self._envelope(status == 200, data, code, message, trace, t0, status)
+        if len(body) > self.sec.max_output_bytes:
+            status, code = 413, "output_too_large"
+            body = self._envelope(False, None, code, f"result over {self.sec.max_output_bytes} bytes; "
+                                  "ask for less (a smaller range or limit)", trace, t0, status)
+        self.audit.record(peer=req.peer, identity=identity, op=op, params=params if identity else None,
+                          status=status, code=code, duration_ms=(time.perf_counter() - t0) * 1000,
+                          trace_id=trace)
+        return status, body
+
+    def _authenticate(self, req: Request) -> str:
+        if self.auth is None:
+            raise RpcError(503, "no_secret", "no secret configured (workers.pos_proxy.secret_file "
+                           "or its secret_env): only the health check is served")
+        return self.auth.check(req.method, req.target, req.headers, req.body, tls=req.tls)
+
+    async def _call(self, op: str, method: str, params: dict):
+        handler = self.ops.get(op)
+        if handler is None:
+            raise RpcError(404, "unknown_operation", f"no operation {op[:100]!r}; see docs/pos_proxy.md")
+        if method not in ("POST", "GET"):
+            raise RpcError(405, "method_not_allowed", "use POST (or GET for calls without parameters)")
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.sec.request_timeout)
+        except TimeoutError:
+            raise RpcError(503, "busy", f"all {self.sec.max_concurrent} call slots busy") from None
+        try:
+            if inspect.iscoroutinefunction(handler):
+                return await asyncio.wait_for(handler(params), self.sec.call_timeout)
+            return await asyncio.wait_for(asyncio.to_thread(handler, params), self.sec.call_timeout)
+        except TimeoutError:
+            raise RpcError(504, "call_timeout", f"call took over {self.sec.call_timeout}s") from None
+        finally:
+            self.slots.release()
+
+    def _envelope(self, ok: bool, data, code: str, message: str, trace: str, t0: float, status: int) -> bytes:
+        now = time.time()
+        env = {"successful": ok, "status": status, "data": data,
+               "error": None if ok else {"code": code, "message": message},
+               "traceId": trace or secrets.token_hex(8), "server": self.hostname, "timestamp": round(now, 3),
+               "duration": round((time.perf_counter() - t0) * 1000, 3) if t0 else 0.0}
+        return orjson.dumps(env, option=orjson.OPT_NON_STR_KEYS)
+
+
+# ---------------------------------------------------------------- parsing
+
+def _peer(writer) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
+
+
+def _parse_request_line(line: bytes) -> tuple[str, str, str]:
+    parts = line.rstrip(b"\r\n").split(b" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]):
+        raise BadRequest(400, "bad_request_line", "malformed request line")
+    method, target, version = parts
+    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        raise BadRequest(505, "bad_version", "only HTTP/1.0 and HTTP/1.1 are served")
+    if len(target) > 2048 or not _TARGET.fullmatch(target):
+        raise BadRequest(400, "bad_target", "malformed request target")
+    return method.decode(), target.decode(), version.decode()
+
+
+async def _read_headers(reader) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    total = 0
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            raise BadRequest(431, "header_too_long", "header line too long") from None
+        except asyncio.IncompleteReadError:
+            raise BadRequest(400, "truncated", "connection closed inside the headers") from None
+        total += len(line)
+        if line in (b"\r\n", b"\n"):
+            return headers
+        if total > MAX_HEADER_BYTES or len(headers) >= MAX_HEADERS:
+            raise BadRequest(431, "headers_too_large", "too many or too large headers")
+        name, sep, value = line.partition(b":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise BadRequest(400, "bad_header", "malformed header line")
+        try:
+            text = value.strip().decode("ascii")
+        except UnicodeDecodeError:
+            raise BadRequest(400, "bad_header", "non-ASCII header value") from None
+        if any(c < " " and c != "\t" or c == "\x7f" for c in text):
+            raise BadRequest(400, "bad_header", "control character in a header value")
+        key = name.decode().lower()
+        if key in headers and key in ("content-length", "authorization", "x-ocp-timestamp",
+                                      "x-ocp-nonce", "transfer-encoding", "host"):
+            raise BadRequest(400, "duplicate_header", f"duplicate {key} header")
+        headers[key] = text
+
+
+def _content_length(headers: dict[str, str]) -> int:
+    if "transfer-encoding" in headers:
+        raise BadRequest(411, "chunked", "chunked bodies are not accepted; send Content-Length")
+    value = headers.get("content-length", "0")
+    if not value.isdigit() or len(value) > 12:
+        raise BadRequest(400, "bad_length", "malformed Content-Length")
+    return int(value)
+
+
+def _params(req: Request) -> dict:
+    if not req.body:
+        return {}
+    try:
+        params = orjson.loads(req.body)
+    except orjson.JSONDecodeError:
+        raise RpcError(400, "bad_json", "the body is not valid JSON") from None
+    if not isinstance(params, dict):
+        raise RpcError(400, "bad_json", "the body must be a JSON object of parameters")
+    return params
