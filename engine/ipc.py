@@ -67,6 +67,16 @@ def segment_name(instance: str, name: str) -> str:
     return f"{PREFIX}{instance}_{name}".replace(".", "_")
 
 
+class _Shm(shared_memory.SharedMemory):
+    """SharedMemory whose finalizer tolerates a native view still alive at exit."""
+
+    def __del__(self):
+        try:
+            self.close()
+        except BufferError:
+            pass
+
+
 class _Segment:
     """One shared-memory segment, kept away from multiprocessing's resource tracker.
 
@@ -78,9 +88,9 @@ class _Segment:
         self.name = name
         if create:
             unlink_segment(name)
-            self.shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+            self.shm = _Shm(name=name, create=True, size=size)
         else:
-            self.shm = shared_memory.SharedMemory(name=name)
+            self.shm = _Shm(name=name)
         _untrack(self.shm)
         self.owner = create
 

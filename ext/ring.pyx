@@ -40,6 +40,13 @@ cdef extern from *:
     static inline void eng_add32(uint32_t *p) { __atomic_add_fetch(p, 1, __ATOMIC_SEQ_CST); }
     static inline void eng_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
     static inline void eng_fence_acq(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+    static inline void eng_relax(void) {
+    #if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+    #else
+        __asm__ volatile("" ::: "memory");
+    #endif
+    }
 
     /* Shared (not private) futex ops: the word lives in a MAP_SHARED segment. */
     static int eng_futex_wait(uint32_t *addr, uint32_t val, double seconds) {
@@ -69,12 +76,14 @@ cdef extern from *:
     void eng_add32(uint32_t *p) nogil
     void eng_fence() nogil
     void eng_fence_acq() nogil
+    void eng_relax() nogil
     int eng_futex_wait(uint32_t *addr, uint32_t val, double seconds) nogil
     void eng_futex_wake(uint32_t *addr) nogil
     double eng_now() nogil
 
 cdef enum:
     C_EINTR = 4
+    SPIN = 2000         # tens of microseconds of pause instructions before sleeping
 
 RING_MAGIC = 0x31474E4952504F43       # "COPRING1"
 BOARD_MAGIC = 0x314452414F42504F      # "OPBOARD1"
@@ -222,7 +231,14 @@ cdef class RingCore:
         """Sleep until the head moves or the deadline (<0: none) passes; False on timeout."""
         cdef uint32_t seen
         cdef double left = -1.0
-        cdef int err
+        cdef int err, i
+        # a short bounded spin first: a busy producer is usually microseconds away,
+        # and a futex sleep/wake round trip costs more than that
+        with nogil:
+            for i in range(SPIN):
+                if eng_load_acq(self.head) != eng_load_rlx(self.tail):
+                    return True
+                eng_relax()
         while True:
             eng_store32(self.waiters, 1)
             seen = eng_load32(self.futex)
