@@ -1,0 +1,11 @@
+"""OBServer log handling for ob_logtailer: following files, parsing, rules, alerts, sinks.
+
+- :mod:`follow`: follows the log files (offsets, rotation, truncation, inode
+  reuse) and checkpoints offsets atomically;
+- :mod:`parse`: the facade over the native scanner (header parsing, lines, rules);
+- :mod:`rules`: loads and validates ``conf/alert_rules.toml``;
+- :mod:`alerts`: alert records, grouping and throttling;
+- :mod:`sinks`, :mod:`alertmanager`, :mod:`store`: where alerts go and how they are read back;
+- :mod:`tailer`: the loop that ties them together for the worker;
+- :mod:`synth`: realistic synthetic OBServer lines (bench, tests, demo).
+"""

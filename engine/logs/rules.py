@@ -1,0 +1,248 @@
+"""Alert rules: load ``conf/alert_rules.toml``, validate each rule, compile it.
+
+A rule that does not load (invalid regex, unknown key or template field, bad
+severity...) is reported as ``(id, reason)`` and left out; the other rules keep
+working. Rules keep their file order: a line raises at most one alert, the
+first rule that matches.
+
+For speed every rule also gets its *required literals*: byte strings of which
+at least one occurs in every line the regex matches (worked out from the
+regex's parse tree). The scanner finds those with one multi-literal pass over
+the read buffer and runs the rule's regex only on the lines that contain one.
+A rule with a regex but no usable literal runs its regex on every line of its
+levels (or on every line: slow, reported in ``warnings``).
+"""
+from __future__ import annotations
+
+import re
+import string
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import re2
+
+LEVELS = ("ERROR", "WARN", "INFO", "EDIAG", "WDIAG", "TRACE", "DEBUG")
+LEVEL_BITS = {name: 1 << i for i, name in enumerate(LEVELS)}
+SEVERITIES = ("critical", "warning", "info")
+LOG_TYPES = ("observer", "rootservice", "election")
+HEADER_FIELDS = ("time", "ts", "level", "module", "func", "file", "line_no", "tid", "thread",
+                 "tenant", "trace_id", "errcode", "ret", "message")
+CONTEXT_FIELDS = ("log_type", "host", "path", "rule", "severity")
+KEYS = {"id", "severity", "summary", "description", "regex", "levels", "modules", "log_types",
+        "errcodes", "group_by", "throttle"}
+DEFAULT_GROUP_BY = ("rule", "log_type", "errcode", "tenant")
+DEFAULT_THROTTLE = 300.0
+MIN_LITERAL = 3
+MAX_RULES = 256
+ID_RE = re.compile(r"[a-z0-9_]{1,64}")
+
+
+def default_rules_path() -> Path:
+    """conf/alert_rules.toml of the source checkout."""
+    return Path(__file__).resolve().parents[2] / "conf" / "alert_rules.toml"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: str
+    summary: str
+    description: str
+    pattern: str                      # "" when the rule is gated by level only
+    regex: object                     # compiled re2 pattern over bytes, or None
+    groups: tuple[str, ...]           # named captures
+    literals: tuple[bytes, ...]       # one of them is in every matching line; () = none known
+    levels: int                       # bit mask of LEVEL_BITS; 0 = any level
+    modules: tuple[str, ...]          # prefixes of the header's module
+    log_types: tuple[str, ...]
+    errcodes: frozenset
+    group_by: tuple[str, ...]
+    throttle: float
+
+    def spec(self) -> tuple:
+        """What the scanner needs (native and twin take the same tuple)."""
+        return (self.levels, self.literals, self.regex, bool(self.groups), self.modules,
+                self.errcodes or None)
+
+
+@dataclass
+class RuleSet:
+    rules: list[Rule] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)     # (id, reason)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    def for_log_type(self, log_type: str) -> list[int]:
+        """Indexes of the rules that apply to ``log_type``, in order."""
+        return [i for i, r in enumerate(self.rules) if not r.log_types or log_type in r.log_types]
+
+
+def load_rules(path: str | Path | None = None) -> RuleSet:
+    """Read and compile a rules file; a file that cannot be read at all raises ValueError."""
+    path = Path(path) if path else default_rules_path()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return compile_rules(raw.get("rule", []))
+
+
+def compile_rules(items: list) -> RuleSet:
+    out = RuleSet()
+    seen: set[str] = set()
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        rid = item.get("id") if isinstance(item, dict) else None
+        rid = rid if isinstance(rid, str) and rid else f"rule[{i}]"
+        try:
+            if rid in seen:
+                raise ValueError("duplicate id")
+            if len(out.rules) >= MAX_RULES:
+                raise ValueError(f"more than {MAX_RULES} rules")
+            rule = compile_rule(item)
+        except ValueError as exc:
+            out.errors.append((rid, str(exc)))
+            continue
+        seen.add(rid)
+        out.rules.append(rule)
+        if rule.regex is not None and not rule.literals:
+            out.warnings.append((rid, "no literal found in the regex: it runs on every "
+                                 + ("line of its levels" if rule.levels else "line (slow)")))
+    return out
+
+
+def compile_rule(item) -> Rule:
+    """One validated rule, or ValueError with the reason."""
+    if not isinstance(item, dict):
+        raise ValueError("not a table")
+    unknown = set(item) - KEYS
+    if unknown:
+        raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
+    rid = _str(item, "id", "")
+    if not ID_RE.fullmatch(rid):
+        raise ValueError("id must be 1-64 of a-z, 0-9, _")
+    severity = _str(item, "severity", "warning")
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    pattern = _str(item, "regex", "")
+    levels = _levels(item.get("levels", []))
+    if not pattern and not levels:
+        raise ValueError("needs a regex or levels")
+    regex, groups, literals = _compile_regex(pattern) if pattern else (None, (), ())
+    fields = set(HEADER_FIELDS) | set(CONTEXT_FIELDS) | set(groups)
+    summary = _str(item, "summary", "{rule} on {host}")
+    description = _str(item, "description", "{message}")
+    for name, text in (("summary", summary), ("description", description)):
+        _check_template(name, text, fields)
+    group_by = tuple(_strs(item, "group_by", list(DEFAULT_GROUP_BY)))
+    bad = [g for g in group_by if g not in fields]
+    if bad:
+        raise ValueError(f"group_by: unknown field {bad[0]!r}")
+    log_types = tuple(_strs(item, "log_types", []))
+    if any(t not in LOG_TYPES for t in log_types):
+        raise ValueError(f"log_types must be among {', '.join(LOG_TYPES)}")
+    errcodes = item.get("errcodes", [])
+    if not isinstance(errcodes, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in errcodes):
+        raise ValueError("errcodes must be a list of integers")
+    throttle = item.get("throttle", DEFAULT_THROTTLE)
+    if isinstance(throttle, bool) or not isinstance(throttle, (int, float)) or throttle < 0:
+        raise ValueError("throttle must be a number of seconds >= 0")
+    return Rule(rid, severity, summary, description, pattern, regex, groups, literals, levels,
+                tuple(_strs(item, "modules", [])), log_types,
+                frozenset(errcodes), group_by, float(throttle))
+
+
+def _str(item: dict, key: str, default: str) -> str:
+    value = item.get(key, default)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string")
+    return value
+
+
+def _strs(item: dict, key: str, default: list) -> list:
+    value = item.get(key, default)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} must be a list of strings")
+    return value
+
+
+def _levels(names) -> int:
+    if not isinstance(names, list):
+        raise ValueError("levels must be a list")
+    mask = 0
+    for name in names:
+        if name not in LEVEL_BITS:
+            raise ValueError(f"unknown level {name!r}")
+        mask |= LEVEL_BITS[name]
+    return mask
+
+
+def _check_template(name: str, text: str, fields: set) -> None:
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    for _, fname, _, _ in parsed:
+        if fname is not None and fname not in fields:
+            raise ValueError(f"{name}: unknown field {{{fname}}}")
+
+
+def _compile_regex(pattern: str):
+    if "\n" in pattern or "\\n" in pattern:
+        raise ValueError("regex must not match a newline (rules apply to one line)")
+    try:
+        compiled = re2.compile(pattern.encode())
+    except Exception as exc:  # re2 raises several types
+        raise ValueError(f"invalid regex: {exc}") from None
+    if isinstance(compiled, re2.FallbackPattern):
+        raise ValueError("regex needs features RE2 lacks (backreferences, lookaround)")
+    try:
+        literals = required_literals(pattern)
+    except re.error:
+        literals = ()
+    groups = tuple(sorted(compiled.groupindex, key=compiled.groupindex.get))
+    bad = [g for g in groups if g in HEADER_FIELDS or g in CONTEXT_FIELDS]
+    if bad:
+        raise ValueError(f"named capture {bad[0]!r} hides a header field")
+    return compiled, groups, literals
+
+
+def required_literals(pattern: str) -> tuple[bytes, ...]:
+    """Byte strings, one of which occurs in every match of ``pattern``; () if unknown.
+
+    Sound, not complete: the longest run of plain literal characters in the
+    top-level sequence, or one such run per branch of a top-level alternation.
+    Case-insensitive patterns get none.
+    """
+    parser = getattr(re, "_parser", None) or __import__("sre_parse")
+    tree = parser.parse(pattern)
+    if tree.state.flags & re.IGNORECASE:
+        return ()
+    items = list(tree)
+    while len(items) == 1 and items[0][0] == parser.SUBPATTERN:
+        _, add_flags, _, sub = items[0][1]
+        if add_flags & re.IGNORECASE:
+            return ()
+        items = list(sub)
+    if len(items) == 1 and items[0][0] == parser.BRANCH:
+        found = []
+        for branch in items[0][1][1]:
+            best = _longest_run(list(branch), parser)
+            if len(best) < MIN_LITERAL:
+                return ()
+            found.append(best)
+        return tuple(dict.fromkeys(found))
+    best = _longest_run(items, parser)
+    return (best,) if len(best) >= MIN_LITERAL else ()
+
+
+def _longest_run(items: list, parser) -> bytes:
+    best, run = b"", []
+    for op, av in items + [(None, None)]:
+        if op == parser.LITERAL:
+            run.append(chr(av))
+            continue
+        text = "".join(run).encode()
+        if len(text) > len(best):
+            best = text
+        run = []
+    return best
