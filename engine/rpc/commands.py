@@ -30,7 +30,7 @@ from engine.rpc.params import get_bool, get_str, only
 MAX_TASKS = 256
 SAFE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 DEFAULT_PATTERN = r"[A-Za-z0-9_.:@%+=,/][A-Za-z0-9_.:@%+=,/-]*"
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")   # {{ and }} are literal braces
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 TYPES = ("str", "int", "choice", "path")
 TEMPLATE_KEYS = {"argv", "description", "timeout", "user", "cwd", "async", "env", "params", "max_output_bytes"}
@@ -86,10 +86,10 @@ def _template(name: str, spec, max_output: int) -> Template:
     argv = spec.get("argv")
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and "\x00" not in a for a in argv):
         raise ValueError(f"{where}.argv: a non-empty list of strings")
-    if not argv[0].startswith("/") or _PLACEHOLDER.search(argv[0]):
+    if not argv[0].startswith("/") or _names(argv[0]):
         raise ValueError(f"{where}.argv: the program must be an absolute path with no parameter in it")
     params = {p: _param(f"{where}.params.{p}", p, s) for p, s in _table(spec, "params", where).items()}
-    used = {m for a in argv for m in _PLACEHOLDER.findall(a)}
+    used = {m for a in argv for m in _names(a)}
     if used - set(params):
         raise ValueError(f"{where}.argv: undeclared parameter {{{sorted(used - set(params))[0]}}}")
     if set(params) - used:
@@ -182,11 +182,21 @@ def render(t: Template, params: dict, resolve_path) -> list[str]:
         raise bad_request(f"unknown parameter(s) for {t.name}: {', '.join(sorted(extra))}", "bad_parameter")
     argv = []
     for arg in t.argv:
-        names = _PLACEHOLDER.findall(arg)
+        names = _names(arg)
         if names and all(n not in values for n in names) and arg == f"{{{names[0]}}}":
             continue    # a whole-element optional parameter left out: drop the element
-        argv.append(_PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), arg))
+        argv.append(_PLACEHOLDER.sub(lambda m: _fill(m, values), arg))
     return argv
+
+
+def _names(arg: str) -> list[str]:
+    return [m.group(1) for m in _PLACEHOLDER.finditer(arg) if m.group(1)]
+
+
+def _fill(m: re.Match, values: dict) -> str:
+    if m.group(1):
+        return values.get(m.group(1), "")
+    return m.group(0)[0]
 
 
 # ---------------------------------------------------------------- running

@@ -1,0 +1,215 @@
+"""pos_proxy authentication: every refusal over the wire, replay, Basic-over-TLS, and the audit trail."""
+from __future__ import annotations
+
+import base64
+import http.client
+import ssl
+import subprocess
+import time
+
+import orjson
+import pytest
+
+from engine.rpc.auth import AuthError, Authenticator, NonceCache, sign_headers, signature
+from fixtures.pos_proxy import SECRET
+
+TARGET = "/api/v1/time"
+
+
+def post(srv, target: str, body: bytes, headers: dict, *, conn=None) -> tuple[int, dict]:
+    conn = conn or http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        conn.request("POST", target, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, orjson.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def refused(srv, headers: dict, body: bytes = b"{}", target: str = TARGET) -> str:
+    status, env = post(srv, target, body, headers)
+    assert status == 401, env
+    assert env["successful"] is False and env["data"] is None
+    return env["error"]["code"]
+
+
+# ---------------------------------------------------------------- over the wire
+
+def test_a_signed_call_succeeds_and_echoes_the_trace_id(rpc_server):
+    srv = rpc_server()
+    status, env = srv.call("time", trace_id="trace-42")
+    assert status == 200 and env["successful"] and env["traceId"] == "trace-42"
+    assert abs(env["data"]["time"] - time.time()) < 60
+    assert set(env) == {"successful", "status", "data", "error", "traceId", "server", "timestamp", "duration"}
+
+
+def test_health_needs_no_signature_and_says_nothing_else(rpc_server):
+    srv = rpc_server()
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    conn.request("GET", "/api/v1/health")
+    resp = conn.getresponse()
+    env = orjson.loads(resp.read())
+    assert resp.status == 200 and env["data"] == {"status": "ok"}
+
+
+def test_no_signature(rpc_server):
+    assert refused(rpc_server(), {}) == "missing_signature"
+
+
+def test_bad_signature(rpc_server):
+    srv = rpc_server()
+    h = sign_headers(SECRET, "POST", TARGET, b"{}")
+    h["Authorization"] = "OCP-HMAC-SHA256 " + "0" * 64
+    assert refused(srv, h) == "bad_signature"
+    h = sign_headers(SECRET, "POST", TARGET, b"{}")
+    h["Authorization"] = "OCP-HMAC-SHA256 not-hex"
+    assert refused(srv, h) == "bad_signature"
+
+
+def test_unknown_scheme(rpc_server):
+    assert refused(rpc_server(), {"Authorization": "Bearer abc"}) == "bad_scheme"
+
+
+def test_wrong_secret(rpc_server):
+    srv = rpc_server()
+    assert refused(srv, sign_headers("another-secret", "POST", TARGET, b"{}")) == "bad_signature"
+
+
+def test_stale_and_future_timestamps(rpc_server):
+    srv = rpc_server(clock_skew=30)
+    assert refused(srv, sign_headers(SECRET, "POST", TARGET, b"{}", now=time.time() - 120)) == "stale_timestamp"
+    assert refused(srv, sign_headers(SECRET, "POST", TARGET, b"{}", now=time.time() + 120)) == "future_timestamp"
+
+
+def test_missing_or_malformed_timestamp_and_nonce(rpc_server):
+    srv = rpc_server()
+    h = sign_headers(SECRET, "POST", TARGET, b"{}")
+    assert refused(srv, {k: v for k, v in h.items() if k != "X-OCP-Timestamp"}) == "missing_timestamp"
+    assert refused(srv, {k: v for k, v in h.items() if k != "X-OCP-Nonce"}) == "missing_nonce"
+    assert refused(srv, {**h, "X-OCP-Timestamp": "yesterday"}) == "bad_timestamp"
+    assert refused(srv, {**h, "X-OCP-Nonce": "short"}) == "bad_nonce"
+
+
+def test_replayed_nonce_is_refused(rpc_server):
+    srv = rpc_server()
+    h = sign_headers(SECRET, "POST", TARGET, b"{}")
+    status, _ = post(srv, TARGET, b"{}", h)
+    assert status == 200
+    assert refused(srv, h) == "replayed_nonce"
+
+
+def test_tampered_body_and_path(rpc_server, tmp_path):
+    srv = rpc_server(file_roots=[str(tmp_path)])
+    body = orjson.dumps({"path": str(tmp_path)})
+    h = sign_headers(SECRET, "POST", "/api/v1/file/stat", body)
+    assert refused(srv, h, body=orjson.dumps({"path": "/etc"}), target="/api/v1/file/stat") == "bad_signature"
+    assert refused(srv, h, body=body, target="/api/v1/file/list") == "bad_signature"
+    status, env = post(srv, "/api/v1/file/stat", body, h)       # the untouched request still passes
+    assert status == 200 and env["data"]["type"] == "dir"
+
+
+def test_unauthenticated_unknown_op_reveals_nothing(rpc_server):
+    srv = rpc_server()
+    assert refused(srv, {}, target="/api/v1/no/such/op") == "missing_signature"
+
+
+def test_failures_are_counted_and_audited_without_the_secret(rpc_server):
+    srv = rpc_server()
+    refused(srv, sign_headers("wrong", "POST", TARGET, b"{}"))
+    refused(srv, {})
+    stats = srv.stats()
+    assert stats["auth_failures_total.bad_signature"] == 1
+    assert stats["auth_failures_total.missing_signature"] == 1
+    audit = (srv.home / "log" / "pos_proxy_audit.log").read_text()
+    records = [orjson.loads(line) for line in audit.splitlines()]
+    assert [r["code"] for r in records] == ["bad_signature", "missing_signature"]
+    assert all(r["status"] == 401 and r["op"] == "time" and r["params"] is None for r in records)
+    assert SECRET not in audit
+
+
+def test_no_secret_serves_health_only(rpc_server):
+    srv = rpc_server(secret=None)
+    status, env = srv.client(secret="any").call("time")
+    assert status == 503 and env["error"]["code"] == "no_secret"
+
+
+# ---------------------------------------------------------------- Basic auth (compat)
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_basic_auth_is_off_by_default(rpc_server):
+    assert refused(rpc_server(), basic("ocp_agent", SECRET)) == "basic_disabled"
+
+
+def test_basic_auth_is_refused_without_tls(rpc_server):
+    assert refused(rpc_server(basic_auth=True), basic("ocp_agent", SECRET)) == "basic_without_tls"
+
+
+@pytest.fixture
+def cert(tmp_path):
+    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=localhost", "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)
+    return str(crt), str(key)
+
+
+def test_basic_auth_over_tls(rpc_server, cert):
+    srv = rpc_server(basic_auth=True, tls_cert=cert[0], tls_key=cert[1])
+    ctx = ssl.create_default_context(cafile=cert[0])
+    ctx.check_hostname = False
+
+    def tls_post(headers):
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=10, context=ctx)
+        return post(srv, TARGET, b"{}", headers, conn=conn)
+
+    status, env = tls_post(basic("ocp_agent", SECRET))
+    assert status == 200 and env["successful"]
+    status, env = tls_post(basic("ocp_agent", "wrong"))
+    assert status == 401 and env["error"]["code"] == "bad_basic"
+    status, env = tls_post(basic("root", SECRET))
+    assert status == 401 and env["error"]["code"] == "bad_basic"
+    status, env = tls_post(sign_headers(SECRET, "POST", TARGET, b"{}"))     # HMAC works over TLS too
+    assert status == 200
+    client = srv.client(tls=True, cafile=cert[0], insecure=True)
+    assert client.call("info")[0] == 200
+    client.close()
+
+
+# ---------------------------------------------------------------- units
+
+def test_signature_is_over_every_part():
+    base = ("s", "POST", "/api/v1/x", "100", "nonce-123", b"{}")
+    sig = signature(*base)
+    for i, other in enumerate(("t", "GET", "/api/v1/y", "101", "nonce-124", b"{ }")):
+        changed = list(base)
+        changed[i] = other
+        assert signature(*changed) != sig
+
+
+def test_nonce_cache_forgets_after_the_window_and_is_bounded():
+    now = [0.0]
+    cache = NonceCache(skew=10, limit=3, clock=lambda: now[0])
+    cache.check_and_add("a" * 8)
+    with pytest.raises(AuthError) as exc:
+        cache.check_and_add("a" * 8)
+    assert exc.value.reason == "replayed_nonce"
+    cache.check_and_add("b" * 8)
+    cache.check_and_add("c" * 8)
+    with pytest.raises(AuthError) as exc:
+        cache.check_and_add("d" * 8)
+    assert exc.value.status == 503
+    now[0] = 20.5          # past 2 * skew: all three expire
+    cache.check_and_add("a" * 8)
+    assert len(cache) == 1
+
+
+def test_authenticator_accepts_within_skew_only():
+    clock = [1000.0]
+    auth = Authenticator("k", clock_skew=5, max_nonces=100, clock=lambda: clock[0])
+    h = {k.lower(): v for k, v in sign_headers("k", "POST", "/p", b"", now=1004).items()}
+    assert auth.check("POST", "/p", h, b"", tls=False) == "hmac"
+    h = {k.lower(): v for k, v in sign_headers("k", "POST", "/p", b"", now=1006).items()}
+    with pytest.raises(AuthError, match="ahead"):
+        auth.check("POST", "/p", h, b"", tls=False)

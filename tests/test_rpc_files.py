@@ -1,0 +1,129 @@
+"""pos_proxy file/*: every operation, and every way out of the roots refused."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+
+import pytest
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.log").write_bytes(b"".join(b"line %d\n" % i for i in range(1000)))
+    (root / "bin.dat").write_bytes(bytes(range(256)))
+    (root / "sub" / "b.txt").write_text("hello\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("top secret\n")
+    os.symlink(outside / "secret.txt", root / "escape.txt")        # a file symlink out of the root
+    os.symlink(outside, root / "escape_dir")                       # a directory symlink out
+    os.symlink(root / "sub" / "b.txt", root / "inside_link.txt")   # a symlink that stays inside
+    return root, outside
+
+
+def ok(srv, op, **params):
+    status, env = srv.call(op, params)
+    assert status == 200, env
+    return env["data"]
+
+
+def err(srv, op, **params):
+    status, env = srv.call(op, params)
+    assert status >= 400 and not env["successful"], env
+    return status, env["error"]["code"]
+
+
+def test_stat_list_read_tail_checksum(rpc_server, tree):
+    root, _ = tree
+    srv = rpc_server(file_roots=[str(root)])
+    st = ok(srv, "file/stat", path=str(root / "a.log"))
+    assert st["type"] == "file" and st["size"] == (root / "a.log").stat().st_size
+    names = [e["name"] for e in ok(srv, "file/list", path=str(root))["entries"]]
+    assert names == sorted(["a.log", "bin.dat", "sub", "escape.txt", "escape_dir", "inside_link.txt"])
+    got = ok(srv, "file/read", path=str(root / "a.log"), offset=7, length=14)
+    assert got["data"] == "line 1\nline 2\n" and got["eof"] is False
+    got = ok(srv, "file/read", path=str(root / "bin.dat"), encoding="base64")
+    assert base64.b64decode(got["data"]) == bytes(range(256)) and got["eof"]
+    tail = ok(srv, "file/tail", path=str(root / "a.log"), lines=3)
+    assert tail["data"] == "line 997\nline 998\nline 999\n" and tail["lines"] == 3
+    assert tail["offset"] + len(tail["data"]) == tail["size"]
+    digest = ok(srv, "file/checksum", path=str(root / "a.log"))["digest"]
+    assert digest == hashlib.sha256((root / "a.log").read_bytes()).hexdigest()
+    md5 = ok(srv, "file/checksum", path=str(root / "a.log"), algorithm="md5")["digest"]
+    assert md5 == hashlib.md5((root / "a.log").read_bytes()).hexdigest()
+
+
+def test_tail_of_a_file_without_final_newline_and_more_lines_than_exist(rpc_server, tmp_path):
+    (tmp_path / "x").write_text("one\ntwo\nthree")
+    srv = rpc_server(file_roots=[str(tmp_path)])
+    assert ok(srv, "file/tail", path=str(tmp_path / "x"), lines=2)["data"] == "two\nthree"
+    assert ok(srv, "file/tail", path=str(tmp_path / "x"), lines=50)["data"] == "one\ntwo\nthree"
+
+
+def test_a_symlink_inside_the_root_is_followed(rpc_server, tree):
+    root, _ = tree
+    srv = rpc_server(file_roots=[str(root)])
+    assert ok(srv, "file/read", path=str(root / "inside_link.txt"))["data"] == "hello\n"
+
+
+@pytest.mark.parametrize("rel", ["../outside/secret.txt", "sub/../../outside/secret.txt",
+                                 "escape.txt", "escape_dir/secret.txt", "escape_dir"])
+def test_escapes_are_refused(rpc_server, tree, rel):
+    root, _ = tree
+    srv = rpc_server(file_roots=[str(root)])
+    for op in ("file/stat", "file/read", "file/tail", "file/list", "file/checksum"):
+        assert err(srv, op, path=f"{root}/{rel}") == (403, "outside_roots")
+
+
+def test_absolute_relative_and_nul_paths(rpc_server, tree):
+    root, _ = tree
+    srv = rpc_server(file_roots=[str(root)])
+    assert err(srv, "file/read", path="/etc/passwd") == (403, "outside_roots")
+    assert err(srv, "file/stat", path="/") == (403, "outside_roots")
+    assert err(srv, "file/read", path="a.log") == (400, "relative_path")
+    assert err(srv, "file/read", path=f"{root}/a.log\x00.txt") == (400, "nul_byte")
+
+
+def test_no_roots_means_nothing_is_reachable(rpc_server, tree):
+    root, _ = tree
+    srv = rpc_server()
+    assert err(srv, "file/stat", path=str(root / "a.log")) == (403, "outside_roots")
+
+
+def test_bad_requests(rpc_server, tree):
+    root, _ = tree
+    srv = rpc_server(file_roots=[str(root)])
+    assert err(srv, "file/read", path=str(root / "missing")) == (404, "not_found")
+    assert err(srv, "file/read", path=str(root / "sub")) == (400, "not_a_file")
+    assert err(srv, "file/list", path=str(root / "a.log")) == (400, "not_a_directory")
+    assert err(srv, "file/read", path=str(root / "a.log"), length=-1)[0] == 400
+    assert err(srv, "file/read", path=str(root / "a.log"), length=10 ** 9)[0] == 400
+    assert err(srv, "file/checksum", path=str(root / "a.log"), algorithm="crc32")[0] == 400
+    assert err(srv, "file/read", path=str(root / "a.log"), bogus=1)[0] == 400
+    assert err(srv, "file/read", path=123)[0] == 400
+    assert err(srv, "file/read")[0] == 400
+
+
+def test_a_symlink_swapped_in_after_the_check_is_caught(rpc_server, tree):
+    """The real path of the opened descriptor is checked again (no check-then-open race)."""
+    from engine.rpc.files import Files
+    from engine.rpc import RpcError
+    root, outside = tree
+    files = Files([str(root)], 1 << 20, 10)
+    target = root / "swap.txt"
+    target.write_text("inside\n")
+    real_resolve = files.resolve
+
+    def resolve_then_swap(raw):
+        real = real_resolve(raw)
+        target.unlink()
+        os.symlink(outside / "secret.txt", target)
+        return real
+
+    files.resolve = resolve_then_swap
+    with pytest.raises(RpcError) as exc:
+        files.read({"path": str(target)})
+    assert exc.value.code in ("symlink", "outside_roots")
