@@ -1,0 +1,444 @@
+"""Render an exposition once per collection; serve the bytes to every scrape.
+
+A collection produces metric families (``prometheus_client`` family objects).
+:meth:`Snapshot.render` turns them, once, into four finished HTTP responses:
+Prometheus text format 0.0.4 and OpenMetrics 1.0.0, each plain and gzipped.
+A scrape picks one by its ``Accept`` and ``Accept-Encoding`` headers and writes
+it with a single ``transport.write``: a scrape never walks /proc, never queries
+a database and never renders anything.
+
+:class:`ExpositionServer` is an asyncio HTTP/1.1 server (keep-alive,
+pipelining, TCP_NODELAY, optional basic auth and TLS in the manner of
+Prometheus' exporter-toolkit). The current snapshot is one attribute; a new
+collection replaces it by assignment, so a scrape that is being answered during
+a swap gets the old snapshot or the new one, whole, never a mix. A client that
+does not read its responses is paused (no more of its requests are parsed) and
+aborted after ``write_timeout``; it holds at most one response in memory and
+never delays anyone else.
+
+Endpoints: ``/metrics``; ``/healthz`` (also ``/-/healthy``): JSON with the
+snapshot's age, 200 while it is fresher than ``stale_after``, 503 otherwise.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import hmac
+import logging
+import socket
+import ssl
+import time
+
+import orjson
+from prometheus_client import exposition as text_format
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.openmetrics import exposition as om_format
+
+log = logging.getLogger("engine.exposition")
+
+TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+OM_TYPE = b"application/openmetrics-text; version=1.0.0; charset=utf-8"
+MAX_HEAD_BYTES = 8192
+OM_EOF = b"# EOF\n"
+
+
+class _Families:
+    """The minimal registry ``prometheus_client``'s renderers ask for."""
+
+    def __init__(self, families):
+        self._families = families
+
+    def collect(self):
+        return iter(self._families)
+
+
+def render_text(families) -> bytes:
+    """Prometheus text format 0.0.4 of ``families``."""
+    return text_format.generate_latest(_Families(families))
+
+
+def render_openmetrics(families) -> bytes:
+    """OpenMetrics 1.0.0 of ``families``, without the closing ``# EOF``."""
+    body = om_format.generate_latest(_Families(families))
+    return body[:-len(OM_EOF)] if body.endswith(OM_EOF) else body
+
+
+def _head(status: bytes, ctype: bytes, length: int, extra: bytes = b"") -> bytes:
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype +
+            b"\r\nContent-Length: " + str(length).encode() + b"\r\n" + extra + b"\r\n")
+
+
+class Snapshot:
+    """One collection's exposition, as finished responses; immutable once built.
+
+    ``responses[(openmetrics, gzipped)]`` is ``(head, head + body)``: the head
+    alone serves HEAD, the joined bytes serve GET in one write.
+    """
+
+    __slots__ = ("created", "responses", "bodies")
+
+    def __init__(self, text: bytes, om: bytes, created: float | None = None, level: int = 6):
+        self.created = time.time() if created is None else created
+        om = om + OM_EOF
+        self.bodies = {False: text, True: om}
+        self.responses = {}
+        for is_om, body in self.bodies.items():
+            ctype = OM_TYPE if is_om else TEXT_TYPE
+            for gz in (False, True):
+                payload = gzip.compress(body, level, mtime=0) if gz else body
+                extra = b"Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" if gz else b"Vary: Accept-Encoding\r\n"
+                head = _head(b"200 OK", ctype, len(payload), extra)
+                self.responses[(is_om, gz)] = (head, head + payload)
+
+    @classmethod
+    def render(cls, families, extra_text: bytes = b"", extra_om: bytes = b"", created=None) -> "Snapshot":
+        """Render ``families`` and append already-rendered parts (another exporter's)."""
+        return cls(render_text(families) + extra_text, render_openmetrics(families) + extra_om, created)
+
+    def age(self) -> float:
+        return max(0.0, time.time() - self.created)
+
+
+def wants_openmetrics(accept: bytes) -> bool:
+    return b"application/openmetrics-text" in accept
+
+
+def wants_gzip(accept_encoding: bytes) -> bool:
+    for part in accept_encoding.split(b","):
+        token, _, params = part.strip().partition(b";")
+        if token.strip() in (b"gzip", b"*"):
+            return params.replace(b" ", b"") not in (b"q=0", b"q=0.0", b"q=0.00", b"q=0.000")
+    return False
+
+
+class ServerStats:
+    """What the server counts; the exporter renders it with its next collection."""
+
+    def __init__(self):
+        self.scrapes = 0
+        self.responses: dict[int, int] = {}
+        self.bad: dict[str, int] = {}
+        self.connections = 0
+        self.aborted_slow = 0
+
+    def bad_request(self, reason: str) -> None:
+        self.bad[reason] = self.bad.get(reason, 0) + 1
+
+
+class ExpositionServer:
+    """Serves the latest :class:`Snapshot` over HTTP/1.1 (asyncio)."""
+
+    def __init__(self, *, auth: tuple[str, str] | None = None, ssl_context: ssl.SSLContext | None = None,
+                 stale_after: float = 60.0, idle_timeout: float = 120.0, write_timeout: float = 30.0,
+                 max_connections: int = 1024):
+        self.snapshot: Snapshot | None = None
+        self.stats = ServerStats()
+        self.stale_after = stale_after
+        self.idle_timeout = idle_timeout
+        self.write_timeout = write_timeout
+        self.max_connections = max_connections
+        self._ssl = ssl_context
+        self._expected_auth = None
+        if auth:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            self._expected_auth = f"Basic {token}".encode()
+        self._conns: set[_Connection] = set()
+        self._server: asyncio.base_events.Server | None = None
+        self._sweeper: asyncio.Task | None = None
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """Make ``snapshot`` the one served; safe from any thread (one assignment)."""
+        self.snapshot = snapshot
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; the bound port (useful with port 0)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port,
+                                                ssl=self._ssl, reuse_address=True, backlog=1024)
+        self._sweeper = loop.create_task(self._sweep())
+        return self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+        if self._server:
+            self._server.close()
+        for conn in list(self._conns):
+            conn.transport.abort()
+        if self._server:
+            await self._server.wait_closed()
+
+    async def _sweep(self) -> None:
+        """Once a second: close idle connections, abort clients that stopped reading."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for conn in list(self._conns):
+                if conn.paused_since and now - conn.paused_since > self.write_timeout:
+                    self.stats.aborted_slow += 1
+                    self.stats.bad_request("client_not_reading")
+                    conn.transport.abort()
+                elif not conn.paused_since and now - conn.last_active > self.idle_timeout:
+                    conn.transport.close()
+
+    def authorized(self, header: bytes | None) -> bool:
+        if self._expected_auth is None:
+            return True
+        return header is not None and hmac.compare_digest(header, self._expected_auth)
+
+    def health(self) -> tuple[bytes, bytes]:
+        """(status line, JSON body) of the health endpoint."""
+        snap = self.snapshot
+        age = snap.age() if snap else None
+        fresh = age is not None and age <= self.stale_after
+        body = orjson.dumps({"status": "ok" if fresh else ("starting" if snap is None else "stale"),
+                             "snapshot_age_seconds": age, "scrapes": self.stats.scrapes,
+                             "connections": self.stats.connections})
+        return (b"200 OK" if fresh else b"503 Service Unavailable"), body
+
+
+def _simple(status: bytes, body: bytes, ctype: bytes = b"text/plain; charset=utf-8", extra: bytes = b"") -> tuple:
+    head = _head(status, ctype, len(body), extra)
+    return head, head + body
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parse request heads, answer each with one write."""
+
+    def __init__(self, server: ExpositionServer):
+        self.server = server
+        self.transport = None
+        self.buf = b""
+        self.paused_since = 0.0
+        self.last_active = time.monotonic()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        stats = self.server.stats
+        if stats.connections >= self.server.max_connections:
+            stats.bad_request("too_many_connections")
+            transport.write(_simple(b"503 Service Unavailable", b"too many connections\n",
+                                    extra=b"Connection: close\r\n")[1])
+            transport.close()
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=64 * 1024)
+        stats.connections += 1
+        self.server._conns.add(self)  # noqa: SLF001
+
+    def connection_lost(self, exc) -> None:
+        if self in self.server._conns:  # noqa: SLF001
+            self.server._conns.discard(self)  # noqa: SLF001
+            self.server.stats.connections -= 1
+
+    def pause_writing(self) -> None:
+        self.paused_since = time.monotonic()
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused_since = 0.0
+        self.transport.resume_reading()
+        self._drain()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
+        self.buf += data
+        self._drain()
+
+    def _drain(self) -> None:
+        """Answer every complete request head in the buffer, unless the client is not reading."""
+        while not self.paused_since and not self.transport.is_closing():
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > MAX_HEAD_BYTES:
+                    self._fail(b"431 Request Header Fields Too Large", "head_too_large")
+                return
+            head, self.buf = self.buf[:end], self.buf[end + 4:]
+            if len(head) > MAX_HEAD_BYTES:
+                self._fail(b"431 Request Header Fields Too Large", "head_too_large")
+                return
+            self._answer(head)
+
+    def _fail(self, status: bytes, reason: str) -> None:
+        self.server.stats.bad_request(reason)
+        self._count(int(status[:3]))
+        self.transport.write(_simple(status, reason.encode() + b"\n", extra=b"Connection: close\r\n")[1])
+        self.transport.close()
+
+    def _count(self, code: int) -> None:
+        responses = self.server.stats.responses
+        responses[code] = responses.get(code, 0) + 1
+
+    def _answer(self, head: bytes) -> None:
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+            return self._fail(b"400 Bad Request", "bad_request_line")
+        method, target, version = parts
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or not name or name != name.strip():
+                return self._fail(b"400 Bad Request", "bad_header")
+            headers[name.lower()] = value.strip()
+        if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:
+            return self._fail(b"400 Bad Request", "request_body")
+        conn_hdr = headers.get(b"connection", b"").lower()
+        close = conn_hdr == b"close" or (version == b"HTTP/1.0" and conn_hdr != b"keep-alive")
+        if method not in (b"GET", b"HEAD"):
+            self.server.stats.bad_request("method")
+            reply = _simple(b"405 Method Not Allowed", b"GET or HEAD only\n", extra=b"Allow: GET, HEAD\r\n")
+            return self._send(405, reply, method, close)
+        if not self.server.authorized(headers.get(b"authorization")):
+            self.server.stats.bad_request("unauthorized")
+            reply = _simple(b"401 Unauthorized", b"Unauthorized\n",
+                            extra=b'WWW-Authenticate: Basic realm="engine exporter"\r\n')
+            return self._send(401, reply, method, close)
+        path = target.partition(b"?")[0]
+        if path == b"/metrics":
+            snap = self.server.snapshot
+            if snap is None:
+                return self._send(503, _simple(b"503 Service Unavailable", b"no collection yet\n"), method, close)
+            reply = snap.responses[(wants_openmetrics(headers.get(b"accept", b"")),
+                                    wants_gzip(headers.get(b"accept-encoding", b"")))]
+            self.server.stats.scrapes += 1
+            return self._send(200, reply, method, close)
+        if path in (b"/healthz", b"/-/healthy"):
+            status, body = self.server.health()
+            return self._send(int(status[:3]), _simple(status, body, b"application/json"), method, close)
+        if path == b"/":
+            body = b"<html><body><a href=\"/metrics\">/metrics</a> <a href=\"/healthz\">/healthz</a></body></html>\n"
+            return self._send(200, _simple(b"200 OK", body, b"text/html; charset=utf-8"), method, close)
+        return self._send(404, _simple(b"404 Not Found", b"not found\n"), method, close)
+
+    def _send(self, code: int, reply: tuple[bytes, bytes], method: bytes, close: bool) -> None:
+        """Write one response in one call; ``close`` adds the header and closes after it."""
+        self._count(code)
+        head, full = reply
+        if close:
+            head = head[:-2] + b"Connection: close\r\n\r\n"
+            full = head + full[len(reply[0]):]
+        self.transport.write(head if method == b"HEAD" else full)
+        if close:
+            self.transport.close()
+
+
+def server_ssl_context(cert: str, key: str) -> ssl.SSLContext | None:
+    """A TLS server context from PEM files, or None when TLS is not configured."""
+    if not cert:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key or None)
+    return ctx
+
+
+class BadInput:
+    """Bad input counted by reason and logged at a bounded rate; work goes on."""
+
+    def __init__(self, logger: logging.Logger, min_interval: float = 10.0):
+        self.counts: dict[str, int] = {}
+        self._log = logger
+        self._min_interval = min_interval
+        self._last_log = 0.0
+        self._suppressed = 0
+
+    def __call__(self, reason: str, detail: str = "") -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._last_log >= self._min_interval:
+            more = f" ({self._suppressed} more suppressed)" if self._suppressed else ""
+            self._log.warning("bad input (%s): %s%s", reason, detail[:200], more)
+            self._last_log, self._suppressed = now, 0
+        else:
+            self._suppressed += 1
+
+    def family(self, name: str, extra: dict[str, int] | None = None):
+        """``<name>{reason}`` as a counter family (``extra``: reasons counted elsewhere)."""
+        fam = CounterMetricFamily(name, "Bad input caught and skipped, by reason", labels=["reason"])
+        merged = dict(self.counts)
+        for reason, n in (extra or {}).items():
+            merged[reason] = merged.get(reason, 0) + n
+        for reason, n in sorted(merged.items()):
+            fam.add_metric([reason], n)
+        return fam
+
+
+def server_families(ns: str, server: ExpositionServer, snapshot_started: float, duration: float) -> list:
+    """The exporter's own health: scrapes, responses, connections, snapshot time and cost."""
+    st = server.stats
+    scrapes = CounterMetricFamily(f"{ns}_scrapes_total", "Scrapes of /metrics answered with a snapshot")
+    scrapes.add_metric([], st.scrapes)
+    responses = CounterMetricFamily(f"{ns}_http_responses_total", "HTTP responses, by status code", labels=["code"])
+    for code, n in sorted(st.responses.items()):
+        responses.add_metric([str(code)], n)
+    conns = GaugeMetricFamily(f"{ns}_http_connections", "Open client connections", value=st.connections)
+    stamp = GaugeMetricFamily(f"{ns}_snapshot_timestamp_seconds",
+                              "When the served snapshot was collected (age: time() - this)", value=snapshot_started)
+    dur = GaugeMetricFamily(f"{ns}_collection_duration_seconds", "Time the last collection took", value=duration)
+    return [scrapes, responses, conns, stamp, dur]
+
+
+# ---------------------------------------------------------------- the exporter loop
+
+def server_from_section(sec, what: str) -> ExpositionServer:
+    """An :class:`ExpositionServer` with the section's basic auth and TLS."""
+    from engine.config import read_secret
+    auth = None
+    if sec.basic_auth_user:
+        password = read_secret(sec.basic_auth_password_file, "", what=f"{what}.basic_auth_password_file")
+        if not password:
+            from engine.errors import ConfigError
+            raise ConfigError("<config>", f"{what}.basic_auth_password_file", "basic_auth_user needs a password file")
+        auth = (sec.basic_auth_user, password)
+    return ExpositionServer(auth=auth, ssl_context=server_ssl_context(sec.tls_cert, sec.tls_key),
+                            stale_after=max(3 * sec.interval, 30.0))
+
+
+def serve(ctx, server: ExpositionServer, collect, interval: float) -> None:
+    """Run a worker's exporter until ``ctx.stopping``: serve, and collect every ``interval``.
+
+    ``collect()`` returns a :class:`Snapshot`; it runs in a thread of its own,
+    so a slow collection (a database timing out) never delays a scrape or a
+    heartbeat. A collection that raises is logged and the previous snapshot
+    stays served (its age shows in the health endpoint).
+    """
+    asyncio.run(_serve(ctx, server, collect, interval))
+
+
+async def _serve(ctx, server: ExpositionServer, collect, interval: float) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    loop = asyncio.get_running_loop()
+    sec = ctx.section
+    port = await server.start(sec.bind, sec.port)
+    ctx.log.info("serving on %s:%d", sec.bind, port)
+    executor = ThreadPoolExecutor(1, thread_name_prefix=f"{ctx.name}-collect")
+    collections = failures = 0
+    pending = loop.run_in_executor(executor, collect)
+    next_at = time.monotonic() + interval
+    try:
+        while not ctx.stopping:
+            if pending is None and time.monotonic() >= next_at:
+                pending = loop.run_in_executor(executor, collect)
+                next_at = time.monotonic() + interval
+            if pending is not None:
+                await asyncio.wait([pending], timeout=0.5)
+            else:
+                await asyncio.sleep(min(0.5, max(0.0, next_at - time.monotonic())))
+            if pending is not None and pending.done():
+                try:
+                    server.publish(pending.result())
+                    collections += 1
+                    ctx.ready()
+                except Exception:  # the previous snapshot stays served
+                    failures += 1
+                    ctx.log.exception("collection failed")
+                pending = None
+            ctx.heartbeat(scrapes=server.stats.scrapes, collections=collections,
+                          collection_failures=failures, connections=server.stats.connections)
+    finally:
+        await server.close()
+        executor.shutdown(wait=False, cancel_futures=True)
