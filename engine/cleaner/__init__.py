@@ -1,0 +1,12 @@
+"""ob_cleaner's logic: keep the log disk clean without deleting what must stay.
+
+- :mod:`~engine.cleaner.policy`: targets and rules (anchored patterns, ages,
+  disk threshold, keep percentage), obagent's defaults, config parsing;
+- :mod:`~engine.cleaner.listing`: read a directory (one level, no symlink
+  followed) and the disk usage; the only reads of the filesystem;
+- :mod:`~engine.cleaner.plan`: a pure function from a listing and a usage
+  reading to the deletions, each with its reason;
+- :mod:`~engine.cleaner.apply`: re-check each planned file, then unlink it by
+  directory fd + name; one failing file never stops the run;
+- :mod:`~engine.cleaner.report`: counters per rule and the metrics message.
+"""

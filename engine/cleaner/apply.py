@@ -1,0 +1,166 @@
+"""Applying a plan: re-check every file just before it goes, then unlink it.
+
+Contract:
+
+- every deletion is ``unlinkat(dir_fd, name)`` on the target directory's fd:
+  never a path, so nothing outside the directory is reached, a symlink is
+  never followed (unlinking a name removes that name only) and nothing is
+  recursive;
+- just before, the name is ``lstat``-ed through the same fd and must still be
+  the planned regular file: same device, inode, size and mtime (a file renamed,
+  replaced, grown or touched since planning is skipped as ``changed``), not an
+  active log name, and not open in any process (``/proc/*/fd``);
+- a file that cannot be deleted (vanished, permission, any OSError) is logged
+  and counted per rule and reason, and the run goes on with the next one;
+- every deletion is logged (name, bytes, age, rule, reason).
+
+What remains possible: a process opening the file in the instant between the
+open-files check and the unlink; OBServer opens rotated files only to compress
+them, and the compressor's own output is a new name.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from engine.cleaner.plan import Deletion, Plan
+from engine.cleaner.policy import is_active_name
+
+log = logging.getLogger("engine.ob_cleaner")
+
+MAX_WARNINGS = 20   # per run; the rest are counted in the metrics only
+
+
+@dataclass
+class RuleStats:
+    """What one rule's run did."""
+    deleted_files: int = 0
+    deleted_bytes: int = 0
+    errors: dict = field(default_factory=dict)    # reason -> count (vanished, EACCES...)
+    skipped: dict = field(default_factory=dict)   # reason -> count (changed, open...)
+
+    def count(self, kind: str, reason: str) -> None:
+        bucket = getattr(self, kind)
+        bucket[reason] = bucket.get(reason, 0) + 1
+
+
+@dataclass
+class Result:
+    target: str
+    rules: dict = field(default_factory=dict)     # rule name -> RuleStats
+    deleted: list = field(default_factory=list)   # Deletion objects done
+    interrupted: bool = False
+
+    def stats(self, rule: str) -> RuleStats:
+        return self.rules.setdefault(rule, RuleStats())
+
+    @property
+    def deleted_bytes(self) -> int:
+        return sum(s.deleted_bytes for s in self.rules.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(sum(s.errors.values()) for s in self.rules.values())
+
+
+class OpenFiles:
+    """(dev, inode) of every file some process holds open, from ``/proc/*/fd``.
+
+    Read again once older than ``max_age`` seconds, so a long run does not act
+    on a stale picture. ``proc`` is injectable for tests.
+    """
+
+    def __init__(self, proc: str = "/proc", max_age: float = 1.0, clock=time.monotonic):
+        self.proc, self.max_age, self.clock = proc, max_age, clock
+        self._held: set = set()
+        self._at: float | None = None
+
+    def holds(self, dev: int, inode: int) -> bool:
+        now = self.clock()
+        if self._at is None or now - self._at > self.max_age:
+            self._held, self._at = scan_open_files(self.proc), now
+        return (dev, inode) in self._held
+
+
+def scan_open_files(proc: str = "/proc") -> set:
+    """(dev, inode) of the files open in every process we can see."""
+    held = set()
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        fd_dir = f"{proc}/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:          # gone, or not ours to see
+            continue
+        for fd in fds:
+            try:
+                if not os.readlink(f"{fd_dir}/{fd}").startswith("/"):
+                    continue     # socket:, pipe:, anon_inode:
+                st = os.stat(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            held.add((st.st_dev, st.st_ino))
+    return held
+
+
+def apply_plan(plan: Plan, dir_fd: int, *, open_files: OpenFiles | None = None,
+               unlink: Callable = os.unlink, tick: Callable[[], bool] | None = None) -> Result:
+    """Delete the plan's files through ``dir_fd``; ``tick()`` is called per file
+    (heartbeat) and a True return stops the run early (the worker is stopping).
+    ``unlink`` is the seam tests use to inject a failure."""
+    open_files = open_files or OpenFiles()
+    result = Result(plan.target.name)
+    for rule in plan.target.rules:
+        result.stats(rule.name)
+    for d in plan.deletions:
+        if tick is not None and tick():
+            result.interrupted = True
+            break
+        _apply_one(d, dir_fd, open_files, unlink, result)
+    return result
+
+
+def _apply_one(d: Deletion, dir_fd: int, open_files: OpenFiles, unlink, result: Result) -> None:
+    stats = result.stats(d.rule)
+    try:
+        st = os.stat(d.name, dir_fd=dir_fd, follow_symlinks=False)
+        skip = recheck(d, st, open_files)
+        if skip:
+            stats.count("skipped", skip)
+            log.info("kept %s/%s: %s since planned", d.target, d.name, skip)
+            return
+        unlink(d.name, dir_fd=dir_fd)
+    except OSError as exc:
+        reason = "vanished" if exc.errno == errno.ENOENT else errno.errorcode.get(exc.errno, "error")
+        stats.count("errors", reason)
+        if result.errors <= MAX_WARNINGS:   # bounded: a whole read-only dir is one story
+            log.warning("cannot delete %s/%s (rule %s): %s%s", d.target, d.name, d.rule,
+                        exc.strerror or exc, "; further errors of this run are counted only"
+                        if result.errors == MAX_WARNINGS else "")
+        return
+    stats.deleted_files += 1
+    stats.deleted_bytes += st.st_size
+    result.deleted.append(d)
+    log.info("deleted %s/%s: %d bytes, %.1f days old, rule %s, %s (%s)",
+             d.target, d.name, st.st_size, d.age / 86400, d.rule, d.reason, d.why)
+
+
+def recheck(d: Deletion, st: os.stat_result, open_files: OpenFiles) -> str:
+    """'' if the name is still the planned, closed, regular, rotated file;
+    otherwise the reason to keep it."""
+    e = d.entry
+    if not stat.S_ISREG(st.st_mode):
+        return "not_regular_file"
+    if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != (e.dev, e.inode, e.size, e.mtime_ns):
+        return "changed"
+    if is_active_name(d.name):
+        return "active_log"
+    if open_files.holds(st.st_dev, st.st_ino):
+        return "open"
+    return ""

@@ -1,0 +1,143 @@
+"""Planning: a pure function from a listing and a usage reading to deletions.
+
+:func:`plan_target` touches nothing: it takes the target's entries (as
+:mod:`~engine.cleaner.listing` read them), the filesystem's usage and the
+clock, and returns the files to delete, each with its rule and reason. The
+same inputs always give the same plan, so `engine clean --dry-run`, the tests
+and the worker all see the decision the worker would act on.
+
+The policy (obagent's, section 5 of oceanbase-facts.md):
+
+1. usage at or below the target's threshold: delete nothing;
+2. otherwise every candidate older than its rule's retention goes (``age``);
+3. if the usage predicted after step 2 is still above the threshold, each
+   rule's remaining candidates go oldest first (by mtime, then name) until
+   ``100 - keep_percentage`` percent of the rule's remaining bytes is planned
+   (``threshold``).
+
+A candidate is a regular file (never a symlink, directory or device) whose
+name matches a rule's anchored pattern and is not an active log
+(``observer.log``, ``observer.log.wf``...), whatever the pattern says.
+"""
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import NamedTuple
+
+from engine.cleaner.listing import DiskUsage, Entry
+from engine.cleaner.policy import Rule, Target, is_active_name
+
+AGE = "age"
+THRESHOLD = "threshold"
+
+
+class Deletion(NamedTuple):
+    """One planned deletion and why (a tuple: a plan may hold 100,000)."""
+    target: str
+    rule: str
+    entry: Entry
+    reason: str          # AGE or THRESHOLD
+    age: float           # seconds, at planning time
+    why: str             # one line for the operator
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+
+@dataclass
+class Plan:
+    target: Target
+    usage: DiskUsage
+    predicted: DiskUsage                 # usage once every deletion is done
+    deletions: list[Deletion] = field(default_factory=list)
+    note: str = ""                       # why nothing, or how much
+    ignored: dict = field(default_factory=dict)   # matched but refused: reason -> count
+
+    @property
+    def bytes(self) -> int:
+        return sum(d.entry.size for d in self.deletions)
+
+
+def plan_target(target: Target, entries: list[Entry], usage: DiskUsage, now: float) -> Plan:
+    """The deletions for ``target`` given its ``entries`` and ``usage`` at ``now``."""
+    plan = Plan(target, usage, usage)
+    if usage.percent <= target.disk_threshold:
+        plan.note = f"usage {usage.percent:.1f}% <= threshold {target.disk_threshold:g}%: nothing to do"
+        return plan
+    groups = candidates(target, entries, plan.ignored)
+    for rule in target.rules:
+        plan.deletions.extend(_by_age(target, rule, groups[rule.name], now))
+    plan.predicted = usage.minus(plan.bytes)
+    if plan.predicted.percent > target.disk_threshold:
+        planned = {d.name for d in plan.deletions}
+        for rule in target.rules:
+            rest = [e for e in groups[rule.name] if e.name not in planned]
+            plan.deletions.extend(_by_keep(target, rule, rest, now))
+        plan.predicted = usage.minus(plan.bytes)
+    plan.note = (f"usage {usage.percent:.1f}% > threshold {target.disk_threshold:g}%: "
+                 f"{len(plan.deletions)} files, {plan.bytes} bytes, "
+                 f"predicted usage {plan.predicted.percent:.1f}%")
+    return plan
+
+
+def candidates(target: Target, entries: list[Entry], ignored: dict) -> dict[str, list[Entry]]:
+    """Entries per rule name (first matching rule wins), each list oldest first
+    (by mtime, then name); refusals counted in ``ignored``."""
+    groups: dict[str, list[Entry]] = {r.name: [] for r in target.rules}
+    for e in entries:
+        rule = target.rule_for(e.name)
+        if rule is None:
+            continue
+        reason = refusal(e)
+        if reason:
+            ignored[reason] = ignored.get(reason, 0) + 1
+        else:
+            groups[rule.name].append(e)
+    for files in groups.values():
+        files.sort(key=_NAME)
+        files.sort(key=_MTIME)    # stable: equal mtimes stay in name order
+    return groups
+
+
+def refusal(e: Entry) -> str:
+    """Why a matching entry may never be deleted, or '' if it may."""
+    kind = stat.S_IFMT(e.mode)
+    if kind != stat.S_IFREG:
+        return "symlink" if kind == stat.S_IFLNK else "not_regular_file"
+    if is_active_name(e.name):
+        return "active_log"
+    if "/" in e.name or e.name in (".", ".."):
+        return "bad_name"
+    return ""
+
+
+def _by_age(target: Target, rule: Rule, files: list[Entry], now: float) -> list[Deletion]:
+    """``files`` oldest first: the old ones are a prefix."""
+    out, why, limit = [], f"older than {rule.retention_days:g} days", rule.retention_seconds
+    for e in files:
+        age = now - e.mtime
+        if age <= limit:
+            break
+        out.append(Deletion(target.name, rule.name, e, AGE, age, why))
+    return out
+
+
+def _by_keep(target: Target, rule: Rule, files: list[Entry], now: float) -> list[Deletion]:
+    """``files`` oldest first: take them until the rule's share of bytes is planned."""
+    goal = sum(e.size for e in files) * (100.0 - rule.keep_percentage) / 100.0
+    why = (f"still above {target.disk_threshold:g}%: oldest first, "
+           f"keeping {rule.keep_percentage:g}% of the rule's bytes")
+    out, freed = [], 0
+    for e in files:
+        if freed >= goal or goal <= 0:
+            break
+        out.append(Deletion(target.name, rule.name, e, THRESHOLD, now - e.mtime, why))
+        freed += e.size
+    return out
+
+
+_NAME = attrgetter("name")
+_MTIME = attrgetter("mtime")

@@ -1,0 +1,198 @@
+"""Targets and rules: what ob_cleaner may delete, where, and when.
+
+The model is obagent's ``ob.logcleaner`` (oceanbase-facts.md section 5): a
+*target* is one directory with a disk-usage threshold (percent); each of its
+*rules* names files by pattern, with a retention age and a keep percentage.
+When the filesystem is above the threshold, files past their age go first; if
+it is still above, each rule's oldest files go until only its keep percentage
+of bytes is left.
+
+Fixed here, against obagent's flaws:
+
+- patterns are matched against the whole file name (``re.fullmatch``), never
+  searched for inside it, and never against a path: ``core.[0-9]+`` does not
+  match ``score.1.txt`` nor ``core12.db``;
+- a pattern that would match a protected name (an active log such as
+  ``observer.log`` or ``observer.log.wf``, a pid or config file) is refused
+  when the config is loaded;
+- targets are one directory deep: nothing is deleted in a subdirectory.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+DAY = 86400.0
+
+# Rotated OBServer logs: observer.log.20241219182047574 and its .zst form,
+# rootservice.log.N, election.log.N, trace.log.N (and obagent's optional
+# "<prefix>." as in "libobcdc.observer.log.N").
+ROTATED_LOG = r"(?:[a-z]+\.)?[a-z]+\.log\.[0-9]+(?:\.zst)?"
+ROTATED_WF = r"(?:[a-z]+\.)?[a-z]+\.log\.wf\.[0-9]+(?:\.zst)?"
+CORE = r"core\.[0-9]+"
+# The agent's own logs, rotated by logging's RotatingFileHandler: ob_cleaner.log.3
+AGENT_LOG = r"[a-z][a-z0-9_]*\.log\.[0-9]+(?:\.zst)?"
+
+# Names no rule may ever match (checked when the config is loaded), and the
+# shape of an active log (checked again when planning).
+PROTECTED_SAMPLES = (
+    "observer.log", "observer.log.wf", "rootservice.log", "rootservice.log.wf",
+    "election.log", "election.log.wf", "trace.log", "observer.pid", "observer.conf.bin",
+    "ob_cleaner.log", "ocp_agentd.log", "core", "etc", "log", "store", "bin",
+)
+ACTIVE_LOG = re.compile(r"[A-Za-z0-9_.-]*\.log(?:\.wf)?")
+
+
+def is_active_name(name: str) -> bool:
+    """An unsuffixed log file (``observer.log``, ``election.log.wf``): being written to."""
+    return ACTIVE_LOG.fullmatch(name) is not None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Files of one kind in a target."""
+    name: str
+    pattern: str
+    retention_days: float
+    keep_percentage: float
+    regex: re.Pattern = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "regex", re.compile(self.pattern))
+
+    def matches(self, filename: str) -> bool:
+        return self.regex.fullmatch(filename) is not None
+
+    @property
+    def retention_seconds(self) -> float:
+        return self.retention_days * DAY
+
+
+@dataclass(frozen=True)
+class Target:
+    """One directory (not its subdirectories) and its rules, in order: a file
+    belongs to the first rule that matches it."""
+    name: str
+    path: str
+    disk_threshold: float
+    rules: tuple[Rule, ...]
+
+    def rule_for(self, filename: str) -> Rule | None:
+        for rule in self.rules:
+            if rule.matches(filename):
+                return rule
+        return None
+
+
+class PolicyError(ValueError):
+    """A target or rule table that cannot be used; ``key`` names the field."""
+
+    def __init__(self, key: str, reason: str):
+        self.key, self.reason = key, reason
+        super().__init__(f"{key}: {reason}")
+
+
+# ---------------------------------------------------------------- defaults
+
+def default_targets(ob_log_dir: str, agent_log_dir: str) -> list[Target]:
+    """obagent's defaults (enabled here), plus the agent's own log directory.
+
+    ``ob_log`` is the OBServer log dir; ``core_log`` is the OBServer install
+    dir (its working directory, where cores land), i.e. the log dir's parent.
+    """
+    ob_log_dir = os.path.normpath(os.path.expanduser(ob_log_dir))
+    return [
+        Target("ob_log", ob_log_dir, 80.0, (
+            Rule("log", ROTATED_LOG, 8, 60),
+            Rule("wf", ROTATED_WF, 30, 80),
+        )),
+        Target("core_log", os.path.dirname(ob_log_dir) or "/", 80.0, (
+            Rule("core", CORE, 8, 60),
+        )),
+        Target("agent_log", os.path.normpath(os.path.expanduser(agent_log_dir)), 80.0, (
+            Rule("log", AGENT_LOG, 8, 60),
+        )),
+    ]
+
+
+def targets_from_config(config) -> list[Target]:
+    """The configured targets, or the defaults for this agent's dirs when none."""
+    sec = config.workers.ob_cleaner
+    if sec.targets:
+        return parse_targets(sec.targets)
+    return default_targets(config.workers.ob_logtailer.log_dir, str(config.home / "log"))
+
+
+# ---------------------------------------------------------------- parsing
+
+TARGET_KEYS = {"name", "path", "disk_threshold", "rules"}
+RULE_KEYS = {"name", "pattern", "retention_days", "keep_percentage"}
+
+
+def parse_targets(raw: list) -> list[Target]:
+    """Validate ``[[workers.ob_cleaner.targets]]`` tables; PolicyError names the bad key."""
+    targets, names = [], set()
+    for i, item in enumerate(raw):
+        key = f"targets[{i}]"
+        target = _parse_target(item, key)
+        if target.name in names:
+            raise PolicyError(f"{key}.name", f"{target.name!r} is used twice")
+        names.add(target.name)
+        targets.append(target)
+    return targets
+
+
+def _parse_target(item, key: str) -> Target:
+    if not isinstance(item, dict):
+        raise PolicyError(key, "expected a table")
+    _no_unknown(item, TARGET_KEYS, key)
+    name = _string(item, "name", key)
+    path = _string(item, "path", key)
+    if not os.path.isabs(os.path.expanduser(path)):
+        raise PolicyError(f"{key}.path", f"{path!r} is not an absolute path")
+    threshold = _number(item, "disk_threshold", key, 0, 100, default=80.0)
+    rules_raw = item.get("rules")
+    if not isinstance(rules_raw, list) or not rules_raw:
+        raise PolicyError(f"{key}.rules", "needs at least one [[...rules]] table")
+    rules = tuple(_parse_rule(r, f"{key}.rules[{j}]") for j, r in enumerate(rules_raw))
+    return Target(name, os.path.normpath(os.path.expanduser(path)), threshold, rules)
+
+
+def _parse_rule(item, key: str) -> Rule:
+    if not isinstance(item, dict):
+        raise PolicyError(key, "expected a table")
+    _no_unknown(item, RULE_KEYS, key)
+    pattern = _string(item, "pattern", key)
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise PolicyError(f"{key}.pattern", f"bad regular expression: {exc}") from None
+    for sample in PROTECTED_SAMPLES:
+        if regex.fullmatch(sample):
+            raise PolicyError(f"{key}.pattern", f"{pattern!r} would match the protected name {sample!r}")
+    return Rule(_string(item, "name", key), pattern,
+                _number(item, "retention_days", key, 0, 36500),
+                _number(item, "keep_percentage", key, 0, 100))
+
+
+def _no_unknown(item: dict, known: set, key: str) -> None:
+    for k in item:
+        if k not in known:
+            raise PolicyError(f"{key}.{k}", "unknown key")
+
+
+def _string(item: dict, name: str, key: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str) or not value:
+        raise PolicyError(f"{key}.{name}", "needs a non-empty string")
+    return value
+
+
+def _number(item: dict, name: str, key: str, lo: float, hi: float, default=None) -> float:
+    value = item.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PolicyError(f"{key}.{name}", "needs a number")
+    if not lo <= value <= hi:
+        raise PolicyError(f"{key}.{name}", f"{value!r} is outside {lo}..{hi}")
+    return float(value)

@@ -1,0 +1,81 @@
+"""One cleaning pass over every target: open, list, plan, (apply), close.
+
+Targets are done one after the other, each with a fresh usage reading (the
+previous target may have freed space on the same filesystem). A target that
+cannot be opened or listed is reported with its error and the others go on.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from engine.cleaner.apply import OpenFiles, Result, apply_plan
+from engine.cleaner.listing import DiskUsage, open_dir, read_listing, read_usage
+from engine.cleaner.plan import Plan, plan_target
+from engine.cleaner.policy import Target
+
+
+@dataclass
+class TargetRun:
+    target: Target
+    plan: Plan | None = None
+    result: Result | None = None        # None for a dry run or a failed target
+    error: str = ""                     # bad_input reason when the target failed
+    detail: str = ""
+    vanished_in_listing: int = 0
+
+
+@dataclass
+class Pass:
+    runs: list = field(default_factory=list)
+    started: float = 0.0
+    duration: float = 0.0
+
+
+def clean_once(targets: list[Target], *, dry_run: bool = False,
+               usage: Callable[[int], DiskUsage] = read_usage, clock=time.time,
+               open_files: OpenFiles | None = None, unlink=os.unlink,
+               tick: Callable[[], bool] | None = None) -> Pass:
+    """Plan every target and, unless ``dry_run``, apply the plans.
+
+    ``usage`` (dir fd -> DiskUsage) is the seam for a simulated disk.
+    """
+    out = Pass(started=clock())
+    t0 = time.monotonic()
+    open_files = open_files or OpenFiles()
+    for target in targets:
+        out.runs.append(_one(target, dry_run, usage, clock, open_files, unlink, tick))
+        if tick is not None and tick():
+            break
+    out.duration = time.monotonic() - t0
+    return out
+
+
+def _one(target, dry_run, usage, clock, open_files, unlink, tick) -> TargetRun:
+    run = TargetRun(target)
+    try:
+        fd = open_dir(target.path)
+    except OSError as exc:
+        run.error = _target_error(exc)
+        run.detail = f"{target.path}: {exc.strerror or exc}"
+        return run
+    try:
+        entries, run.vanished_in_listing = read_listing(fd)
+        run.plan = plan_target(target, entries, usage(fd), clock())
+        if not dry_run and run.plan.deletions:
+            run.result = apply_plan(run.plan, fd, open_files=open_files, unlink=unlink, tick=tick)
+    except OSError as exc:
+        run.error, run.detail = "target_unreadable", f"{target.path}: {exc.strerror or exc}"
+    finally:
+        os.close(fd)
+    return run
+
+
+def _target_error(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "target_missing"
+    if isinstance(exc, NotADirectoryError):
+        return "target_not_directory"
+    return "target_unreadable"

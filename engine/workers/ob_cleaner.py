@@ -1,0 +1,56 @@
+"""ob_cleaner: deletes rotated OBServer logs (and cores) by age and disk usage.
+
+Thin: the policy, planning and deletion live in :mod:`engine.cleaner`. Every
+``interval`` seconds one pass plans each target and applies the plan; between
+passes the metrics snapshot is re-sent every ``publish_interval`` seconds on the
+``cleaner`` ring, so a restarted exporter has it again soon. A target that
+cannot be read puts the worker in ``degraded`` (with the reason) until a pass
+reads it again; the other targets are cleaned regardless.
+"""
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from engine import states
+from engine.cleaner.policy import targets_from_config
+from engine.cleaner.report import Totals
+from engine.cleaner.run import clean_once
+
+
+def main(ctx) -> None:
+    sec = ctx.section
+    targets = targets_from_config(ctx.config)
+    totals = Totals(targets)
+    ring = ctx.producer("cleaner")
+    ctx.ready()
+    if not sec.enabled:
+        ctx.set_state(states.OK, "disabled in config")
+    next_pass = time.monotonic()
+    while not ctx.stopping:
+        if sec.enabled and time.monotonic() >= next_pass:
+            done = clean_once(targets, dry_run=sec.dry_run, tick=lambda: _tick(ctx))
+            totals.add(done)
+            _report_state(ctx, done)
+            next_pass = time.monotonic() + sec.interval
+        ring.put(orjson.dumps(totals.message(time.time())))
+        ctx.heartbeat(runs=totals.runs, deleted_files=sum(totals.files.values()),
+                      deleted_bytes=sum(totals.bytes.values()), errors=sum(totals.errors.values()))
+        wait = min(sec.publish_interval, max(0.0, next_pass - time.monotonic()))
+        if ctx.wait(wait if sec.enabled else sec.publish_interval):
+            break
+
+
+def _tick(ctx) -> bool:
+    """Called per file during a pass: heartbeat, and stop early on SIGTERM."""
+    ctx.heartbeat()
+    return ctx.stopping
+
+
+def _report_state(ctx, done) -> None:
+    failed = [f"{r.target.name}: {r.detail}" for r in done.runs if r.error]
+    if failed:
+        ctx.set_state(states.DEGRADED, "; ".join(failed))
+    else:
+        ctx.set_state(states.OK, "dry run" if ctx.section.dry_run else "")

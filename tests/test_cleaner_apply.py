@@ -1,0 +1,227 @@
+"""Applying plans on real temporary directories, with a simulated disk-usage source.
+
+Permission denied: the tests run as root, for whom a directory without write
+permission does not stop an unlink, and mounting a read-only filesystem needs
+privileges a container may not grant; so that case injects a failing unlink
+through ``apply_plan``'s ``unlink`` seam (the same code path an EACCES/EROFS
+from the kernel takes).
+"""
+import errno
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.cleaner import policy
+from engine.cleaner.apply import OpenFiles, apply_plan
+from engine.cleaner.listing import DiskUsage, open_dir, read_listing
+from engine.cleaner.plan import plan_target
+from engine.cleaner.run import clean_once
+
+DAY = 86400
+
+
+def full(fd):          # a disk 95 % full, whatever the real one says
+    return DiskUsage(1000, 950)
+
+
+def roomy(fd):
+    return DiskUsage(1000, 100)
+
+
+def make(folder, name, size=10, days=0.0, data=None):
+    path = folder / name
+    path.write_bytes(data if data is not None else b"x" * size)
+    t = time.time() - days * DAY
+    os.utime(path, (t, t))
+    return path
+
+
+def ob_target(folder, threshold=80.0):
+    rules = policy.default_targets(str(folder), "/nonexistent")[0].rules
+    return policy.Target("ob_log", str(folder), threshold, rules)
+
+
+@pytest.fixture
+def logdir(tmp_path):
+    d = tmp_path / "log"
+    d.mkdir()
+    return d
+
+
+def plan_for(target):
+    fd = open_dir(target.path)
+    try:
+        entries, _ = read_listing(fd)
+        return plan_target(target, entries, full(fd), time.time())
+    finally:
+        os.close(fd)
+
+
+def apply_for(plan, **kw):
+    fd = open_dir(plan.target.path)
+    try:
+        return apply_plan(plan, fd, **kw)
+    finally:
+        os.close(fd)
+
+
+def test_age_rule_with_a_full_disk(logdir):
+    make(logdir, "observer.log.20240101000000001", days=9)
+    make(logdir, "observer.log.wf.20240101000000001", days=9)     # wf keeps 30 days
+    make(logdir, "observer.log.20240301000000001", days=1)
+    # 80.5 % used: the 10 bytes of the age pass bring it under 80 %, no second pass
+    done = clean_once([ob_target(logdir)], usage=lambda fd: DiskUsage(1000, 805))
+    assert sorted(os.listdir(logdir)) == ["observer.log.20240301000000001", "observer.log.wf.20240101000000001"]
+    st = done.runs[0].result.rules["log"]
+    assert (st.deleted_files, st.deleted_bytes, st.errors) == (1, 10, {})
+
+
+def test_nothing_below_the_threshold(logdir):
+    make(logdir, "observer.log.1", days=100)
+    done = clean_once([ob_target(logdir)], usage=roomy)
+    assert os.listdir(logdir) == ["observer.log.1"] and done.runs[0].result is None
+
+
+def test_threshold_rule_oldest_first(logdir):
+    for i in range(10):
+        make(logdir, f"observer.log.{i}", size=100, days=5 - i * 0.1)
+    clean_once([ob_target(logdir)], usage=full)
+    assert sorted(os.listdir(logdir)) == [f"observer.log.{i}" for i in range(4, 10)]
+
+
+def test_dry_run_deletes_nothing(logdir):
+    make(logdir, "observer.log.1", days=100)
+    done = clean_once([ob_target(logdir)], usage=full, dry_run=True)
+    assert os.listdir(logdir) == ["observer.log.1"]
+    assert [d.name for d in done.runs[0].plan.deletions] == ["observer.log.1"]
+
+
+def test_active_files_untouched_even_by_a_greedy_rule(logdir):
+    for name in ("observer.log", "observer.log.wf", "rootservice.log", "election.log.wf"):
+        make(logdir, name, days=100)
+    make(logdir, "observer.log.1", days=100)
+    greedy = policy.Target("t", str(logdir), 0.0, (policy.Rule("all", r".*", 0, 0),))
+    done = clean_once([greedy], usage=full)
+    assert sorted(os.listdir(logdir)) == ["election.log.wf", "observer.log", "observer.log.wf", "rootservice.log"]
+    assert done.runs[0].plan.ignored == {"active_log": 4}
+
+
+def test_a_file_held_open_by_a_process_is_kept(logdir):
+    held = make(logdir, "observer.log.20240101000000001", days=100)
+    make(logdir, "observer.log.20240101000000002", days=100)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; f = open(sys.argv[1]); print('open', flush=True); sys.stdin.read()",
+         str(held)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "open"
+        done = clean_once([ob_target(logdir)], usage=full)
+    finally:
+        child.kill()
+        child.wait()
+    assert os.listdir(logdir) == [held.name]
+    st = done.runs[0].result.rules["log"]
+    assert st.skipped == {"open": 1} and st.deleted_files == 1
+
+
+def test_open_files_scan_sees_our_own_fd(logdir):
+    path = make(logdir, "observer.log.1")
+    with open(path) as fh:
+        st = os.fstat(fh.fileno())
+        assert OpenFiles().holds(st.st_dev, st.st_ino)
+    assert not OpenFiles().holds(st.st_dev, st.st_ino)
+
+
+def test_symlink_to_a_password_file_is_not_followed(tmp_path, logdir):
+    secret = make(tmp_path, "passwd", data=b"root:x:0:0::/root:/bin/bash\n", days=100)
+    link = logdir / "observer.log.20240101000000001"
+    link.symlink_to(secret)
+    os.utime(link, (0, 0), follow_symlinks=False)
+    core = logdir / "core.1"
+    core.symlink_to(secret)
+    done = clean_once([ob_target(logdir, 0.0)], usage=full)
+    assert secret.read_bytes().startswith(b"root:x:0:0")
+    assert link.is_symlink() and core.is_symlink()
+    assert done.runs[0].plan.ignored == {"symlink": 1}
+
+
+def test_no_recursion_into_directories_real_or_symlinked(tmp_path, logdir):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = make(outside, "observer.log.20240101000000001", days=100)
+    (logdir / "linked").symlink_to(outside, target_is_directory=True)
+    sub = logdir / "sub"
+    sub.mkdir()
+    nested = make(sub, "observer.log.20240101000000001", days=100)
+    (logdir / "observer.log.9").symlink_to(outside, target_is_directory=True)
+    clean_once([ob_target(logdir, 0.0)], usage=full)
+    assert victim.exists() and nested.exists() and (logdir / "observer.log.9").is_symlink()
+
+
+def test_replaced_by_a_symlink_between_plan_and_apply(tmp_path, logdir):
+    secret = make(tmp_path, "passwd", data=b"secret\n")
+    name = "observer.log.20240101000000001"
+    make(logdir, name, days=100)
+    plan = plan_for(ob_target(logdir, 0.0))
+    os.unlink(logdir / name)
+    (logdir / name).symlink_to(secret)
+    result = apply_for(plan)
+    assert (logdir / name).is_symlink() and secret.read_bytes() == b"secret\n"
+    assert result.rules["log"].skipped == {"not_regular_file": 1}
+
+
+def test_renamed_or_grown_between_plan_and_apply(logdir):
+    make(logdir, "observer.log.1", days=100)
+    grown = make(logdir, "observer.log.2", days=100)
+    make(logdir, "observer.log.3", days=100)
+    plan = plan_for(ob_target(logdir, 0.0))
+    os.rename(logdir / "observer.log.1", logdir / "kept.observer")      # renamed away ...
+    make(logdir, "observer.log.1", days=100)                             # ... a new file took the name
+    with open(grown, "ab") as fh:
+        fh.write(b"more")
+    os.utime(grown, (time.time() - 100 * DAY,) * 2)
+    result = apply_for(plan)
+    assert sorted(os.listdir(logdir)) == ["kept.observer", "observer.log.1", "observer.log.2"]
+    assert result.rules["log"].skipped == {"changed": 2} and result.rules["log"].deleted_files == 1
+
+
+def test_vanished_and_permission_denied_are_counted_and_the_run_goes_on(logdir):
+    for i in range(4):
+        make(logdir, f"observer.log.{i}", days=100)
+    plan = plan_for(ob_target(logdir, 0.0))
+    os.unlink(logdir / "observer.log.0")
+
+    def unlink(name, *, dir_fd):
+        if name == "observer.log.2":
+            raise PermissionError(errno.EACCES, "Permission denied", name)
+        os.unlink(name, dir_fd=dir_fd)
+
+    result = apply_for(plan, unlink=unlink)
+    assert os.listdir(logdir) == ["observer.log.2"]
+    st = result.rules["log"]
+    assert st.errors == {"vanished": 1, "EACCES": 1} and st.deleted_files == 2
+
+
+def test_a_missing_target_is_reported_and_the_others_are_cleaned(tmp_path, logdir):
+    make(logdir, "observer.log.1", days=100)
+    missing = ob_target(tmp_path / "nope")
+    done = clean_once([missing, ob_target(logdir)], usage=full)
+    assert done.runs[0].error == "target_missing"
+    assert os.listdir(logdir) == []
+
+
+def test_nothing_outside_the_target_dir_is_touched(tmp_path, logdir):
+    beside = make(tmp_path, "observer.log.1", days=100)
+    make(logdir, "observer.log.1", days=100)
+    clean_once([ob_target(logdir, 0.0)], usage=full)
+    assert beside.exists() and os.listdir(logdir) == []
+
+
+def test_stopping_interrupts_between_files(logdir):
+    for i in range(5):
+        make(logdir, f"observer.log.{i}", days=100)
+    calls = []
+    done = clean_once([ob_target(logdir, 0.0)], usage=full, tick=lambda: calls.append(1) or len(calls) > 2)
+    assert done.runs[0].result.interrupted and len(os.listdir(logdir)) == 3

@@ -1,0 +1,119 @@
+"""The ob_cleaner worker, its metrics message and `engine clean`."""
+import os
+import threading
+import time
+
+import orjson
+import pytest
+
+from engine import config, ipc
+from engine.cli import main as cli
+from engine.cleaner import policy
+from engine.cleaner.listing import DiskUsage
+from engine.cleaner.report import Totals
+from engine.cleaner.run import clean_once
+from engine.runtime import WorkerContext
+from engine.workers import ob_cleaner
+
+DAY = 86400
+
+
+def old_file(folder, name, size=10, days=100):
+    path = folder / name
+    path.write_bytes(b"x" * size)
+    t = time.time() - days * DAY
+    os.utime(path, (t, t))
+    return path
+
+
+def toml_for(logdir, threshold=0):
+    return f"""
+[workers.ob_cleaner]
+interval = 3600.0
+publish_interval = 0.1
+[[workers.ob_cleaner.targets]]
+name = "ob_log"
+path = "{logdir}"
+disk_threshold = {threshold}
+[[workers.ob_cleaner.targets.rules]]
+name = "log"
+pattern = '(?:[a-z]+\\.)?[a-z]+\\.log\\.[0-9]+(?:\\.zst)?'
+retention_days = 8
+keep_percentage = 60
+"""
+
+
+def test_message_is_a_full_snapshot_per_rule(tmp_path):
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    old_file(logdir, "observer.log.1", 7)
+    old_file(logdir, "observer.log.2", 5)
+    targets = [policy.Target("ob_log", str(logdir), 80.0, policy.default_targets(str(logdir), "/x")[0].rules),
+               policy.Target("gone", str(tmp_path / "missing"), 80.0, (policy.Rule("r", r"a\.[0-9]", 1, 1),))]
+    totals = Totals(targets)
+    totals.add(clean_once(targets, usage=lambda fd: DiskUsage(100, 90)))
+    msg = orjson.loads(orjson.dumps(totals.message(123.0)))
+    assert msg["kind"] == "ob_cleaner" and msg["t"] == 123.0
+    series = {(m["name"], tuple(sorted(m["labels"].items()))): m["value"] for m in msg["metrics"]}
+    assert series[("ob_cleaner_deleted_files_total", (("rule", "log"), ("target", "ob_log")))] == 2
+    assert series[("ob_cleaner_deleted_bytes_total", (("rule", "log"), ("target", "ob_log")))] == 12
+    assert series[("ob_cleaner_deleted_files_total", (("rule", "wf"), ("target", "ob_log")))] == 0
+    assert series[("ob_cleaner_target_up", (("target", "gone"),))] == 0
+    assert series[("ob_cleaner_bad_input_total", (("reason", "target_missing"),))] == 1
+    assert series[("ob_cleaner_disk_used_ratio", (("target", "ob_log"),))] == 0.9
+    for m in msg["metrics"]:
+        assert m["type"] in ("counter", "gauge") and m["help"]
+        assert m["name"].endswith("_total") == (m["type"] == "counter")
+
+
+@pytest.mark.integration
+def test_worker_cleans_and_publishes_on_the_cleaner_ring(tmp_path):
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    old_file(logdir, "observer.log.20240101000000001")
+    old_file(logdir, "observer.log")
+    cfg = config.loads(f'[agent]\nhome = "{tmp_path / "home"}"\ninstance = "cltest{os.getpid()}"\n'
+                       + toml_for(logdir))
+    ctx = WorkerContext.standalone("ob_cleaner", cfg)
+    worker = threading.Thread(target=ob_cleaner.main, args=(ctx,))
+    try:
+        worker.start()
+        ring = ctx.consumer("cleaner")
+        deadline = time.monotonic() + 30
+        deleted = 0
+        while deleted == 0 and time.monotonic() < deadline:
+            raw = ring.get(timeout=1.0)
+            if raw:
+                msg = orjson.loads(raw)
+                deleted = sum(m["value"] for m in msg["metrics"] if m["name"] == "ob_cleaner_deleted_files_total")
+        assert deleted == 1
+        assert os.listdir(logdir) == ["observer.log"]
+    finally:
+        ctx.request_stop()
+        worker.join(10)
+        instance = ctx.segments.instance
+        ctx.close()
+    assert not worker.is_alive()
+    assert ipc.stale_segments(instance) == []
+
+
+def test_engine_clean_dry_run_prints_the_plan_and_deletes_nothing(tmp_path, capsys):
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    old_file(logdir, "observer.log.20240101000000001", 2048)
+    conf = tmp_path / "agent.toml"
+    conf.write_text(toml_for(logdir))
+    assert cli(["-c", str(conf), "--home", str(tmp_path / "home"), "clean", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "observer.log.20240101000000001" in out and "2.0KiB" in out and "age" in out and "100.0d" in out
+    assert os.listdir(logdir) == ["observer.log.20240101000000001"]
+    assert cli(["-c", str(conf), "--home", str(tmp_path / "home"), "clean"]) == 0
+    assert "deleted 1 files" in capsys.readouterr().out
+    assert os.listdir(logdir) == []
+
+
+def test_engine_clean_unknown_target(tmp_path, capsys):
+    conf = tmp_path / "agent.toml"
+    conf.write_text(toml_for(tmp_path))
+    assert cli(["-c", str(conf), "clean", "--dry-run", "--target", "nope"]) == 2
+    assert "unknown target nope" in capsys.readouterr().err
