@@ -110,6 +110,7 @@ class RpcServer:
         self.ssl_context = ssl_context
         self.counters: Counter = Counter()
         self.connections = 0
+        self.in_flight = 0
         self.slots = asyncio.Semaphore(sec.max_concurrent)
         self.hostname = socket.gethostname()
         self.rlog = RateLimitedLog()
@@ -140,13 +141,14 @@ class RpcServer:
 
     def stats(self) -> dict:
         """Flat counters, for heartbeats and agent/status."""
-        return {"connections": self.connections, **dict(self.counters)}
+        return {"connections": self.connections, "in_flight": self.in_flight, **dict(self.counters)}
 
     # ------------------------------------------------------------ connections
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._conns.add(task)
         self.connections += 1
+        self.counters["connections_total"] += 1
         try:
             if self.connections > self.sec.max_connections:
                 self.counters["refused_connections_total"] += 1
@@ -201,7 +203,10 @@ class RpcServer:
         length = _content_length(headers)
         if length > self.sec.max_body_bytes:
             raise BadRequest(413, "body_too_large", f"body over {self.sec.max_body_bytes} bytes")
-        body = await reader.readexactly(length) if length else b""
+        try:
+            body = await reader.readexactly(length) if length else b""
+        except asyncio.IncompleteReadError:
+            raise BadRequest(400, "truncated", "connection closed inside the body") from None
         return Request(method, target, version, headers, body, peer, tls)
 
     async def _refuse(self, writer, exc: BadRequest) -> None:
@@ -218,6 +223,7 @@ class RpcServer:
         try:
             await asyncio.wait_for(writer.drain(), self.sec.request_timeout)
         except TimeoutError:
+            self.counters["stalled_clients_total"] += 1
             raise ConnectionError("client stopped reading") from None
 
     # ------------------------------------------------------------ calls
@@ -273,6 +279,7 @@ class RpcServer:
             await asyncio.wait_for(self.slots.acquire(), self.sec.request_timeout)
         except TimeoutError:
             raise RpcError(503, "busy", f"all {self.sec.max_concurrent} call slots busy") from None
+        self.in_flight += 1
         try:
             if inspect.iscoroutinefunction(handler):
                 return await asyncio.wait_for(handler(params), self.sec.call_timeout)
@@ -280,6 +287,7 @@ class RpcServer:
         except TimeoutError:
             raise RpcError(504, "call_timeout", f"call took over {self.sec.call_timeout}s") from None
         finally:
+            self.in_flight -= 1
             self.slots.release()
 
     def _envelope(self, ok: bool, data, code: str, message: str, trace: str, t0: float, status: int) -> bytes:
@@ -312,7 +320,7 @@ def _parse_request_line(line: bytes) -> tuple[str, str, str]:
 
 async def _read_headers(reader) -> dict[str, str]:
     headers: dict[str, str] = {}
-    total = 0
+    total = count = 0
     while True:
         try:
             line = await reader.readuntil(b"\n")
@@ -321,9 +329,10 @@ async def _read_headers(reader) -> dict[str, str]:
         except asyncio.IncompleteReadError:
             raise BadRequest(400, "truncated", "connection closed inside the headers") from None
         total += len(line)
+        count += 1
         if line in (b"\r\n", b"\n"):
             return headers
-        if total > MAX_HEADER_BYTES or len(headers) >= MAX_HEADERS:
+        if total > MAX_HEADER_BYTES or count > MAX_HEADERS:
             raise BadRequest(431, "headers_too_large", "too many or too large headers")
         name, sep, value = line.partition(b":")
         if not sep or not _TOKEN.fullmatch(name):

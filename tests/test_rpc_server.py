@@ -1,0 +1,253 @@
+"""pos_proxy's HTTP layer: malformed requests, limits, slow clients, 1,000 connections, keep-alive."""
+from __future__ import annotations
+
+import asyncio
+import resource
+import socket
+import threading
+import time
+
+import orjson
+import psutil
+import pytest
+
+from engine.rpc.auth import sign_headers
+from fixtures.pos_proxy import SECRET
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def envelope(answer: bytes) -> dict:
+    return orjson.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+
+def signed(target: str, body: bytes = b"", method: str = "POST", extra: str = "") -> bytes:
+    h = sign_headers(SECRET, method, target, body)
+    head = "".join(f"{k}: {v}\r\n" for k, v in h.items())
+    return (f"{method} {target} HTTP/1.1\r\nHost: x\r\n{head}{extra}Content-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n").encode() + body
+
+
+def wait_for(cond, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.parametrize("raw, status, code", [
+    (b"GARBAGE\r\n\r\n", 400, "bad_request_line"),
+    (b"GET /api/v1/health HTTP/2.0\r\n\r\n", 505, "bad_version"),
+    (b"GET noslash HTTP/1.1\r\n\r\n", 400, "bad_target"),
+    (b"POST /api/v1/time HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411, "chunked"),
+    (b"POST /api/v1/time HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "bad_length"),
+    (b"POST /api/v1/time HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400, "duplicate_header"),
+    (b"GET /api/v1/health HTTP/1.1\r\nBad Header\r\n\r\n", 400, "bad_header"),
+    (b"GET /api/v1/health HTTP/1.1\r\nX: \x01\r\n\r\n", 400, "bad_header"),
+    (b"GET /api/v1/health HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431, "header_too_long"),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 431, "line_too_long"),
+    (b"GET /api/v1/health HTTP/1.1\r\n" + b"X-A: b\r\n" * 100 + b"\r\n", 431, "headers_too_large"),
+    (b"POST /api/v1/time HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", 400, "truncated"),
+])
+def test_malformed_requests_get_a_clear_4xx(rpc_server, raw, status, code):
+    srv = rpc_server()
+    answer = srv.raw(raw)
+    assert status_of(answer) == status
+    env = envelope(answer)
+    assert env["error"]["code"] == code and env["successful"] is False
+    assert srv.stats()[f"bad_input_total.{code}"] == 1
+
+
+def test_oversized_body_is_refused_before_it_is_read(rpc_server):
+    srv = rpc_server(max_body_bytes=4096)
+    answer = srv.raw(b"POST /api/v1/time HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n")
+    assert status_of(answer) == 413 and envelope(answer)["error"]["code"] == "body_too_large"
+    body = orjson.dumps({"x": "a" * 5000})
+    assert status_of(srv.raw(signed("/api/v1/time", body))) == 413
+
+
+@pytest.mark.parametrize("target, body, status, code", [
+    ("/api/v1/no/such", b"", 404, "unknown_operation"),
+    ("/other", b"", 404, "unknown_operation"),
+    ("/api/v1/time", b"not json", 400, "bad_json"),
+    ("/api/v1/time", b"[1, 2]", 400, "bad_json"),
+    ("/api/v1/time", b'{"unexpected": 1}', 400, "bad_request"),
+])
+def test_authenticated_bad_calls(rpc_server, target, body, status, code):
+    srv = rpc_server()
+    answer = srv.raw(signed(target, body))
+    assert status_of(answer) == status and envelope(answer)["error"]["code"] == code
+
+
+def test_method_not_allowed(rpc_server):
+    srv = rpc_server()
+    answer = srv.raw(signed("/api/v1/time", method="DELETE"))
+    assert status_of(answer) == 405
+
+
+def test_get_without_parameters_works(rpc_server):
+    srv = rpc_server()
+    assert status_of(srv.raw(signed("/api/v1/info", method="GET"))) == 200
+
+
+def test_bad_trace_id_is_replaced(rpc_server):
+    srv = rpc_server()
+    env = envelope(srv.raw(signed("/api/v1/time", extra="X-OCP-Trace-ID: bad id with spaces\r\n")))
+    assert env["traceId"] and " " not in env["traceId"]
+
+
+def test_keep_alive_serves_many_calls_on_one_connection(rpc_server):
+    srv = rpc_server()
+    client = srv.client()
+    for _ in range(5):
+        assert client.call("time")[0] == 200
+    client.close()
+    assert srv.stats()["connections_total"] == 1
+
+
+def test_http10_closes_after_one_answer(rpc_server):
+    srv = rpc_server()
+    answer = srv.raw(b"GET /api/v1/health HTTP/1.0\r\n\r\n")
+    assert status_of(answer) == 200 and b"Connection: close" in answer
+
+
+def test_slow_loris_is_cut_off_and_never_blocks_others(rpc_server):
+    srv = rpc_server(request_timeout=1.0)
+    slow = []
+    for partial in (b"", b"POST /api/v1/time HTTP/1.1\r\nHost: x\r\n", b"POST /api/v1/time HTTP/1.1\r\n"
+                    b"Content-Length: 100\r\n\r\n{\"a\""):
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        sock.sendall(partial)
+        slow.append(sock)
+    dripper = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    stop = threading.Event()
+
+    def drip():                    # one header byte at a time, never finishing
+        try:
+            dripper.sendall(b"POST /api/v1/time HTTP/1.1\r\n")
+            while not stop.wait(0.05):
+                dripper.sendall(b"X")
+        except OSError:
+            pass
+
+    t = threading.Thread(target=drip)
+    t.start()
+    try:
+        for _ in range(3):          # others are served while the slow ones hang
+            assert srv.call("time")[0] == 200
+        for sock in slow + [dripper]:
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            assert status_of(data) == 408
+    finally:
+        stop.set()
+        t.join()
+        for sock in slow + [dripper]:
+            sock.close()
+    assert srv.stats()["bad_input_total.request_timeout"] == 4
+
+
+def test_a_client_that_never_reads_is_dropped(rpc_server, tmp_path):
+    (tmp_path / "big").write_bytes(b"x" * (6 << 20))
+    srv = rpc_server(request_timeout=1.0, idle_timeout=600, max_output_bytes=16 << 20,
+                     file_roots=[str(tmp_path)])
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", srv.port))
+    body = orjson.dumps({"path": str(tmp_path / "big"), "length": 6 << 20})
+    sock.sendall(signed("/api/v1/file/read", body))
+    wait_for(lambda: srv.stats().get("stalled_clients_total") == 1)
+    wait_for(lambda: srv.stats()["connections"] == 0)
+    assert srv.call("time")[0] == 200
+    sock.close()
+
+
+def test_idle_keep_alive_connections_are_closed(rpc_server):
+    srv = rpc_server(idle_timeout=0.5)
+    client = srv.client()
+    assert client.call("time")[0] == 200
+    wait_for(lambda: srv.stats()["connections"] == 0)
+    assert client.call("time")[0] == 200      # the client reconnects by itself
+    client.close()
+
+
+def test_connection_limit(rpc_server):
+    srv = rpc_server(max_connections=5)
+    held = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(5)]
+    try:
+        wait_for(lambda: srv.stats()["connections"] == 5)
+        answer = srv.raw(b"GET /api/v1/health HTTP/1.1\r\n\r\n")
+        assert status_of(answer) == 503 and envelope(answer)["error"]["code"] == "too_many_connections"
+    finally:
+        for sock in held:
+            sock.close()
+
+
+SLEEPER = {"sleeper": {"argv": ["/bin/sh", "-c", "echo $$ > {pidfile}; exec sleep 30"],
+                       "params": {"pidfile": {"type": "path"}}, "timeout": 60}}
+
+
+def test_call_timeout_kills_commands_and_answers_504(rpc_server, tmp_path):
+    srv = rpc_server(commands=SLEEPER, file_roots=[str(tmp_path)], call_timeout=1.0)
+    pidfile = tmp_path / "pid"
+    status, env = srv.call("command/run", {"name": "sleeper", "params": {"pidfile": str(pidfile)}})
+    assert status == 200 and env["data"]["timed_out"]      # a command is cut short inside the call timeout
+    pid = int(pidfile.read_text())
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    big = tmp_path / "sparse"
+    with open(big, "wb") as fh:
+        fh.truncate(8 << 30)
+    status, env = srv.call("file/checksum", {"path": str(big)})
+    assert status == 504 and env["error"]["code"] == "call_timeout"
+
+
+def test_concurrency_limit_answers_busy(rpc_server, tmp_path):
+    srv = rpc_server(commands=SLEEPER, file_roots=[str(tmp_path)], call_timeout=3.0,
+                     max_concurrent=1, request_timeout=0.2)
+    first = threading.Thread(target=srv.call, args=("command/run", {
+        "name": "sleeper", "params": {"pidfile": str(tmp_path / "pid")}}))
+    first.start()
+    try:
+        wait_for(lambda: srv.stats()["in_flight"] == 1)
+        status, env = srv.call("time")
+        assert status == 503 and env["error"]["code"] == "busy"
+    finally:
+        first.join()
+
+
+def test_output_limit(rpc_server, tmp_path):
+    for i in range(100):
+        (tmp_path / f"file-with-a-long-name-{i:04}").touch()
+    srv = rpc_server(file_roots=[str(tmp_path)], max_output_bytes=4096)
+    status, env = srv.call("file/list", {"path": str(tmp_path)})
+    assert status == 413 and env["error"]["code"] == "output_too_large"
+
+
+def test_a_thousand_concurrent_connections(rpc_server):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    srv = rpc_server(max_concurrent=64)
+    n = 1000
+
+    async def one(i: int, opened: asyncio.Barrier) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        await opened.wait()         # every connection is open before any request goes out
+        writer.write(signed("/api/v1/time"))
+        await writer.drain()
+        data = await reader.read()
+        writer.close()
+        return status_of(data)
+
+    async def all_of_them():
+        opened = asyncio.Barrier(n)
+        return await asyncio.gather(*(one(i, opened) for i in range(n)))
+
+    statuses = asyncio.run(all_of_them())
+    assert statuses == [200] * n
+    assert srv.stats()["requests_total"] == n
