@@ -1,0 +1,142 @@
+"""Alert records, grouping and throttling.
+
+A scanner hit (rule, line, parsed header, captures) becomes an *event* for
+the sinks (see :mod:`engine.logs.store` for the record's fields):
+
+- the rule's ``group_by`` fields make a grouping key; the first hit of a key
+  opens a group and emits ``"fire"`` at once (count 1);
+- further hits of the key inside the rule's ``throttle`` window (in log time,
+  from the group's first line) fold into the group: ``count`` and
+  ``last_seen`` grow, nothing is emitted;
+- when the window has passed (by log time of newer lines, or by wall-clock
+  time since the group opened, for a log that went quiet) a group that folded
+  repeats emits ``"update"`` with the total count, and closes; the next hit
+  opens a new group.
+
+The open groups are part of the checkpoint (:meth:`Grouper.state` /
+:meth:`Grouper.restore`), written atomically with the file offsets, so a
+kill -9 loses no folded count: lines after the checkpoint are read again and
+fold into the restored groups.
+"""
+from __future__ import annotations
+
+import hashlib
+import socket
+import time
+
+LINE_BYTES = 4096          # the line kept in a record is cut to this
+MAX_GROUPS = 10000         # open groups beyond this are closed oldest first
+
+
+class _Fields(dict):
+    """Template fields: a missing or None field renders as empty."""
+
+    def __missing__(self, key):
+        return ""
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def fields_of(header: dict | None, captures: dict | None, context: dict) -> dict:
+    """Header fields, named captures and context as JSON-able values (bytes decoded)."""
+    out = {}
+    for source in (header or {}, captures or {}):
+        for key, value in source.items():
+            out[key] = value if isinstance(value, (int, float)) or value is None else _text(value)
+    out.update(context)
+    return out
+
+
+def render(template: str, fields: dict) -> str:
+    try:
+        return template.format_map(_Fields({k: _text(v) for k, v in fields.items()}))
+    except (ValueError, IndexError, AttributeError):
+        return template
+
+
+class Grouper:
+    """Turns hits into fire/update events; see the module docstring."""
+
+    def __init__(self, host: str | None = None, clock=time.time):
+        self.host = host or socket.gethostname()
+        self.clock = clock
+        self.groups: dict[str, dict] = {}
+        self.log_now = 0.0             # newest line time seen
+
+    def observe(self, rule, line: bytes, path: str, offset: int, log_type: str,
+                header: dict | None, captures: dict | None) -> list[dict]:
+        """One hit; the events it causes (a fire, maybe preceded by an update)."""
+        ts = header["ts"] if header else self.clock()
+        self.log_now = max(self.log_now, ts)
+        context = {"log_type": log_type, "host": self.host, "path": path,
+                   "rule": rule.id, "severity": rule.severity}
+        fields = fields_of(header, captures, context)
+        key = self._key(rule, fields)
+        group = self.groups.get(key)
+        if group is not None and ts < group["first_seen"] + group["throttle"]:
+            group["count"] += 1
+            group["last_seen"] = max(group["last_seen"], ts)
+            return []
+        events = [self._close(key)] if group is not None else []
+        record = self._record(rule, fields, line, path, offset, ts, key)
+        self.groups[key] = {"record": record, "first_seen": ts, "last_seen": ts, "count": 1,
+                            "reported": 1, "throttle": rule.throttle, "opened": self.clock()}
+        if len(self.groups) > MAX_GROUPS:
+            events += [self._close(k) for k in list(self.groups)[:len(self.groups) - MAX_GROUPS]]
+        return [e for e in events if e] + [dict(record)]
+
+    def _key(self, rule, fields: dict) -> str:
+        parts = [rule.id] + [f"{g}={_text(fields.get(g))}" for g in rule.group_by]
+        return "\x1f".join(parts)
+
+    def _record(self, rule, fields, line, path, offset, ts, key) -> dict:
+        labels = {"alertname": rule.id, "severity": rule.severity, "host": self.host}
+        for name in ("log_type", "level", "module", "tenant", "errcode"):
+            if fields.get(name) not in (None, ""):
+                labels[name] = _text(fields[name])
+        for name in rule.group_by:
+            if name not in labels and name != "rule" and fields.get(name) not in (None, ""):
+                labels[name] = _text(fields[name])
+        digest = hashlib.sha1(key.encode("utf-8", "replace")).hexdigest()[:12]
+        shown = {k: v for k, v in fields.items() if k not in ("message", "host", "rule", "severity")}
+        return {"id": f"{rule.id}-{digest}-{int(ts * 1e6)}", "event": "fire", "rule": rule.id,
+                "severity": rule.severity, "labels": labels,
+                "summary": render(rule.summary, fields), "description": render(rule.description, fields),
+                "fields": shown, "line": _text(line[:LINE_BYTES]), "path": path, "offset": offset,
+                "first_seen": ts, "last_seen": ts, "count": 1, "t": self.clock()}
+
+    def _close(self, key: str) -> dict | None:
+        group = self.groups.pop(key)
+        if group["count"] <= group["reported"]:
+            return None
+        return {**group["record"], "event": "update", "count": group["count"],
+                "last_seen": group["last_seen"], "t": self.clock()}
+
+    def expire(self) -> list[dict]:
+        """Close the groups whose window has passed; their update events."""
+        now = self.clock()
+        done = [k for k, g in self.groups.items()
+                if self.log_now >= g["first_seen"] + g["throttle"] or now - g["opened"] >= g["throttle"]]
+        return [e for e in (self._close(k) for k in done) if e]
+
+    # ------------------------------------------------------------ checkpoint
+    def state(self) -> list:
+        return [[k, g] for k, g in self.groups.items()]
+
+    def restore(self, state) -> None:
+        """Groups from a checkpoint; anything malformed is dropped (counted by the caller)."""
+        self.groups = {}
+        for item in state or []:
+            if isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict) \
+                    and {"record", "first_seen", "count", "reported", "throttle"} <= set(item[1]):
+                group = item[1]
+                group.setdefault("last_seen", group["first_seen"])
+                group["opened"] = self.clock()
+                self.groups[item[0]] = group
+                self.log_now = max(self.log_now, group["last_seen"])

@@ -1,0 +1,51 @@
+"""ob_logtailer's counters as the full-snapshot message on the ``alerts`` ring.
+
+Format: docs/CONTRIBUTING.md ("Messages on the rings"); ocp_exporter keeps the
+latest message per ``kind`` and renders it.
+"""
+from __future__ import annotations
+
+import time
+
+KIND = "ob_logtailer"
+
+
+def _m(name: str, kind: str, help_: str, value, **labels) -> dict:
+    return {"name": name, "type": kind, "help": help_, "labels": labels, "value": value}
+
+
+def snapshot(tailer) -> dict:
+    """Every series of the tailer, now."""
+    st = tailer.stats
+    out = []
+    for (rule, sev), n in sorted(tailer.fired.items()):
+        out.append(_m("ob_logtailer_alerts_total", "counter", "Alerts emitted, by rule and severity",
+                      n, rule=rule, severity=sev))
+    for (rule, sev), n in sorted(tailer.matches.items()):
+        out.append(_m("ob_logtailer_matched_lines_total", "counter",
+                      "Log lines that matched a rule (repeats folded into an alert included)",
+                      n, rule=rule, severity=sev))
+    out += [
+        _m("ob_logtailer_lines_total", "counter", "Log lines read", st.lines),
+        _m("ob_logtailer_read_bytes_total", "counter", "Log bytes read", st.bytes),
+        _m("ob_logtailer_rotations_total", "counter", "Log file rotations followed", st.rotations),
+        _m("ob_logtailer_truncations_total", "counter", "Log file truncations seen", st.truncations),
+        _m("ob_logtailer_file_opens_total", "counter", "Log files opened", st.opens),
+        _m("ob_logtailer_rules", "gauge", "Alert rules loaded", len(tailer.rules.rules)),
+        _m("ob_logtailer_rules_rejected", "gauge", "Alert rules rejected at load", len(tailer.rules.errors)),
+    ]
+    for reason, n in sorted(st.bad.items()):
+        out.append(_m("ob_logtailer_bad_input_total", "counter", "Bad input, by reason", n, reason=reason))
+    for log_type, n in sorted(tailer.lag_bytes().items()):
+        out.append(_m("ob_logtailer_lag_bytes", "gauge", "Bytes written but not yet read", n, log_type=log_type))
+    for log_type, s in sorted(tailer.lag_seconds.items()):
+        out.append(_m("ob_logtailer_lag_seconds", "gauge",
+                      "Age of the newest line read, when it was read", round(s, 3), log_type=log_type))
+    if tailer.client is not None:
+        c = tailer.client
+        out += [
+            _m("ob_logtailer_alertmanager_sent_total", "counter", "Alerts delivered to Alertmanager", c.sent),
+            _m("ob_logtailer_alertmanager_errors_total", "counter", "Failed Alertmanager deliveries", c.errors),
+            _m("ob_logtailer_alertmanager_rejected_total", "counter", "Alerts Alertmanager refused (4xx)", c.rejected),
+        ]
+    return {"kind": KIND, "t": time.time(), "metrics": out}
