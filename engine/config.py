@@ -126,6 +126,8 @@ class OcpExporterSection:
     bind: str = _f("127.0.0.1")
     port: int = _f(62889, **PORT)
     interval: float = _f(15.0, min=0.1)
+    message_ttl: float = _f(900.0, min=1.0, doc="a monitor's summary not renewed for this long is dropped")
+    max_message_series: int = _f(5000, min=1, doc="series kept per summary kind (bounded cardinality)")
     basic_auth_user: str = _f("")
     basic_auth_password_file: str = _f("", secret=True)
     tls_cert: str = _f("")
