@@ -1,0 +1,213 @@
+"""One pymysql connection to the configured OBServer, shared by the OB workers.
+
+Contract:
+
+- every statement carries the ``/* MONITOR_AGENT */`` marker, so the DBA can
+  tell the agent's load apart in the audit itself;
+- a failure is raised as one of the typed :class:`ObError` subclasses
+  (:class:`AuthFailed`, :class:`MissingView`, :class:`ConnectionLost`,
+  :class:`QueryFailed`); callers turn it into a status and try the same query
+  again next cycle. Nothing here gives up on a query for good (obagent drops a
+  collector forever after one 1146; we do not);
+- after a lost connection the next attempt waits a capped exponential backoff
+  (``BACKOFF_INITIAL`` doubling up to ``BACKOFF_MAX``); a call made before the
+  backoff ran out raises :class:`ConnectionLost` at once instead of hammering
+  the server; one success resets it;
+- the OB version is read once per connection (``ob_version()``, else parsed
+  from ``version()``); ``major`` is 4 or 3 and picks the views' SQL.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import pymysql
+import pymysql.cursors
+from pymysql.constants import ER
+
+from engine.config import read_secret
+from engine.errors import EngineError
+
+MARKER = "/* MONITOR_AGENT */ "
+BACKOFF_INITIAL = 0.5
+BACKOFF_MAX = 30.0
+CR_LOST = {2003, 2006, 2013, 2014, 2055}   # client-side: cannot connect / gone / lost / out of sync
+
+
+class ObError(EngineError):
+    """Base class; ``reason`` is a short stable word for status and metrics labels."""
+    reason = "error"
+
+    def __init__(self, message: str, code: int = 0):
+        super().__init__(message)
+        self.code = code
+
+
+class AuthFailed(ObError):
+    """Wrong user or password (1045), or no privilege (1044/1142)."""
+    reason = "auth"
+
+
+class MissingView(ObError):
+    """The view does not exist on this server (1146): wrong version or schema."""
+    reason = "missing_view"
+
+
+class ConnectionLost(ObError):
+    """Cannot connect, connection dropped, timed out, or still backing off."""
+    reason = "connection"
+
+
+class QueryFailed(ObError):
+    """Any other server-side error for one statement."""
+    reason = "query"
+
+
+def translate(exc: Exception) -> ObError:
+    """One pymysql/socket exception as our typed error (the one place that maps codes)."""
+    code = exc.args[0] if getattr(exc, "args", None) and isinstance(exc.args[0], int) else 0
+    text = str(exc.args[1]) if len(getattr(exc, "args", ())) > 1 else str(exc)
+    if code in (ER.ACCESS_DENIED_ERROR, ER.DBACCESS_DENIED_ERROR, ER.TABLEACCESS_DENIED_ERROR):
+        return AuthFailed(f"access denied ({code}): {text}", code)
+    if code == ER.NO_SUCH_TABLE:
+        return MissingView(f"missing view ({code}): {text}", code)
+    if code in CR_LOST or isinstance(exc, (OSError, pymysql.err.InterfaceError)) or code == 0:
+        return ConnectionLost(f"connection lost ({code}): {text}", code)
+    return QueryFailed(f"query failed ({code}): {text}", code)
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'4.2.1.0' or '5.7.25-OceanBase_CE-v4.2.1.0' -> (4, 2, 1, 0); () if not OceanBase."""
+    m = re.search(r"OceanBase[^v]*-v(\d+(?:\.\d+)*)", text or "") or \
+        re.fullmatch(r"\s*(\d+(?:\.\d+)+)\s*", text or "")
+    return tuple(int(p) for p in m.group(1).split(".")) if m else ()
+
+
+class ObConnection:
+    """A lazily (re)connected pymysql connection with typed errors and backoff.
+
+    ``clock`` is injectable so that backoff is testable without sleeping.
+    """
+
+    def __init__(self, ob, password: str | None = None, *, clock=time.monotonic):
+        self.ob = ob
+        self._password = password
+        self._conn: pymysql.connections.Connection | None = None
+        self._clock = clock
+        self._delay = 0.0
+        self._next_try = 0.0
+        self.version: tuple[int, ...] = ()
+        self.last_error: ObError | None = None
+        self.connects = 0
+
+    @classmethod
+    def from_config(cls, config) -> "ObConnection":
+        ob = config.ob
+        return cls(ob, read_secret(ob.password_file, ob.password_env, what="ob.password"))
+
+    # ------------------------------------------------------------ connection
+    @property
+    def major(self) -> int:
+        return self.version[0] if self.version else 4
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._conn.open
+
+    def raw(self) -> pymysql.connections.Connection:
+        """The open pymysql connection (connecting if needed), for the fast fetch path."""
+        if not self.connected:
+            self._connect()
+        return self._conn
+
+    def _connect(self) -> None:
+        now = self._clock()
+        if now < self._next_try:
+            raise self.last_error or ConnectionLost("backing off")
+        try:
+            self._conn = pymysql.connect(
+                host=self.ob.host, port=self.ob.port, user=self.ob.user,
+                password=self._password or "", database=self.ob.database,
+                connect_timeout=self.ob.connect_timeout, read_timeout=self.ob.read_timeout,
+                write_timeout=self.ob.read_timeout, charset="utf8mb4", autocommit=True)
+        except Exception as exc:  # noqa: BLE001 - translated, never escapes untyped
+            self._fail(translate(exc))
+        self.connects += 1
+        self._delay = 0.0
+        self._next_try = 0.0
+        self.version = self._detect_version()
+
+    def _fail(self, error: ObError):
+        """Record ``error``, close, and schedule the next attempt (capped doubling)."""
+        self.close()
+        self._delay = min(BACKOFF_MAX, self._delay * 2 if self._delay else BACKOFF_INITIAL)
+        self._next_try = self._clock() + self._delay
+        self.last_error = error
+        raise error
+
+    def _detect_version(self) -> tuple[int, ...]:
+        configured = parse_version(self.ob.version) if self.ob.version != "auto" else ()
+        if configured:
+            return configured
+        for sql in ("select ob_version()", "select version()"):
+            try:
+                with self._conn.cursor() as cur:
+                    cur.execute(MARKER + sql)
+                    found = parse_version(str(cur.fetchone()[0]))
+            except pymysql.err.MySQLError:
+                continue
+            if found:
+                return found
+        return ()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+        self._conn = None
+
+    # ------------------------------------------------------------ queries
+    def query(self, sql: str, args=None) -> list[tuple]:
+        """Rows of one marked statement; raises a typed :class:`ObError`."""
+        conn = self.raw()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(MARKER + sql, args)
+                rows = list(cur.fetchall())
+        except Exception as exc:  # noqa: BLE001
+            error = translate(exc)
+            if isinstance(error, ConnectionLost):
+                self._fail(error)
+            self.last_error = error
+            raise error from None
+        self.last_error = None
+        return rows
+
+    def query_dicts(self, sql: str, args=None) -> list[dict]:
+        """Like :meth:`query`, rows as dicts keyed by lower-case column name."""
+        conn = self.raw()
+        try:
+            with conn.cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute(MARKER + sql, args)
+                rows = [{k.lower(): v for k, v in r.items()} for r in cur.fetchall()]
+        except Exception as exc:  # noqa: BLE001
+            error = translate(exc)
+            if isinstance(error, ConnectionLost):
+                self._fail(error)
+            self.last_error = error
+            raise error from None
+        self.last_error = None
+        return rows
+
+    def lost(self, exc: Exception) -> ObError:
+        """For a caller that used :meth:`raw`: translate, close on loss, return the error."""
+        error = exc if isinstance(exc, ObError) else translate(exc)
+        if isinstance(error, ConnectionLost):
+            try:
+                self._fail(error)
+            except ObError:
+                pass
+        self.last_error = error
+        return error
