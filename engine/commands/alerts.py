@@ -1,0 +1,83 @@
+"""``engine alerts``: the alerts ob_logtailer raised, from its local store.
+
+Reads ``<home>/data/ob_logtailer/alerts.jsonl`` (no running agent needed);
+``--json`` prints one JSON object per alert per line.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+import time
+
+import orjson
+
+from engine.commands import load_config
+from engine.logs import store
+
+SEVERITIES = ("critical", "warning", "info")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("alerts", help="list the alerts raised from the OBServer logs")
+    p.add_argument("--since", help="start of the range: 30m, 2h, 1d (ago), epoch seconds or 'YYYY-MM-DD HH:MM[:SS]'")
+    p.add_argument("--until", help="end of the range, same forms")
+    p.add_argument("--rule", help="only this rule id")
+    p.add_argument("--severity", choices=SEVERITIES)
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=run)
+
+
+def parse_time(text: str | None, now: float | None = None) -> float | None:
+    """'90s', '30m', '2h', '1d' (before now), epoch seconds, or a local date-time."""
+    if text is None:
+        return None
+    now = time.time() if now is None else now
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if m:
+        return now - float(m.group(1)) * UNITS[m.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(text.strip(), fmt).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(f"cannot read time {text!r}")
+
+
+def run(args) -> int:
+    cfg = load_config(args)
+    try:
+        since, until = parse_time(args.since), parse_time(args.until)
+    except ValueError as exc:
+        print(f"engine alerts: {exc}", file=sys.stderr)
+        return 2
+    data_dir = cfg.home / "data" / "ob_logtailer"
+    found = store.query_alerts(data_dir, since=since, until=until, rule=args.rule,
+                               severity=args.severity, limit=args.limit)
+    if args.json:
+        for rec in found:
+            sys.stdout.write(orjson.dumps(rec).decode() + "\n")
+        return 0
+    print(render(found))
+    return 0
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def render(alerts: list[dict]) -> str:
+    if not alerts:
+        return "no alerts"
+    rows = [("LAST SEEN", "SEVERITY", "RULE", "COUNT", "SUMMARY")]
+    for a in alerts:
+        rows.append((_when(a.get("last_seen", 0)), a.get("severity", ""), a.get("rule", ""),
+                     str(a.get("count", "")), a.get("summary", "")[:100]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows)
