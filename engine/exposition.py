@@ -398,18 +398,19 @@ def server_from_section(sec, what: str) -> ExpositionServer:
                             stale_after=max(3 * sec.interval, 30.0))
 
 
-def serve(ctx, server: ExpositionServer, collect, interval: float) -> None:
+def serve(ctx, server: ExpositionServer, collect, interval: float, after=None) -> None:
     """Run a worker's exporter until ``ctx.stopping``: serve, and collect every ``interval``.
 
     ``collect()`` returns a :class:`Snapshot`; it runs in a thread of its own,
     so a slow collection (a database timing out) never delays a scrape or a
     heartbeat. A collection that raises is logged and the previous snapshot
-    stays served (its age shows in the health endpoint).
+    stays served (its age shows in the health endpoint). ``after()`` runs in
+    the serving thread after each collection (to set the worker's sub-state).
     """
-    asyncio.run(_serve(ctx, server, collect, interval))
+    asyncio.run(_serve(ctx, server, collect, interval, after))
 
 
-async def _serve(ctx, server: ExpositionServer, collect, interval: float) -> None:
+async def _serve(ctx, server: ExpositionServer, collect, interval: float, after) -> None:
     from concurrent.futures import ThreadPoolExecutor
     loop = asyncio.get_running_loop()
     sec = ctx.section
@@ -437,6 +438,8 @@ async def _serve(ctx, server: ExpositionServer, collect, interval: float) -> Non
                     failures += 1
                     ctx.log.exception("collection failed")
                 pending = None
+                if after is not None:
+                    after()
             ctx.heartbeat(scrapes=server.stats.scrapes, collections=collections,
                           collection_failures=failures, connections=server.stats.connections)
     finally:

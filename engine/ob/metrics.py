@@ -1,0 +1,317 @@
+"""ocp_exporter's SQL: named, version-gated queries on the OBServer views, and their families.
+
+Each :class:`Query` names its SQL, the OB versions it applies to (half-open
+``[min_version, max_version)``, as obagent's ``minObVersion``/``maxObVersion``),
+which result columns become labels and which become metrics. Names follow
+obagent's (``ob_sysstat{stat_id,tenant_name,...}``, ``ob_plan_cache_*``,
+``ob_server_num{status}``...) so that its dashboards and alert rules carry over.
+
+:func:`collect` runs every applicable query on one DB-API connection, each
+timed and isolated: a failing query reports ``ocp_exporter_query_success 0``
+and its error class, and never empties the others. A missing view (error
+1146) is only that query's failure for this collection: it is tried again at
+the next one, never dropped for good (obagent drops it forever). After a lost
+connection the caller's ``reconnect`` is tried once; queries that still cannot
+run are reported failed for this collection. Rows are bad input per row: a
+NULL or non-numeric value, or one a float cannot hold, skips that sample and
+is counted by reason.
+"""
+from __future__ import annotations
+
+import decimal
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+MISSING_VIEW = 1146
+CONNECTION_ERRORS = {2003, 2006, 2013, 2055, 0}
+
+# obagent's exported stat ids (monitor_ob.yaml): shared, plus the 3.x- and 4.x-only ones.
+SYSSTAT_IDS = [*range(10000, 10007), 20000, 20001, 20002, 30000, 30001, 30002, *range(30005, 30014),
+               *range(40000, 40013), 40018, 40019, 40030, 50000, 50001, 50004, 50005, *range(50008, 50012),
+               50037, 50038, *range(60000, 60006), *range(60019, 60025), 80040, 80041, 80057, 120000, 120001,
+               120008, 120009, 130000, 130001, 130002, 130004, 140002, 140003, 140005, 140006]
+SYSSTAT_IDS_3X = SYSSTAT_IDS + [30080, 30081, 40116, 40117, 40118, 50002]
+SYSSTAT_IDS_4X = SYSSTAT_IDS + [60087]
+
+HINT_4X = "/* MONITOR_AGENT */"
+HINT_3X = "/*+ MONITOR_AGENT READ_CONSISTENCY(WEAK) */"
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: str          # "gauge" or "counter"
+    help: str
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    sql: str
+    labels: tuple[str, ...]                  # result columns that become labels (same name)
+    metrics: dict[str, Metric]               # result column -> metric
+    min_version: tuple = (0,)
+    max_version: tuple = (999,)
+    tenant_names: bool = False               # add tenant_name from the tenant list by tenant_id
+
+    def applies(self, version: tuple) -> bool:
+        return self.min_version <= tuple(version) < self.max_version
+
+
+def _g(name, doc):
+    return Metric(name, "gauge", doc)
+
+
+def _c(name, doc):
+    return Metric(name, "counter", doc)
+
+
+V4 = (4,)
+TENANTS_4X = Query("tenants", f"SELECT {HINT_4X} tenant_id, tenant_name FROM oceanbase.DBA_OB_TENANTS "
+                   "WHERE tenant_type <> 'META'", ("tenant_id", "tenant_name"), {}, min_version=V4)
+TENANTS_3X = Query("tenants", f"SELECT {HINT_3X} tenant_id, tenant_name FROM oceanbase.__all_tenant",
+                   ("tenant_id", "tenant_name"), {}, max_version=V4)
+
+QUERIES: list[Query] = [
+    Query("sysstat", f"SELECT {HINT_4X} con_id AS tenant_id, stat_id, value FROM oceanbase.V$SYSSTAT "
+          f"WHERE stat_id IN ({', '.join(map(str, SYSSTAT_IDS_4X))}) AND (con_id > 1000 OR con_id = 1) AND class < 1000",
+          ("tenant_id", "stat_id"), {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
+          min_version=V4, tenant_names=True),
+    Query("sysstat", f"SELECT {HINT_3X} con_id AS tenant_id, stat_id, value FROM oceanbase.v$sysstat "
+          f"WHERE stat_id IN ({', '.join(map(str, SYSSTAT_IDS_3X))}) AND (con_id > 1000 OR con_id = 1) AND class < 1000",
+          ("tenant_id", "stat_id"), {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
+          max_version=V4, tenant_names=True),
+    Query("plan_cache", f"SELECT {HINT_4X} tenant_id, mem_used, access_count, hit_count "
+          "FROM oceanbase.V$OB_PLAN_CACHE_STAT", ("tenant_id",),
+          {"mem_used": _g("ob_plan_cache_memory_bytes", "Memory the plan cache uses"),
+           "access_count": _c("ob_plan_cache_access_total", "Plan cache look-ups"),
+           "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")}, min_version=V4, tenant_names=True),
+    Query("plan_cache", f"SELECT {HINT_3X} tenant_id, mem_used, access_count, hit_count "
+          "FROM oceanbase.v$plan_cache_stat", ("tenant_id",),
+          {"mem_used": _g("ob_plan_cache_memory_bytes", "Memory the plan cache uses"),
+           "access_count": _c("ob_plan_cache_access_total", "Plan cache look-ups"),
+           "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")}, max_version=V4, tenant_names=True),
+    Query("server_num", f"SELECT {HINT_4X} status, COUNT(*) AS value, "
+          "GROUP_CONCAT(svr_ip ORDER BY svr_ip SEPARATOR ',') AS server_ips "
+          "FROM oceanbase.DBA_OB_SERVERS GROUP BY status", ("status", "server_ips"),
+          {"value": _g("ob_server_num", "OBServers in the cluster, by status")}, min_version=V4),
+    Query("server_role", f"SELECT {HINT_4X} svr_ip, svr_port, zone, "
+          "CASE WHEN with_rootserver = 'YES' THEN 1 ELSE 0 END AS with_rootserver "
+          "FROM oceanbase.DBA_OB_SERVERS", ("svr_ip", "svr_port", "zone"),
+          {"with_rootserver": _g("ob_role", "1 if the server hosts the rootservice")}, min_version=V4),
+    Query("server_resource", f"SELECT {HINT_4X} svr_ip, svr_port, cpu_capacity, cpu_assigned, mem_capacity, "
+          "mem_assigned, log_disk_capacity, log_disk_assigned, log_disk_in_use, data_disk_capacity, data_disk_in_use "
+          "FROM oceanbase.GV$OB_SERVERS", ("svr_ip", "svr_port"),
+          {"cpu_capacity": _g("ob_server_resource_cpu", "CPUs the server offers to units"),
+           "cpu_assigned": _g("ob_server_resource_cpu_assigned", "CPUs assigned to units"),
+           "mem_capacity": _g("ob_server_resource_memory_bytes", "Memory the server offers to units"),
+           "mem_assigned": _g("ob_server_resource_memory_assigned_bytes", "Memory assigned to units"),
+           "log_disk_capacity": _g("ob_server_resource_log_disk_bytes", "Log disk capacity"),
+           "log_disk_assigned": _g("ob_server_resource_log_disk_assigned_bytes", "Log disk assigned to units"),
+           "log_disk_in_use": _g("ob_server_resource_log_disk_used_bytes", "Log disk in use"),
+           "data_disk_capacity": _g("ob_server_resource_disk_bytes", "Data disk capacity"),
+           "data_disk_in_use": _g("ob_server_resource_disk_used_bytes", "Data disk in use")}, min_version=V4),
+    Query("tenant_resource", f"SELECT {HINT_4X} u.tenant_id, u.svr_ip, u.svr_port, u.max_cpu, u.min_cpu, "
+          "u.memory_size, u.log_disk_size, u.log_disk_in_use, u.data_disk_in_use "
+          "FROM oceanbase.GV$OB_UNITS u JOIN oceanbase.DBA_OB_TENANTS t ON u.tenant_id = t.tenant_id "
+          "WHERE t.tenant_type <> 'META'", ("tenant_id", "svr_ip", "svr_port"),
+          {"max_cpu": _g("ob_tenant_assigned_cpu_max", "The tenant unit's max CPUs"),
+           "min_cpu": _g("ob_tenant_assigned_cpu_min", "The tenant unit's min CPUs"),
+           "memory_size": _g("ob_tenant_assigned_memory_bytes", "The tenant unit's memory"),
+           "log_disk_size": _g("ob_tenant_log_disk_assigned_bytes", "The tenant unit's log disk"),
+           "log_disk_in_use": _g("ob_tenant_log_disk_used_bytes", "Log disk the tenant unit uses"),
+           "data_disk_in_use": _g("ob_tenant_disk_used_bytes", "Data disk the tenant unit uses")},
+          min_version=V4, tenant_names=True),
+    Query("memstore", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, active_span, memstore_used, freeze_trigger, "
+          "memstore_limit, freeze_cnt FROM oceanbase.GV$OB_MEMSTORE", ("tenant_id", "svr_ip", "svr_port"),
+          {"active_span": _g("ob_tenant_memstore_active_bytes", "Active memstore"),
+           "memstore_used": _g("ob_tenant_memstore_used_bytes", "Memstore in use (active and frozen)"),
+           "freeze_trigger": _g("ob_tenant_memstore_freeze_trigger_bytes", "Active memstore that triggers a freeze"),
+           "memstore_limit": _g("ob_tenant_memstore_limit_bytes", "Memstore limit"),
+           "freeze_cnt": _g("ob_tenant_memstore_freeze_count", "Freezes since the last major compaction")},
+          min_version=V4, tenant_names=True),
+    Query("tenant_memory", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, hold, free "
+          "FROM oceanbase.GV$OB_TENANT_MEMORY_INFO", ("tenant_id", "svr_ip", "svr_port"),
+          {"hold": _g("ob_tenant_memory_hold_bytes", "Memory the tenant holds"),
+           "free": _g("ob_tenant_memory_free_bytes", "Memory held by the tenant and free")},
+          min_version=V4, tenant_names=True),
+    Query("server_memory", f"SELECT {HINT_4X} svr_ip, svr_port, SUM(hold) AS hold, SUM(used) AS used "
+          "FROM oceanbase.GV$OB_MEMORY WHERE tenant_id = 500 AND mod_name <> 'KvstorCacheMb' "
+          "GROUP BY svr_ip, svr_port", ("svr_ip", "svr_port"),
+          {"hold": _g("ob_tenant500_memory_hold_bytes", "Memory of the server's own tenant (500), held"),
+           "used": _g("ob_tenant500_memory_used_bytes", "Memory of the server's own tenant (500), used")},
+          min_version=V4),
+    Query("kvcache", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, cache_name, cache_size "
+          "FROM oceanbase.GV$OB_KVCACHE", ("tenant_id", "svr_ip", "svr_port", "cache_name"),
+          {"cache_size": _g("ob_cache_size_bytes", "KV cache size by cache")}, min_version=V4, tenant_names=True),
+    Query("sessions", f"SELECT {HINT_4X} t.tenant_id, COUNT(p.id) AS all_sessions, "
+          "SUM(CASE WHEN p.id IS NOT NULL AND p.command <> 'Sleep' THEN 1 ELSE 0 END) AS active_sessions "
+          "FROM oceanbase.DBA_OB_TENANTS t LEFT JOIN oceanbase.GV$OB_PROCESSLIST p ON p.tenant = t.tenant_name "
+          "WHERE t.tenant_type <> 'META' GROUP BY t.tenant_id", ("tenant_id",),
+          {"all_sessions": _g("ob_all_session_num", "Sessions of the tenant"),
+           "active_sessions": _g("ob_active_session_num", "Sessions of the tenant running a command")},
+          min_version=V4, tenant_names=True),
+]
+
+
+def parse_version(text: str) -> tuple:
+    """'4.2.1.0' or '5.7.25-OceanBase_CE-v4.2.1.0' -> (4, 2, 1, 0)."""
+    tail = text.rsplit("-v", 1)[-1] if "-v" in text else text
+    parts = []
+    for piece in tail.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    if not parts:
+        raise ValueError(f"no version in {text!r}")
+    return tuple(parts)
+
+
+def queries_for(version: tuple) -> list[Query]:
+    return [q for q in QUERIES if q.applies(version)]
+
+
+def error_kind(exc: BaseException) -> str:
+    """missing_view, connection, timeout or sql: how a query failed."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code == MISSING_VIEW:
+        return "missing_view"
+    if code in CONNECTION_ERRORS or isinstance(exc, (ConnectionError, BrokenPipeError)):
+        return "connection"
+    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
+        return "timeout"
+    return "sql"
+
+
+def to_number(value, bad) -> float | None:
+    """A sample's value as a float, or None (counted) for NULL, text or out-of-range."""
+    if value is None:
+        bad("null_value")
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (bytes, str)):
+        try:
+            value = decimal.Decimal(value.decode() if isinstance(value, bytes) else value)
+        except (decimal.InvalidOperation, UnicodeDecodeError):
+            bad("non_numeric_value")
+            return None
+    try:
+        out = float(value)
+    except (OverflowError, TypeError, ValueError, decimal.InvalidOperation):
+        bad("value_out_of_range")
+        return None
+    if out != out:  # NaN from the database is not a measurement
+        bad("nan_value")
+        return None
+    return out
+
+
+def to_label(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass
+class QueryResult:
+    name: str
+    ok: bool
+    duration: float
+    rows: int = 0
+    error: str = ""
+
+
+@dataclass
+class Collection:
+    """One collection's outcome: the families and each query's result."""
+    families: list = field(default_factory=list)
+    results: list = field(default_factory=list)
+
+
+def run_query(conn, query: Query) -> list[dict]:
+    """The rows of ``query`` as dicts keyed by lower-case column name."""
+    with conn.cursor() as cur:
+        cur.execute(query.sql)
+        names = [d[0].lower() for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def build_families(query: Query, rows: list[dict], tenants: dict, bad) -> list:
+    """The query's families from its rows; rows repeating a label set keep the first."""
+    labels = list(query.labels) + (["tenant_name"] if query.tenant_names else [])
+    fams = {}
+    seen = set()
+    for col, metric in query.metrics.items():
+        cls = CounterMetricFamily if metric.kind == "counter" else GaugeMetricFamily
+        fams[col] = cls(metric.name, metric.help, labels=labels)
+    for row in rows:
+        values = [to_label(row.get(col)) for col in query.labels]
+        if query.tenant_names:
+            values.append(tenants.get(values[0], "") if query.labels and query.labels[0] == "tenant_id" else "")
+        key = tuple(values)
+        if key in seen:
+            bad("duplicate_row")
+            continue
+        seen.add(key)
+        for col in query.metrics:
+            number = to_number(row.get(col), bad)
+            if number is not None:
+                fams[col].add_metric(values, number)
+    return list(fams.values())
+
+
+def collect(conn, version: tuple, bad, reconnect=None) -> Collection:
+    """Run every query for ``version``; see the module docstring for isolation."""
+    out = Collection()
+    tenants_q = TENANTS_4X if version >= V4 else TENANTS_3X
+    tenant_rows, result = _timed(conn, tenants_q)
+    out.results.append(result)
+    if result.error == "connection" and reconnect is not None:
+        conn = reconnect()
+        tenant_rows, result = _timed(conn, tenants_q)
+        out.results[-1] = result
+    tenants = {to_label(r.get("tenant_id")): to_label(r.get("tenant_name")) for r in tenant_rows}
+    for query in queries_for(version):
+        if result.error == "connection":  # no connection: fail fast, don't wait out a timeout per query
+            out.results.append(QueryResult(query.name, False, 0.0, error="connection"))
+            continue
+        rows, result = _timed(conn, query)
+        out.results.append(result)
+        if result.ok:
+            out.families.extend(build_families(query, rows, tenants, bad))
+    return out
+
+
+def _timed(conn, query: Query) -> tuple[list[dict], QueryResult]:
+    t0 = time.perf_counter()
+    try:
+        rows = run_query(conn, query)
+    except Exception as exc:  # isolation: one query's failure is its own
+        return [], QueryResult(query.name, False, time.perf_counter() - t0, error=error_kind(exc))
+    return rows, QueryResult(query.name, True, time.perf_counter() - t0, rows=len(rows))
+
+
+def health_families(results: list[QueryResult], errors: dict) -> list:
+    """ocp_exporter_query_{duration_seconds,success,rows} and ..._query_errors_total{query,error}."""
+    duration = GaugeMetricFamily("ocp_exporter_query_duration_seconds", "Time the query took", labels=["query"])
+    success = GaugeMetricFamily("ocp_exporter_query_success", "1 if the query ran in the last collection",
+                                labels=["query"])
+    rows = GaugeMetricFamily("ocp_exporter_query_rows", "Rows the query returned", labels=["query"])
+    for r in results:
+        duration.add_metric([r.name], r.duration)
+        success.add_metric([r.name], 1 if r.ok else 0)
+        if r.ok:
+            rows.add_metric([r.name], r.rows)
+    failed = CounterMetricFamily("ocp_exporter_query_errors_total", "Query failures, by query and kind",
+                                 labels=["query", "error"])
+    for (name, kind), n in sorted(errors.items()):
+        failed.add_metric([name, kind], n)
+    return [duration, success, rows, failed]
