@@ -154,6 +154,7 @@ class RpcServer:
                 self.counters["refused_connections_total"] += 1
                 await self._send(writer, 503, self._envelope(False, None, "too_many_connections",
                                  "too many open connections", "", 0.0, 503), keep=False)
+                await _linger(reader, writer)
                 return
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError):
@@ -175,10 +176,10 @@ class RpcServer:
                 line = await asyncio.wait_for(reader.readline(), wait)
             except TimeoutError:
                 if first:
-                    await self._refuse(writer, BadRequest(408, "request_timeout", "request not received in time"))
+                    await self._refuse(reader, writer, BadRequest(408, "request_timeout", "request not received in time"))
                 return
             except ValueError:   # line over the stream limit
-                await self._refuse(writer, BadRequest(431, "line_too_long", "request line too long"))
+                await self._refuse(reader, writer, BadRequest(431, "line_too_long", "request line too long"))
                 return
             if not line:
                 return
@@ -186,10 +187,10 @@ class RpcServer:
             try:
                 req = await asyncio.wait_for(self._read_rest(line, reader, peer, tls), self.sec.request_timeout)
             except TimeoutError:
-                await self._refuse(writer, BadRequest(408, "request_timeout", "request not received in time"))
+                await self._refuse(reader, writer, BadRequest(408, "request_timeout", "request not received in time"))
                 return
             except BadRequest as exc:
-                await self._refuse(writer, exc)
+                await self._refuse(reader, writer, exc)
                 return
             status, body = await self._handle(req)
             keep = req.keep_alive and status not in (401, 408, 413)
@@ -209,11 +210,12 @@ class RpcServer:
             raise BadRequest(400, "truncated", "connection closed inside the body") from None
         return Request(method, target, version, headers, body, peer, tls)
 
-    async def _refuse(self, writer, exc: BadRequest) -> None:
+    async def _refuse(self, reader, writer, exc: BadRequest) -> None:
         self.counters[f"bad_input_total.{exc.reason}"] += 1
         self.rlog.warning(exc.reason, "pos_proxy: refused request: %s", exc)
         await self._send(writer, exc.status, self._envelope(False, None, exc.reason, str(exc), "", 0.0,
                                                              exc.status), keep=False)
+        await _linger(reader, writer)
 
     async def _send(self, writer, status: int, body: bytes, keep: bool) -> None:
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
@@ -297,6 +299,26 @@ class RpcServer:
                "traceId": trace or secrets.token_hex(8), "server": self.hostname, "timestamp": round(now, 3),
                "duration": round((time.perf_counter() - t0) * 1000, 3) if t0 else 0.0}
         return orjson.dumps(env, option=orjson.OPT_NON_STR_KEYS)
+
+
+async def _linger(reader, writer, seconds: float = 1.0, limit: int = 1 << 16) -> None:
+    """Half-close, then drop what the client still sends for a moment, so that
+    closing with unread input does not reset the connection and lose our answer."""
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        deadline = asyncio.get_running_loop().time() + seconds
+        seen = 0
+        while seen < limit:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            chunk = await asyncio.wait_for(reader.read(4096), left)
+            if not chunk:
+                break
+            seen += len(chunk)
+    except (TimeoutError, ConnectionError, OSError, ValueError):
+        pass
 
 
 # ---------------------------------------------------------------- parsing

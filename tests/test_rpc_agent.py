@@ -1,0 +1,160 @@
+"""pos_proxy agent/*: against a real ocp_agentd running the real pos_proxy worker, driven by `engine remote`."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from engine.cli import main as engine_main
+
+SECRET = "agent-test-secret-42"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def config_text(home, port: int, secret_file, extra: str = "") -> str:
+    off = "".join(f"[workers.{w}]\nenabled = false\n" for w in
+                  ("node_exporter", "ocp_exporter", "obstat2", "ob_logtailer", "ob_cleaner"))
+    return (f'[agent]\nhome = "{home}"\n{extra}\n[workers.pos_proxy]\nport = {port}\n'
+            f'secret_file = "{secret_file}"\n{off}'
+            '[[programs]]\nname = "sleeper"\ncommand = ["/bin/sleep", "600"]\n')
+
+
+@pytest.fixture
+def agent(tmp_path):
+    """A real ocp_agentd (foreground, by PID) guarding pos_proxy and one program."""
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    secret.chmod(0o600)
+    port = free_port()
+    path = tmp_path / "agent.toml"
+    path.write_text(config_text(tmp_path / "home", port, secret))
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(path), "start", "--foreground"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"path": path, "port": port, "home": tmp_path / "home", "secret": secret, "proc": proc}
+    try:
+        wait_for(lambda: remote(env, "agent/status")[0].get("successful") is not None
+                 and _ready(remote(env, "agent/status")[0]))
+        yield env
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _ready(env: dict) -> bool:
+    workers = {w["name"]: w for w in (env.get("data") or {}).get("workers", [])}
+    return all(workers.get(n, {}).get("state") == "RUNNING" for n in ("pos_proxy", "sleeper"))
+
+
+def remote(env, call, *args, hosts=None) -> list[dict]:
+    """`engine remote --json` in-process; one envelope per host."""
+    import contextlib
+    import io
+    out = io.StringIO()
+    argv = ["remote", "--json", "--secret-file", str(env["secret"])]
+    for h in hosts or [f"127.0.0.1:{env['port']}"]:
+        argv += ["--host", h]
+    with contextlib.redirect_stdout(out):
+        try:
+            engine_main(argv + [call, *args])
+        except SystemExit:
+            pass
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def workers(env) -> dict:
+    return {w["name"]: w for w in remote(env, "agent/status")[0]["data"]["workers"]}
+
+
+@pytest.mark.integration
+def test_status_restart_reload_and_config_push(agent, tmp_path):
+    status = remote(agent, "agent/status")[0]
+    assert status["data"]["supervisor"]["pid"] == agent["proc"].pid
+    assert status["data"]["pos_proxy"]["version"]
+    old_pid = workers(agent)["sleeper"]["pid"]
+
+    answer = remote(agent, "agent/restart", 'names=["sleeper"]')[0]
+    assert answer["successful"] and answer["data"]["names"] == ["sleeper"]
+    wait_for(lambda: workers(agent)["sleeper"]["pid"] not in (old_pid, None)
+             and workers(agent)["sleeper"]["state"] == "RUNNING")
+
+    bad = remote(agent, "agent/restart", 'names=["nope"]')[0]
+    assert bad["status"] == 409 and "unknown worker" in bad["error"]["message"]
+    assert remote(agent, "agent/reload")[0]["data"]["restarted"] == []
+
+    before = agent["path"].read_text()
+    bad_cfg = tmp_path / "bad.toml"
+    bad_cfg.write_text("[agent]\nbogus = 1\n")
+    refused = remote(agent, "agent/config/push", f"config=@{bad_cfg}")[0]
+    assert refused["status"] == 400 and "agent.bogus: unknown key" in refused["error"]["message"]
+    no_secret = config_text(agent["home"], agent["port"], "").replace('secret_file = ""', 'secret_env = "NOPE_X"')
+    bad_cfg.write_text(no_secret)
+    refused = remote(agent, "agent/config/push", f"config=@{bad_cfg}")[0]
+    assert refused["status"] == 400 and "lock every caller out" in refused["error"]["message"]
+    assert agent["path"].read_text() == before            # the running config stays
+
+    good = tmp_path / "good.toml"
+    good.write_text(config_text(agent["home"], agent["port"], agent["secret"], extra='log_level = "debug"'))
+    pushed = remote(agent, "agent/config/push", f"config=@{good}")[0]
+    assert pushed["successful"] and pushed["data"]["reloaded"], pushed
+    assert agent["path"].read_text() == good.read_text()
+    assert (tmp_path / "agent.toml.prev").read_text() == before
+    assert remote(agent, "agent/config")[0]["data"]["config"]["agent"]["log_level"] == "debug"
+    assert oct(agent["path"].stat().st_mode & 0o777) == oct(0o644 & ~_umask())
+
+    audit = (agent["home"] / "log" / "pos_proxy_audit.log").read_text()
+    assert '"op":"agent/config/push"' in audit and '"config":"***"' in audit and "log_level" not in audit
+
+
+@pytest.mark.integration
+def test_several_hosts_at_once(agent):
+    answers = remote(agent, "info", hosts=[f"127.0.0.1:{agent['port']}", f"127.0.0.1:{free_port()}"])
+    assert answers[0]["successful"] and answers[0]["data"]["pid"]
+    assert answers[1]["error"]["code"] == "unreachable"
+
+
+def test_push_without_a_config_file_is_refused(rpc_server, monkeypatch):
+    monkeypatch.setenv("OCP_AGENT_SECRET", "x")
+    srv = rpc_server()
+    status, env = srv.call("agent/config/push", {"config": "[agent]\n"})
+    assert status == 409 and env["error"]["code"] == "no_config_file"
+
+
+def test_without_a_supervisor(rpc_server):
+    srv = rpc_server()
+    status, env = srv.call("agent/status")
+    assert status == 200 and env["data"]["supervisor"] is None and "not running" in env["data"]["supervisor_error"]
+    status, env = srv.call("agent/restart", {"names": ["obstat2"]})
+    assert status == 503 and env["error"]["code"] == "supervisor_not_running"
+    status, env = srv.call("agent/restart", {"names": ["a;b"]})
+    assert status == 400
+
+
+def _umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
