@@ -177,9 +177,15 @@ class FileStream:
         if self.fd is None:
             if not self._next_file():
                 return None
+        try:
+            st = os.fstat(self.fd)
+        except OSError:
+            st = None
+        if st is not None and self._truncated(st):
+            return self._on_truncate(st)
         data = os.pread(self.fd, READ_BYTES, self.offset + len(self.pending))
         if not data:
-            return self._at_eof()
+            return self._at_eof(st)
         self.stats.bytes += len(data)
         if self.skipping:
             return self._skip(data)
@@ -219,23 +225,49 @@ class FileStream:
         self.stats.lines += lines
         self.prev_header = last_header
 
-    def _at_eof(self) -> tuple[bytes, int] | None:
-        """End of the open file: truncated? rotated? else wait for more."""
-        try:
-            st = os.fstat(self.fd)
-        except OSError:
-            st = None
-        if st is not None and self._truncated(st):
-            self.stats.truncations += 1
-            self.offset, self.pending, self.skipping, self.prev_header = 0, b"", False, None
-            self.fp_len = min(FP_BYTES, st.st_size)
-            self.fp = fingerprint(self.fd, self.fp_len)
-            return (b"", 0) if st.st_size else None
+    def _on_truncate(self, st) -> tuple[bytes, int] | None:
+        """Truncated in place (or truncated and rewritten): finish from a copy, else restart at 0."""
+        self.stats.truncations += 1
+        if self._follow_copy():
+            return b"", 0
+        self.offset, self.pending, self.skipping, self.prev_header = 0, b"", False, None
+        self.fp_len = min(FP_BYTES, st.st_size)
+        self.fp = fingerprint(self.fd, self.fp_len)
+        return (b"", 0) if st.st_size else None
+
+    def _at_eof(self, st) -> tuple[bytes, int] | None:
+        """End of the open file: rotated or replaced? else wait for more."""
         if st is not None:
             self._grow_fingerprint(st.st_size)
         if self.current != self.path or self._replaced():
             return self._finish_file()
         return None
+
+    def _follow_copy(self) -> bool:
+        """copytruncate: finish reading from the copy (same first bytes, longer
+        than what was read), then read the truncated live file from its start."""
+        done = self.offset + len(self.pending)
+        for path in reversed(self.rotated()):
+            try:
+                if os.path.getsize(path) <= done or not self._same_start(path):
+                    continue
+            except OSError:
+                continue
+            offset, pending, skipping, header = self.offset, self.pending, self.skipping, self.prev_header
+            fp, fp_len = self.fp, self.fp_len
+            if self._open(path, offset):
+                self.pending, self.skipping, self.prev_header = pending, skipping, header
+                self.fp, self.fp_len = fp, fp_len
+                self.queue = [self.path]
+                return True
+        return False
+
+    def _same_start(self, path: str) -> bool:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return fingerprint(fd, self.fp_len) == self.fp
+        finally:
+            os.close(fd)
 
     def _truncated(self, st) -> bool:
         if st.st_size < self.offset + len(self.pending):

@@ -46,6 +46,7 @@ class AlertLog:
             return
         fh = self._open()
         fh.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
+        fh.flush()                      # visible to readers now; durable at sync()
         self.written += len(events)
         if fh.tell() >= self.max_bytes:
             self._rotate()
