@@ -15,6 +15,8 @@ from engine.rpc.audit import AuditLog
 from engine.rpc.auth import Authenticator
 from engine.rpc.commands import Commands, parse_allowlist
 from engine.rpc.files import Files
+from engine.rpc.logs import LogSearch
+from engine.rpc.monitor import Monitor
 from engine.rpc.server import RpcServer
 
 
@@ -35,7 +37,7 @@ def build(config: config_mod.AgentConfig, *, secret: str | None = None) -> RpcSe
     files = Files(sec.file_roots, sec.max_output_bytes, sec.call_timeout)
     server = RpcServer(sec, {}, auth, audit, ssl_context=tls_context(sec))
     namespaces = [Agent(config, stats=server.stats), files,
-                  Commands(templates, files.resolve, sec.call_timeout)]
+                  Commands(templates, files.resolve, sec.call_timeout), LogSearch(config, sec), Monitor(config, sec)]
     for ns in namespaces:
         server.ops.update(ns.ops())
     server.namespaces = namespaces

@@ -1,6 +1,8 @@
 """Typed access to a call's JSON parameters: each getter checks one value at the boundary."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from engine.rpc import bad_request
 
 _MISSING = object()
@@ -55,6 +57,22 @@ def get_list(params: dict, key: str, default=_MISSING, *, max_items: int = 1000)
     if not isinstance(value, list) or len(value) > max_items:
         raise bad_request(f"parameter {key!r} must be a list of at most {max_items} items")
     return value
+
+
+def get_time(params: dict, key: str) -> float | None:
+    """Epoch seconds, or local time text ``YYYY-MM-DD HH:MM:SS[.ffffff]`` as in the OBServer logs."""
+    value = params.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+            try:
+                return datetime.strptime(value, fmt).timestamp()
+            except ValueError:
+                continue
+    raise bad_request(f"{key}: epoch seconds or 'YYYY-MM-DD HH:MM:SS'")
 
 
 def only(params: dict, *known: str) -> None:
