@@ -8,11 +8,12 @@ obagent's (``ob_sysstat{stat_id,tenant_name,...}``, ``ob_plan_cache_*``,
 
 :func:`collect` runs every applicable query on one DB-API connection, each
 timed and isolated: a failing query reports ``ocp_exporter_query_success 0``
-and its error class, and never empties the others. A missing view (error
-1146) is only that query's failure for this collection: it is tried again at
-the next one, never dropped for good (obagent drops it forever). After a lost
-connection the caller's ``reconnect`` is tried once; queries that still cannot
-run are reported failed for this collection. Rows are bad input per row: a
+and its error class (the typed errors of :mod:`engine.ob.connection`), and
+never empties the others. A missing view (error 1146) is only that query's
+failure for this collection: it is tried again at the next one, never
+dropped for good (obagent drops it forever). After a lost connection the
+remaining queries of the collection fail fast; the connection reconnects,
+with backoff, at the next one. Rows are bad input per row: a
 NULL or non-numeric value, or one a float cannot hold, skips that sample and
 is counted by reason.
 """
@@ -24,9 +25,6 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-MISSING_VIEW = 1146
-CONNECTION_ERRORS = {2003, 2006, 2013, 2055, 0}
-
 # obagent's exported stat ids (monitor_ob.yaml): shared, plus the 3.x- and 4.x-only ones.
 SYSSTAT_IDS = [*range(10000, 10007), 20000, 20001, 20002, 30000, 30001, 30002, *range(30005, 30014),
                *range(40000, 40013), 40018, 40019, 40030, 50000, 50001, 50004, 50005, *range(50008, 50012),
@@ -35,8 +33,9 @@ SYSSTAT_IDS = [*range(10000, 10007), 20000, 20001, 20002, 30000, 30001, 30002, *
 SYSSTAT_IDS_3X = SYSSTAT_IDS + [30080, 30081, 40116, 40117, 40118, 50002]
 SYSSTAT_IDS_4X = SYSSTAT_IDS + [60087]
 
-HINT_4X = "/* MONITOR_AGENT */"
-HINT_3X = "/*+ MONITOR_AGENT READ_CONSISTENCY(WEAK) */"
+# engine.ob.connection prefixes every statement with /* MONITOR_AGENT */; 3.x also reads weakly.
+HINT_4X = ""
+HINT_3X = "/*+ READ_CONSISTENCY(WEAK) */"
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,14 @@ class Query:
     min_version: tuple = (0,)
     max_version: tuple = (999,)
     tenant_names: bool = False               # add tenant_name from the tenant list by tenant_id
+    local: str | None = None                 # column prefix for the svr_ip/svr_port filter; None: cluster-wide
+
+    def statement(self, server: tuple | None) -> tuple[str, tuple]:
+        """(SQL, args): ``{local}`` becomes this server's filter when ``server`` is set."""
+        if server and self.local is not None:
+            p = self.local
+            return self.sql.replace("{local}", f"AND {p}svr_ip = %s AND {p}svr_port = %s"), tuple(server)
+        return self.sql.replace("{local}", ""), ()
 
     def applies(self, version: tuple) -> bool:
         return self.min_version <= tuple(version) < self.max_version
@@ -75,35 +82,41 @@ TENANTS_3X = Query("tenants", f"SELECT {HINT_3X} tenant_id, tenant_name FROM oce
                    ("tenant_id", "tenant_name"), {}, max_version=V4)
 
 QUERIES: list[Query] = [
-    Query("sysstat", f"SELECT {HINT_4X} con_id AS tenant_id, stat_id, value FROM oceanbase.V$SYSSTAT "
-          f"WHERE stat_id IN ({', '.join(map(str, SYSSTAT_IDS_4X))}) AND (con_id > 1000 OR con_id = 1) AND class < 1000",
-          ("tenant_id", "stat_id"), {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
-          min_version=V4, tenant_names=True),
-    Query("sysstat", f"SELECT {HINT_3X} con_id AS tenant_id, stat_id, value FROM oceanbase.v$sysstat "
-          f"WHERE stat_id IN ({', '.join(map(str, SYSSTAT_IDS_3X))}) AND (con_id > 1000 OR con_id = 1) AND class < 1000",
-          ("tenant_id", "stat_id"), {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
-          max_version=V4, tenant_names=True),
-    Query("plan_cache", f"SELECT {HINT_4X} tenant_id, mem_used, access_count, hit_count "
-          "FROM oceanbase.V$OB_PLAN_CACHE_STAT", ("tenant_id",),
+    Query("sysstat", f"SELECT {HINT_4X} con_id AS tenant_id, stat_id, svr_ip, svr_port, value "
+          f"FROM oceanbase.GV$SYSSTAT WHERE stat_id IN ({', '.join(map(str, SYSSTAT_IDS_4X))}) "
+          "AND (con_id > 1000 OR con_id = 1) AND class < 1000 {local}",
+          ("tenant_id", "stat_id", "svr_ip", "svr_port"),
+          {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
+          min_version=V4, tenant_names=True, local=""),
+    Query("sysstat", f"SELECT {HINT_3X} con_id AS tenant_id, stat_id, svr_ip, svr_port, value "
+          f"FROM oceanbase.gv$sysstat WHERE stat_id IN ({', '.join(map(str, SYSSTAT_IDS_3X))}) "
+          "AND (con_id > 1000 OR con_id = 1) AND class < 1000 {local}",
+          ("tenant_id", "stat_id", "svr_ip", "svr_port"),
+          {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
+          max_version=V4, tenant_names=True, local=""),
+    Query("plan_cache", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, mem_used, access_count, hit_count "
+          "FROM oceanbase.GV$OB_PLAN_CACHE_STAT WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
           {"mem_used": _g("ob_plan_cache_memory_bytes", "Memory the plan cache uses"),
            "access_count": _c("ob_plan_cache_access_total", "Plan cache look-ups"),
-           "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")}, min_version=V4, tenant_names=True),
-    Query("plan_cache", f"SELECT {HINT_3X} tenant_id, mem_used, access_count, hit_count "
-          "FROM oceanbase.v$plan_cache_stat", ("tenant_id",),
+           "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")},
+          min_version=V4, tenant_names=True, local=""),
+    Query("plan_cache", f"SELECT {HINT_3X} tenant_id, ip AS svr_ip, port AS svr_port, mem_used, access_count, "
+          "hit_count FROM oceanbase.gv$plan_cache_stat WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
           {"mem_used": _g("ob_plan_cache_memory_bytes", "Memory the plan cache uses"),
            "access_count": _c("ob_plan_cache_access_total", "Plan cache look-ups"),
-           "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")}, max_version=V4, tenant_names=True),
+           "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")},
+          max_version=V4, tenant_names=True, local=""),
     Query("server_num", f"SELECT {HINT_4X} status, COUNT(*) AS value, "
           "GROUP_CONCAT(svr_ip ORDER BY svr_ip SEPARATOR ',') AS server_ips "
           "FROM oceanbase.DBA_OB_SERVERS GROUP BY status", ("status", "server_ips"),
           {"value": _g("ob_server_num", "OBServers in the cluster, by status")}, min_version=V4),
     Query("server_role", f"SELECT {HINT_4X} svr_ip, svr_port, zone, "
           "CASE WHEN with_rootserver = 'YES' THEN 1 ELSE 0 END AS with_rootserver "
-          "FROM oceanbase.DBA_OB_SERVERS", ("svr_ip", "svr_port", "zone"),
-          {"with_rootserver": _g("ob_role", "1 if the server hosts the rootservice")}, min_version=V4),
+          "FROM oceanbase.DBA_OB_SERVERS WHERE 1 = 1 {local}", ("svr_ip", "svr_port", "zone"),
+          {"with_rootserver": _g("ob_role", "1 if the server hosts the rootservice")}, min_version=V4, local=""),
     Query("server_resource", f"SELECT {HINT_4X} svr_ip, svr_port, cpu_capacity, cpu_assigned, mem_capacity, "
           "mem_assigned, log_disk_capacity, log_disk_assigned, log_disk_in_use, data_disk_capacity, data_disk_in_use "
-          "FROM oceanbase.GV$OB_SERVERS", ("svr_ip", "svr_port"),
+          "FROM oceanbase.GV$OB_SERVERS WHERE 1 = 1 {local}", ("svr_ip", "svr_port"),
           {"cpu_capacity": _g("ob_server_resource_cpu", "CPUs the server offers to units"),
            "cpu_assigned": _g("ob_server_resource_cpu_assigned", "CPUs assigned to units"),
            "mem_capacity": _g("ob_server_resource_memory_bytes", "Memory the server offers to units"),
@@ -112,40 +125,42 @@ QUERIES: list[Query] = [
            "log_disk_assigned": _g("ob_server_resource_log_disk_assigned_bytes", "Log disk assigned to units"),
            "log_disk_in_use": _g("ob_server_resource_log_disk_used_bytes", "Log disk in use"),
            "data_disk_capacity": _g("ob_server_resource_disk_bytes", "Data disk capacity"),
-           "data_disk_in_use": _g("ob_server_resource_disk_used_bytes", "Data disk in use")}, min_version=V4),
+           "data_disk_in_use": _g("ob_server_resource_disk_used_bytes", "Data disk in use")},
+          min_version=V4, local=""),
     Query("tenant_resource", f"SELECT {HINT_4X} u.tenant_id, u.svr_ip, u.svr_port, u.max_cpu, u.min_cpu, "
           "u.memory_size, u.log_disk_size, u.log_disk_in_use, u.data_disk_in_use "
           "FROM oceanbase.GV$OB_UNITS u JOIN oceanbase.DBA_OB_TENANTS t ON u.tenant_id = t.tenant_id "
-          "WHERE t.tenant_type <> 'META'", ("tenant_id", "svr_ip", "svr_port"),
+          "WHERE t.tenant_type <> 'META' {local}", ("tenant_id", "svr_ip", "svr_port"),
           {"max_cpu": _g("ob_tenant_assigned_cpu_max", "The tenant unit's max CPUs"),
            "min_cpu": _g("ob_tenant_assigned_cpu_min", "The tenant unit's min CPUs"),
            "memory_size": _g("ob_tenant_assigned_memory_bytes", "The tenant unit's memory"),
            "log_disk_size": _g("ob_tenant_log_disk_assigned_bytes", "The tenant unit's log disk"),
            "log_disk_in_use": _g("ob_tenant_log_disk_used_bytes", "Log disk the tenant unit uses"),
            "data_disk_in_use": _g("ob_tenant_disk_used_bytes", "Data disk the tenant unit uses")},
-          min_version=V4, tenant_names=True),
+          min_version=V4, tenant_names=True, local="u."),
     Query("memstore", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, active_span, memstore_used, freeze_trigger, "
-          "memstore_limit, freeze_cnt FROM oceanbase.GV$OB_MEMSTORE", ("tenant_id", "svr_ip", "svr_port"),
+          "memstore_limit, freeze_cnt FROM oceanbase.GV$OB_MEMSTORE WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
           {"active_span": _g("ob_tenant_memstore_active_bytes", "Active memstore"),
            "memstore_used": _g("ob_tenant_memstore_used_bytes", "Memstore in use (active and frozen)"),
            "freeze_trigger": _g("ob_tenant_memstore_freeze_trigger_bytes", "Active memstore that triggers a freeze"),
            "memstore_limit": _g("ob_tenant_memstore_limit_bytes", "Memstore limit"),
            "freeze_cnt": _g("ob_tenant_memstore_freeze_count", "Freezes since the last major compaction")},
-          min_version=V4, tenant_names=True),
+          min_version=V4, tenant_names=True, local=""),
     Query("tenant_memory", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, hold, free "
-          "FROM oceanbase.GV$OB_TENANT_MEMORY_INFO", ("tenant_id", "svr_ip", "svr_port"),
+          "FROM oceanbase.GV$OB_TENANT_MEMORY_INFO WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
           {"hold": _g("ob_tenant_memory_hold_bytes", "Memory the tenant holds"),
            "free": _g("ob_tenant_memory_free_bytes", "Memory held by the tenant and free")},
-          min_version=V4, tenant_names=True),
+          min_version=V4, tenant_names=True, local=""),
     Query("server_memory", f"SELECT {HINT_4X} svr_ip, svr_port, SUM(hold) AS hold, SUM(used) AS used "
-          "FROM oceanbase.GV$OB_MEMORY WHERE tenant_id = 500 AND mod_name <> 'KvstorCacheMb' "
+          "FROM oceanbase.GV$OB_MEMORY WHERE tenant_id = 500 AND mod_name <> 'KvstorCacheMb' {local} "
           "GROUP BY svr_ip, svr_port", ("svr_ip", "svr_port"),
           {"hold": _g("ob_tenant500_memory_hold_bytes", "Memory of the server's own tenant (500), held"),
            "used": _g("ob_tenant500_memory_used_bytes", "Memory of the server's own tenant (500), used")},
-          min_version=V4),
+          min_version=V4, local=""),
     Query("kvcache", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, cache_name, cache_size "
-          "FROM oceanbase.GV$OB_KVCACHE", ("tenant_id", "svr_ip", "svr_port", "cache_name"),
-          {"cache_size": _g("ob_cache_size_bytes", "KV cache size by cache")}, min_version=V4, tenant_names=True),
+          "FROM oceanbase.GV$OB_KVCACHE WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port", "cache_name"),
+          {"cache_size": _g("ob_cache_size_bytes", "KV cache size by cache")},
+          min_version=V4, tenant_names=True, local=""),
     Query("sessions", f"SELECT {HINT_4X} t.tenant_id, COUNT(p.id) AS all_sessions, "
           "SUM(CASE WHEN p.id IS NOT NULL AND p.command <> 'Sleep' THEN 1 ELSE 0 END) AS active_sessions "
           "FROM oceanbase.DBA_OB_TENANTS t LEFT JOIN oceanbase.GV$OB_PROCESSLIST p ON p.tenant = t.tenant_name "
@@ -175,15 +190,8 @@ def queries_for(version: tuple) -> list[Query]:
 
 
 def error_kind(exc: BaseException) -> str:
-    """missing_view, connection, timeout or sql: how a query failed."""
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    if code == MISSING_VIEW:
-        return "missing_view"
-    if code in CONNECTION_ERRORS or isinstance(exc, (ConnectionError, BrokenPipeError)):
-        return "connection"
-    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
-        return "timeout"
-    return "sql"
+    """How a query failed: the typed error's reason (missing_view, connection, auth, query) or ``error``."""
+    return getattr(exc, "reason", None) or "error"
 
 
 def to_number(value, bad) -> float | None:
@@ -236,12 +244,10 @@ class Collection:
     results: list = field(default_factory=list)
 
 
-def run_query(conn, query: Query) -> list[dict]:
-    """The rows of ``query`` as dicts keyed by lower-case column name."""
-    with conn.cursor() as cur:
-        cur.execute(query.sql)
-        names = [d[0].lower() for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+def run_query(db, query: Query, server: tuple | None) -> list[dict]:
+    """The rows of ``query`` as dicts keyed by lower-case column name (``db``: an ObConnection)."""
+    sql, args = query.statement(server)
+    return db.query_dicts(sql, args or None)
 
 
 def build_families(query: Query, rows: list[dict], tenants: dict, bad) -> list:
@@ -268,32 +274,36 @@ def build_families(query: Query, rows: list[dict], tenants: dict, bad) -> list:
     return list(fams.values())
 
 
-def collect(conn, version: tuple, bad, reconnect=None) -> Collection:
-    """Run every query for ``version``; see the module docstring for isolation."""
+def collect(db, version: tuple, bad, server: tuple | None = None) -> Collection:
+    """Run every query for ``version`` on ``db``; see the module docstring for isolation.
+
+    ``server`` = (svr_ip, svr_port) restricts the per-server views to this
+    host's observer. After a lost connection the remaining queries are
+    reported failed at once (``db`` reconnects, with backoff, next time)
+    rather than each waiting out a timeout.
+    """
     out = Collection()
     tenants_q = TENANTS_4X if version >= V4 else TENANTS_3X
-    tenant_rows, result = _timed(conn, tenants_q)
+    tenant_rows, result = _timed(db, tenants_q, server)
     out.results.append(result)
-    if result.error == "connection" and reconnect is not None:
-        conn = reconnect()
-        tenant_rows, result = _timed(conn, tenants_q)
-        out.results[-1] = result
     tenants = {to_label(r.get("tenant_id")): to_label(r.get("tenant_name")) for r in tenant_rows}
+    lost = result.error == "connection"
     for query in queries_for(version):
-        if result.error == "connection":  # no connection: fail fast, don't wait out a timeout per query
+        if lost:
             out.results.append(QueryResult(query.name, False, 0.0, error="connection"))
             continue
-        rows, result = _timed(conn, query)
+        rows, result = _timed(db, query, server)
         out.results.append(result)
+        lost = result.error == "connection"
         if result.ok:
             out.families.extend(build_families(query, rows, tenants, bad))
     return out
 
 
-def _timed(conn, query: Query) -> tuple[list[dict], QueryResult]:
+def _timed(db, query: Query, server) -> tuple[list[dict], QueryResult]:
     t0 = time.perf_counter()
     try:
-        rows = run_query(conn, query)
+        rows = run_query(db, query, server)
     except Exception as exc:  # isolation: one query's failure is its own
         return [], QueryResult(query.name, False, time.perf_counter() - t0, error=error_kind(exc))
     return rows, QueryResult(query.name, True, time.perf_counter() - t0, rows=len(rows))

@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from engine import exposition, states
 from engine.ob import metrics as ob_metrics
+from engine.ob.connection import ObConnection
 from engine.ob.summaries import Summaries
 
 NS = "ocp_exporter"
@@ -34,72 +35,47 @@ log = logging.getLogger("engine.ocp_exporter")
 class OcpExporter:
     """Collect and render ocp_exporter's snapshot.
 
-    ``connector`` opens a DB-API connection to the OBServer and tells its
-    version: ``connector() -> (conn, version_tuple)``; None while no OBServer
-    is configured.
+    ``db`` is an :class:`engine.ob.connection.ObConnection` (None while no
+    OBServer is configured); it connects lazily and reconnects with backoff.
+    ``server`` in ``ob_server`` = (svr_ip, svr_port) restricts per-server views.
     """
 
-    def __init__(self, section, server: exposition.ExpositionServer, *, connector=None,
+    def __init__(self, section, server: exposition.ExpositionServer, *, db=None, ob_server=None,
                  host_board=None, rings: dict | None = None):
         self.section = section
         self.server = server
-        self.connector = connector
+        self.db = db
+        self.ob_server = ob_server
         self.host_board = host_board
         self.rings = rings or {}
         self.bad = exposition.BadInput(log)
         reserved = frozenset(m.name for q in ob_metrics.QUERIES for m in q.metrics.values())
         self.summaries = Summaries(self.bad, ttl=section.message_ttl, max_series=section.max_message_series,
                                    reserved=reserved)
-        self.conn = None
-        self.version: tuple | None = None
         self.errors: dict[tuple[str, str], int] = {}
         self.last_ob_ok = False
 
     # ------------------------------------------------------------ OB part
-    def _connect(self):
-        if self.conn is None:
-            self.conn, self.version = self.connector()
-        return self.conn
-
-    def _drop_connection(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # already broken; nothing to save
-                pass
-        self.conn = None
-
-    def _reconnect(self):
-        self._drop_connection()
-        return self._connect()
-
     def collect_ob(self) -> tuple[list, list]:
-        """(families, query results) of the OB part; ([], [...failed...]) when it cannot connect."""
-        if self.connector is None:
+        """(families, query results) of the OB part; ([], [connect failed]) when it cannot connect."""
+        if self.db is None:
             return [], []
         t0 = time.perf_counter()
         try:
-            conn = self._connect()
-        except Exception as exc:
+            self.db.raw()
+        except Exception as exc:  # typed ObError; anything else is a connection problem too
             kind = ob_metrics.error_kind(exc)
             self._count_error("connect", kind)
             log.warning("cannot connect to the OBServer (%s): %s", kind, exc)
             self.last_ob_ok = False
             return [], [ob_metrics.QueryResult("connect", False, time.perf_counter() - t0, error=kind)]
-        try:
-            got = ob_metrics.collect(conn, self.version, self.bad, reconnect=self._reconnect)
-        except Exception as exc:  # reconnect failed inside the collection
-            self._count_error("connect", ob_metrics.error_kind(exc))
-            self._drop_connection()
-            self.last_ob_ok = False
-            return [], [ob_metrics.QueryResult("connect", False, time.perf_counter() - t0, error="connection")]
+        version = self.db.version or (4,)
+        got = ob_metrics.collect(self.db, version, self.bad, self.ob_server)
         for r in got.results:
             if not r.ok:
                 self._count_error(r.name, r.error)
-        if any(r.error == "connection" for r in got.results):
-            self._drop_connection()
         self.last_ob_ok = any(r.ok for r in got.results)
-        return got.families, [ob_metrics.QueryResult("connect", True, 0.0)] + got.results
+        return got.families, [ob_metrics.QueryResult("connect", True, time.perf_counter() - t0)] + got.results
 
     def _count_error(self, name: str, kind: str) -> None:
         self.errors[(name, kind)] = self.errors.get((name, kind), 0) + 1
@@ -148,7 +124,7 @@ class OcpExporter:
 
     def _health(self, results, host_text: bytes, host_age) -> list:
         configured = GaugeMetricFamily(f"{NS}_ob_configured", "1 once an OBServer connection is configured",
-                                       value=0 if self.connector is None else 1)
+                                       value=0 if self.db is None else 1)
         up = GaugeMetricFamily(f"{NS}_ob_up", "1 if the last collection reached the OBServer",
                                value=1 if self.last_ob_ok else 0)
         host_up = GaugeMetricFamily(f"{NS}_host_snapshot_up", "1 if node_exporter's host snapshot is merged",
@@ -160,28 +136,27 @@ class OcpExporter:
         return out + ob_metrics.health_families(results, self.errors) + self.summaries.health_families()
 
 
-def make_connector(config):
-    """``() -> (conn, version)`` over engine.ob.connection, for a configured OBServer."""
-    from engine.ob import connection
-    return connection.exporter_connector(config.ob)
-
-
 def main(ctx) -> None:
-    sec = ctx.section
-    connector = None
-    if ctx.config.ob.configured:
-        connector = make_connector(ctx.config)
+    sec, ob = ctx.section, ctx.config.ob
+    db = ob_server = None
+    if ob.configured:
+        db = ObConnection.from_config(ctx.config)
+        ob_server = (ob.svr_ip, ob.svr_port) if ob.svr_ip else None
     else:
         ctx.set_state(states.WAITING_FOR_CONFIG, "no [ob] host configured; serving host and agent metrics")
     server = exposition.server_from_section(sec, "workers.ocp_exporter")
     rings = {edge: ctx.consumer(edge) for edge in EDGES}
-    exporter = OcpExporter(sec, server, connector=connector, host_board=ctx.board("host"), rings=rings)
-    exposition.serve(ctx, server, exporter.collect, sec.interval, after=lambda: _report_state(ctx, exporter))
+    exporter = OcpExporter(sec, server, db=db, ob_server=ob_server, host_board=ctx.board("host"), rings=rings)
+    try:
+        exposition.serve(ctx, server, exporter.collect, sec.interval, after=lambda: _report_state(ctx, exporter))
+    finally:
+        if db is not None:
+            db.close()
 
 
 def _report_state(ctx, exporter: OcpExporter) -> None:
     """``degraded`` while a configured OBServer cannot be queried; ``ok`` again once it can."""
-    if exporter.connector is None:
+    if exporter.db is None:
         return
     if exporter.last_ob_ok:
         ctx.set_state(states.OK)
