@@ -79,7 +79,7 @@ class Grouper:
         fields = fields_of(header, captures, context)
         key = self._key(rule, fields)
         group = self.groups.get(key)
-        if group is not None and ts < group["first_seen"] + group["throttle"]:
+        if group is not None and abs(ts - group["first_seen"]) < group["throttle"]:
             group["count"] += 1
             group["last_seen"] = max(group["last_seen"], ts)
             return []

@@ -1,0 +1,124 @@
+"""The native log scanner against its pure-Python twin, on real lines and on hypothesis input."""
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine._native import logscan as native
+from engine._ref import logscan as twin
+from engine.logs import synth
+from engine.logs.rules import compile_rules, load_rules
+
+# real lines, from the reference (OceanBase 4.x sources, docs and issues) and 3.x
+REAL = [
+    b'[2024-04-14 18:16:37.849983] EDIAG [SHARE.CONFIG] reload_config (ob_server_config.cpp:365) [76016][observer][T0][Y0-0000000000000000-0-0] [lt=7][errcode=-4147] update observer memory config failed(memory_limit=32212254720, ...) BACKTRACE:0x113b8115 ...',
+    b'[2024-04-14 18:16:37.850043] WDIAG [SHARE.CONFIG] reload_config (ob_server_config.cpp:377) [76016][observer][T0][Y0-0000000000000000-0-0] [lt=57][errcode=-4147] the hold memory of tenant_500 is over the reserved memory(tenant_500_hold=6291456, tenant_500_reserved=0)',
+    b'[2024-04-14 18:16:37.850052] ERROR issue_dba_error (ob_log.cpp:1868) [76016][observer][T0][Y0-0000000000000000-0-0] [lt=5][errcode=-4388] Unexpected internal error happen, please checkout the internal errcode(errcode=-4147, file="ob_server.cpp", line_no=1886, info="reload memory config failed")',
+    b'[2024-04-11 21:32:57.748844] INFO  print_all_limits (main.cpp:368) [43378][observer][T0][Y0-0000000000000000-0-0] [lt=6] ============= *begin server limit report * =============',
+    b'[2023-12-11 18:00:55.711877] INFO  [SQL.EXE] start_stmt (ob_sql_trans_control.cpp:619) [99178][T1004_TeRec][T1003][YD9F97F000001-00060C36119D4757-0-0] [lt=15] start stmt(ret=0, ...)',
+    b'[2024-12-19 18:12:51.807165] WDIAG [RS] create_database (ob_root_service.cpp:3039) [44788][DDLQueueTh0][T0][Y584A0B9E1F14-0006299CA6E2263B-0-0] [lt=18][errcode=-4016] create database failed, ...(ret=-4016)',
+    b'[2022-07-19 21:34:37.191950] ERROR [PALF] try_recycle_blocks (palf_env_impl.cpp:637) [147234][T1010_PalfGC][T1010][Y0-0000000000000000-0-0] [lt=21] clog disk space is almost full(total_size(MB)=165888, used_percent(%)=80, ...) BACKTRACE:...',
+    b'[2021-06-01 10:00:00.123456] WARN  [CLOG] ob_log_engine.cpp:1032 [5521][Y0-0000000000000000] [lt=12] [dc=0] clog disk is almost full(ret=-4264)',
+    b'[2024-05-01 00:00:00.000001] ERROR [COMMON] on_fatal (ob_signal.cpp:100) [1][observer][C1][T1][Y0-0000000000000000-0-0] [lt=1][errcode=-4388] CRASH ERROR!!! sig=11, sig_code=1, tname=T1_Occam',
+    b'[MEMORY] tenant_id=1002 limit=8589934592 hold=2147483648',
+]
+
+
+def test_real_lines_parse_the_same():
+    for line in REAL:
+        assert native.parse_header(line) == twin.parse_header(line), line
+
+
+def test_real_line_fields():
+    h = native.parse_header(REAL[2])
+    assert h["level"] == "ERROR" and h["module"] is None and h["func"] == "issue_dba_error"
+    assert (h["file"], h["line_no"], h["tid"], h["thread"]) == ("ob_log.cpp", 1868, 76016, "observer")
+    assert (h["tenant"], h["trace_id"], h["errcode"]) == (0, "Y0-0000000000000000-0-0", -4388)
+    assert h["time"] == "2024-04-14 18:16:37.850052" and h["message"].startswith(b"Unexpected")
+    h = native.parse_header(REAL[4])
+    assert (h["module"], h["tenant"], h["thread"], h["errcode"], h["ret"]) == ("SQL.EXE", 1003, "T1004_TeRec", None, None)
+    assert native.parse_header(REAL[5])["ret"] == -4016
+    h = native.parse_header(REAL[7])                       # 3.x layout
+    assert (h["level"], h["module"], h["func"], h["file"], h["line_no"], h["ret"]) == \
+        ("WARN", "CLOG", None, "ob_log_engine.cpp", 1032, -4264)
+    assert native.parse_header(REAL[8])["tenant"] == 1     # [C1] of an arbitration replica is skipped
+    assert native.parse_header(REAL[9]) is None            # a continuation line
+
+
+def test_ts_is_local_time():
+    import time
+    h = native.parse_header(REAL[0])
+    assert h["ts"] == pytest.approx(time.mktime((2024, 4, 14, 18, 16, 37, 0, 0, -1)) + 0.849983)
+
+
+# ------------------------------------------------------------ hypothesis
+
+LEVELS = [b"ERROR", b"WARN ", b"INFO ", b"EDIAG", b"WDIAG", b"TRACE", b"DEBUG", b"XXXXX"]
+PIECES = [b"[", b"]", b" ", b"(", b")", b":", b"[lt=3]", b"[errcode=-4016]", b"ret=-4013", b"ret=-",
+          b"MARK 12", b"CRASH ERROR!!! sig=6", b"clog disk is almost full", b"T1002", b"Y0-0-0",
+          b"[T1]", b"[C2]", b"[dc=0]", b"\xff\xfe", b"\x00", b"log disk space is almost full"]
+
+
+@st.composite
+def lines(draw):
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return draw(st.sampled_from(REAL))
+    if kind == 1:
+        t = draw(st.floats(0, 4e9))
+        head = synth.header(t, draw(st.sampled_from(LEVELS)).strip() or b"INFO",
+                            draw(st.sampled_from([b"", b"[RS]", b"[SQL.EXE]"])),
+                            draw(st.sampled_from([b"f", b"do_x", b""])), b"a.cpp:1",
+                            draw(st.integers(0, 10**6)), b"th", draw(st.integers(0, 2000)),
+                            b"Y1-2-0-0", 3, draw(st.one_of(st.none(), st.integers(-9999, 0))))
+        return head + b"".join(draw(st.lists(st.sampled_from(PIECES), max_size=8)))
+    if kind == 2:
+        base = draw(st.sampled_from(REAL))
+        cut = draw(st.integers(0, len(base)))
+        return base[:cut] + draw(st.binary(max_size=20)).replace(b"\n", b"") + base[cut:]
+    return b"".join(draw(st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=8)), max_size=12))).replace(b"\n", b" ")
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(lines())
+def test_parse_header_parity(line):
+    assert native.parse_header(line) == twin.parse_header(line)
+    assert native.is_entry_start(line) == twin.is_entry_start(line)
+    assert native.level_bit(line) == twin.level_bit(line)
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=300), st.integers(0, 50), st.integers(0, 320))
+def test_split_lines_parity(buf, start, end):
+    assert native.split_lines(buf, start, end) == twin.split_lines(buf, start, min(end, len(buf)))
+
+
+EXTRA_RULES = [
+    {"id": "mark", "regex": r"MARK (?P<seq>\d+)", "throttle": 0},
+    {"id": "warn_4013", "regex": r"ret=-4013\b", "levels": ["WARN", "WDIAG"], "errcodes": [-4013]},
+    {"id": "rs_only", "regex": "almost full", "modules": ["R"]},
+    {"id": "any_info", "levels": ["INFO"]},
+    {"id": "no_literal", "regex": r"\d{3}[a-z]"},
+]
+
+
+@pytest.fixture(scope="module")
+def specs():
+    return [r.spec() for r in load_rules().rules], [r.spec() for r in compile_rules(EXTRA_RULES).rules]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(lines(), max_size=12), st.binary(max_size=30), st.integers(256, 400),
+       st.one_of(st.none(), st.sampled_from(REAL)), st.booleans())
+def test_scanner_parity(specs, body, tail, max_line, prev, extra):
+    rules = specs[0] + specs[1] if extra else specs[0]
+    buf = b"\n".join(body) + (b"\n" if body else b"") + tail.replace(b"\n", b"")
+    got = native.Scanner(rules, max_line).scan(buf, 0, len(buf), prev)
+    want = twin.Scanner(rules, max_line).scan(buf, 0, len(buf), prev)
+    assert got == want
+
+
+def test_scanner_finds_the_default_rules_on_generated_lines(specs):
+    buf = synth.LineMaker(seed=11, info_share=0.3, noise_share=0.3).chunk(300_000)
+    got = native.Scanner(specs[0], 65536).scan(buf, 0, len(buf), None)
+    assert got == twin.Scanner(specs[0], 65536).scan(buf, 0, len(buf), None)
+    assert len({h[0] for h in got[2]}) >= 8             # many different rules fired
