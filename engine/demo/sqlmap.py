@@ -87,7 +87,19 @@ def translate(sql: str, db: str = "oceanbase") -> str:
             code.append(c)
             i += 1
     _flush(code, out, db)
-    return "".join(out).strip().rstrip(";").strip()
+    return _GROUP_CONCAT.sub(_group_concat, "".join(out)).strip().rstrip(";").strip()
+
+
+# MySQL's GROUP_CONCAT([DISTINCT] x [ORDER BY ...] [SEPARATOR 's']); SQLite 3.40
+# knows group_concat(x, sep) and group_concat(DISTINCT x). The order is lost.
+_GROUP_CONCAT = re.compile(r"group_concat\(\s*(distinct\s+)?([^()]*?)(?:\s+order\s+by\s+[^()]*?)?"
+                           r"(?:\s+separator\s+('(?:[^']|'')*'))?\s*\)", re.I)
+
+
+def _group_concat(m: re.Match) -> str:
+    if m.group(1):
+        return f"group_concat(DISTINCT {m.group(2)})"
+    return f"group_concat({m.group(2)}, {m.group(3) or chr(39) + ',' + chr(39)})"
 
 
 def _read_string(sql: str, i: int) -> tuple[str, int]:
