@@ -1,0 +1,316 @@
+"""Pure-Python twin of ``engine._native.topsql`` (tests and benches only).
+
+The executable description of the TopSQL aggregation; the native module must
+give the same results on the same input.
+
+Input rows have the :data:`COLUMNS` of ``engine.ob.views.AUDIT_FETCH``, in
+that order, either as Python sequences (:meth:`Aggregator.add_rows`) or as the
+MySQL text-protocol row packets of that query, byte for byte as the server
+sends them (:meth:`Aggregator.feed`). Per row:
+
+- ``request_id`` or ``tenant_id`` NULL or not a number: the row is skipped and
+  counted as bad ``key``; otherwise it counts in the stream's ``rows`` and
+  ``first_rid``/``last_rid`` (the fetch cursor moves past it whatever follows);
+- ``sql_id`` NULL or empty: skipped, bad ``no_sql_id``;
+- a numeric field that is not an integer in int64 (text, overflow): skipped,
+  bad ``number``; a NULL numeric field counts as 0;
+- a row with the wrong number of fields: skipped, bad ``shape``.
+
+A good row lands in group (bucket, tenant_id, db_id, sql_id bytes), bucket =
+floor((request_time + elapsed_time) / 1e6 / bucket_seconds) * bucket_seconds.
+Text is decoded as UTF-8 with replacement; the sample is the group's first
+non-empty query text cut to ``sample_bytes`` bytes at a character boundary.
+cpu = execute - total_wait + get_plan (OCP's formula).
+"""
+from __future__ import annotations
+
+COLUMNS = (
+    "svr_ip", "svr_port", "tenant_id", "request_id", "db_id", "sql_id", "request_time",
+    "elapsed_time", "execute_time", "queue_time", "get_plan_time", "total_wait_time_micro",
+    "application_wait_time", "concurrency_wait_time", "user_io_wait_time", "schedule_time",
+    "return_rows", "affected_rows", "retry_cnt", "ret_code", "plan_type", "is_hit_plan",
+    "is_inner_sql", "is_executor_rpc", "memstore_read_row_count", "ssstore_read_row_count",
+    "disk_reads", "rpc_count", "net_time", "decode_time", "table_scan", "consistency_level",
+    "event", "wait_time_micro", "db_name", "query_sql",
+)
+NCOLS = len(COLUMNS)
+TEXT = {0, 5, 32, 34, 35}            # columns kept as text; the others are integers
+
+METRICS = (
+    "executions", "elapsed_sum", "elapsed_max", "execute_sum", "execute_max", "queue_sum",
+    "queue_max", "get_plan_sum", "get_plan_max", "cpu_sum", "cpu_max", "wait_sum", "wait_max",
+    "app_wait_sum", "app_wait_max", "conc_wait_sum", "io_wait_sum", "io_wait_max", "sched_sum",
+    "return_rows_sum", "return_rows_max", "affected_rows_sum", "affected_rows_max", "retry_sum",
+    "fail_count", "err_4012", "err_4013", "err_5001", "err_5024", "err_5167", "err_5217",
+    "err_6002", "plan_local", "plan_remote", "plan_distributed", "miss_plan", "inner_sql",
+    "executor_rpc", "memstore_rows", "ssstore_rows", "disk_reads_sum", "disk_reads_max",
+    "rpc_count", "net_sum", "decode_sum", "table_scan", "strong_reads", "weak_reads",
+    "ev_internal_wait", "ev_client_wait", "ev_sync_rpc", "ev_data_read", "slow_count",
+    "first_request_time", "last_end_time",
+)
+NMETRICS = len(METRICS)
+ERR_CODES = (-4012, -4013, -5001, -5024, -5167, -5217, -6002)
+EVENTS = {"system internal wait": 48, "mysql response wait client": 49, "sync rpc": 50,
+          "db file data read": 51}
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class ProtocolError(Exception):
+    """An error packet (``code``, message) or a malformed stream from the server."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+
+class _Bad(Exception):
+    def __init__(self, reason):
+        self.reason = reason
+
+
+def sample_text(raw: bytes, limit: int) -> str:
+    """``raw`` cut to ``limit`` bytes without splitting a UTF-8 character, decoded."""
+    if len(raw) > limit:
+        n = limit
+        while n > 0 and (raw[n] & 0xC0) == 0x80:
+            n -= 1
+        raw = raw[:n]
+    return raw.decode("utf-8", "replace")
+
+
+def _int(value) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, str, bytes, bytearray)):
+        raise _Bad("number")
+    if not isinstance(value, int):
+        value = _parse_int(bytes(value) if not isinstance(value, str) else value.encode("utf-8", "surrogatepass"))
+    if not I64_MIN <= value <= I64_MAX:
+        raise _Bad("number")
+    return value
+
+
+def _parse_int(raw: bytes) -> int:
+    """ASCII ``[-]digits`` (what the text protocol sends for integer columns)."""
+    digits = raw[1:] if raw[:1] == b"-" else raw
+    if not digits or len(digits) > 19 or not digits.isdigit():
+        raise _Bad("number")
+    return int(raw)
+
+
+def _bytes(value) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return str(value).encode()
+
+
+class Aggregator:
+    def __init__(self, bucket_seconds: int = 60, sample_bytes: int = 4096, slow_us: int = 100_000):
+        self.bucket_seconds = int(bucket_seconds)
+        self.sample_bytes = int(sample_bytes)
+        self.slow_us = int(slow_us)
+        self.groups: dict[tuple, list] = {}
+        self.meta: dict[tuple, list] = {}
+        self.bad = {}
+        self.begin_stream()
+
+    # ------------------------------------------------------------ streams
+    def begin_stream(self) -> None:
+        """Start a new fetch: clears ``rows``, ``first_rid``, ``last_rid``, ``done`` and buffers."""
+        self.rows = 0
+        self.first_rid = 0
+        self.last_rid = 0
+        self.done = False
+        self._pending = b""
+
+    def _count_bad(self, reason: str) -> None:
+        self.bad[reason] = self.bad.get(reason, 0) + 1
+
+    # ------------------------------------------------------------ row input
+    def add_rows(self, rows) -> int:
+        """Aggregate Python rows (sequences of NCOLS values); returns rows aggregated."""
+        added = 0
+        for row in rows:
+            if len(row) != NCOLS:
+                self._count_bad("shape")
+                continue
+            added += self._add([_bytes(v) if i in TEXT else v for i, v in enumerate(row)], False)
+        return added
+
+    def _add(self, vals: list, raw: bool) -> int:
+        conv = _parse_raw if raw else _int
+        try:
+            tenant = conv(vals[2])
+            rid = conv(vals[3])
+            if vals[2] is None or vals[3] is None:
+                raise _Bad("key")
+        except _Bad:
+            self._count_bad("key")
+            return 0
+        self.rows += 1
+        if self.rows == 1:
+            self.first_rid = rid
+        self.last_rid = rid
+        sql_id = vals[5] or b""
+        if not sql_id:
+            self._count_bad("no_sql_id")
+            return 0
+        try:
+            n = [0 if i in TEXT else conv(v) for i, v in enumerate(vals)]
+        except _Bad as bad:
+            self._count_bad(bad.reason)
+            return 0
+        end = n[6] + n[7]
+        bucket = (end // 1_000_000) // self.bucket_seconds * self.bucket_seconds
+        key = (bucket, tenant, n[4], sql_id)
+        self._merge(key, n, vals)
+        return 1
+
+    def _merge(self, key, n, vals) -> None:
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = [0] * NMETRICS
+            g[53] = I64_MAX
+            self.meta[key] = [(vals[34] or b"").decode("utf-8", "replace"), ""]
+        m = self.meta[key]
+        if not m[1] and vals[35]:
+            m[1] = sample_text(vals[35], self.sample_bytes)
+        elapsed, execute, queue, get_plan, wait = n[7], n[8], n[9], n[10], n[11]
+        end = n[6] + elapsed
+        cpu = execute - wait + get_plan
+        g[0] += 1
+        for i, v in ((1, elapsed), (3, execute), (5, queue), (7, get_plan), (9, cpu), (11, wait),
+                     (13, n[12]), (16, n[14]), (19, n[16]), (21, n[17]), (40, n[26])):
+            g[i] += v
+            if v > g[i + 1]:
+                g[i + 1] = v
+        g[15] += n[13]
+        g[18] += n[15]
+        g[23] += n[18]
+        ret = n[19]
+        if ret != 0:
+            g[24] += 1
+            if ret in ERR_CODES:
+                g[25 + ERR_CODES.index(ret)] += 1
+        if 1 <= n[20] <= 3:
+            g[31 + n[20]] += 1
+        g[35] += n[21] == 0
+        g[36] += n[22] != 0
+        g[37] += n[23] != 0
+        g[38] += n[24]
+        g[39] += n[25]
+        g[42] += n[27]
+        g[43] += n[28]
+        g[44] += n[29]
+        g[45] += n[30] != 0
+        g[46] += n[31] == 3
+        g[47] += n[31] == 2
+        ev = EVENTS.get((vals[32] or b"").decode("utf-8", "replace"))
+        if ev is not None:
+            g[ev] += n[33]
+        g[52] += elapsed >= self.slow_us
+        if n[6] < g[53]:
+            g[53] = n[6]
+        if end > g[54]:
+            g[54] = end
+
+    # ------------------------------------------------------------ packets
+    def feed(self, data: bytes) -> bool:
+        """Consume text-protocol row packets; True once the closing EOF packet was seen.
+
+        Raises :class:`ProtocolError` on an error packet or a malformed stream.
+        """
+        buf = self._pending + bytes(data)
+        pos = 0
+        while not self.done:
+            payload, nxt = _take_packet(buf, pos)
+            if payload is None:
+                break
+            pos = nxt
+            head = payload[0] if payload else 0
+            if head == 0xFE and len(payload) < 9:
+                self.done = True
+            elif head == 0xFF:
+                raise _error_packet(payload)
+            else:
+                self._row_packet(payload)
+        self._pending = buf[pos:]
+        return self.done
+
+    def _row_packet(self, p: bytes) -> None:
+        vals, pos = [], 0
+        for _ in range(NCOLS):
+            if pos >= len(p):
+                self._count_bad("shape")
+                return
+            first = p[pos]
+            if first == 0xFB:
+                vals.append(None)
+                pos += 1
+                continue
+            size, pos = _lenenc(p, pos)
+            if size < 0 or pos + size > len(p):
+                self._count_bad("shape")
+                return
+            vals.append(p[pos:pos + size])
+            pos += size
+        if pos != len(p):
+            self._count_bad("shape")
+            return
+        self._add(vals, True)
+
+    # ------------------------------------------------------------ output
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def drain(self) -> list[tuple]:
+        """Every group as (bucket, tenant_id, db_id, sql_id, db_name, sample, *METRICS); then empty."""
+        out = [(k[0], k[1], k[2], k[3].decode("utf-8", "replace"), *self.meta[k], *g)
+               for k, g in self.groups.items()]
+        self.groups, self.meta = {}, {}
+        return out
+
+
+def _parse_raw(value) -> int:
+    if value is None:
+        return 0
+    v = _parse_int(value)
+    if not I64_MIN <= v <= I64_MAX:
+        raise _Bad("number")
+    return v
+
+
+def _lenenc(p: bytes, pos: int) -> tuple[int, int]:
+    first = p[pos]
+    if first < 0xFB:
+        return first, pos + 1
+    width = {0xFC: 2, 0xFD: 3, 0xFE: 8}.get(first)
+    if width is None or pos + 1 + width > len(p):
+        return -1, pos
+    return int.from_bytes(p[pos + 1:pos + 1 + width], "little"), pos + 1 + width
+
+
+def _take_packet(buf: bytes, pos: int):
+    """The next logical packet's payload (joined over 16 MiB continuations), or None if incomplete."""
+    parts = []
+    while True:
+        if pos + 4 > len(buf):
+            return None, pos
+        size = int.from_bytes(buf[pos:pos + 3], "little")
+        if pos + 4 + size > len(buf):
+            return None, pos
+        parts.append(buf[pos + 4:pos + 4 + size])
+        pos += 4 + size
+        if size < 0xFFFFFF:
+            return b"".join(parts), pos
+
+
+def _error_packet(p: bytes) -> ProtocolError:
+    code = int.from_bytes(p[1:3], "little") if len(p) >= 3 else 0
+    msg = p[9:] if p[3:4] == b"#" else p[3:]
+    return ProtocolError(code, msg.decode("utf-8", "replace"))
