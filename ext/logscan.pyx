@@ -16,8 +16,8 @@ Speed comes from touching each byte as few times as possible:
    match wins.
 """
 from libc.string cimport memchr, memcmp, memset
-from libc.stdlib cimport malloc, realloc, free
-from libc.stdint cimport uint8_t, uint64_t, int32_t, int64_t
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.time cimport tm, mktime, time_t
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
@@ -294,7 +294,136 @@ def split_lines(bytes buf, Py_ssize_t start=0, end=None):
     return out, i
 
 
+# ------------------------------------------------------------------ literals
+
+cdef inline uint32_t _h2(const unsigned char* q) nogil:
+    """The 2 bytes ending at q (q[-1], q[0]) as one 16-bit block."""
+    return (<uint32_t>q[-1]) << 8 | q[0]
+
+
+cdef class _Literals:
+    """A set of byte strings found all at once (Wu-Manber with 2-byte blocks).
+
+    A window of ``m`` bytes (the shortest literal) slides over the text; its
+    last 2 bytes say how far it may jump without stepping over an occurrence
+    (the table keeps the smallest safe jump per block), and 0 means: compare
+    the literals whose first ``m`` bytes end with that block.
+    """
+
+    cdef list objs
+    cdef int n
+    cdef int m
+    cdef uint8_t* shift
+    cdef int32_t* head
+    cdef int32_t* nxt
+    cdef const unsigned char** ptr
+    cdef Py_ssize_t* length
+    cdef uint64_t* mask               # n * MASK_WORDS: the rules each literal stands for
+
+    def __cinit__(self):
+        self.n = 0
+        self.shift = NULL; self.head = NULL; self.nxt = NULL; self.ptr = NULL
+        self.length = NULL; self.mask = NULL
+
+    def __dealloc__(self):
+        free(self.shift); free(self.head); free(self.nxt); free(self.ptr)
+        free(self.length); free(self.mask)
+
+    def __init__(self, dict rules_of):
+        """``rules_of``: literal -> list of rule indexes."""
+        cdef int k, j, i
+        cdef uint32_t h
+        self.objs = list(rules_of)
+        self.n = len(self.objs)
+        if self.n == 0:
+            return
+        self.m = min(255, min(len(x) for x in self.objs))
+        self.shift = <uint8_t*>malloc(65536)
+        self.head = <int32_t*>malloc(65536 * sizeof(int32_t))
+        self.nxt = <int32_t*>malloc(self.n * sizeof(int32_t))
+        self.ptr = <const unsigned char**>malloc(self.n * sizeof(char*))
+        self.length = <Py_ssize_t*>malloc(self.n * sizeof(Py_ssize_t))
+        self.mask = <uint64_t*>calloc(self.n * MASK_WORDS, sizeof(uint64_t))
+        if not (self.shift and self.head and self.nxt and self.ptr and self.length and self.mask):
+            raise MemoryError()
+        memset(self.shift, self.m - 1, 65536)
+        for h in range(65536):
+            self.head[h] = -1
+        for k, lit in enumerate(self.objs):
+            self.ptr[k] = <const unsigned char*>PyBytes_AS_STRING(lit)
+            self.length[k] = len(lit)
+            for j in range(1, self.m):
+                h = _h2(self.ptr[k] + j)
+                if self.m - 1 - j < self.shift[h]:
+                    self.shift[h] = self.m - 1 - j
+            h = _h2(self.ptr[k] + self.m - 1)
+            self.nxt[k] = self.head[h]
+            self.head[h] = k
+            for i in rules_of[lit]:
+                self.mask[k * MASK_WORDS + (i >> 6)] |= (<uint64_t>1) << (i & 63)
+
+    cdef Py_ssize_t find_all(self, const unsigned char* p, Py_ssize_t start, Py_ssize_t end,
+                             Scanner out) except -1:
+        """Every occurrence of every literal inside [start, end) into ``out``'s hit arrays."""
+        cdef Py_ssize_t n = 0, pos, ws
+        cdef int m = self.m, s, k
+        cdef const uint8_t* shift = self.shift
+        cdef uint32_t h
+        if self.n == 0:
+            return 0
+        pos = start + m - 1
+        while pos < end:
+            h = _h2(p + pos)
+            s = shift[h]
+            if s:
+                pos += s
+                continue
+            ws = pos - m + 1
+            k = self.head[h]
+            while k >= 0:
+                if ws + self.length[k] <= end and p[ws] == self.ptr[k][0] and \
+                        memcmp(p + ws, self.ptr[k], self.length[k]) == 0:
+                    out._add_hit(n, ws, k)
+                    n += 1
+                k = self.nxt[k]
+            pos += 1
+        return n
+
+    cdef bint or_masks(self, const unsigned char* p, Py_ssize_t start, Py_ssize_t end,
+                       uint64_t* cand) noexcept nogil:
+        """OR into ``cand`` the rules of every literal found inside [start, end)."""
+        cdef Py_ssize_t pos, ws
+        cdef int m = self.m, s, k, w
+        cdef uint32_t h
+        cdef bint found = False
+        if self.n == 0:
+            return False
+        pos = start + m - 1
+        while pos < end:
+            h = _h2(p + pos)
+            s = self.shift[h]
+            if s:
+                pos += s
+                continue
+            ws = pos - m + 1
+            k = self.head[h]
+            while k >= 0:
+                if ws + self.length[k] <= end and memcmp(p + ws, self.ptr[k], self.length[k]) == 0:
+                    for w in range(MASK_WORDS):
+                        cand[w] |= self.mask[k * MASK_WORDS + w]
+                    found = True
+                k = self.nxt[k]
+            pos += 1
+        return found
+
+
 # ------------------------------------------------------------------ scanner
+
+# levels where most lines are: a rule that may fire on them has its literals
+# searched over the whole buffer; the literals of rules gated to the rarer
+# levels (ERROR, WARN, EDIAG, WDIAG) are searched only inside lines of those levels
+DEF_BUSY_LEVELS = 4 | 32 | 64
+
 
 cdef class Scanner:
     """Rules (``Rule.spec()`` tuples, in order) applied to the complete lines of a buffer."""
@@ -302,16 +431,9 @@ cdef class Scanner:
     cdef list specs
     cdef Py_ssize_t max_line_bytes
     cdef int nrules
-    # literal table (Wu-Manber)
-    cdef list lit_objs
-    cdef int nlits
-    cdef int m
-    cdef uint8_t* shift
-    cdef int32_t* head
-    cdef int32_t* nxt
-    cdef const unsigned char** lit_ptr
-    cdef Py_ssize_t* lit_len
-    cdef uint64_t* lit_mask          # nlits * MASK_WORDS
+    cdef _Literals wide                 # searched over the whole buffer
+    cdef _Literals gated                # searched inside lines of gated levels only
+    cdef int gated_levels
     cdef uint64_t always[NLEVELS][MASK_WORDS]
     # hit scratch
     cdef int64_t* hit_pos
@@ -319,13 +441,11 @@ cdef class Scanner:
     cdef Py_ssize_t hit_cap
 
     def __cinit__(self):
-        self.shift = NULL; self.head = NULL; self.nxt = NULL; self.lit_ptr = NULL
-        self.lit_len = NULL; self.lit_mask = NULL; self.hit_pos = NULL; self.hit_lit = NULL
+        self.hit_pos = NULL; self.hit_lit = NULL
         self.hit_cap = 0
 
     def __dealloc__(self):
-        free(self.shift); free(self.head); free(self.nxt); free(self.lit_ptr)
-        free(self.lit_len); free(self.lit_mask); free(self.hit_pos); free(self.hit_lit)
+        free(self.hit_pos); free(self.hit_lit)
 
     def __init__(self, specs, Py_ssize_t max_line_bytes):
         self.specs = list(specs)
@@ -334,7 +454,17 @@ cdef class Scanner:
             raise ValueError(f"at most {MASK_WORDS * 64} rules")
         self.max_line_bytes = max_line_bytes
         self._build_always()
-        self._build_literals()
+        wide, gated = {}, {}
+        self.gated_levels = 0
+        for i, spec in enumerate(self.specs):
+            levels, literals = spec[0], spec[1]
+            target = gated if levels and not levels & DEF_BUSY_LEVELS else wide
+            if target is gated and literals:
+                self.gated_levels |= levels
+            for lit in literals:
+                target.setdefault(lit, []).append(i)
+        self.wide = _Literals(wide)
+        self.gated = _Literals(gated)
 
     cdef void _build_always(self):
         cdef int lv, w, i
@@ -350,43 +480,6 @@ cdef class Scanner:
                 if not levels or (lv < 7 and levels & (1 << lv)):
                     self.always[lv][i >> 6] |= (<uint64_t>1) << (i & 63)
 
-    cdef void _build_literals(self):
-        cdef dict index = {}
-        cdef int i, k, j, h
-        for i, spec in enumerate(self.specs):
-            for lit in spec[1]:
-                if lit not in index:
-                    index[lit] = len(index)
-        self.lit_objs = list(index)
-        self.nlits = len(self.lit_objs)
-        if self.nlits == 0:
-            return
-        self.m = min(255, min(len(x) for x in self.lit_objs))
-        self.shift = <uint8_t*>malloc(65536)
-        self.head = <int32_t*>malloc(65536 * sizeof(int32_t))
-        self.nxt = <int32_t*>malloc(self.nlits * sizeof(int32_t))
-        self.lit_ptr = <const unsigned char**>malloc(self.nlits * sizeof(char*))
-        self.lit_len = <Py_ssize_t*>malloc(self.nlits * sizeof(Py_ssize_t))
-        self.lit_mask = <uint64_t*>malloc(self.nlits * MASK_WORDS * sizeof(uint64_t))
-        memset(self.shift, self.m - 1, 65536)
-        for h in range(65536):
-            self.head[h] = -1
-        memset(self.lit_mask, 0, self.nlits * MASK_WORDS * sizeof(uint64_t))
-        for k, lit in enumerate(self.lit_objs):
-            self.lit_ptr[k] = <const unsigned char*>PyBytes_AS_STRING(lit)
-            self.lit_len[k] = len(lit)
-            for j in range(1, self.m):
-                h = (self.lit_ptr[k][j - 1] << 8) | self.lit_ptr[k][j]
-                if self.m - 1 - j < self.shift[h]:
-                    self.shift[h] = self.m - 1 - j
-            h = (self.lit_ptr[k][self.m - 2] << 8) | self.lit_ptr[k][self.m - 1]
-            self.nxt[k] = self.head[h]
-            self.head[h] = k
-        for i, spec in enumerate(self.specs):
-            for lit in spec[1]:
-                k = index[lit]
-                self.lit_mask[k * MASK_WORDS + (i >> 6)] |= (<uint64_t>1) << (i & 63)
-
     cdef int _add_hit(self, Py_ssize_t n, int64_t pos, int32_t k) except -1:
         cdef Py_ssize_t cap
         if n >= self.hit_cap:
@@ -400,30 +493,6 @@ cdef class Scanner:
         self.hit_lit[n] = k
         return 0
 
-    cdef Py_ssize_t _find_literals(self, const unsigned char* p, Py_ssize_t start, Py_ssize_t end) except -1:
-        """Every occurrence of every literal in [start, end), by start offset."""
-        cdef Py_ssize_t n = 0, pos, ws
-        cdef int m = self.m, s, k
-        cdef const uint8_t* shift = self.shift
-        if self.nlits == 0:
-            return 0
-        pos = start + m - 1
-        while pos < end:
-            s = shift[(p[pos - 1] << 8) | p[pos]]
-            if s:
-                pos += s
-                continue
-            ws = pos - m + 1
-            k = self.head[(p[pos - 1] << 8) | p[pos]]
-            while k >= 0:
-                if ws + self.lit_len[k] <= end and p[ws] == self.lit_ptr[k][0] and \
-                        memcmp(p + ws, self.lit_ptr[k], self.lit_len[k]) == 0:
-                    self._add_hit(n, ws, k)
-                    n += 1
-                k = self.nxt[k]
-            pos += 1
-        return n
-
     def scan(self, bytes buf, Py_ssize_t start, Py_ssize_t end, prev_header):
         """-> (consumed, lines, hits, last_header, too_long); see the twin for the contract."""
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
@@ -432,7 +501,7 @@ cdef class Scanner:
             end = size
         if start < 0:
             start = 0
-        cdef Py_ssize_t nh = self._find_literals(p, start, end)
+        cdef Py_ssize_t nh = self.wide.find_all(p, start, end, self)
         cdef Py_ssize_t i = start, nl, clip, hi = 0, nlines = 0, too_long = 0
         cdef Py_ssize_t head_s = -1, head_e = -1, maxb = self.max_line_bytes
         cdef int w, lv, k
@@ -440,6 +509,7 @@ cdef class Scanner:
         cdef bint entry, any_c
         cdef uint64_t cand[MASK_WORDS]
         cdef const unsigned char* ph
+        cdef _Literals wide = self.wide
         hits = []
         if prev_header is not None:
             ph = <const unsigned char*>PyBytes_AS_STRING(prev_header)
@@ -470,11 +540,14 @@ cdef class Scanner:
                     any_c = True
             while hi < nh and self.hit_pos[hi] < nl:
                 k = self.hit_lit[hi]
-                if self.hit_pos[hi] + self.lit_len[k] <= clip:
+                if self.hit_pos[hi] + wide.length[k] <= clip:
                     for w in range(MASK_WORDS):
-                        cand[w] |= self.lit_mask[k * MASK_WORDS + w]
+                        cand[w] |= wide.mask[k * MASK_WORDS + w]
                     any_c = True
                 hi += 1
+            if head_bit & self.gated_levels:
+                if self.gated.or_masks(p, i, clip, cand):
+                    any_c = True
             if any_c:
                 self._verify(buf, i, nl, clip, entry, head_s, head_e, prev_header, cand, hits)
             i = nl + 1
