@@ -48,7 +48,7 @@ def wait_for(cond, timeout: float = 20.0):
     (b"POST /api/v1/time HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400, "duplicate_header"),
     (b"GET /api/v1/health HTTP/1.1\r\nBad Header\r\n\r\n", 400, "bad_header"),
     (b"GET /api/v1/health HTTP/1.1\r\nX: \x01\r\n\r\n", 400, "bad_header"),
-    (b"GET /api/v1/health HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431, "header_too_long"),
+    (b"GET /api/v1/health HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431, "headers_too_large"),
     (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 431, "line_too_long"),
     (b"GET /api/v1/health HTTP/1.1\r\n" + b"X-A: b\r\n" * 100 + b"\r\n", 431, "headers_too_large"),
     (b"POST /api/v1/time HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", 400, "truncated"),
@@ -214,7 +214,7 @@ def test_concurrency_limit_answers_busy(rpc_server, tmp_path):
     first.start()
     try:
         wait_for(lambda: srv.stats()["in_flight"] == 1)
-        status, env = srv.call("time")
+        status, env = srv.call("command/list")
         assert status == 503 and env["error"]["code"] == "busy"
     finally:
         first.join()

@@ -27,6 +27,7 @@ from engine.errors import ConfigError, ControlError, NotRunning
 from engine.rpc import RpcError, bad_request
 from engine.rpc.commands import parse_allowlist
 from engine.rpc.params import get_list, get_str, only
+from engine.rpc.server import inline
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
@@ -44,10 +45,12 @@ class Agent:
                 "agent/config": self.get_config, "agent/config/push": self.push_config}
 
     # ------------------------------------------------------------ read-only
+    @inline
     def time(self, params: dict) -> dict:
         only(params)
         return {"time": time.time()}
 
+    @inline
     def info(self, params: dict) -> dict:
         only(params)
         return {"version": __version__, "hostname": socket.gethostname(), "pid": os.getpid(),

@@ -9,13 +9,14 @@ rotates like the agent's own logs (``agent.log_max_bytes``, ``log_backups``).
 from __future__ import annotations
 
 import logging
-import logging.handlers
+import os
 import re
 import time
 from pathlib import Path
 
 import orjson
 
+log = logging.getLogger("engine.pos_proxy")
 MASK = "***"
 MAX_VALUE_CHARS = 256
 _SECRET_KEY = re.compile(r"secret|passw|token|credential|private|(^|_)key$|^config$", re.I)
@@ -35,29 +36,58 @@ def mask(value, key: str = ""):
 
 
 class AuditLog:
-    """Appends records to ``path`` (None: records are only kept in memory for tests)."""
+    """Appends records to ``path`` (None: records are dropped, for in-memory use).
+
+    Each record is written and flushed to the kernel before the call's answer
+    goes out, so a crash loses none. Rotation keeps ``backups`` old files
+    (``<path>.1`` newest) once the file passes ``max_bytes``.
+    """
 
     def __init__(self, path: Path | None, max_bytes: int = 50 << 20, backups: int = 5):
         self.path = path
-        self._logger = logging.getLogger(f"engine.rpc.audit.{id(self)}")
-        self._logger.propagate = False
-        self._logger.setLevel(logging.INFO)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._fh = None
+        self._size = 0
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups)
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            self._logger.addHandler(handler)
+            self._open()
+
+    def _open(self) -> None:
+        self._fh = open(self.path, "ab", buffering=0)
+        self._size = self._fh.tell()
 
     def record(self, *, peer: str, identity: str, op: str, params, status: int,
                code: str, duration_ms: float, trace_id: str) -> None:
+        if self._fh is None:
+            return
         line = orjson.dumps({
             "t": round(time.time(), 3), "peer": peer, "who": identity, "op": op[:200],
             "params": mask(params), "status": status, "code": code,
             "duration_ms": round(duration_ms, 3), "trace_id": trace_id,
-        }, option=orjson.OPT_NON_STR_KEYS)
-        self._logger.info(line.decode())
+        }, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+        try:
+            self._fh.write(line)
+        except OSError as exc:         # a full disk must not take the front door down
+            log.warning("pos_proxy: audit log write failed: %s", exc)
+            return
+        self._size += len(line)
+        if self._size >= self.max_bytes:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        for i in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        if self.backups:
+            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        else:
+            self.path.unlink()
+        self._open()
 
     def close(self) -> None:
-        for handler in list(self._logger.handlers):
-            handler.close()
-            self._logger.removeHandler(handler)
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

@@ -43,9 +43,12 @@ API = "/api/v1/"
 HEALTH = API + "health"
 MAX_LINE = 8192
 MAX_HEADERS = 64
-MAX_HEADER_BYTES = 16384
+MAX_HEAD = 16384
+_SINGLE = frozenset(("content-length", "authorization", "x-ocp-timestamp", "x-ocp-nonce",
+                     "transfer-encoding", "host"))
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
+_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\xff]")
 _TRACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
@@ -54,6 +57,12 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
            505: "HTTP Version Not Supported"}
 
 log = logging.getLogger("engine.pos_proxy")
+
+
+def inline(fn):
+    """Marks a handler cheap and non-blocking: it runs on the loop, outside the call slots."""
+    fn.inline = True
+    return fn
 
 
 class BadRequest(Exception):
@@ -123,7 +132,7 @@ class RpcServer:
         """Bind and listen; returns the port (useful with port 0)."""
         self._server = await asyncio.start_server(
             self._on_connection, host or self.sec.bind, self.sec.port if port is None else port,
-            limit=MAX_LINE, ssl=self.ssl_context, backlog=1024,
+            limit=MAX_HEAD, ssl=self.ssl_context, backlog=1024,
             ssl_handshake_timeout=self.sec.request_timeout if self.ssl_context else None)
         return self._server.sockets[0].getsockname()[1]
 
@@ -169,38 +178,48 @@ class RpcServer:
     async def _serve(self, reader, writer) -> None:
         peer = _peer(writer)
         tls = writer.get_extra_info("ssl_object") is not None
+        loop = asyncio.get_running_loop()
         first = True
         while True:
-            wait = self.sec.request_timeout if first else self.sec.idle_timeout
+            started = False
             try:
-                line = await asyncio.wait_for(reader.readline(), wait)
+                # an idle keep-alive connection may wait idle_timeout for its next request;
+                # from its first byte on, a request must be complete within request_timeout
+                async with asyncio.timeout(self.sec.request_timeout if first else self.sec.idle_timeout) as cm:
+                    try:
+                        byte = await reader.readexactly(1)
+                    except asyncio.IncompleteReadError:
+                        return
+                    started = True
+                    cm.reschedule(loop.time() + self.sec.request_timeout)
+                    req = await self._read_request(byte, reader, peer, tls)
             except TimeoutError:
-                if first:
-                    await self._refuse(reader, writer, BadRequest(408, "request_timeout", "request not received in time"))
-                return
-            except ValueError:   # line over the stream limit
-                await self._refuse(reader, writer, BadRequest(431, "line_too_long", "request line too long"))
-                return
-            if not line:
-                return
-            first = False
-            try:
-                req = await asyncio.wait_for(self._read_rest(line, reader, peer, tls), self.sec.request_timeout)
-            except TimeoutError:
-                await self._refuse(reader, writer, BadRequest(408, "request_timeout", "request not received in time"))
+                if first or started:
+                    await self._refuse(reader, writer, BadRequest(408, "request_timeout",
+                                                                  "request not received in time"))
                 return
             except BadRequest as exc:
                 await self._refuse(reader, writer, exc)
                 return
+            first = False
             status, body = await self._handle(req)
             keep = req.keep_alive and status not in (401, 408, 413)
             await self._send(writer, status, body, keep)
             if not keep:
                 return
 
-    async def _read_rest(self, line: bytes, reader, peer: str, tls: bool) -> Request:
+    async def _read_request(self, byte: bytes, reader, peer: str, tls: bool) -> Request:
+        try:
+            head = byte + await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise BadRequest(431, "headers_too_large", f"request head over {MAX_HEAD} bytes") from None
+        except asyncio.IncompleteReadError:
+            raise BadRequest(400, "truncated", "connection closed inside the request head") from None
+        line, _, rest = head[:-4].partition(b"\r\n")
+        if len(line) > MAX_LINE:
+            raise BadRequest(431, "line_too_long", "request line too long")
         method, target, version = _parse_request_line(line)
-        headers = await _read_headers(reader)
+        headers = _parse_headers(rest)
         length = _content_length(headers)
         if length > self.sec.max_body_bytes:
             raise BadRequest(413, "body_too_large", f"body over {self.sec.max_body_bytes} bytes")
@@ -222,8 +241,11 @@ class RpcServer:
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                 f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode()
         writer.write(head + body)
+        if writer.transport.get_write_buffer_size() == 0:
+            return                       # all in the kernel already: nothing to wait for
         try:
-            await asyncio.wait_for(writer.drain(), self.sec.request_timeout)
+            async with asyncio.timeout(self.sec.request_timeout):
+                await writer.drain()
         except TimeoutError:
             self.counters["stalled_clients_total"] += 1
             raise ConnectionError("client stopped reading") from None
@@ -277,15 +299,19 @@ class RpcServer:
             raise RpcError(404, "unknown_operation", f"no operation {op[:100]!r}; see docs/pos_proxy.md")
         if method not in ("POST", "GET"):
             raise RpcError(405, "method_not_allowed", "use POST (or GET for calls without parameters)")
+        if getattr(handler, "inline", False):
+            return handler(params)           # cheap and non-blocking: no slot, no thread
         try:
-            await asyncio.wait_for(self.slots.acquire(), self.sec.request_timeout)
+            async with asyncio.timeout(self.sec.request_timeout):
+                await self.slots.acquire()
         except TimeoutError:
             raise RpcError(503, "busy", f"all {self.sec.max_concurrent} call slots busy") from None
         self.in_flight += 1
         try:
-            if inspect.iscoroutinefunction(handler):
-                return await asyncio.wait_for(handler(params), self.sec.call_timeout)
-            return await asyncio.wait_for(asyncio.to_thread(handler, params), self.sec.call_timeout)
+            async with asyncio.timeout(self.sec.call_timeout):
+                if inspect.iscoroutinefunction(handler):
+                    return await handler(params)
+                return await asyncio.to_thread(handler, params)
         except TimeoutError:
             raise RpcError(504, "call_timeout", f"call took over {self.sec.call_timeout}s") from None
         finally:
@@ -340,36 +366,26 @@ def _parse_request_line(line: bytes) -> tuple[str, str, str]:
     return method.decode(), target.decode(), version.decode()
 
 
-async def _read_headers(reader) -> dict[str, str]:
+def _parse_headers(block: bytes) -> dict[str, str]:
+    """Header lines (CRLF-separated, without the blank line) -> {lower-case name: value}."""
     headers: dict[str, str] = {}
-    total = count = 0
-    while True:
-        try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.LimitOverrunError:
-            raise BadRequest(431, "header_too_long", "header line too long") from None
-        except asyncio.IncompleteReadError:
-            raise BadRequest(400, "truncated", "connection closed inside the headers") from None
-        total += len(line)
-        count += 1
-        if line in (b"\r\n", b"\n"):
-            return headers
-        if total > MAX_HEADER_BYTES or count > MAX_HEADERS:
-            raise BadRequest(431, "headers_too_large", "too many or too large headers")
+    if not block:
+        return headers
+    lines = block.split(b"\r\n")
+    if len(lines) > MAX_HEADERS:
+        raise BadRequest(431, "headers_too_large", "too many headers")
+    for line in lines:
         name, sep, value = line.partition(b":")
         if not sep or not _TOKEN.fullmatch(name):
             raise BadRequest(400, "bad_header", "malformed header line")
-        try:
-            text = value.strip().decode("ascii")
-        except UnicodeDecodeError:
-            raise BadRequest(400, "bad_header", "non-ASCII header value") from None
-        if any(c < " " and c != "\t" or c == "\x7f" for c in text):
-            raise BadRequest(400, "bad_header", "control character in a header value")
+        value = value.strip(b" \t")
+        if _CTL.search(value):
+            raise BadRequest(400, "bad_header", "control character or non-ASCII byte in a header value")
         key = name.decode().lower()
-        if key in headers and key in ("content-length", "authorization", "x-ocp-timestamp",
-                                      "x-ocp-nonce", "transfer-encoding", "host"):
+        if key in headers and key in _SINGLE:
             raise BadRequest(400, "duplicate_header", f"duplicate {key} header")
-        headers[key] = text
+        headers[key] = value.decode("ascii")
+    return headers
 
 
 def _content_length(headers: dict[str, str]) -> int:
