@@ -193,10 +193,10 @@ def test_summaries_bad_input_is_counted_and_skipped():
     assert b.counts == {"message_json": 1, "message_shape": 1, "metric_name": 1, "metric_name_taken": 2,
                         "metric_labels": 1, "metric_value": 2, "metric_type": 1, "too_many_series": 1,
                         "metric_duplicate": 1}
-    assert promtool_clean(exposition.render_text(fams))
+    assert parses(exposition.render_text(fams))
 
 
-def promtool_clean(text: bytes) -> bool:
+def parses(text: bytes) -> bool:
     from prometheus_client.parser import text_string_to_metric_families
     return bool(list(text_string_to_metric_families(text.decode())))
 

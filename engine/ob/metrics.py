@@ -54,6 +54,7 @@ class Query:
     min_version: tuple = (0,)
     max_version: tuple = (999,)
     tenant_names: bool = False               # add tenant_name from the tenant list by tenant_id
+    keep_unknown_tenants: bool = False       # rows of tenants not in the list (META) are kept (obagent: sysstat)
     local: str | None = None                 # column prefix for the svr_ip/svr_port filter; None: cluster-wide
 
     def statement(self, server: tuple | None) -> tuple[str, tuple]:
@@ -87,13 +88,13 @@ QUERIES: list[Query] = [
           "AND (con_id > 1000 OR con_id = 1) AND class < 1000 {local}",
           ("tenant_id", "stat_id", "svr_ip", "svr_port"),
           {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
-          min_version=V4, tenant_names=True, local=""),
+          min_version=V4, tenant_names=True, keep_unknown_tenants=True, local=""),
     Query("sysstat", f"SELECT {HINT_3X} con_id AS tenant_id, stat_id, svr_ip, svr_port, value "
           f"FROM oceanbase.gv$sysstat WHERE stat_id IN ({', '.join(map(str, SYSSTAT_IDS_3X))}) "
           "AND (con_id > 1000 OR con_id = 1) AND class < 1000 {local}",
           ("tenant_id", "stat_id", "svr_ip", "svr_port"),
           {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
-          max_version=V4, tenant_names=True, local=""),
+          max_version=V4, tenant_names=True, keep_unknown_tenants=True, local=""),
     Query("plan_cache", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, mem_used, access_count, hit_count "
           "FROM oceanbase.GV$OB_PLAN_CACHE_STAT WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
           {"mem_used": _g("ob_plan_cache_memory_bytes", "Memory the plan cache uses"),
@@ -144,7 +145,7 @@ QUERIES: list[Query] = [
            "memstore_used": _g("ob_tenant_memstore_used_bytes", "Memstore in use (active and frozen)"),
            "freeze_trigger": _g("ob_tenant_memstore_freeze_trigger_bytes", "Active memstore that triggers a freeze"),
            "memstore_limit": _g("ob_tenant_memstore_limit_bytes", "Memstore limit"),
-           "freeze_cnt": _g("ob_tenant_memstore_freeze_count", "Freezes since the last major compaction")},
+           "freeze_cnt": _g("ob_tenant_memstore_freeze_times", "Freezes since the last major compaction")},
           min_version=V4, tenant_names=True, local=""),
     Query("tenant_memory", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, hold, free "
           "FROM oceanbase.GV$OB_TENANT_MEMORY_INFO WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
@@ -251,7 +252,11 @@ def run_query(db, query: Query, server: tuple | None) -> list[dict]:
 
 
 def build_families(query: Query, rows: list[dict], tenants: dict, bad) -> list:
-    """The query's families from its rows; rows repeating a label set keep the first."""
+    """The query's families from its rows; rows repeating a label set keep the first.
+
+    With ``tenant_names``, rows of tenants missing from the tenant list (META
+    tenants) are left out, as obagent does, except where the query keeps them.
+    """
     labels = list(query.labels) + (["tenant_name"] if query.tenant_names else [])
     fams = {}
     seen = set()
@@ -261,7 +266,10 @@ def build_families(query: Query, rows: list[dict], tenants: dict, bad) -> list:
     for row in rows:
         values = [to_label(row.get(col)) for col in query.labels]
         if query.tenant_names:
-            values.append(tenants.get(values[0], "") if query.labels and query.labels[0] == "tenant_id" else "")
+            name = tenants.get(values[0]) if query.labels[0] == "tenant_id" else None
+            if name is None and tenants and not query.keep_unknown_tenants:
+                continue                     # a META tenant, or one dropped since the tenant list was read
+            values.append(name or "")
         key = tuple(values)
         if key in seen:
             bad("duplicate_row")
