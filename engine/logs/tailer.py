@@ -23,7 +23,7 @@ from engine.logs.follow import ROTATED_RE, FileStream, Stats
 from engine.logs.rules import RuleSet, load_rules
 from engine.logs.sinks import AlertLog, Sinks
 
-BUDGET_BYTES = 64 << 20         # per file per poll
+BUDGET_BYTES = 16 << 20         # per file per poll: keeps checkpoints and heartbeats flowing
 DISCOVER_EVERY = 10.0
 ROTATED = re.compile(ROTATED_RE + r"$|\.zst$")
 

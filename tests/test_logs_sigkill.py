@@ -1,0 +1,105 @@
+"""SIGKILL of the worker mid-batch, then a restart: no alert lost, repeats only after the checkpoint."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from engine import ipc
+from engine.logs import checkpoint, store
+from logtail_kit import ObWriter
+
+RULES = """
+[[rule]]
+id = "mark"
+severity = "warning"
+regex = 'MARK (?P<seq>\\d+)'
+summary = "mark {seq}"
+throttle = 0
+group_by = ["rule", "seq"]
+"""
+
+
+def start_worker(config):
+    return subprocess.Popen([sys.executable, "-m", "engine", "-c", str(config), "run", "ob_logtailer"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def fired(data):
+    return [(int(r["fields"]["seq"]), r["offset"]) for r in store.read_records(data) if r["event"] == "fire"]
+
+
+def wait_for(cond, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+@pytest.mark.integration
+def test_sigkill_mid_batch_then_restart(tmp_path):
+    log, home = tmp_path / "log", tmp_path / "home"
+    log.mkdir()
+    (tmp_path / "rules.toml").write_text(RULES)
+    instance = f"lt{os.getpid()}"
+    config = tmp_path / "agent.toml"
+    config.write_text(f"""
+[agent]
+home = "{home}"
+instance = "{instance}"
+[workers.ob_logtailer]
+log_dir = "{log}"
+files = ["observer.log"]
+rules = "{tmp_path / 'rules.toml'}"
+start_at = "beginning"
+poll_interval = 0.02
+checkpoint_interval = 0.5
+""")
+    data = home / "data" / "ob_logtailer"
+    w = ObWriter(log)
+    proc = start_worker(config)
+    try:
+        # write bursts until the alert log holds alerts for lines after the last checkpoint
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "never caught the worker mid-window"
+            for _ in range(200):
+                w.mark()
+                w.noise(300)
+            seen = w.seq
+            wait_for(lambda: data.joinpath(store.LOG_NAME).exists() and len(fired(data)) >= seen - 200)
+            try:
+                ckpt = checkpoint.load(data)
+            except ValueError:
+                continue
+            if ckpt and fired(data) and max(o for _, o in fired(data)) >= ckpt["streams"]["observer.log"]["offset"] \
+                    and w.seq >= 1000:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for name in ipc.stale_segments(f"{instance}r{proc.pid}"):
+            ipc.unlink_segment(name)
+        at_kill = checkpoint.load(data)["streams"]["observer.log"]["offset"]
+        for _ in range(300):
+            w.mark()
+        proc = start_worker(config)
+        wait_for(lambda: {s for s, _ in fired(data)} >= set(range(1, w.seq + 1)))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for name in ipc.stale_segments(f"{instance}r{proc.pid}"):
+            ipc.unlink_segment(name)
+    events = fired(data)
+    seqs = [s for s, _ in events]
+    assert set(seqs) == set(range(1, w.seq + 1))                    # nothing lost
+    repeated = {s for s in seqs if seqs.count(s) > 1}
+    assert all(o >= at_kill for s, o in events if s in repeated)    # repeats only after the checkpoint
+    assert not ipc.stale_segments(f"{instance}r{proc.pid}")
