@@ -9,6 +9,7 @@ import time
 import urllib.request
 
 import orjson
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -176,7 +177,7 @@ def test_agent_processes_from_the_supervisor_board():
 
 
 def test_watched_processes(tmp_path):
-    me = os.path.basename(os.readlink("/proc/self/exe"))
+    me = psutil.Process().name()
     env = Env(watch_processes=(me, "no-such-observer"))
     s = samples(collect_all(env, ["obprocess"]))
     assert s[("ob_process_up", (("process", me),))] == 1

@@ -121,7 +121,7 @@ def test_nulls_huge_and_garbage_values():
     b = bad()
     rows = [{"tenant_id": 1, "svr_ip": "a", "svr_port": 1, "active_span": None, "memstore_used": 10 ** 400,
              "freeze_trigger": decimal.Decimal("9" * 30), "memstore_limit": b"12", "freeze_cnt": "x"},
-            {"tenant_id": None, "svr_ip": b"\xff\xfe", "svr_port": 2, "active_span": float("nan"),
+            {"tenant_id": 1002, "svr_ip": b"\xff\xfe", "svr_port": 2, "active_span": float("nan"),
              "memstore_used": 2 ** 63 - 1, "freeze_trigger": True, "memstore_limit": -1, "freeze_cnt": 0}]
     got = metrics.collect(FakeDb(tables(**{"GV$OB_MEMSTORE": rows})), (4, 2, 1), b)
     fams = by_name(got.families)
