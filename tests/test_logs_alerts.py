@@ -1,0 +1,48 @@
+"""Grouping and throttling: repeats inside the window fold into the count."""
+from engine.logs.alerts import Grouper
+from engine.logs.rules import compile_rules
+
+RULE = compile_rules([{"id": "disk", "regex": "full", "throttle": 60, "severity": "critical",
+                       "summary": "{module} full on {host}"}]).rules[0]
+
+
+def hit(g, ts, tenant=1, errcode=-4264):
+    header = {"ts": ts, "time": "t", "level": "ERROR", "module": "CLOG", "tenant": tenant,
+              "errcode": errcode, "message": b"full"}
+    return g.observe(RULE, b"line full", "/l/observer.log", int(ts), "observer", header, None)
+
+
+def test_repeats_fold_then_update():
+    now = [1000.0]
+    g = Grouper(host="h", clock=lambda: now[0])
+    fire = hit(g, 100.0)
+    assert [e["event"] for e in fire] == ["fire"] and fire[0]["summary"] == "CLOG full on h"
+    assert hit(g, 110.0) == [] and hit(g, 150.0) == []
+    assert hit(g, 120.0, tenant=2)[0]["event"] == "fire"      # another group
+    update_then_fire = hit(g, 170.0)                           # window over: update, then a new fire
+    assert [e["event"] for e in update_then_fire] == ["update", "fire"]
+    assert update_then_fire[0]["count"] == 3 and update_then_fire[0]["last_seen"] == 150.0
+    assert update_then_fire[0]["id"] == fire[0]["id"]
+
+
+def test_quiet_log_expires_by_wall_clock():
+    now = [1000.0]
+    g = Grouper(host="h", clock=lambda: now[0])
+    hit(g, 100.0)
+    hit(g, 101.0)
+    assert g.expire() == []
+    now[0] += 61
+    (upd,) = g.expire()
+    assert upd["event"] == "update" and upd["count"] == 2 and g.groups == {}
+
+
+def test_state_survives_a_restart():
+    now = [1000.0]
+    g = Grouper(host="h", clock=lambda: now[0])
+    hit(g, 100.0)
+    hit(g, 101.0)
+    g2 = Grouper(host="h", clock=lambda: now[0])
+    g2.restore(g.state() + [["junk"], 5])
+    assert hit(g2, 102.0) == []
+    now[0] += 61
+    assert g2.expire()[0]["count"] == 3
