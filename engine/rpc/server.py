@@ -48,7 +48,7 @@ _SINGLE = frozenset(("content-length", "authorization", "x-ocp-timestamp", "x-oc
                      "transfer-encoding", "host"))
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
-_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\xff]")
+_HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)[ \t]*")
 _TRACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
@@ -126,10 +126,15 @@ class RpcServer:
         self.namespaces: list = []     # objects behind ``ops``; closed with the server
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[asyncio.Task] = set()
+        self._watch: dict[asyncio.Task, list] = {}
+        self._watchdog_task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         """Bind and listen; returns the port (useful with port 0)."""
+        self._loop = asyncio.get_running_loop()
+        self._watchdog_task = self._loop.create_task(self._watchdog())
         self._server = await asyncio.start_server(
             self._on_connection, host or self.sec.bind, self.sec.port if port is None else port,
             limit=MAX_HEAD, ssl=self.ssl_context, backlog=1024,
@@ -137,6 +142,8 @@ class RpcServer:
         return self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        if self._watchdog_task is not None:
+            self._watchdog_task.cancel()
         if self._server is not None:
             self._server.close()
             for task in list(self._conns):
@@ -156,16 +163,18 @@ class RpcServer:
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._conns.add(task)
+        self._watch[task] = watch = [float("inf"), False]    # [deadline, expired]
         self.connections += 1
         self.counters["connections_total"] += 1
         try:
             if self.connections > self.sec.max_connections:
                 self.counters["refused_connections_total"] += 1
-                await self._send(writer, 503, self._envelope(False, None, "too_many_connections",
-                                 "too many open connections", "", 0.0, 503), keep=False)
+                self._arm(watch, self.sec.request_timeout)
+                await self._send(writer, watch, 503, self._envelope(
+                    False, None, "too_many_connections", "too many open connections", "", 0.0, 503), keep=False)
                 await _linger(reader, writer)
                 return
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, watch)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError):
             pass
         except asyncio.CancelledError:
@@ -173,38 +182,66 @@ class RpcServer:
         finally:
             self.connections -= 1
             self._conns.discard(task)
+            self._watch.pop(task, None)
             writer.transport.abort()
 
-    async def _serve(self, reader, writer) -> None:
+    def _arm(self, watch: list, seconds: float) -> None:
+        watch[0] = self._loop.time() + seconds
+        watch[1] = False
+
+    def _expired(self, watch: list) -> bool:
+        """After a CancelledError: True if the watchdog cancelled us (then the cancel is absorbed)."""
+        if not watch[1]:
+            return False
+        asyncio.current_task().uncancel()
+        return True
+
+    async def _watchdog(self) -> None:
+        """Cancels connections past their deadline: one timer for all, not one per request."""
+        period = max(0.05, min(0.25, self.sec.request_timeout / 4, self.sec.idle_timeout / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = self._loop.time()
+            for task, watch in list(self._watch.items()):
+                if watch[0] < now and not watch[1]:
+                    watch[1] = True
+                    task.cancel()
+
+    async def _serve(self, reader, writer, watch: list) -> None:
         peer = _peer(writer)
         tls = writer.get_extra_info("ssl_object") is not None
-        loop = asyncio.get_running_loop()
         first = True
         while True:
+            # an idle keep-alive connection may wait idle_timeout for its next request;
+            # from its first byte on, a request must be complete within request_timeout
+            self._arm(watch, self.sec.request_timeout if first else self.sec.idle_timeout)
             started = False
             try:
-                # an idle keep-alive connection may wait idle_timeout for its next request;
-                # from its first byte on, a request must be complete within request_timeout
-                async with asyncio.timeout(self.sec.request_timeout if first else self.sec.idle_timeout) as cm:
-                    try:
-                        byte = await reader.readexactly(1)
-                    except asyncio.IncompleteReadError:
-                        return
-                    started = True
-                    cm.reschedule(loop.time() + self.sec.request_timeout)
-                    req = await self._read_request(byte, reader, peer, tls)
-            except TimeoutError:
+                try:
+                    byte = await reader.readexactly(1)
+                except asyncio.IncompleteReadError:
+                    return
+                started = True
+                self._arm(watch, self.sec.request_timeout)
+                req = await self._read_request(byte, reader, peer, tls)
+            except asyncio.CancelledError:
+                if not self._expired(watch):
+                    raise
                 if first or started:
-                    await self._refuse(reader, writer, BadRequest(408, "request_timeout",
-                                                                  "request not received in time"))
+                    self._arm(watch, self.sec.request_timeout)
+                    await self._refuse(reader, writer, watch, BadRequest(408, "request_timeout",
+                                                                         "request not received in time"))
                 return
             except BadRequest as exc:
-                await self._refuse(reader, writer, exc)
+                self._arm(watch, self.sec.request_timeout)
+                await self._refuse(reader, writer, watch, exc)
                 return
             first = False
+            watch[0] = float("inf")              # the call runs under call_timeout
             status, body = await self._handle(req)
             keep = req.keep_alive and status not in (401, 408, 413)
-            await self._send(writer, status, body, keep)
+            self._arm(watch, self.sec.request_timeout)
+            await self._send(writer, watch, status, body, keep)
             if not keep:
                 return
 
@@ -229,14 +266,14 @@ class RpcServer:
             raise BadRequest(400, "truncated", "connection closed inside the body") from None
         return Request(method, target, version, headers, body, peer, tls)
 
-    async def _refuse(self, reader, writer, exc: BadRequest) -> None:
+    async def _refuse(self, reader, writer, watch: list, exc: BadRequest) -> None:
         self.counters[f"bad_input_total.{exc.reason}"] += 1
         self.rlog.warning(exc.reason, "pos_proxy: refused request: %s", exc)
-        await self._send(writer, exc.status, self._envelope(False, None, exc.reason, str(exc), "", 0.0,
-                                                             exc.status), keep=False)
+        await self._send(writer, watch, exc.status, self._envelope(False, None, exc.reason, str(exc), "", 0.0,
+                                                                   exc.status), keep=False)
         await _linger(reader, writer)
 
-    async def _send(self, writer, status: int, body: bytes, keep: bool) -> None:
+    async def _send(self, writer, watch: list, status: int, body: bytes, keep: bool) -> None:
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                 f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode()
@@ -244,9 +281,10 @@ class RpcServer:
         if writer.transport.get_write_buffer_size() == 0:
             return                       # all in the kernel already: nothing to wait for
         try:
-            async with asyncio.timeout(self.sec.request_timeout):
-                await writer.drain()
-        except TimeoutError:
+            await writer.drain()
+        except asyncio.CancelledError:
+            if not self._expired(watch):
+                raise
             self.counters["stalled_clients_total"] += 1
             raise ConnectionError("client stopped reading") from None
 
@@ -375,16 +413,13 @@ def _parse_headers(block: bytes) -> dict[str, str]:
     if len(lines) > MAX_HEADERS:
         raise BadRequest(431, "headers_too_large", "too many headers")
     for line in lines:
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.fullmatch(name):
-            raise BadRequest(400, "bad_header", "malformed header line")
-        value = value.strip(b" \t")
-        if _CTL.search(value):
-            raise BadRequest(400, "bad_header", "control character or non-ASCII byte in a header value")
-        key = name.decode().lower()
+        m = _HEADER.fullmatch(line)
+        if m is None:
+            raise BadRequest(400, "bad_header", "malformed header line (or a control or non-ASCII byte)")
+        key = m.group(1).decode().lower()
         if key in headers and key in _SINGLE:
             raise BadRequest(400, "duplicate_header", f"duplicate {key} header")
-        headers[key] = value.decode("ascii")
+        headers[key] = m.group(2).decode()
     return headers
 
 
