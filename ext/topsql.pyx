@@ -98,7 +98,7 @@ cdef class Aggregator:
     cdef public dict bad
     cdef public int64_t rows, first_rid, last_rid
     cdef public bint done
-    cdef bytes _pending
+    cdef public bytes pending
     cdef public int64_t bucket_seconds, slow_us
     cdef public Py_ssize_t sample_bytes
     cdef int64_t n[NCOLS]
@@ -130,7 +130,7 @@ cdef class Aggregator:
         self.first_rid = 0
         self.last_rid = 0
         self.done = False
-        self._pending = b""
+        self.pending = b""
 
     cdef void _count_bad(self, str reason):
         self.bad[reason] = self.bad.get(reason, 0) + 1
@@ -307,7 +307,7 @@ cdef class Aggregator:
     # ------------------------------------------------------------ packets
     def feed(self, data):
         """Consume text-protocol row packets; True once the closing EOF packet was seen."""
-        cdef bytes buf = self._pending + bytes(data) if self._pending else bytes(data)
+        cdef bytes buf = self.pending + bytes(data) if self.pending else bytes(data)
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(buf), pos = 0, size
         while not self.done:
@@ -325,7 +325,7 @@ cdef class Aggregator:
                 break
             self._packet(p + pos + 4, size)
             pos += 4 + size
-        self._pending = buf[pos:] if pos < n else b""
+        self.pending = buf[pos:] if pos < n else b""
         return self.done
 
     cdef int _packet(self, const unsigned char* p, Py_ssize_t n) except -1:

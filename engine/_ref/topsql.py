@@ -126,7 +126,7 @@ class Aggregator:
         self.first_rid = 0
         self.last_rid = 0
         self.done = False
-        self._pending = b""
+        self.pending = b""
 
     def _count_bad(self, reason: str) -> None:
         self.bad[reason] = self.bad.get(reason, 0) + 1
@@ -225,7 +225,7 @@ class Aggregator:
 
         Raises :class:`ProtocolError` on an error packet or a malformed stream.
         """
-        buf = self._pending + bytes(data)
+        buf = self.pending + bytes(data)
         pos = 0
         while not self.done:
             payload, nxt = _take_packet(buf, pos)
@@ -239,7 +239,7 @@ class Aggregator:
                 raise _error_packet(payload)
             else:
                 self._row_packet(payload)
-        self._pending = buf[pos:]
+        self.pending = buf[pos:]
         return self.done
 
     def _row_packet(self, p: bytes) -> None:

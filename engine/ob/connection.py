@@ -65,13 +65,21 @@ class QueryFailed(ObError):
 
 def translate(exc: Exception) -> ObError:
     """One pymysql/socket exception as our typed error (the one place that maps codes)."""
+    if isinstance(exc, ObError):
+        return exc
     code = exc.args[0] if getattr(exc, "args", None) and isinstance(exc.args[0], int) else 0
     text = str(exc.args[1]) if len(getattr(exc, "args", ())) > 1 else str(exc)
+    lost = isinstance(exc, (OSError, pymysql.err.InterfaceError, pymysql.err.InternalError))
+    return error_for_code(code, text, lost=lost)
+
+
+def error_for_code(code: int, text: str, *, lost: bool = False) -> ObError:
+    """A server error code (or a client-side loss) as our typed error."""
     if code in (ER.ACCESS_DENIED_ERROR, ER.DBACCESS_DENIED_ERROR, ER.TABLEACCESS_DENIED_ERROR):
         return AuthFailed(f"access denied ({code}): {text}", code)
     if code == ER.NO_SUCH_TABLE:
         return MissingView(f"missing view ({code}): {text}", code)
-    if code in CR_LOST or isinstance(exc, (OSError, pymysql.err.InterfaceError)) or code == 0:
+    if code in CR_LOST or lost or code == 0:
         return ConnectionLost(f"connection lost ({code}): {text}", code)
     return QueryFailed(f"query failed ({code}): {text}", code)
 

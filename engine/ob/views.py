@@ -1,0 +1,80 @@
+"""The OBServer views' SQL as named constants, per major version (4.x and 3.x).
+
+:func:`sql` picks a statement by name for a version. Every statement is run
+through :class:`engine.ob.connection.ObConnection`, which prefixes the
+``/* MONITOR_AGENT */`` marker; 3.x statements carry the
+``READ_CONSISTENCY(WEAK)`` hint obagent uses there. Parameters use pymysql's
+``%s``.
+
+``AUDIT_FETCH`` selects exactly the columns of
+``engine._ref.topsql.COLUMNS``, in that order: the aggregator reads them by
+position. The query text is cut server-side (``substr``) so that a huge
+statement never crosses the wire whole.
+"""
+from __future__ import annotations
+
+from engine._ref.topsql import COLUMNS
+
+_AUDIT_COLS = ", ".join("substr(query_sql, 1, %d)" if c == "query_sql" else c for c in COLUMNS)
+
+AUDIT_TABLE = {4: "oceanbase.GV$OB_SQL_AUDIT", 3: "oceanbase.gv$sql_audit"}
+PLAN_TABLE = {4: "oceanbase.GV$OB_PLAN_CACHE_PLAN_STAT", 3: "oceanbase.gv$plan_cache_plan_stat"}
+HINT = {4: "", 3: "/*+ READ_CONSISTENCY(WEAK) */ "}
+
+PLAN_COLUMNS = (
+    "tenant_id", "svr_ip", "svr_port", "plan_id", "sql_id", "db_id", "type", "first_load_time",
+    "last_active_time", "plan_hash", "executions", "hit_count", "elapsed_time", "cpu_time",
+    "disk_reads", "direct_writes", "buffer_gets", "application_wait_time",
+    "concurrency_wait_time", "user_io_wait_time", "rows_processed", "slow_count", "large_querys",
+    "timeout_count", "avg_exe_usec", "slowest_exe_usec", "statement",
+)
+# Counters cumulative since FIRST_LOAD_TIME (diffed); the rest are gauges.
+PLAN_COUNTERS = (
+    "executions", "hit_count", "elapsed_time", "cpu_time", "disk_reads", "direct_writes",
+    "buffer_gets", "application_wait_time", "concurrency_wait_time", "user_io_wait_time",
+    "rows_processed", "slow_count", "large_querys", "timeout_count",
+)
+
+_STATEMENTS = {
+    # One (server, tenant) slice of the audit after a cursor; args: ip, port, tenant, cursor, limit.
+    "audit_fetch": lambda v: (
+        f"SELECT {HINT[v]}{_AUDIT_COLS} FROM {AUDIT_TABLE[v]} WHERE svr_ip = %s AND svr_port = %s "
+        f"AND tenant_id = %s AND request_id > %s ORDER BY request_id LIMIT %s"),
+    # The newest request id of a slice (reset detection when nothing new came).
+    "audit_max_id": lambda v: (
+        f"SELECT {HINT[v]}max(request_id) FROM {AUDIT_TABLE[v]} "
+        f"WHERE svr_ip = %s AND svr_port = %s AND tenant_id = %s"),
+    # The (server, tenant) slices to follow.
+    "audit_slices": lambda v: (
+        "SELECT DISTINCT svr_ip, svr_port, tenant_id FROM oceanbase.GV$OB_UNITS "
+        "UNION SELECT svr_ip, svr_port, 1 FROM oceanbase.GV$OB_SERVERS" if v >= 4 else
+        f"SELECT {HINT[v]}DISTINCT svr_ip, svr_port, tenant_id FROM {AUDIT_TABLE[v]}"),
+    # When each observer started: a change means its request ids restarted.
+    "server_starts": lambda v: (
+        "SELECT svr_ip, svr_port, start_service_time FROM oceanbase.DBA_OB_SERVERS" if v >= 4 else
+        f"SELECT {HINT[v]}svr_ip, svr_port, start_service_time FROM oceanbase.__all_server"),
+    "plan_stat": lambda v: (
+        f"SELECT {HINT[v]}" + ", ".join("substr(statement, 1, %d)" if c == "statement" else c
+                                       for c in PLAN_COLUMNS)
+        + f" FROM {PLAN_TABLE[v]}"),
+}
+
+
+def sql(name: str, major: int = 4) -> str:
+    """The statement ``name`` for OB major version ``major`` (3 for 3.x, 4 and later = 4)."""
+    return _STATEMENTS[name](3 if major < 4 else 4)
+
+
+def audit_fetch(major: int, sample_chars: int) -> str:
+    """The audit slice query with the query text cut to ``sample_chars`` characters."""
+    return sql("audit_fetch", major).replace("%d", str(int(sample_chars)), 1)
+
+
+def plan_stat(major: int, sample_chars: int, svr_ip: str = "", svr_port: int = 0) -> tuple[str, tuple]:
+    """The plan-cache snapshot query (optionally one server's) and its args."""
+    text = sql("plan_stat", major).replace("%d", str(int(sample_chars)), 1)
+    if svr_ip and svr_port:
+        return text + " WHERE svr_ip = %s AND svr_port = %s", (svr_ip, svr_port)
+    if svr_ip:
+        return text + " WHERE svr_ip = %s", (svr_ip,)
+    return text, ()

@@ -1,0 +1,171 @@
+"""One obstat2 cycle: follow every audit slice, snapshot the plan cache.
+
+A *slice* is the audit of one tenant on one observer, (svr_ip, svr_port,
+tenant_id); its REQUEST_ID is a contiguous sequence, our cursor is the last id
+we aggregated. Per slice and batch (``batch_rows``):
+
+1. ``request_id > cursor ORDER BY request_id LIMIT batch`` is read straight
+   into the native aggregator (:mod:`.fetch`);
+2. the first id returned above ``cursor + 1`` means the rows between were
+   evicted before we read them: counted in ``rows_lost`` (not for a slice we
+   have never read, whose older rows we never promised to see);
+3. aggregates, new cursor and counters are committed in one sqlite
+   transaction (:meth:`Store.commit_slice`), so a kill at any point neither
+   loses nor double counts;
+4. nothing new and ``max(request_id) < cursor``: the observer restarted under
+   us, the cursor goes back to 0 (``resets``). A changed START_SERVICE_TIME
+   in DBA_OB_SERVERS resets every slice of that observer before reading, which
+   also catches a restart that already produced more rows than our cursor.
+
+Errors are typed (:mod:`engine.ob.connection`) and leave the cycle; what was
+committed stays, the next cycle retries from the stored cursors.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from engine.ob import views
+from engine.ob.connection import MissingView, ObConnection
+from engine.topsql import plans as plans_mod
+from engine.topsql.fetch import fetch_packets
+from engine.topsql.store import Store
+
+log = logging.getLogger("engine.obstat2")
+
+
+def make_aggregator(sec, native: bool = True):
+    if native:
+        from engine._native.topsql import Aggregator
+    else:
+        from engine._ref.topsql import Aggregator
+    return Aggregator(sec.bucket_seconds, sec.sample_bytes, int(sec.slow_threshold_ms * 1000))
+
+
+class Collector:
+    def __init__(self, config, data_dir, *, conn: ObConnection | None = None, clock=time.time):
+        self.config = config
+        self.sec = config.workers.obstat2
+        self.store = Store(data_dir)
+        self.conn = conn
+        self.clock = clock
+        self.agg = make_aggregator(self.sec)
+        self._bad_seen: dict[str, int] = {}
+        self._last_plans = 0.0
+        self.last: dict = {}
+
+    def close(self) -> None:
+        self.store.close()
+        if self.conn:
+            self.conn.close()
+
+    def connection(self) -> ObConnection:
+        if self.conn is None:
+            self.conn = ObConnection.from_config(self.config)   # ConfigError if the secret is bad
+        return self.conn
+
+    # ------------------------------------------------------------ the cycle
+    def cycle(self, stop=lambda: False, tick=lambda: None) -> dict:
+        """One pass over every slice (and the plan cache when due); a report dict."""
+        t0, cpu0 = time.monotonic(), time.process_time()
+        conn = self.connection()
+        self._check_restarts(conn)
+        report = {"rows": 0, "lost": 0, "resets": 0, "slices": 0}
+        deadline = time.monotonic() + max(self.sec.interval, 1.0)
+        for key in self._slices(conn):
+            if stop():
+                break
+            rows, lost, resets = self._follow(conn, key, stop, tick, deadline)
+            report["rows"] += rows
+            report["lost"] += lost
+            report["resets"] += resets
+            report["slices"] += 1
+            tick()
+        if self.clock() - self._last_plans >= self.sec.plan_interval and not stop():
+            report.update(self.snapshot_plans(conn))
+            self._last_plans = self.clock()
+        self.store.expire(self.sec.retention_hours * 3600, self.clock())
+        report["duration"] = time.monotonic() - t0
+        report["cpu"] = time.process_time() - cpu0
+        self.last = report
+        return report
+
+    def _slices(self, conn) -> list[tuple]:
+        try:
+            found = conn.query(views.sql("audit_slices", conn.major))
+        except MissingView:
+            found = conn.query(f"SELECT DISTINCT svr_ip, svr_port, tenant_id FROM "
+                               f"{views.AUDIT_TABLE[4 if conn.major >= 4 else 3]}")
+        ob = self.config.ob
+        keys = {(str(ip), int(port), int(t)) for ip, port, t in found if ip is not None and t is not None}
+        if ob.svr_ip:
+            keys = {k for k in keys if k[0] == ob.svr_ip and (not ob.svr_port or k[1] == ob.svr_port)}
+        return sorted(keys)
+
+    def _check_restarts(self, conn) -> None:
+        try:
+            rows = conn.query(views.sql("server_starts", conn.major))
+        except MissingView:
+            return
+        known = self.store.server_starts()
+        cursors = self.store.cursors()
+        for ip, port, started in rows:
+            server, started = (str(ip), int(port)), str(started)
+            if known.get(server) == started:
+                continue
+            slices = [k for k in cursors if k[:2] == server] if server in known else []
+            if slices:
+                log.info("observer %s:%s restarted (%s): %d cursors reset", *server, started, len(slices))
+            self.store.commit_restart(server, started, slices)
+
+    def _follow(self, conn, key, stop, tick, deadline) -> tuple[int, int, int]:
+        """Read one slice in batches until it is drained (or time is up)."""
+        sql = views.audit_fetch(conn.major, self.sec.sample_bytes)
+        cursor = self.store.cursors().get(key, 0)
+        total = lost_total = resets = 0
+        while True:
+            fetch_packets(conn, sql, (*key, cursor, self.sec.batch_rows), self.agg)
+            rows, first, last = self.agg.rows, self.agg.first_rid, self.agg.last_rid
+            counts = {"rows_fetched": rows, **self._bad_delta()}
+            new_cursor = last if rows else cursor
+            if rows and cursor and first > cursor + 1:
+                counts["rows_lost"] = first - cursor - 1
+            if not rows and cursor and self._went_back(conn, key, cursor):
+                new_cursor, counts["resets"] = 0, 1
+            self.store.commit_slice(key, new_cursor, self.agg.drain(), counts)
+            total += rows
+            lost_total += counts.get("rows_lost", 0)
+            resets += counts.get("resets", 0)
+            if counts.get("resets"):
+                log.info("slice %s:%s tenant %s: request ids went back, cursor reset", *key)
+            elif rows < self.sec.batch_rows or stop() or time.monotonic() > deadline:
+                return total, lost_total, resets
+            cursor = new_cursor
+            tick()
+
+    def _went_back(self, conn, key, cursor) -> bool:
+        newest = conn.query(views.sql("audit_max_id", conn.major), key)[0][0]
+        return newest is not None and int(newest) < cursor
+
+    def _bad_delta(self) -> dict:
+        out = {}
+        for reason, n in self.agg.bad.items():
+            if n != self._bad_seen.get(reason, 0):
+                out[f"bad_input:{reason}"] = n - self._bad_seen.get(reason, 0)
+                self._bad_seen[reason] = n
+        return out
+
+    # ------------------------------------------------------------ plan cache
+    def snapshot_plans(self, conn) -> dict:
+        ob = self.config.ob
+        sql, args = views.plan_stat(conn.major, self.sec.sample_bytes, ob.svr_ip, ob.svr_port)
+        current, bad = [], 0
+        for row in conn.query(sql, args or None):
+            rec = plans_mod.normalise(row)
+            if rec is None:
+                bad += 1
+            else:
+                current.append(rec)
+        if bad:
+            self.store.add_totals({"bad_input:plan_row": bad})
+        return plans_mod.record(self.store, current, self.clock())

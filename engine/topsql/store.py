@@ -1,0 +1,148 @@
+"""The local TopSQL store: one sqlite file, ``<data_dir>/topsql.db``.
+
+What it keeps:
+
+- ``topsql``: aggregates per (bucket, tenant_id, db_id, sql_id), merged by
+  upsert (sums add, maxima take the max), deleted past the retention;
+- ``cursors``: the request_id watermark per (svr_ip, svr_port, tenant_id);
+- ``servers``: each observer's last seen start time (restart detection);
+- ``totals``: the collector's counters (rows fetched, lost, resets, bad input);
+- ``plans`` (the last plan-cache snapshot) and ``plan_deltas`` (what each
+  plan did between two snapshots).
+
+The invariant that makes a kill -9 harmless: a fetched slice's aggregates and
+its new cursor are written in ONE transaction (:meth:`Store.commit_slice`).
+Either both are on disk or neither is; a restarted worker resumes from the
+stored cursor and neither loses nor double counts rows.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from engine._ref.topsql import METRICS
+
+FILE = "topsql.db"
+KEY = ("bucket", "tenant_id", "db_id", "sql_id")
+MAX_KIND = {m for m in METRICS if m.endswith("_max") or m == "last_end_time"}
+MIN_KIND = {"first_request_time"}
+
+
+def _merge_expr(m: str) -> str:
+    if m in MAX_KIND:
+        return f"{m} = max({m}, excluded.{m})"
+    if m in MIN_KIND:
+        return f"{m} = min({m}, excluded.{m})"
+    return f"{m} = {m} + excluded.{m}"
+
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS topsql (bucket INTEGER, tenant_id INTEGER, db_id INTEGER, "
+    "sql_id TEXT, db_name TEXT, sample TEXT, "
+    + ", ".join(f"{m} INTEGER" for m in METRICS)
+    + ", PRIMARY KEY (bucket, tenant_id, db_id, sql_id)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS cursors (svr_ip TEXT, svr_port INTEGER, tenant_id INTEGER, "
+    "request_id INTEGER, PRIMARY KEY (svr_ip, svr_port, tenant_id))",
+    "CREATE TABLE IF NOT EXISTS servers (svr_ip TEXT, svr_port INTEGER, started TEXT, "
+    "PRIMARY KEY (svr_ip, svr_port))",
+    "CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value INTEGER)",
+]
+
+UPSERT = (
+    f"INSERT INTO topsql (bucket, tenant_id, db_id, sql_id, db_name, sample, {', '.join(METRICS)}) "
+    f"VALUES ({', '.join('?' * (6 + len(METRICS)))}) "
+    f"ON CONFLICT (bucket, tenant_id, db_id, sql_id) DO UPDATE SET "
+    "sample = CASE WHEN sample = '' THEN excluded.sample ELSE sample END, "
+    + ", ".join(_merge_expr(m) for m in METRICS))
+
+
+class Store:
+    """The sqlite file of one obstat2 data dir. Not shared between threads."""
+
+    def __init__(self, data_dir: str | Path):
+        self.path = Path(data_dir) / FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        from engine.topsql import plans
+        for stmt in SCHEMA + plans.SCHEMA:
+            self.db.execute(stmt)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ cursors
+    def cursors(self) -> dict[tuple, int]:
+        return {(ip, port, t): rid for ip, port, t, rid in
+                self.db.execute("SELECT svr_ip, svr_port, tenant_id, request_id FROM cursors")}
+
+    def server_starts(self) -> dict[tuple, str]:
+        return {(ip, port): s for ip, port, s in self.db.execute("SELECT * FROM servers")}
+
+    def totals(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT name, value FROM totals"))
+
+    # ------------------------------------------------------------ writes
+    def commit_slice(self, slice_key: tuple, cursor: int, groups: list[tuple], counts: dict) -> None:
+        """Aggregates, the slice's new cursor and counter increments, in one transaction."""
+        with self._tx() as db:
+            db.executemany(UPSERT, groups)
+            db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?)", (*slice_key, cursor))
+            self._add_totals(db, counts)
+
+    def commit_restart(self, server: tuple, started: str, slices: list[tuple]) -> None:
+        """A (re)started observer: its slices' cursors back to 0, its start time recorded."""
+        with self._tx() as db:
+            for key in slices:
+                db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, 0)", key)
+            db.execute("INSERT OR REPLACE INTO servers VALUES (?, ?, ?)", (*server, started))
+            self._add_totals(db, {"resets": len(slices)} if slices else {})
+
+    def add_totals(self, counts: dict) -> None:
+        with self._tx() as db:
+            self._add_totals(db, counts)
+
+    @staticmethod
+    def _add_totals(db, counts: dict) -> None:
+        for name, value in counts.items():
+            if value:
+                db.execute("INSERT INTO totals VALUES (?, ?) ON CONFLICT (name) "
+                           "DO UPDATE SET value = value + excluded.value", (name, value))
+
+    def expire(self, retention_seconds: float, now: float | None = None) -> int:
+        """Drop buckets (and plan deltas) older than the retention; rows deleted."""
+        cutoff = (now or time.time()) - retention_seconds
+        with self._tx() as db:
+            n = db.execute("DELETE FROM topsql WHERE bucket < ?", (int(cutoff),)).rowcount
+            n += db.execute("DELETE FROM plan_deltas WHERE t < ?", (cutoff,)).rowcount
+        return n
+
+    def _tx(self):
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, exc, tb):
+        self.db.execute("ROLLBACK" if kind else "COMMIT")
+        return False
+
+
+def open_readonly(data_dir: str | Path) -> sqlite3.Connection | None:
+    """The store for the query side (``engine topsql``, pos_proxy); None if absent."""
+    path = Path(data_dir) / FILE
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    db.row_factory = sqlite3.Row
+    return db
