@@ -144,6 +144,12 @@ class Obstat2Section:
     slow_threshold_ms: float = _f(100.0, min=0.0)
     sample_sql_bytes: int = _f(4096, min=16)
     topn: int = _f(20, min=1, max=1000)
+    plan_interval: float = _f(60.0, min=0.1, doc="seconds between two plan-cache snapshots")
+    summary_window: float = _f(300.0, min=1.0, doc="the top-N sent to the exporter covers this many seconds")
+
+    @property
+    def sample_bytes(self) -> int:
+        return self.sample_sql_bytes
 
 
 @dataclass(frozen=True)
