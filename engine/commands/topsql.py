@@ -1,0 +1,130 @@
+"""``engine topsql`` (TopSQL / SlowSQL) and ``engine plans`` (plan cache with deltas).
+
+Both read obstat2's store (``<home>/data/obstat2/topsql.db``) read-only, so
+they work while the agent runs and after it stopped. Times are accepted as
+epoch seconds, ``YYYY-MM-DD HH:MM[:SS]`` (UTC) or relative (``-15m``,
+``-2h``, ``-1d``).
+"""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from datetime import datetime, timezone
+
+import orjson
+
+from engine.commands import load_config
+from engine.errors import EngineError
+from engine.topsql import PLAN_SORTABLE, SORTABLE, query_plans, query_topsql
+
+TOP_COLUMNS = (("sql_id", "SQL_ID", 32), ("tenant_id", "TENANT", 6), ("db_name", "DB", 10),
+               ("executions", "EXECS", 8), ("elapsed_sum", "ELAPSED_MS", 11),
+               ("avg_elapsed_us", "AVG_MS", 8), ("avg_cpu_us", "AVG_CPU_MS", 10),
+               ("avg_get_plan_us", "AVG_PLAN_MS", 11), ("fail_count", "FAILS", 6),
+               ("sample", "SQL", 60))
+SLOW_COLUMNS = (("sql_id", "SQL_ID", 32), ("tenant_id", "TENANT", 6), ("executions", "EXECS", 8),
+                ("slow_count", "SLOW", 6), ("elapsed_sum", "ELAPSED_MS", 11),
+                ("elapsed_max", "MAX_MS", 9), ("return_rows_max", "MAX_ROWS", 9),
+                ("app_wait_max", "MAX_APPW_MS", 11), ("disk_reads_max", "MAX_DISK", 8),
+                ("sample", "SQL", 60))
+PLAN_COLUMNS = (("svr_ip", "SERVER", 15), ("tenant_id", "TENANT", 6), ("plan_id", "PLAN_ID", 9),
+                ("sql_id", "SQL_ID", 32), ("d_executions", "D_EXECS", 8),
+                ("d_elapsed_time", "D_ELAPSED_MS", 12), ("d_cpu_time", "D_CPU_MS", 9),
+                ("executions", "EXECS", 8), ("avg_exe_usec", "AVG_MS", 8),
+                ("first_load_time", "FIRST_LOAD", 26), ("statement", "STATEMENT", 50))
+MS = {"elapsed_sum", "elapsed_max", "app_wait_max", "avg_elapsed_us", "avg_cpu_us",
+      "avg_get_plan_us", "avg_exe_usec", "d_elapsed_time", "d_cpu_time"}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("topsql", help="TopSQL / SlowSQL from obstat2's store")
+    p.add_argument("--slow", action="store_true", help="SlowSQL: statements whose slowest run exceeded the threshold")
+    p.add_argument("--threshold-ms", type=float, help="SlowSQL threshold (default: workers.obstat2.slow_threshold_ms)")
+    p.add_argument("--since", default="1h", help="start: epoch, 'YYYY-MM-DD HH:MM' (UTC) or an age like 15m, 2h, 1d (default 1h)")
+    p.add_argument("--until", default=None, help="end of the range (default now)")
+    p.add_argument("--sort", default=None, help=f"metric to sort by, descending (one of: {', '.join(SORTABLE)})")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--tenant", type=int, help="one tenant id")
+    p.add_argument("--inner", action="store_true", help="include inner SQL")
+    p.add_argument("--json", action="store_true", help="one JSON array")
+    p.set_defaults(func=run_topsql)
+    q = sub.add_parser("plans", help="plan cache with per-plan deltas from obstat2's store")
+    q.add_argument("--window", type=float, default=3600, help="seconds the deltas cover (default 3600)")
+    q.add_argument("--sort", default="d_elapsed_time", help=f"one of: {', '.join(PLAN_SORTABLE)}")
+    q.add_argument("--limit", type=int, default=50)
+    q.add_argument("--tenant", type=int)
+    q.add_argument("--sql-id")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=run_plans)
+
+
+def parse_time(text: str | None, now: float) -> float | None:
+    """Epoch seconds, 'YYYY-MM-DD HH:MM[:SS]' (UTC) or '15m' / '2h' / '1d' ago (a leading - is optional)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"-?(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if m:
+        return now - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            continue
+    raise EngineError(f"cannot read time {text!r}: use epoch seconds, 'YYYY-MM-DD HH:MM' or -15m/-2h/-1d")
+
+
+def data_dir(args):
+    return load_config(args).home / "data" / "obstat2"
+
+
+def run_topsql(args) -> int:
+    cfg = load_config(args)
+    now = time.time()
+    slow_ms = None
+    if args.slow:
+        slow_ms = args.threshold_ms if args.threshold_ms is not None else cfg.workers.obstat2.slow_threshold_ms
+    sort = args.sort or ("elapsed_max" if args.slow else "elapsed_sum")
+    try:
+        rows = query_topsql(cfg.home / "data" / "obstat2", start=parse_time(args.since, now),
+                            end=parse_time(args.until, now), sort=sort, limit=args.limit,
+                            slow_ms=slow_ms, tenant_id=args.tenant, inner=args.inner)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
+    return emit(rows, SLOW_COLUMNS if args.slow else TOP_COLUMNS, args.json)
+
+
+def run_plans(args) -> int:
+    try:
+        rows = query_plans(data_dir(args), limit=args.limit, sort=args.sort, window=args.window,
+                           tenant_id=args.tenant, sql_id=args.sql_id)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
+    return emit(rows, PLAN_COLUMNS, args.json)
+
+
+def emit(rows: list[dict], columns, as_json: bool, out=sys.stdout) -> int:
+    if as_json:
+        out.write(orjson.dumps(rows).decode() + "\n")
+        return 0
+    print("  ".join(f"{title:<{w}}" for _, title, w in columns), file=out)
+    for r in rows:
+        print("  ".join(f"{cell(r, key):<{w}.{w}}" for key, _, w in columns), file=out)
+    if not rows:
+        print("(no data: is obstat2 configured and running? see `engine status`)", file=out)
+    return 0
+
+
+def cell(row: dict, key: str) -> str:
+    v = row.get(key)
+    if v is None:
+        return ""
+    if key in MS:
+        return f"{v / 1000:.2f}"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return " ".join(str(v).split())
