@@ -360,7 +360,7 @@ class BadInput:
         """``<name>{reason}`` as a counter family (``extra``: reasons counted elsewhere)."""
         fam = CounterMetricFamily(name, "Bad input caught and skipped, by reason", labels=["reason"])
         merged = dict(self.counts)
-        for reason, n in (extra or {}).items():
+        for reason, n in dict(extra or {}).items():   # a copy: ``extra`` may be another thread's
             merged[reason] = merged.get(reason, 0) + n
         for reason, n in sorted(merged.items()):
             fam.add_metric([reason], n)
@@ -369,11 +369,12 @@ class BadInput:
 
 def server_families(ns: str, server: ExpositionServer, snapshot_started: float, duration: float) -> list:
     """The exporter's own health: scrapes, responses, connections, snapshot time and cost."""
-    st = server.stats
+    st = server.stats                  # written by the serving thread: copy before iterating
+    responses_now = dict(st.responses)
     scrapes = CounterMetricFamily(f"{ns}_scrapes_total", "Scrapes of /metrics answered with a snapshot")
     scrapes.add_metric([], st.scrapes)
     responses = CounterMetricFamily(f"{ns}_http_responses_total", "HTTP responses, by status code", labels=["code"])
-    for code, n in sorted(st.responses.items()):
+    for code, n in sorted(responses_now.items()):
         responses.add_metric([str(code)], n)
     conns = GaugeMetricFamily(f"{ns}_http_connections", "Open client connections", value=st.connections)
     stamp = GaugeMetricFamily(f"{ns}_snapshot_timestamp_seconds",
