@@ -173,3 +173,34 @@ def test_alerts_from_the_local_store(server, logs):
     assert [a["id"] for a in env["data"]["alerts"]] == ["b"]
     status, env = server.call("monitor/alerts", {"limit": "3"})
     assert status == 400
+
+
+# ---------------------------------------------------------------- monitor/topsql, monitor/plans
+
+def test_topsql_and_plans_from_obstat2s_store(server, logs):
+    import time as _time
+    from engine._ref.topsql import METRICS
+    from engine.topsql.store import Store
+    store = Store(logs.parent / "home" / "data" / "obstat2")
+    bucket = int(_time.time()) // 60 * 60 - 60
+
+    def group(sql_id: str, executions: int, elapsed: int, elapsed_max: int) -> tuple:
+        values = {m: 0 for m in METRICS}
+        values.update(executions=executions, elapsed_sum=elapsed, elapsed_max=elapsed_max)
+        return (bucket, 1001, 1, sql_id, "db", f"select {sql_id}", *(values[m] for m in METRICS))
+
+    store.commit_slice(("127.0.0.1", 2882, 1001), 10,
+                       [group("AAA", 10, 5000, 900), group("BBB", 2, 90000, 80000)], {})
+    store.close()
+    status, env = server.call("monitor/topsql", {})
+    assert status == 200 and [r["sql_id"] for r in env["data"]["sql"]] == ["BBB", "AAA"]
+    status, env = server.call("monitor/topsql", {"sort": "executions", "limit": 1})
+    assert [r["sql_id"] for r in env["data"]["sql"]] == ["AAA"]
+    status, env = server.call("monitor/topsql", {"slow_ms": 50})
+    assert [r["sql_id"] for r in env["data"]["sql"]] == ["BBB"]
+    status, env = server.call("monitor/topsql", {"sort": "elapsed_sum; drop table topsql"})
+    assert status == 400
+    status, env = server.call("monitor/plans", {})
+    assert status == 200 and env["data"]["plans"] == []
+    status, env = server.call("monitor/plans", {"sort": "nope"})
+    assert status == 400
