@@ -1,0 +1,118 @@
+"""engine._native.topsql against its twin engine._ref.topsql, on the same inputs."""
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine._native import topsql as native
+from engine._ref import topsql as ref
+from topsql_rows import encode_packets, rows_strategy
+
+IMPLS = [native, ref]
+
+
+def aggregate(mod, rows, **kw):
+    agg = mod.Aggregator(**kw)
+    agg.add_rows(rows)
+    return agg
+
+
+def fed(mod, data: bytes, cuts, **kw):
+    agg = mod.Aggregator(**kw)
+    agg.begin_stream()
+    pos, done = 0, False
+    for cut in sorted(cuts) + [len(data)]:
+        done = agg.feed(data[pos:cut]) or done
+        pos = max(pos, cut)
+    return agg, done
+
+
+def state(agg):
+    return sorted(agg.drain()), dict(agg.bad), (agg.rows, agg.first_rid, agg.last_rid)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=rows_strategy, bucket=st.sampled_from([1, 60, 7]), sample=st.integers(16, 40))
+def test_rows_native_equals_twin(rows, bucket, sample):
+    kw = dict(bucket_seconds=bucket, sample_bytes=sample, slow_us=1000)
+    assert state(aggregate(native, rows, **kw)) == state(aggregate(ref, rows, **kw))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=rows_strategy, data=st.data())
+def test_packets_equal_rows_in_both(rows, data):
+    """feed(packets of rows), in any chunking, == add_rows(rows), native and twin alike."""
+    wire = encode_packets(rows)
+    cuts = data.draw(st.lists(st.integers(0, len(wire)), max_size=6))
+    expect = state(aggregate(ref, rows))
+    for mod in IMPLS:
+        agg, done = fed(mod, wire, cuts)
+        assert done and agg.pending == b""
+        assert state(agg) == expect
+
+
+def test_known_values():
+    row = ["10.0.0.1", 2882, 1002, 7, 500001, "S1", 1_700_000_000_000_000, 150_000, 100_000, 30, 500,
+           40_000, 10_000, 5_000, 20_000, 5_000, 3, 0, 1, -4012, 3, 0, 1, 0, 11, 22, 2, 4, 50, 9, 1, 2,
+           "sync rpc", 700, "db1", "select 1"]
+    for mod in IMPLS:
+        agg = mod.Aggregator(60, 4096, 100_000)
+        assert agg.add_rows([tuple(row), tuple(row)]) == 2
+        (out,) = agg.drain()
+        m = dict(zip(ref.METRICS, out[6:]))
+        assert out[:6] == (1_699_999_980, 1002, 500001, "S1", "db1", "select 1")
+        assert m["executions"] == 2 and m["elapsed_sum"] == 300_000 and m["elapsed_max"] == 150_000
+        assert m["cpu_sum"] == 2 * (100_000 - 40_000 + 500)
+        assert m["fail_count"] == 2 and m["err_4012"] == 2 and m["plan_distributed"] == 2
+        assert m["miss_plan"] == 2 and m["inner_sql"] == 2 and m["ev_sync_rpc"] == 1400
+        assert m["weak_reads"] == 2 and m["slow_count"] == 2 and m["retry_sum"] == 2
+        assert m["last_end_time"] == 1_700_000_000_150_000
+        assert agg.rows == 2 and agg.last_rid == 7 and len(agg) == 0
+
+
+@pytest.mark.parametrize("mod", IMPLS)
+def test_bad_rows_are_counted_and_the_cursor_still_moves(mod):
+    good = [None] * ref.NCOLS
+    good[2], good[3], good[5] = 1, 10, "S"
+    no_sql = list(good)
+    no_sql[3], no_sql[5] = 11, None
+    bad_num = list(good)
+    bad_num[3], bad_num[7] = 12, "12a"
+    no_key = list(good)
+    no_key[3] = None
+    agg = mod.Aggregator()
+    assert agg.add_rows([tuple(good), tuple(no_sql), tuple(bad_num), tuple(no_key), (1, 2)]) == 1
+    assert agg.bad == {"no_sql_id": 1, "number": 1, "key": 1, "shape": 1}
+    assert (agg.rows, agg.first_rid, agg.last_rid) == (3, 10, 12)
+
+
+@pytest.mark.parametrize("mod", IMPLS)
+def test_sample_is_cut_at_a_character_boundary(mod):
+    row = [None] * ref.NCOLS
+    row[2], row[3], row[5], row[35] = 1, 1, "S", "é" * 20 + "x"
+    agg = mod.Aggregator(sample_bytes=17)
+    agg.add_rows([tuple(row)])
+    assert agg.drain()[0][5] == "é" * 8
+
+
+@pytest.mark.parametrize("mod", IMPLS)
+def test_error_packet_raises_protocol_error(mod):
+    err = b"\xff" + (1146).to_bytes(2, "little") + b"#42S02Table 'x' doesn't exist"
+    wire = len(err).to_bytes(3, "little") + b"\x03" + err
+    agg = mod.Aggregator()
+    with pytest.raises(ref.ProtocolError) as info:
+        agg.feed(wire)
+    assert info.value.code == 1146 and "doesn't exist" in info.value.message
+
+
+@pytest.mark.parametrize("mod", IMPLS)
+def test_packet_over_16mib_is_joined(mod):
+    row = [None] * ref.NCOLS
+    row[2], row[3], row[5], row[35] = 1, 1, "S", "q" * (17 << 20)
+    from topsql_rows import encode_value
+    payload = b"".join(encode_value(v) for v in row)
+    first, rest = payload[:0xFFFFFF], payload[0xFFFFFF:]
+    wire = (b"\xff\xff\xff\x03" + first + len(rest).to_bytes(3, "little") + b"\x04" + rest
+            + b"\x05\x00\x00\x05\xfe\x00\x00\x02\x00")
+    agg = mod.Aggregator(sample_bytes=64)
+    assert agg.feed(wire)
+    assert agg.drain()[0][5] == "q" * 64
