@@ -7,8 +7,9 @@ WDIAG/WARN noise and a few lines each default rule fires on. It is cached under
 
 The rules are conf/alert_rules.toml (30+). Contestants, one run each, same file:
 
-- **ours**: the native scanner as the worker runs it (4 MiB reads, partial
-  line carried, every default rule, hits with parsed headers and captures);
+- **ours**: the follower and the native scanner as the worker runs them
+  (reused 4 MiB block, partial line carried, every default rule, hits with
+  parsed headers and captures);
 - **re loop**: a plain Python loop, ``for line in file: for rule in rules``
   with ``re`` (level filters as a byte compare at the level column);
 - **grep**: ``LC_ALL=C grep -E -c`` with the same rules translated to ERE
@@ -27,11 +28,11 @@ import time
 
 from bench._common import ratio, result, target
 from engine.logs import parse, synth
+from engine.logs.follow import FileStream
 from engine.logs.rules import LEVELS, load_rules
 
 FULL_BYTES = 1 << 30
 QUICK_BYTES = 32 << 20
-READ_BYTES = 4 << 20
 
 
 def log_file(size: int) -> str:
@@ -53,21 +54,22 @@ def log_file(size: int) -> str:
 
 
 def run_ours(path: str, rules) -> tuple[int, int]:
-    """(matching lines, lines) with the native scanner, read as the follower reads."""
+    """(matching lines, lines): the follower reads the file as the worker does
+    (reused 4 MiB block, partial line carried) and the native scanner matches."""
     matcher = parse.Matcher(rules, 64 * 1024)
-    hits = lines = 0
-    prev, carry = None, b""
-    with open(path, "rb", buffering=0) as fh:
-        while True:
-            data = fh.read(READ_BYTES)
-            if not data:
-                break
-            buf = carry + data if carry else data
-            consumed, n, found, prev, _ = matcher.scan(buf, 0, len(buf), prev)
-            hits += len(found)
-            lines += n
-            carry = buf[consumed:]
-    return hits, lines
+    stream = FileStream(os.path.dirname(path), os.path.basename(path), 64 * 1024)
+    stream.open_new(at_end=False)
+    hits = 0
+    while True:
+        block = stream.read_block()
+        if block is None:
+            break
+        buf, _ = block
+        consumed, n, found, last, _ = matcher.scan(buf, 0, len(buf), stream.prev_header)
+        hits += len(found)
+        stream.advance(buf, consumed, n, last)
+    stream.close()
+    return hits, stream.stats.lines
 
 
 def level_bytes(mask: int) -> tuple[bytes, ...]:

@@ -19,7 +19,7 @@ from libc.string cimport memchr, memcmp, memset
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.time cimport tm, mktime, time_t
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 
 cdef enum:
     MASK_WORDS = 4          # up to 256 rules
@@ -493,14 +493,21 @@ cdef class Scanner:
         self.hit_lit[n] = k
         return 0
 
-    def scan(self, bytes buf, Py_ssize_t start, Py_ssize_t end, prev_header):
-        """-> (consumed, lines, hits, last_header, too_long); see the twin for the contract."""
-        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
+    def scan(self, buf, Py_ssize_t start, Py_ssize_t end, prev_header):
+        """-> (consumed, lines, hits, last_header, too_long); see the twin for the contract.
+
+        ``buf``: bytes, or any contiguous byte buffer (a reused bytearray's
+        memoryview); the hits and ``last_header`` are copies, not views.
+        """
+        cdef const unsigned char[::1] view = buf
+        cdef Py_ssize_t size = view.shape[0]
         if end > size:
             end = size
         if start < 0:
             start = 0
+        if end <= start:
+            return start, 0, [], prev_header, 0
+        cdef const unsigned char* p = &view[0]
         cdef Py_ssize_t nh = self.wide.find_all(p, start, end, self)
         cdef Py_ssize_t i = start, nl, clip, hi = 0, nlines = 0, too_long = 0
         cdef Py_ssize_t head_s = -1, head_e = -1, maxb = self.max_line_bytes
@@ -549,22 +556,22 @@ cdef class Scanner:
                 if self.gated.or_masks(p, i, clip, cand):
                     any_c = True
             if any_c:
-                self._verify(buf, i, nl, clip, entry, head_s, head_e, prev_header, cand, hits)
+                self._verify(p, i, nl, clip, entry, head_s, head_e, prev_header, cand, hits)
             i = nl + 1
-        last = buf[head_s:head_e] if head_s >= 0 else prev_header
+        last = PyBytes_FromStringAndSize(<const char*>p + head_s, head_e - head_s) if head_s >= 0 else prev_header
         return i, nlines, hits, last, too_long
 
-    cdef int _verify(self, bytes buf, Py_ssize_t s, Py_ssize_t e, Py_ssize_t clip, bint entry,
+    cdef int _verify(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t e, Py_ssize_t clip, bint entry,
                      Py_ssize_t head_s, Py_ssize_t head_e, object prev_header,
                      uint64_t* cand, list hits) except -1:
         """Rules of ``cand`` in order on one line: the first that passes is a hit."""
         cdef int idx
         cdef int lbit = 0
-        line = buf[s:clip]
+        line = PyBytes_FromStringAndSize(<const char*>p + s, clip - s)
         if entry:
             head = line
         elif head_s >= 0:
-            head = buf[head_s:head_e]
+            head = PyBytes_FromStringAndSize(<const char*>p + head_s, head_e - head_s)
         else:
             head = prev_header
         if head is not None and is_entry_start(head):

@@ -211,6 +211,7 @@ class Scanner:
         captures dict or None)``; ``last_header``: the (cut) last entry-start
         line of this buffer, or ``prev_header`` if there was none.
         """
+        buf = bytes(buf)
         spans, consumed = split_lines(buf, start, end)
         hits, too_long, head = [], 0, prev_header
         for s, e in spans:

@@ -82,6 +82,7 @@ class FileStream:
         self.prev_header: bytes | None = None
         self.size = 0                     # size at the last stat (for lag)
         self._synthetic = False           # the last block ended with a newline we added
+        self._block: bytearray | None = None   # the reused read buffer
 
     # ------------------------------------------------------------ opening
     def _open(self, path: str, offset: int) -> bool:
@@ -170,48 +171,57 @@ class FileStream:
         return [os.path.join(self.dir, n) for _, n in found]
 
     # ------------------------------------------------------------ reading
-    def read_block(self) -> tuple[bytes, int] | None:
+    def read_block(self) -> tuple[bytes | memoryview, int] | None:
         """``(buffer, its file offset)``: the next bytes to scan (pending + new),
         or None at the end of the data for now. A buffer may be empty (the
-        stream moved on: a skipped line, a new file); call again."""
+        stream moved on: a skipped line, a new file); call again. The buffer
+        is a view of a reused block: valid until the next call.
+        """
         if self.fd is None:
             if not self._next_file():
                 return None
+        if len(self.pending) > self.max_line_bytes:      # a line that never ended
+            return self._cut(self.pending)
         try:
             st = os.fstat(self.fd)
         except OSError:
             st = None
         if st is not None and self._truncated(st):
             return self._on_truncate(st)
-        data = os.pread(self.fd, READ_BYTES, self.offset + len(self.pending))
-        if not data:
+        keep = len(self.pending)
+        if self._block is None:
+            self._block = bytearray(READ_BYTES + self.max_line_bytes + 1)
+        view = memoryview(self._block)
+        view[:keep] = self.pending
+        got = os.preadv(self.fd, [view[keep:keep + READ_BYTES]], self.offset + keep)
+        if not got:
             return self._at_eof(st)
-        self.stats.bytes += len(data)
+        self.stats.bytes += got
         if self.skipping:
-            return self._skip(data)
-        buf = self.pending + data if self.pending else data
-        if len(buf) > self.max_line_bytes and buf.find(b"\n", 0, self.max_line_bytes + 1) < 0:
-            return self._cut(buf)
-        return buf, self.offset
+            return self._skip(view, got)
+        end = keep + got
+        if end > self.max_line_bytes and self._block.find(b"\n", 0, self.max_line_bytes + 1) < 0:
+            return self._cut(view[:end])
+        return view[:end], self.offset
 
-    def _skip(self, data: bytes) -> tuple[bytes, int]:
+    def _skip(self, view: memoryview, got: int) -> tuple[memoryview, int]:
         """Drop the rest of a cut line, up to and including its newline."""
-        nl = data.find(b"\n")
+        nl = self._block.find(b"\n", 0, got)
         if nl < 0:
-            self.offset += len(data)
-            return b"", self.offset
+            self.offset += got
+            return view[:0], self.offset
         self.offset += nl + 1
         self.skipping = False
-        return data[nl + 1:], self.offset
+        return view[nl + 1:got], self.offset
 
-    def _cut(self, buf: bytes) -> tuple[bytes, int]:
+    def _cut(self, buf) -> tuple[bytes, int]:
         """An over-long line: hand on its head as a line, skip the rest."""
         self.stats.bad_input("line_too_long")
         base = self.offset
         self.offset += self.max_line_bytes
         self.pending, self.skipping = b"", True
         self._synthetic = True
-        return buf[:self.max_line_bytes] + b"\n", base
+        return bytes(buf[:self.max_line_bytes]) + b"\n", base
 
     def advance(self, buf: bytes, consumed: int, lines: int, last_header: bytes | None) -> None:
         """``consumed`` bytes of ``buf`` (from :meth:`read_block`) are processed."""
@@ -221,7 +231,7 @@ class FileStream:
             self.prev_header = last_header
             return
         self.offset += consumed
-        self.pending = buf[consumed:]
+        self.pending = bytes(buf[consumed:])
         self.stats.lines += lines
         self.prev_header = last_header
 

@@ -144,7 +144,7 @@ class Tailer:
         for rule, s, e, header, captures in hits:
             key = (rule.id, rule.severity)
             self.matches[key] = self.matches.get(key, 0) + 1
-            new = self.grouper.observe(rule, buf[s:e], stream.current, base + s, stream.log_type,
+            new = self.grouper.observe(rule, bytes(buf[s:e]), stream.current, base + s, stream.log_type,
                                        header, captures)
             for ev in new:
                 if ev["event"] == "fire":
