@@ -165,6 +165,9 @@ class ObLogtailerSection:
     max_line_bytes: int = _f(64 * 1024, min=256)
     alertmanager_url: str = _f("")
     alertmanager_batch: int = _f(100, min=1)
+    alertmanager_timeout: float = _f(5.0, min=0.1, doc="seconds per POST to Alertmanager")
+    alertmanager_resolve_after: float = _f(300.0, min=1.0, doc="an alert's endsAt, after it was sent")
+    host: str = _f("", doc="the host label of alerts; empty = this machine's hostname")
 
 
 @dataclass(frozen=True)

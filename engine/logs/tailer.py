@@ -39,10 +39,12 @@ class Tailer:
         self.stats = Stats()
         self.streams: dict[str, FileStream] = {}
         self.matchers: dict[str, parse.Matcher] = {}
-        self.grouper = Grouper(host, clock=clock)
+        self.grouper = Grouper(host or section.host or None, clock=clock)
         spool = Spool(data_dir) if section.alertmanager_url else None
         self.sinks = Sinks(AlertLog(data_dir), spool)
-        self.client = Client(section.alertmanager_url, spool, section.alertmanager_batch) if spool else None
+        self.client = Client(section.alertmanager_url, spool, section.alertmanager_batch,
+                             timeout=section.alertmanager_timeout,
+                             resolve_after=section.alertmanager_resolve_after) if spool else None
         self.matches: dict[tuple[str, str], int] = {}
         self.fired: dict[tuple[str, str], int] = {}
         self.lag_seconds: dict[str, float] = {}
