@@ -30,14 +30,14 @@ def state(agg):
     return sorted(agg.drain()), dict(agg.bad), (agg.rows, agg.first_rid, agg.last_rid)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy, bucket=st.sampled_from([1, 60, 7]), sample=st.integers(16, 40))
 def test_rows_native_equals_twin(rows, bucket, sample):
     kw = dict(bucket_seconds=bucket, sample_bytes=sample, slow_us=1000)
     assert state(aggregate(native, rows, **kw)) == state(aggregate(ref, rows, **kw))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy, data=st.data())
 def test_packets_equal_rows_in_both(rows, data):
     """feed(packets of rows), in any chunking, == add_rows(rows), native and twin alike."""
