@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from engine.rpc.auth import AuthError, Authenticator, NonceCache, sign_headers, signature
+from conftest import need_binary
 from fixtures.pos_proxy import SECRET
 
 TARGET = "/api/v1/time"
@@ -150,7 +151,7 @@ def test_basic_auth_is_refused_without_tls(rpc_server):
 @pytest.fixture
 def cert(tmp_path):
     key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+    subprocess.run([need_binary("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                     "/CN=localhost", "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)
     return str(crt), str(key)
 
