@@ -14,7 +14,9 @@ collection replaces it by assignment, so a scrape that is being answered during
 a swap gets the old snapshot or the new one, whole, never a mix. A client that
 does not read its responses is paused (no more of its requests are parsed) and
 aborted after ``write_timeout``; it holds at most one response in memory and
-never delays anyone else.
+never delays anyone else. A request head not complete within
+``request_timeout`` (slow-loris) is dropped; an idle keep-alive connection is
+closed after ``idle_timeout``.
 
 Endpoints: ``/metrics``; ``/healthz`` (also ``/-/healthy``): JSON with the
 snapshot's age, 200 while it is fresher than ``stale_after``, 503 otherwise.
@@ -131,12 +133,13 @@ class ExpositionServer:
 
     def __init__(self, *, auth: tuple[str, str] | None = None, ssl_context: ssl.SSLContext | None = None,
                  stale_after: float = 60.0, idle_timeout: float = 120.0, write_timeout: float = 30.0,
-                 max_connections: int = 1024):
+                 request_timeout: float = 10.0, max_connections: int = 1024):
         self.snapshot: Snapshot | None = None
         self.stats = ServerStats()
         self.stale_after = stale_after
         self.idle_timeout = idle_timeout
         self.write_timeout = write_timeout
+        self.request_timeout = request_timeout
         self.max_connections = max_connections
         self._ssl = ssl_context
         self._expected_auth = None
@@ -170,7 +173,7 @@ class ExpositionServer:
             await self._server.wait_closed()
 
     async def _sweep(self) -> None:
-        """Once a second: close idle connections, abort clients that stopped reading."""
+        """Once a second: close idle connections, abort clients that stopped reading or trickle a head."""
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
@@ -178,6 +181,9 @@ class ExpositionServer:
                 if conn.paused_since and now - conn.paused_since > self.write_timeout:
                     self.stats.aborted_slow += 1
                     self.stats.bad_request("client_not_reading")
+                    conn.transport.abort()
+                elif conn.head_started and now - conn.head_started > self.request_timeout:
+                    self.stats.bad_request("request_timeout")
                     conn.transport.abort()
                 elif not conn.paused_since and now - conn.last_active > self.idle_timeout:
                     conn.transport.close()
@@ -212,6 +218,7 @@ class _Connection(asyncio.Protocol):
         self.buf = b""
         self.paused_since = 0.0
         self.last_active = time.monotonic()
+        self.head_started = 0.0          # when the buffered, incomplete request head began
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -245,8 +252,12 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
+        if not self.buf:
+            self.head_started = self.last_active
         self.buf += data
         self._drain()
+        if not self.buf:
+            self.head_started = 0.0
 
     def _drain(self) -> None:
         """Answer every complete request head in the buffer, unless the client is not reading."""

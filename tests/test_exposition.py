@@ -271,3 +271,17 @@ def test_bad_input_counts_and_renders():
     text = exposition.render_text([bad.family("t_bad_input_total", {"y": 2, "z": 1})])
     assert b't_bad_input_total{reason="x"} 2.0' in text
     assert b't_bad_input_total{reason="y"} 3.0' in text and b't_bad_input_total{reason="z"} 1.0' in text
+
+
+def test_a_trickled_request_head_is_dropped(running):
+    h = running(request_timeout=1.0)
+    with socket.create_connection(("127.0.0.1", h.port)) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")        # never finishes its head
+        s.settimeout(10)
+        try:
+            closed = s.recv(100) == b""                             # closed by the server ...
+        except ConnectionResetError:
+            closed = True                                           # ... or reset
+        assert closed
+    assert h.call(lambda: h.server.stats.bad.get("request_timeout")) == 1
+    assert get(h.port)[0].status == 200
