@@ -97,11 +97,15 @@ def process_create_time(pid: int) -> float:
 
 
 def is_same_process(pid: int, create_time: float) -> bool:
-    """True if ``pid`` is still the process that was started at ``create_time``."""
+    """True if ``pid`` is still the process that was started at ``create_time``.
+
+    A zombie (dead, not yet reaped: the daemon's parent is init) is not running.
+    """
     if pid <= 0:
         return False
     try:
-        return abs(psutil.Process(pid).create_time() - create_time) < 0.01
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and abs(proc.create_time() - create_time) < 0.01
     except psutil.Error:
         return False
 

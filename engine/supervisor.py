@@ -379,8 +379,16 @@ class Supervisor:
             "supervisor": {"pid": os.getpid(), "version": __version__, "home": str(self.config.home),
                            "config": self.config.source, "uptime": round(time.time() - self.started_at, 1),
                            "instance": self.segments.instance if self.segments else None},
-            "workers": [c.describe(now) for c in self.children.values()],
+            "workers": [self._describe(c, now) for c in self.children.values()],
         }
+
+    def _describe(self, child: Child, now: float) -> dict:
+        out = child.describe(now)
+        if child.name in self.to_start:               # queued behind its dependencies
+            deps = [d for d in self.depends.get(child.name, ()) if d in self.children]
+            out["state"] = states.STARTING
+            out["detail"] = f"waiting for {', '.join(deps)}" if deps else "starting"
+        return out
 
     def publish(self) -> None:
         """The supervisor board, for the exporters (restarts, states)."""

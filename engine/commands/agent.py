@@ -8,6 +8,7 @@ import sys
 import time
 
 import orjson
+import psutil
 
 from engine import agentlog, states
 from engine.commands import load_config
@@ -129,13 +130,21 @@ def cmd_stop(args) -> int:
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + args.timeout
-    while pid_of_running(cfg.home) and time.monotonic() < deadline:
+    while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if pid_of_running(cfg.home):
+    if _alive(pid):
         print(f"ocp_agentd (pid {pid}) did not stop within {args.timeout:g}s", file=sys.stderr)
         return 1
     print("ocp_agentd stopped")
     return 0
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for its reaper."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def cmd_restart(args) -> int:
