@@ -39,6 +39,7 @@ CLIENT_PLUGIN_AUTH, CLIENT_PLUGIN_AUTH_LENENC = 0x80000, 0x200000
 SERVER_STATUS_AUTOCOMMIT = 0x0002
 COM_QUIT, COM_INIT_DB, COM_QUERY, COM_PING = 0x01, 0x02, 0x03, 0x0E
 NATIVE = b"mysql_native_password"
+MAX_PACKET = 0xFFFFFF
 DATABASES = ("oceanbase", "information_schema", "mysql", "test")
 
 T_DOUBLE, T_LONGLONG, T_DATETIME, T_BLOB, T_VAR_STRING = 5, 8, 12, 252, 253
@@ -181,14 +182,25 @@ class Session:
         self.db = "oceanbase"
 
     async def read_packet(self) -> bytes:
-        header = await self.reader.readexactly(4)
-        length = int.from_bytes(header[:3], "little")
-        self.seq = (header[3] + 1) & 0xFF
-        return await self.reader.readexactly(length)
+        """One logical packet (16 MiB pieces joined)."""
+        parts = []
+        while True:
+            header = await self.reader.readexactly(4)
+            length = int.from_bytes(header[:3], "little")
+            self.seq = (header[3] + 1) & 0xFF
+            parts.append(await self.reader.readexactly(length))
+            if length < MAX_PACKET:
+                return b"".join(parts)
 
     def send(self, payload: bytes) -> None:
-        self.writer.write(len(payload).to_bytes(3, "little") + bytes((self.seq,)) + payload)
-        self.seq = (self.seq + 1) & 0xFF
+        """One logical packet; split in 16 MiB pieces (an exact multiple ends
+        with an empty piece), as the protocol wants."""
+        while True:
+            piece, payload = payload[:MAX_PACKET], payload[MAX_PACKET:]
+            self.writer.write(len(piece).to_bytes(3, "little") + bytes((self.seq,)) + piece)
+            self.seq = (self.seq + 1) & 0xFF
+            if len(piece) < MAX_PACKET:
+                return
 
     async def run(self) -> None:
         try:
@@ -211,7 +223,8 @@ class Session:
         await self.writer.drain()
         try:
             user, token, db, plugin = parse_handshake_response(await self.read_packet())
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, struct.error):
+            self.server.bad_handshakes += 1
             self.send(err_packet(1043, "08S01", "Bad handshake"))
             await self.writer.drain()
             return False
@@ -246,7 +259,7 @@ class Session:
         elif cmd == COM_INIT_DB:
             self.use(body.decode("utf-8", "replace"))
         elif cmd == COM_QUERY:
-            self.query(body.decode("utf-8", "replace"))
+            self.query(body.decode("utf-8", "surrogateescape"))
         else:
             self.send(err_packet(1047, "08S01", "Unknown command"))
         await self.writer.drain()
@@ -306,6 +319,7 @@ class MiniMySQL:
         self.host, self.port = host, port
         self.queries = 0
         self.errors = 0
+        self.bad_handshakes = 0
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server = None

@@ -75,8 +75,8 @@ def translate(sql: str, db: str = "oceanbase") -> str:
             i = n if end < 0 else end
         elif c in "'\"":
             text, i = _read_string(sql, i)
-            _flush(code, out, db, strip_introducer=True)
-            out.append("'" + text.replace("'", "''") + "'")
+            binary = _flush(code, out, db, strip_introducer=True)
+            out.append(_literal(text, binary))
         elif c == "`":
             end = sql.find("`", i + 1)
             if end < 0:
@@ -120,14 +120,31 @@ def _read_string(sql: str, i: int) -> tuple[str, int]:
     raise SqlError(1064, "42000", "You have an error in your SQL syntax; unterminated string")
 
 
-def _flush(code: list, out: list, db: str, strip_introducer: bool = False) -> None:
+def _flush(code: list, out: list, db: str, strip_introducer: bool = False) -> bool:
+    """Move the pending code to ``out``, translated; True if it ended in ``_binary``."""
     text = "".join(code)
     code.clear()
+    binary = False
     if strip_introducer:
-        text = _BINARY.sub("", text)
+        m = _BINARY.search(text)
+        if m:
+            binary = m.group(0).lower().startswith("_binary")
+            text = text[:m.start()]
     text = _VAR.sub(_variable, text)
     text = _DATABASE.sub("'" + db.replace("'", "''") + "'", text)
     out.append(text)
+    return binary
+
+
+def _literal(text: str, binary: bool) -> str:
+    """A SQLite literal: a blob for ``_binary'...'`` (the bytes the client sent,
+    kept by the server's surrogateescape decoding), hex for text holding NUL
+    (SQLite refuses NUL in statement text), else a quoted string."""
+    if binary:
+        return "X'" + text.encode("utf-8", "surrogateescape").hex() + "'"
+    if "\0" in text:
+        return "CAST(X'" + text.encode("utf-8", "surrogateescape").hex() + "' AS TEXT)"
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _variable(m: re.Match) -> str:
