@@ -251,3 +251,20 @@ def test_a_thousand_concurrent_connections(rpc_server):
     statuses = asyncio.run(all_of_them())
     assert statuses == [200] * n
     assert srv.stats()["requests_total"] == n
+
+
+def test_a_handler_bug_answers_500_and_the_server_goes_on(rpc_server):
+    srv = rpc_server()
+
+    def broken(params):
+        raise KeyError("bug")
+
+    srv.server.ops["test/broken"] = broken
+    srv.server.ops["test/unencodable"] = lambda params: {"x": object()}
+    srv.server.ops["test/bytes"] = lambda params: {"x": b"raw \xff"}
+    for op in ("test/broken", "test/unencodable"):
+        status, env = srv.call(op)
+        assert status == 500 and env["error"]["code"] == "internal"
+    status, env = srv.call("test/bytes")
+    assert status == 200 and env["data"]["x"] == "raw \ufffd"
+    assert srv.call("time")[0] == 200

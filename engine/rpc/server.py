@@ -179,6 +179,8 @@ class RpcServer:
             pass
         except asyncio.CancelledError:
             pass
+        except Exception:    # a bug: this connection goes, the server stays
+            log.exception("pos_proxy: connection from %s failed", _peer(writer))
         finally:
             self.connections -= 1
             self._conns.discard(task)
@@ -315,7 +317,12 @@ class RpcServer:
         self.counters["requests_total"] += 1
         if status >= 400 and status != 401:
             self.counters[f"errors_total.{code}"] += 1
-        body = self._envelope(status == 200, data, code, message, trace, t0, status)
+        try:
+            body = self._envelope(status == 200, data, code, message, trace, t0, status)
+        except orjson.JSONEncodeError:   # a handler returned something JSON cannot hold: a bug
+            log.exception("pos_proxy: %s: cannot encode the result", op[:100])
+            status, code = 500, "internal"
+            body = self._envelope(False, None, code, "internal error (see the agent log)", trace, t0, status)
         if len(body) > self.sec.max_output_bytes:
             status, code = 413, "output_too_large"
             body = self._envelope(False, None, code, f"result over {self.sec.max_output_bytes} bytes; "
@@ -362,7 +369,16 @@ class RpcServer:
                "error": None if ok else {"code": code, "message": message},
                "traceId": trace or secrets.token_hex(8), "server": self.hostname, "timestamp": round(now, 3),
                "duration": round((time.perf_counter() - t0) * 1000, 3) if t0 else 0.0}
-        return orjson.dumps(env, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(env, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _jsonable(value):
+    """Bytes (sqlite blobs, raw log text) as text; sets as lists; anything else fails."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(type(value).__name__)
 
 
 async def _linger(reader, writer, seconds: float = 1.0, limit: int = 1 << 16) -> None:
