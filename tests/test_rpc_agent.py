@@ -158,3 +158,34 @@ def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
     return old
+
+
+def test_the_worker_without_a_secret_waits_for_config_and_stops_when_asked(tmp_path, monkeypatch):
+    import http.client
+    import threading
+    from engine import config as config_mod
+    from engine.runtime import WorkerContext, read_status
+    from engine.workers import pos_proxy
+    monkeypatch.delenv("OCP_AGENT_SECRET", raising=False)
+    port = free_port()
+    cfg = config_mod.from_dict({"workers": {"pos_proxy": {"port": port, "secret_env": "NO_SUCH_SECRET_VAR"}}},
+                               home=str(tmp_path / "home"))
+    ctx = WorkerContext.standalone("pos_proxy", cfg)
+    worker = threading.Thread(target=pos_proxy.main, args=(ctx,))
+    worker.start()
+    try:
+        status = wait_for(lambda: (s := read_status(ctx.segments, "pos_proxy")) and s["ready"] and s)
+        assert status["state"] == "waiting for config" and "secret" in status["detail"]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/api/v1/health")
+        assert conn.getresponse().status == 200
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/api/v1/time", body=b"{}")
+        assert conn.getresponse().status == 503
+        conn.close()
+    finally:
+        ctx.request_stop()
+        worker.join(30)
+        ctx.close()
+    assert not worker.is_alive()
