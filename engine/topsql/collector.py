@@ -69,8 +69,7 @@ class Collector:
         """One pass over every slice (and the plan cache when due); a report dict."""
         t0, cpu0 = time.monotonic(), time.process_time()
         conn = self.connection()
-        self._check_restarts(conn)
-        report = {"rows": 0, "lost": 0, "resets": 0, "slices": 0}
+        report = {"rows": 0, "lost": 0, "resets": self._check_restarts(conn), "slices": 0}
         deadline = time.monotonic() + max(self.sec.interval, 1.0)
         for key in self._slices(conn):
             if stop():
@@ -102,11 +101,13 @@ class Collector:
             keys = {k for k in keys if k[0] == ob.svr_ip and (not ob.svr_port or k[1] == ob.svr_port)}
         return sorted(keys)
 
-    def _check_restarts(self, conn) -> None:
+    def _check_restarts(self, conn) -> int:
+        """Reset the cursors of every observer whose start time changed; slices reset."""
         try:
             rows = conn.query(views.sql("server_starts", conn.major))
         except MissingView:
-            return
+            return 0
+        reset = 0
         known = self.store.server_starts()
         cursors = self.store.cursors()
         for ip, port, started in rows:
@@ -117,6 +118,8 @@ class Collector:
             if slices:
                 log.info("observer %s:%s restarted (%s): %d cursors reset", *server, started, len(slices))
             self.store.commit_restart(server, started, slices)
+            reset += len(slices)
+        return reset
 
     def _follow(self, conn, key, stop, tick, deadline) -> tuple[int, int, int]:
         """Read one slice in batches until it is drained (or time is up)."""
@@ -124,7 +127,11 @@ class Collector:
         cursor = self.store.cursors().get(key, 0)
         total = lost_total = resets = 0
         while True:
-            fetch_packets(conn, sql, (*key, cursor, self.sec.batch_rows), self.agg)
+            try:
+                fetch_packets(conn, sql, (*key, cursor, self.sec.batch_rows), self.agg)
+            except Exception:
+                self._discard()
+                raise
             rows, first, last = self.agg.rows, self.agg.first_rid, self.agg.last_rid
             counts = {"rows_fetched": rows, **self._bad_delta()}
             new_cursor = last if rows else cursor
@@ -142,6 +149,11 @@ class Collector:
                 return total, lost_total, resets
             cursor = new_cursor
             tick()
+
+    def _discard(self) -> None:
+        """Forget a half-read batch: it is read again from the same cursor."""
+        self.agg.drain()
+        self._bad_seen = dict(self.agg.bad)
 
     def _went_back(self, conn, key, cursor) -> bool:
         newest = conn.query(views.sql("audit_max_id", conn.major), key)[0][0]
