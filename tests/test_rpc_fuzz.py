@@ -92,6 +92,10 @@ def test_random_bytes(target, data):
 
 def test_server_still_serves_after_the_fuzzing(target):
     srv, _, marker = target
+    audit = [orjson.loads(line) for line in (srv.home / "log" / "pos_proxy_audit.log").read_text().splitlines()]
+    assert len(audit) > 10           # mutations that still parsed as HTTP reached the auth check
+    authenticated = [r for r in audit if r["who"]]
+    assert [(r["op"], r["status"]) for r in authenticated] == [("command/run", 200)]   # the one valid call
     status, env = srv.call("time")
     assert status == 200 and env["successful"]
     assert srv.stats().get("errors_total.internal", 0) == 0
