@@ -90,6 +90,32 @@ def test_random_bytes(target, data):
     check(srv, marker, data)
 
 
+SAFE = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7e), min_size=0, max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(["X-OCP-Timestamp", "X-OCP-Nonce", "Authorization", "Content-Length", "Host"]),
+       SAFE, st.binary(max_size=64), st.booleans())
+def test_structured_mutations_of_the_signed_request(target, header, value, body_tail, drop):
+    """Well-formed HTTP, one header changed or dropped, the body possibly extended: never accepted."""
+    srv, valid, marker = target
+    head, body = valid.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    out = [lines[0]]
+    for line in lines[1:]:
+        name = line.split(b":", 1)[0].decode()
+        if name.lower() == header.lower():
+            if drop:
+                continue
+            line = f"{name}: {value}".encode()
+        out.append(line)
+    body += body_tail
+    if header != "Content-Length":
+        out = [x for x in out if not x.lower().startswith(b"content-length")] + \
+              [f"Content-Length: {len(body)}".encode()]
+    check(srv, marker, b"\r\n".join(out) + b"\r\n\r\n" + body)
+
+
 def test_server_still_serves_after_the_fuzzing(target):
     srv, _, marker = target
     audit = [orjson.loads(line) for line in (srv.home / "log" / "pos_proxy_audit.log").read_text().splitlines()]
