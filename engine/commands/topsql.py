@@ -107,7 +107,8 @@ def run_plans(args) -> int:
     return emit(rows, PLAN_COLUMNS, args.json)
 
 
-def emit(rows: list[dict], columns, as_json: bool, out=sys.stdout) -> int:
+def emit(rows: list[dict], columns, as_json: bool, out=None) -> int:
+    out = out or sys.stdout
     if as_json:
         out.write(orjson.dumps(rows).decode() + "\n")
         return 0
