@@ -266,3 +266,25 @@ def test_golden_names_types_and_labels_match_prometheus_node_exporter(peer_node_
     differ = {name: (ours[name], theirs[name]) for name in ours if ours[name][0] != theirs[name][0]
               or ours[name][1] != theirs[name][1] and ours[name][1] and theirs[name][1]}
     assert differ == {}
+
+
+# ---------------------------------------------------------------- fuzz: parsers never raise on odd text
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+PROC_TEXT = st.lists(st.one_of(st.sampled_from(["cpu0 1 2 3", "MemFree: 12 kB", "Active(anon): x kB", "  eth0: 1 2",
+                                                "some total=12", "full avg10=1 total=", "/dev/a / ext4 rw 0 0",
+                                                " 8 0 sda 1 2 3 4 5 6 7 8 9 10 11", "intr", "procs_running x",
+                                                "\\101 \\999 /x\\040 y", ""]),
+                               st.text(max_size=40)), max_size=12).map("\n".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(PROC_TEXT)
+def test_line_parsers_skip_and_count_what_they_cannot_read(text):
+    from engine.collectors import processes
+    bad = Bad()
+    for parse in (cpu.parse_cpu_stat, meminfo.parse_meminfo, diskstats.parse_diskstats, netdev.parse_net_dev,
+                  pressure.parse_pressure, filesystem.parse_mounts, processes.parse_stat_counters):
+        parse(text, bad)
+    assert all(isinstance(r, str) for r in bad.reasons)

@@ -285,3 +285,66 @@ def test_a_trickled_request_head_is_dropped(running):
         assert closed
     assert h.call(lambda: h.server.stats.bad.get("request_timeout")) == 1
     assert get(h.port)[0].status == 200
+
+
+# ---------------------------------------------------------------- fuzz: hostile bytes never escape
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+class FakeTransport:
+    """Records what the connection writes; closing stops it like a real transport."""
+
+    def __init__(self):
+        self.out = []
+        self.closing = False
+
+    def write(self, data):
+        assert not self.closing, "write after close"
+        self.out.append(bytes(data))
+
+    def close(self):
+        self.closing = True
+
+    abort = close
+
+    def is_closing(self):
+        return self.closing
+
+    def get_extra_info(self, name):
+        return None
+
+    def set_write_buffer_limits(self, high):
+        pass
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+
+REQUEST_PARTS = st.sampled_from([b"GET /metrics HTTP/1.1\r\n", b"HEAD / HTTP/1.0\r\n", b"Accept: */*\r\n",
+                                 b"Accept-Encoding: gzip\r\n", b"Connection: close\r\n", b"\r\n", b"\r\n\r\n",
+                                 b"Content-Length: 3\r\n", b"POST /x HTTP/1.1\r\n", b":\r\n", b" x: y\r\n"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(REQUEST_PARTS, st.binary(max_size=64)), max_size=30), st.integers(1, 7))
+def test_any_bytes_get_well_formed_answers_or_a_close(parts, chunk):
+    server = exposition.ExpositionServer()
+    server.publish(exposition.Snapshot.render(families(1.0)))
+    conn = exposition._Connection(server)
+    transport = FakeTransport()
+    conn.connection_made(transport)
+    data = b"".join(parts)
+    for i in range(0, len(data), chunk):
+        if transport.closing:
+            break
+        conn.data_received(data[i:i + chunk])
+    for out in transport.out:
+        assert re.match(rb"HTTP/1\.1 \d{3} [A-Za-z ]+\r\n", out)
+        head, _, body = out.partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        assert len(body) in (0, length)                      # HEAD: head only; else the whole body
+    assert server.stats.scrapes + sum(server.stats.bad.values()) <= len(transport.out)

@@ -231,3 +231,31 @@ def test_ocp_exporter_reports_a_failing_database_and_recovers():
     text = ex.collect().bodies[False]
     assert b"ocp_exporter_ob_up 1.0" in text and b"ob_sysstat{" in text
     assert b'ocp_exporter_query_errors_total{error="connection",query="connect"} 1.0' in text
+
+
+# ---------------------------------------------------------------- fuzz: any message leaves a valid exposition
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                       lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
+                       max_leaves=10)
+METRIC = st.fixed_dictionaries({"name": st.sampled_from(["a_total", "b", "bad name", "node_x", "c:d"]),
+                                "type": st.sampled_from(["counter", "gauge", "untyped", "summary"]),
+                                "help": st.text(max_size=10),
+                                "labels": st.dictionaries(st.sampled_from(["l", "m", "__n", "bad-l"]),
+                                                          st.text(max_size=5), max_size=2),
+                                "value": st.one_of(st.integers(-2**63, 2**64 - 1), st.floats(), st.booleans(), st.none())})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(JSONISH, st.fixed_dictionaries({"kind": st.sampled_from(["x", "y"]),
+                                                          "metrics": st.lists(METRIC, max_size=6)})), max_size=5))
+def test_any_messages_leave_a_parsable_exposition(messages):
+    from prometheus_client.parser import text_string_to_metric_families
+    s = Summaries(bad(), max_series=4)
+    for m in messages:
+        s.accept(orjson.dumps(m, option=orjson.OPT_NON_STR_KEYS) if not isinstance(m, float) else b"1e999")
+    text = exposition.render_text(s.families()).decode()
+    names = [f.name for f in text_string_to_metric_families(text)]
+    assert len(names) == len(set(names))
