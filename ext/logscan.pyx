@@ -301,6 +301,9 @@ cdef inline uint32_t _h2(const unsigned char* q) nogil:
     return (<uint32_t>q[-1]) << 8 | q[0]
 
 
+cdef class Scanner
+
+
 cdef class _Literals:
     """A set of byte strings found all at once (Wu-Manber with 2-byte blocks).
 
@@ -362,32 +365,71 @@ cdef class _Literals:
             for i in rules_of[lit]:
                 self.mask[k * MASK_WORDS + (i >> 6)] |= (<uint64_t>1) << (i & 63)
 
+    cdef inline Py_ssize_t _check(self, const unsigned char* p, Py_ssize_t ws, Py_ssize_t end,
+                                  uint32_t h, Scanner out, int lane, Py_ssize_t n) except -1:
+        """The literals whose first ``m`` bytes end with block ``h``, compared at ``ws``."""
+        cdef int k = self.head[h]
+        while k >= 0:
+            if ws + self.length[k] <= end and p[ws] == self.ptr[k][0] and \
+                    memcmp(p + ws, self.ptr[k], self.length[k]) == 0:
+                out._add_hit(lane, n, ws, k)
+                n += 1
+            k = self.nxt[k]
+        return n
+
     cdef Py_ssize_t find_all(self, const unsigned char* p, Py_ssize_t start, Py_ssize_t end,
                              Scanner out) except -1:
-        """Every occurrence of every literal inside [start, end) into ``out``'s hit arrays."""
-        cdef Py_ssize_t n = 0, pos, ws
-        cdef int m = self.m, s, k
+        """Every occurrence of every literal inside [start, end) into ``out``'s hits, in order.
+
+        Two windows slide at once, one over each half of the buffer: each
+        step waits on a table lookup, so two independent chains run nearly
+        twice as fast. Lane A takes the occurrences that start before the
+        middle, lane B the others; A's hits then B's are in offset order.
+        """
+        cdef Py_ssize_t mid, pa, pb, stop_a, na = 0, nb = 0, i
+        cdef int m = self.m, sa, sb
         cdef const uint8_t* shift = self.shift
-        cdef uint32_t h
+        cdef uint32_t ha, hb
         if self.n == 0:
             return 0
-        pos = start + m - 1
-        while pos < end:
-            h = _h2(p + pos)
-            s = shift[h]
-            if s:
-                pos += s
-                continue
-            ws = pos - m + 1
-            k = self.head[h]
-            while k >= 0:
-                if ws + self.length[k] <= end and p[ws] == self.ptr[k][0] and \
-                        memcmp(p + ws, self.ptr[k], self.length[k]) == 0:
-                    out._add_hit(n, ws, k)
-                    n += 1
-                k = self.nxt[k]
-            pos += 1
-        return n
+        mid = end if end - start < 4096 else start + (end - start) // 2
+        pa = start + m - 1
+        stop_a = min(end, mid + m - 1)
+        pb = mid + m - 1
+        while pa < stop_a and pb < end:
+            ha = _h2(p + pa)
+            hb = _h2(p + pb)
+            sa = shift[ha]
+            sb = shift[hb]
+            if sa:
+                pa += sa
+            else:
+                na = self._check(p, pa - m + 1, end, ha, out, 0, na)
+                pa += 1
+            if sb:
+                pb += sb
+            else:
+                nb = self._check(p, pb - m + 1, end, hb, out, 1, nb)
+                pb += 1
+        while pa < stop_a:
+            ha = _h2(p + pa)
+            sa = shift[ha]
+            if sa:
+                pa += sa
+            else:
+                na = self._check(p, pa - m + 1, end, ha, out, 0, na)
+                pa += 1
+        while pb < end:
+            hb = _h2(p + pb)
+            sb = shift[hb]
+            if sb:
+                pb += sb
+            else:
+                nb = self._check(p, pb - m + 1, end, hb, out, 1, nb)
+                pb += 1
+        for i in range(nb):
+            out._add_hit(0, na + i, out.hit2_pos[i], out.hit2_lit[i])
+        return na + nb
 
     cdef bint or_masks(self, const unsigned char* p, Py_ssize_t start, Py_ssize_t end,
                        uint64_t* cand) noexcept nogil:
@@ -439,13 +481,16 @@ cdef class Scanner:
     cdef int64_t* hit_pos
     cdef int32_t* hit_lit
     cdef Py_ssize_t hit_cap
+    cdef int64_t* hit2_pos
+    cdef int32_t* hit2_lit
+    cdef Py_ssize_t hit2_cap
 
     def __cinit__(self):
-        self.hit_pos = NULL; self.hit_lit = NULL
-        self.hit_cap = 0
+        self.hit_pos = NULL; self.hit_lit = NULL; self.hit2_pos = NULL; self.hit2_lit = NULL
+        self.hit_cap = self.hit2_cap = 0
 
     def __dealloc__(self):
-        free(self.hit_pos); free(self.hit_lit)
+        free(self.hit_pos); free(self.hit_lit); free(self.hit2_pos); free(self.hit2_lit)
 
     def __init__(self, specs, Py_ssize_t max_line_bytes):
         self.specs = list(specs)
@@ -480,8 +525,20 @@ cdef class Scanner:
                 if not levels or (lv < 7 and levels & (1 << lv)):
                     self.always[lv][i >> 6] |= (<uint64_t>1) << (i & 63)
 
-    cdef int _add_hit(self, Py_ssize_t n, int64_t pos, int32_t k) except -1:
+    cdef int _add_hit(self, int lane, Py_ssize_t n, int64_t pos, int32_t k) except -1:
+        """Hit ``n`` of lane 0 (the answer) or lane 1 (scratch of find_all's second window)."""
         cdef Py_ssize_t cap
+        if lane:
+            if n >= self.hit2_cap:
+                cap = max(1024, self.hit2_cap * 2)
+                self.hit2_pos = <int64_t*>realloc(self.hit2_pos, cap * sizeof(int64_t))
+                self.hit2_lit = <int32_t*>realloc(self.hit2_lit, cap * sizeof(int32_t))
+                if self.hit2_pos == NULL or self.hit2_lit == NULL:
+                    raise MemoryError()
+                self.hit2_cap = cap
+            self.hit2_pos[n] = pos
+            self.hit2_lit[n] = k
+            return 0
         if n >= self.hit_cap:
             cap = max(1024, self.hit_cap * 2)
             self.hit_pos = <int64_t*>realloc(self.hit_pos, cap * sizeof(int64_t))

@@ -123,3 +123,28 @@ def test_scanner_finds_the_default_rules_on_generated_lines(specs):
     got = native.Scanner(specs[0], 65536).scan(buf, 0, len(buf), None)
     assert got == twin.Scanner(specs[0], 65536).scan(buf, 0, len(buf), None)
     assert len({h[0] for h in got[2]}) >= 8             # many different rules fired
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(lines(), min_size=1, max_size=30), st.integers(0, 9000), st.integers(0, 9000))
+def test_scanner_parity_on_large_buffers(specs, body, pad_before, pad_after):
+    """Buffers past 4 KiB, where the native literal search runs two windows at once."""
+    rules = specs[0] + specs[1]
+    fill = b"[2024-01-01 00:00:00.000000] INFO  pad (p.cpp:1) [1][t][T1][Y0-0-0-0] [lt=1] x\n"
+    lead = (fill * (pad_before // len(fill) + 1))[:pad_before].replace(b"\n", b" ") + b"\n"
+    tail = fill * (pad_after // len(fill))
+    buf = lead + b"\n".join(body) + b"\n" + tail
+    got = native.Scanner(rules, 4096).scan(buf, 0, len(buf), None)
+    assert got == twin.Scanner(rules, 4096).scan(buf, 0, len(buf), None)
+
+
+def test_literal_at_every_offset_around_the_middle(specs):
+    """Where the two windows of the native search meet, no occurrence is missed or doubled."""
+    for lit in (b"EASY SLOW", b"switch to follower forcedly success"):
+        for q in range(4000 - 40, 4000 + 10):
+            buf = bytearray(b"a" * 8000 + b"\n")
+            buf[q:q + len(lit)] = lit
+            buf = bytes(buf)
+            got = native.Scanner(specs[0], 10000).scan(buf, 0, len(buf), None)
+            assert got == twin.Scanner(specs[0], 10000).scan(buf, 0, len(buf), None)
+            assert len(got[2]) == 1, (lit, q)
