@@ -126,6 +126,13 @@ def test_status_restart_reload_and_config_push(agent, tmp_path):
     assert remote(agent, "agent/config")[0]["data"]["config"]["agent"]["log_level"] == "debug"
     assert oct(agent["path"].stat().st_mode & 0o777) == oct(0o644 & ~_umask())
 
+    # a push that changes pos_proxy's own section restarts it: the answer still arrives
+    good.write_text(config_text(agent["home"], agent["port"], agent["secret"], extra='log_level = "debug"')
+                    .replace("[workers.pos_proxy]\n", "[workers.pos_proxy]\nmax_concurrent = 32\n"))
+    pushed = remote(agent, "agent/config/push", f"config=@{good}")[0]
+    assert pushed["successful"] and "pos_proxy" in pushed["data"]["restarted"], pushed
+    wait_for(lambda: _ready(remote(agent, "agent/status")[0]))
+
     audit = (agent["home"] / "log" / "pos_proxy_audit.log").read_text()
     assert '"op":"agent/config/push"' in audit and '"config":"***"' in audit and "log_level" not in audit
 

@@ -141,11 +141,16 @@ class RpcServer:
             ssl_handshake_timeout=self.sec.request_timeout if self.ssl_context else None)
         return self._server.sockets[0].getsockname()[1]
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 3.0) -> None:
+        """Stop listening, let calls under way answer (up to ``grace`` s), then drop every connection."""
+        if self._server is not None:
+            self._server.close()
+            deadline = self._loop.time() + grace
+            while self._loop.time() < deadline and any(w[0] == float("inf") for w in self._watch.values()):
+                await asyncio.sleep(0.02)
         if self._watchdog_task is not None:
             self._watchdog_task.cancel()
         if self._server is not None:
-            self._server.close()
             for task in list(self._conns):
                 task.cancel()
             await asyncio.gather(*self._conns, return_exceptions=True)
