@@ -225,3 +225,45 @@ def test_stopping_interrupts_between_files(logdir):
     calls = []
     done = clean_once([ob_target(logdir, 0.0)], usage=full, tick=lambda: calls.append(1) or len(calls) > 2)
     assert done.runs[0].result.interrupted and len(os.listdir(logdir)) == 3
+
+
+# ------------------------------------------------------------ property on real directories
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+KINDS = st.sampled_from(["file", "file", "file", "link_out", "link_dir", "dir"])
+NAMES = st.sampled_from(["observer.log", "observer.log.wf", "core.1", "observer.log.1.bak", "x.dat"]) | \
+    st.builds(lambda n, wf: f"observer.log.{'wf.' if wf else ''}{n}", st.integers(0, 99), st.booleans())
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(NAMES, KINDS, st.floats(0, 40), st.integers(0, 500)), max_size=25,
+                unique_by=lambda t: t[0]),
+       st.integers(0, 100), st.booleans())
+def test_a_pass_only_ever_removes_planned_regular_files_of_the_dir(tmp_path_factory, layout, used, dry):
+    root = tmp_path_factory.mktemp("prop")
+    logdir, outside = root / "log", root / "outside"
+    logdir.mkdir()
+    outside.mkdir()
+    bait = make(outside, "observer.log.1", days=100)
+    for name, kind, days, size in layout:
+        if kind == "file":
+            make(logdir, name, size=size, days=days)
+        elif kind == "dir":
+            (logdir / name).mkdir()
+            make(logdir / name, "observer.log.2", days=100)
+        else:
+            (logdir / name).symlink_to(bait if kind == "link_out" else outside)
+            os.utime(logdir / name, (0, 0), follow_symlinks=False)
+    before = set(os.listdir(logdir))
+    done = clean_once([ob_target(logdir, 50.0)], usage=lambda fd: DiskUsage(100, used), dry_run=dry)
+    gone = before - set(os.listdir(logdir))
+    planned = {d.name for d in done.runs[0].plan.deletions}
+    regular = {name for name, kind, _, _ in layout if kind == "file"}
+    assert gone <= planned <= regular
+    assert gone == (set() if dry else planned)
+    assert not any(policy.is_active_name(n) for n in gone)
+    assert bait.exists() and sorted(os.listdir(outside)) == ["observer.log.1"]
+    if used <= 50:
+        assert planned == set()
