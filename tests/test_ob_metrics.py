@@ -237,7 +237,8 @@ def test_ocp_exporter_reports_a_failing_database_and_recovers():
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False)
+                       | st.text(max_size=8),
                        lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
                        max_leaves=10)
 METRIC = st.fixed_dictionaries({"name": st.sampled_from(["a_total", "b", "bad name", "node_x", "c:d"]),
@@ -259,3 +260,14 @@ def test_any_messages_leave_a_parsable_exposition(messages):
     text = exposition.render_text(s.families()).decode()
     names = [f.name for f in text_string_to_metric_families(text)]
     assert len(names) == len(set(names))
+
+
+def test_summaries_never_expose_one_name_twice():
+    b = bad()
+    s = Summaries(b, reserved=frozenset({"ob_plan_cache_hit", "ob_plan_cache_hit_total"}))
+    s.accept(message("a", [{"name": "x", "type": "counter", "help": "c", "labels": {}, "value": 1},
+                           {"name": "ob_plan_cache_hit", "type": "gauge", "help": "g", "labels": {}, "value": 1},
+                           {"name": "ob_process_up", "type": "gauge", "help": "g", "labels": {}, "value": 1}]))
+    s.accept(message("b", [{"name": "x_total", "type": "gauge", "help": "g", "labels": {}, "value": 2}]))
+    assert [f.name for f in s.families()] == ["x"]
+    assert b.counts == {"metric_name_taken": 3}

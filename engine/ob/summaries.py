@@ -24,7 +24,7 @@ NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 KINDS = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily,
          "untyped": UnknownMetricFamily, "unknown": UnknownMetricFamily}
-RESERVED_PREFIXES = ("node_", "ocp_exporter_", "ocp_agent_")
+RESERVED_PREFIXES = ("node_", "ocp_exporter_", "ocp_agent_", "ob_process_")   # the exporters' own and host names
 
 
 class Summaries:
@@ -102,7 +102,7 @@ class Summaries:
         for kind in sorted(self.latest):
             for m in self.latest[kind][1]:
                 grouped.setdefault(m["name"], []).append(m)
-        out = []
+        out, taken = [], set(self.reserved)
         for name, items in grouped.items():
             kind = items[0].get("type", "untyped")
             same = [m for m in items if m.get("type", "untyped") == kind]
@@ -118,6 +118,11 @@ class Summaries:
                     continue
                 seen.add(values)
                 fam.add_metric(list(values), float(m["value"]))
+            exposed = {fam.name, f"{fam.name}_total"} | {x.name for x in fam.samples}
+            if exposed & taken:              # e.g. a gauge "x_total" beside a counter "x"
+                self.bad("metric_name_taken")
+                continue
+            taken |= exposed
             out.append(fam)
         return out
 

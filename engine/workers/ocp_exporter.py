@@ -49,7 +49,8 @@ class OcpExporter:
         self.host_board = host_board
         self.rings = rings or {}
         self.bad = exposition.BadInput(log)
-        reserved = frozenset(m.name for q in ob_metrics.QUERIES for m in q.metrics.values())
+        names = {m.name for q in ob_metrics.QUERIES for m in q.metrics.values()}
+        reserved = frozenset(names | {n[:-len("_total")] for n in names if n.endswith("_total")})
         self.summaries = Summaries(self.bad, ttl=section.message_ttl, max_series=section.max_message_series,
                                    reserved=reserved)
         self.errors: dict[tuple[str, str], int] = {}
