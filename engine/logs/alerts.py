@@ -70,7 +70,7 @@ class Grouper:
         self.log_now = 0.0             # newest line time seen
 
     def observe(self, rule, line: bytes, path: str, offset: int, log_type: str,
-                header: dict | None, captures: dict | None) -> list[dict]:
+                header: dict | None, captures: dict | None, file_id: str = "") -> list[dict]:
         """One hit; the events it causes (a fire, maybe preceded by an update)."""
         ts = header["ts"] if header else self.clock()
         self.log_now = max(self.log_now, ts)
@@ -85,6 +85,7 @@ class Grouper:
             return []
         events = [self._close(key)] if group is not None else []
         record = self._record(rule, fields, line, path, offset, ts, key)
+        record["file_id"] = file_id
         self.groups[key] = {"record": record, "first_seen": ts, "last_seen": ts, "count": 1,
                             "reported": 1, "throttle": rule.throttle, "opened": self.clock()}
         if len(self.groups) > MAX_GROUPS:

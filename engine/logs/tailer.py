@@ -16,7 +16,9 @@ import os
 import re
 import time
 
-from engine.logs import checkpoint, parse
+import orjson
+
+from engine.logs import checkpoint, parse, store
 from engine.logs.alertmanager import Client, Spool
 from engine.logs.alerts import Grouper
 from engine.logs.follow import ROTATED_RE, FileStream, Stats
@@ -26,6 +28,34 @@ from engine.logs.sinks import AlertLog, Sinks
 BUDGET_BYTES = 16 << 20         # per file per poll: keeps checkpoints and heartbeats flowing
 DISCOVER_EVERY = 10.0
 ROTATED = re.compile(ROTATED_RE + r"$|\.zst$")
+
+
+REPLAY_TAIL_BYTES = 16 << 20
+
+
+def _replay_key(event: dict) -> tuple:
+    return (event["event"], event["rule"], event.get("file_id"), event["offset"], event["count"])
+
+
+def written_since(data_dir, t: float) -> set:
+    """Keys of the events the alert log got at or after ``t`` (its last 16 MiB)."""
+    path = os.path.join(data_dir, store.LOG_NAME)
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - REPLAY_TAIL_BYTES))
+            tail = fh.read()
+    except OSError:
+        return set()
+    keys = set()
+    for raw in tail.split(b"\n"):
+        try:
+            rec = orjson.loads(raw)
+            if rec["t"] >= t:
+                keys.add(_replay_key(rec))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+    return keys
 
 
 class Tailer:
@@ -53,6 +83,16 @@ class Tailer:
         self._last_discover = 0.0
         self._first_start = True
         self._dirty = False
+        self._replay: set = set()        # events already written after the last checkpoint
+
+    def _replayed(self, event: dict) -> bool:
+        """Written before a kill -9, after the checkpoint: not written again."""
+        key = _replay_key(event)
+        if key in self._replay:
+            self._replay.discard(key)
+            self.stats.bad_input("replayed_after_restart")
+            return True
+        return False
 
     # ------------------------------------------------------------ start
     def start(self) -> None:
@@ -67,6 +107,7 @@ class Tailer:
             self._first_start = False
             self._saved = saved["streams"]
             self.grouper.restore(saved.get("groups"))
+            self._replay = written_since(self.data_dir, saved.get("t", 0))
         self.discover()
 
     def discover(self) -> None:
@@ -147,11 +188,13 @@ class Tailer:
             key = (rule.id, rule.severity)
             self.matches[key] = self.matches.get(key, 0) + 1
             new = self.grouper.observe(rule, bytes(buf[s:e]), stream.current, base + s, stream.log_type,
-                                       header, captures)
+                                       header, captures, f"{stream.dev}:{stream.ino}")
             for ev in new:
+                if self._replay and self._replayed(ev):
+                    continue
                 if ev["event"] == "fire":
                     self.fired[key] = self.fired.get(key, 0) + 1
-            events += new
+                events.append(ev)
         if last is not None and last is not stream.prev_header:
             head = parse.parse_header(last)
             if head is not None:
