@@ -15,6 +15,7 @@ import time
 import pytest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from conftest import need_binary
 from engine import exposition
 
 
@@ -188,7 +189,7 @@ def test_basic_auth(running):
 
 def test_tls(running, tmp_path):
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+    subprocess.run([need_binary("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     h = running(ssl_context=exposition.server_ssl_context(str(cert), str(key)))
     client = ssl.create_default_context(cafile=str(cert))
