@@ -6,6 +6,8 @@
 - :mod:`rules`: loads and validates ``conf/alert_rules.toml``;
 - :mod:`alerts`: alert records, grouping and throttling;
 - :mod:`sinks`, :mod:`alertmanager`, :mod:`store`: where alerts go and how they are read back;
+- :mod:`checkpoint`: offsets and open alert groups, written atomically;
+- :mod:`metrics`: the counters snapshot for the ``alerts`` ring;
 - :mod:`tailer`: the loop that ties them together for the worker;
 - :mod:`synth`: realistic synthetic OBServer lines (bench, tests, demo).
 """
