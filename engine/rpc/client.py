@@ -57,6 +57,7 @@ class Client:
         if trace_id:
             headers["X-OCP-Trace-ID"] = trace_id
         for attempt in (0, 1):
+            reused = self._conn is not None
             conn = self._connection()
             try:
                 conn.request("POST", target, body=body, headers=headers)
@@ -64,9 +65,10 @@ class Client:
                 data = resp.read()
                 break
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.close()           # a keep-alive connection the server closed: once more,
-                if attempt:            # with a fresh nonce
+                self.close()
+                if attempt or not reused:
                     raise
+                # an idle keep-alive connection the server had closed: once more, fresh nonce
                 headers.update(sign_headers(self.secret, "POST", target, body))
         if resp.getheader("Connection", "").lower() == "close":
             self.close()
