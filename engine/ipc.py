@@ -129,6 +129,22 @@ def stale_segments(instance: str) -> list[str]:
         return []
 
 
+def standalone_pids(instance: str) -> set[int]:
+    """Pids of ``engine run`` processes that made segments for this instance."""
+    prefix = f"{PREFIX}{instance}r"
+    pids = set()
+    try:
+        names = os.listdir("/dev/shm")
+    except FileNotFoundError:
+        return pids
+    for name in names:
+        if name.startswith(prefix):
+            digits = name[len(prefix):].split("_", 1)[0]
+            if digits.isdigit():
+                pids.add(int(digits))
+    return pids
+
+
 class Ring:
     """A bounded SPSC queue of byte records in shared memory."""
 

@@ -127,12 +127,31 @@ class WorkerContext:
     # ------------------------------------------------------------ standalone
     @classmethod
     def standalone(cls, name: str, config: AgentConfig) -> "WorkerContext":
-        """For ``engine run``: a private set of segments, removed by :meth:`close`."""
-        segments = ipc.Segments(ipc.instance_id(config) + f"r{os.getpid()}", create=True)
+        """For ``engine run``: a private set of segments, removed by :meth:`close`.
+
+        Segments of earlier standalone runs that were killed (their pid is gone)
+        are removed first.
+        """
+        base = ipc.instance_id(config)
+        for pid in ipc.standalone_pids(base):
+            if not _pid_alive(pid):
+                for seg in ipc.stale_segments(f"{base}r{pid}"):
+                    ipc.unlink_segment(seg)
+        segments = ipc.Segments(f"{base}r{os.getpid()}", create=True)
         return cls(name, config, segments)
 
     def close(self) -> None:
         self.segments.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 def read_status(segments: ipc.Segments, name: str) -> dict | None:

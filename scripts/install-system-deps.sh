@@ -11,6 +11,7 @@ have prometheus-alertmanager          || need+=(prometheus-alertmanager)
 have prometheus-node-exporter         || need+=(prometheus-node-exporter)
 have supervisord                      || need+=(supervisor)
 have rg                               || need+=(ripgrep)
+have openssl                          || need+=(openssl)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -1,0 +1,43 @@
+"""WorkerContext: status publication, waiting, and the private segments of `engine run`."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from engine import config, ipc, states
+from engine.runtime import WorkerContext, read_status
+
+
+def test_standalone_context_publishes_status_and_cleans_up(tmp_path):
+    cfg = config.from_dict({"agent": {"home": str(tmp_path), "instance": f"rt{os.getpid()}"}})
+    ctx = WorkerContext.standalone("ob_cleaner", cfg)
+    try:
+        assert read_status(ctx.segments, "ob_cleaner") is None
+        ctx.set_state(states.WAITING_FOR_CONFIG, "no [ob] host")
+        ctx.ready()
+        ctx.heartbeat(files=3)
+        status = read_status(ctx.segments, "ob_cleaner")
+        assert status["pid"] == os.getpid() and status["ready"]
+        assert (status["state"], status["detail"]) == (states.WAITING_FOR_CONFIG, "no [ob] host")
+        assert ctx.section.interval == cfg.workers.ob_cleaner.interval
+        assert ctx.data_dir == tmp_path.resolve() / "data" / "ob_cleaner" and ctx.data_dir.is_dir()
+        ctx.request_stop()
+        assert ctx.wait(30) is True                  # returns at once once stopping
+    finally:
+        ctx.close()
+    assert not ipc.stale_segments(f"rt{os.getpid()}r{os.getpid()}")
+
+
+def test_segments_of_a_killed_engine_run_are_removed_by_the_next(tmp_path):
+    inst = f"rk{os.getpid()}"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leaked = ipc.Segments(f"{inst}r{dead.pid}", create=True)   # as a killed `engine run` left them
+    cfg = config.from_dict({"agent": {"home": str(tmp_path), "instance": inst}})
+    ctx = WorkerContext.standalone("ob_cleaner", cfg)
+    try:
+        assert ipc.stale_segments(f"{inst}r{dead.pid}") == []
+    finally:
+        ctx.close()
+        leaked._open.clear()
