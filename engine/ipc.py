@@ -44,6 +44,7 @@ EDGES: dict[str, tuple[str, str, int]] = {
     "alerts": ("ob_logtailer", "ocp_exporter", 4 << 20),
     "topsql": ("obstat2", "ocp_exporter", 8 << 20),
     "cleaner": ("ob_cleaner", "ocp_exporter", 1 << 20),
+    "rpc": ("pos_proxy", "ocp_exporter", 1 << 20),
 }
 
 # board name -> (writer, size of one slot in bytes)

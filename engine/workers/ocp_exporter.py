@@ -28,7 +28,7 @@ from engine.ob.connection import ObConnection
 from engine.ob.summaries import Summaries
 
 NS = "ocp_exporter"
-EDGES = ("alerts", "topsql", "cleaner")
+EDGES = ("alerts", "topsql", "cleaner", "rpc")
 log = logging.getLogger("engine.ocp_exporter")
 
 

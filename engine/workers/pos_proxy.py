@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import time
+
+import orjson
 
 from engine import states
 from engine.rpc import app
 
 HEARTBEAT = 1.0
+PUBLISH_EVERY = 5          # heartbeats between two metric snapshots for ocp_exporter
+LABEL_OF = {"auth_failures_total": "reason", "bad_input_total": "reason", "errors_total": "code"}
+GAUGES = {"connections": "open_connections", "in_flight": "calls_in_flight"}
 
 
 def main(ctx) -> None:
@@ -29,12 +35,31 @@ async def _serve(ctx) -> None:
         ctx.set_state(states.WAITING_FOR_CONFIG, "no secret: set workers.pos_proxy.secret_file or $"
                       + ctx.section.secret_env)
     ctx.ready()
+    ring = ctx.producer("rpc")
+    beats = 0
     try:
         while not ctx.stopping:
-            ctx.heartbeat(**server.stats())
+            stats = server.stats()
+            ctx.heartbeat(**stats)
+            if beats % PUBLISH_EVERY == 0:
+                ring.put(orjson.dumps(snapshot(stats)))      # a full ring drops, never blocks
+            beats += 1
             await asyncio.sleep(HEARTBEAT)
     finally:
         await server.close()
+
+
+def snapshot(stats: dict) -> dict:
+    """pos_proxy's counters as a full-snapshot ring message (docs/CONTRIBUTING.md)."""
+    metrics = []
+    for key, value in sorted(stats.items()):
+        name, _, label = key.partition(".")
+        name = GAUGES.get(name, name)
+        kind = "counter" if name.endswith("_total") else "gauge"
+        labels = {LABEL_OF.get(name, "kind"): label} if label else {}
+        metrics.append({"name": f"pos_proxy_{name}", "type": kind, "labels": labels, "value": value,
+                        "help": f"pos_proxy {name.replace('_', ' ')}"})
+    return {"kind": "pos_proxy", "t": time.time(), "metrics": metrics}
 
 
 def _raise_fd_limit() -> None:
