@@ -39,7 +39,9 @@ def main(ctx):
                 _report_state(ctx, tailer)
             ctx.heartbeat(**tailer.counters())
             if not busy:
-                ctx.wait(sec.poll_interval)
+                # not ctx.wait(): its Event.wait holds a lock that the SIGTERM
+                # handler's Event.set needs, in the same thread (a rare deadlock)
+                time.sleep(sec.poll_interval)
     finally:
         tailer.close()
 
