@@ -8,8 +8,8 @@ Speed: a group's metrics live in one C array of int64; the group is found by
 one dict lookup on a packed bytes key (bucket, tenant, db as 24 bytes, then
 the sql_id bytes). :meth:`Aggregator.feed` takes the server's text-protocol
 row packets straight from the socket buffer and parses numbers in C, so no
-Python object is made per field: only the key per row, and the db name and
-sample text once per new group.
+Python object is made per field: only the key per row, the db name once per
+new group and the sample text until the group has one.
 """
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport realloc, free
@@ -94,7 +94,7 @@ cdef class Aggregator:
     cdef int64_t* data
     cdef Py_ssize_t ngroups, cap
     cdef dict index
-    cdef list keys, meta
+    cdef list keys, dbnames, samples
     cdef public dict bad
     cdef public int64_t rows, first_rid, last_rid
     cdef public bint done
@@ -118,7 +118,8 @@ cdef class Aggregator:
         self.slow_us = slow_us
         self.index = {}
         self.keys = []
-        self.meta = []
+        self.dbnames = []
+        self.samples = []
         self.bad = {}
         self.begin_stream()
 
@@ -139,10 +140,9 @@ cdef class Aggregator:
         return self.ngroups
 
     # ------------------------------------------------------------ groups
-    cdef int64_t* _group(self, bytes sql_id, bytes dbname, bytes query) except NULL:
-        """The metrics of (bucket, tenant, db, sql_id) for the row in self.n, created if new."""
+    cdef Py_ssize_t _find(self, const char* sid, Py_ssize_t slen, bint* created) except -1:
+        """Index of the group (bucket, tenant, db, sql_id) of the row in self.n; created if new."""
         cdef int64_t head[3]
-        cdef Py_ssize_t slen = PyBytes_GET_SIZE(sql_id)
         cdef Py_ssize_t gi, j
         cdef int64_t end = self.n[6] + self.n[7]
         head[0] = floordiv(floordiv(end, 1000000), self.bucket_seconds) * self.bucket_seconds
@@ -151,31 +151,25 @@ cdef class Aggregator:
         key = PyBytes_FromStringAndSize(NULL, 24 + slen)
         cdef char* kp = PyBytes_AS_STRING(key)
         memcpy(kp, head, 24)
-        memcpy(kp + 24, PyBytes_AS_STRING(sql_id), slen)
+        memcpy(kp + 24, sid, slen)
         found = self.index.get(key)
         if found is not None:
-            gi = found
-            if query is not None and not self.meta[gi][1]:
-                self._set_sample(gi, query)
-            return self.data + gi * NMETRICS
+            created[0] = False
+            return <Py_ssize_t>found
         gi = self.ngroups
         if gi == self.cap:
             self._grow()
         self.ngroups += 1
         self.index[key] = gi
-        self.keys.append((head[0], head[1], head[2], sql_id))
-        self.meta.append([dbname.decode("utf-8", "replace"), ""])
+        self.keys.append((head[0], head[1], head[2], PyBytes_FromStringAndSize(sid, slen)))
+        self.dbnames.append("")
+        self.samples.append("")
         cdef int64_t* g = self.data + gi * NMETRICS
         for j in range(NMETRICS):
             g[j] = 0
         g[53] = I64_MAX
-        if query is not None:
-            self._set_sample(gi, query)
-        return g
-
-    cdef void _set_sample(self, Py_ssize_t gi, bytes query):
-        if PyBytes_GET_SIZE(query):
-            self.meta[gi][1] = sample_text(query, self.sample_bytes)
+        created[0] = True
+        return gi
 
     cdef int _grow(self) except -1:
         cdef Py_ssize_t cap = self.cap * 2 if self.cap else 1024
@@ -283,6 +277,8 @@ cdef class Aggregator:
 
     cdef int _add_tuple(self, tuple t) except -1:
         cdef int i
+        cdef bint created
+        cdef Py_ssize_t gi
         cdef bytes ev
         if t[C_TENANT] is None or t[C_RID] is None or \
                 self._py_int(t[C_TENANT], &self.n[C_TENANT]) or self._py_int(t[C_RID], &self.n[C_RID]):
@@ -300,8 +296,15 @@ cdef class Aggregator:
                 self._count_bad("number")
                 return 0
         ev = to_bytes(t[C_EVENT])
-        g = self._group(sql_id, to_bytes(t[C_DBNAME]), to_bytes(t[C_QUERY]))
-        self._merge(g, <const unsigned char*>PyBytes_AS_STRING(ev), PyBytes_GET_SIZE(ev))
+        gi = self._find(PyBytes_AS_STRING(sql_id), PyBytes_GET_SIZE(sql_id), &created)
+        if created:
+            self.dbnames[gi] = to_bytes(t[C_DBNAME]).decode("utf-8", "replace")
+        if not self.samples[gi] and t[C_QUERY] is not None:
+            query = to_bytes(t[C_QUERY])
+            if PyBytes_GET_SIZE(query):
+                self.samples[gi] = sample_text(query, self.sample_bytes)
+        self._merge(self.data + gi * NMETRICS, <const unsigned char*>PyBytes_AS_STRING(ev),
+                    PyBytes_GET_SIZE(ev))
         return 1
 
     # ------------------------------------------------------------ packets
@@ -390,6 +393,8 @@ cdef class Aggregator:
 
     cdef int _add_raw(self) except -1:
         cdef int i
+        cdef bint created
+        cdef Py_ssize_t gi
         if self.tl[C_TENANT] < 0 or self.tl[C_RID] < 0 or self._num(C_TENANT) or self._num(C_RID):
             self._count_bad("key")
             return 0
@@ -403,15 +408,20 @@ cdef class Aggregator:
             if self._num(i):
                 self._count_bad("number")
                 return 0
-        sql_id = PyBytes_FromStringAndSize(<const char*>self.tp[C_SQLID], self.tl[C_SQLID])
-        g = self._group(sql_id, self._text(C_DBNAME), self._text(C_QUERY))
-        self._merge(g, self.tp[C_EVENT], self.tl[C_EVENT] if self.tl[C_EVENT] > 0 else 0)
+        gi = self._find(<const char*>self.tp[C_SQLID], self.tl[C_SQLID], &created)
+        if created:
+            self.dbnames[gi] = self._text(C_DBNAME, -1).decode("utf-8", "replace")
+        if self.tl[C_QUERY] > 0 and not self.samples[gi]:
+            # one byte past the limit is enough for sample_text to find a character boundary
+            self.samples[gi] = sample_text(self._text(C_QUERY, self.sample_bytes + 1), self.sample_bytes)
+        self._merge(self.data + gi * NMETRICS, self.tp[C_EVENT], self.tl[C_EVENT] if self.tl[C_EVENT] > 0 else 0)
         return 1
 
-    cdef bytes _text(self, int i):
+    cdef bytes _text(self, int i, Py_ssize_t limit):
         if self.tl[i] <= 0:
             return b""
-        return PyBytes_FromStringAndSize(<const char*>self.tp[i], self.tl[i])
+        cdef Py_ssize_t n = self.tl[i] if limit < 0 or self.tl[i] < limit else limit
+        return PyBytes_FromStringAndSize(<const char*>self.tp[i], n)
 
     # ------------------------------------------------------------ output
     def drain(self):
@@ -423,10 +433,11 @@ cdef class Aggregator:
             k = self.keys[gi]
             g = self.data + gi * NMETRICS
             out.append((k[0], k[1], k[2], (<bytes>k[3]).decode("utf-8", "replace"),
-                        self.meta[gi][0], self.meta[gi][1]) + tuple([g[j] for j in range(NMETRICS)]))
+                        self.dbnames[gi], self.samples[gi]) + tuple([g[j] for j in range(NMETRICS)]))
         self.index = {}
         self.keys = []
-        self.meta = []
+        self.dbnames = []
+        self.samples = []
         self.ngroups = 0
         return out
 
