@@ -3,11 +3,12 @@
 Thin: the loop lives in :class:`engine.logs.tailer.Tailer`. This module wires
 it to the worker context: config, data dir, heartbeat counters, the
 ``alerts`` ring (a full counters snapshot about once a second) and the
-worker's sub-state (``degraded`` while rules are rejected or Alertmanager
-cannot be reached).
+worker's sub-state (``degraded`` while log_dir is missing, rules are
+rejected or Alertmanager cannot be reached).
 """
 from __future__ import annotations
 
+import os
 import time
 
 import orjson
@@ -48,6 +49,8 @@ def main(ctx):
 
 def _report_state(ctx, tailer) -> None:
     problems = []
+    if not os.path.isdir(ctx.section.log_dir):
+        problems.append(f"log_dir {ctx.section.log_dir} does not exist")
     if tailer.rules.errors:
         problems.append(f"{len(tailer.rules.errors)} alert rules rejected")
     if tailer.client is not None and tailer.client.backoff:
