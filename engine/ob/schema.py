@@ -163,10 +163,13 @@ def quote(name: str, dialect: str = "mysql") -> str:
 
 
 def _type(kind: str, dialect: str) -> str:
-    """InnoDB caps a row at 64 KiB of varchar: long varchars become ``text`` there."""
+    """InnoDB caps a row at 64 KiB of varchar: long varchars become ``text`` there.
+    sqlite keeps the type names, without the display widths."""
     m = re.fullmatch(r"varchar\((\d+)\)", kind)
     if dialect == "mysql" and m and int(m.group(1)) > 512:
         return "text"
+    if dialect == "sqlite":                  # sqlite takes "bigint unsigned", not "bigint(20) unsigned"
+        return re.sub(r"\(\d+\)", "", kind)
     return kind
 
 
