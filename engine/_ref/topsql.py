@@ -111,6 +111,8 @@ def _bytes(value) -> bytes:
 
 class Aggregator:
     def __init__(self, bucket_seconds: int = 60, sample_bytes: int = 4096, slow_us: int = 100_000):
+        if int(bucket_seconds) < 1:
+            raise ValueError("bucket_seconds must be >= 1")
         self.bucket_seconds = int(bucket_seconds)
         self.sample_bytes = int(sample_bytes)
         self.slow_us = int(slow_us)

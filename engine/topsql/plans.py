@@ -89,12 +89,12 @@ def record(store, current: list[dict], now: float) -> dict:
     """Diff ``current`` against the stored snapshot, store both; the counts."""
     previous = load_snapshot(store.db)
     deltas, counts = diff(previous, current)
-    with store._tx() as db:
+    with store.transaction() as db:
         db.execute("DELETE FROM plans")
         db.executemany(f"INSERT OR REPLACE INTO plans VALUES ({', '.join('?' * (len(SNAP_COLS) + 1))})",
                        [tuple(r[c] for c in SNAP_COLS) + (now,) for r in current])
         cols = ("t",) + KEY + ("sql_id", "db_id") + PLAN_COUNTERS
         db.executemany(f"INSERT INTO plan_deltas VALUES ({', '.join('?' * len(cols))})",
                        [(now,) + tuple(d[c] for c in cols[1:]) for d in deltas])
-        store._add_totals(db, {**counts, "plan_snapshots": 1})
+        store.add_totals_tx(db, {**counts, "plan_snapshots": 1})
     return {**counts, "plans": len(current), "plan_deltas": len(deltas)}

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from engine._ref.topsql import METRICS
+from engine.topsql import plans
 
 FILE = "topsql.db"
 KEY = ("bucket", "tenant_id", "db_id", "sql_id")
@@ -66,7 +67,6 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        from engine.topsql import plans
         for stmt in SCHEMA + plans.SCHEMA:
             self.db.execute(stmt)
 
@@ -87,25 +87,25 @@ class Store:
     # ------------------------------------------------------------ writes
     def commit_slice(self, slice_key: tuple, cursor: int, groups: list[tuple], counts: dict) -> None:
         """Aggregates, the slice's new cursor and counter increments, in one transaction."""
-        with self._tx() as db:
+        with self.transaction() as db:
             db.executemany(UPSERT, groups)
             db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?)", (*slice_key, cursor))
-            self._add_totals(db, counts)
+            self.add_totals_tx(db, counts)
 
     def commit_restart(self, server: tuple, started: str, slices: list[tuple]) -> None:
         """A (re)started observer: its slices' cursors back to 0, its start time recorded."""
-        with self._tx() as db:
+        with self.transaction() as db:
             for key in slices:
                 db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, 0)", key)
             db.execute("INSERT OR REPLACE INTO servers VALUES (?, ?, ?)", (*server, started))
-            self._add_totals(db, {"resets": len(slices)} if slices else {})
+            self.add_totals_tx(db, {"resets": len(slices)} if slices else {})
 
     def add_totals(self, counts: dict) -> None:
-        with self._tx() as db:
-            self._add_totals(db, counts)
+        with self.transaction() as db:
+            self.add_totals_tx(db, counts)
 
     @staticmethod
-    def _add_totals(db, counts: dict) -> None:
+    def add_totals_tx(db, counts: dict) -> None:
         for name, value in counts.items():
             if value:
                 db.execute("INSERT INTO totals VALUES (?, ?) ON CONFLICT (name) "
@@ -114,12 +114,12 @@ class Store:
     def expire(self, retention_seconds: float, now: float | None = None) -> int:
         """Drop buckets (and plan deltas) older than the retention; rows deleted."""
         cutoff = (now or time.time()) - retention_seconds
-        with self._tx() as db:
+        with self.transaction() as db:
             n = db.execute("DELETE FROM topsql WHERE bucket < ?", (int(cutoff),)).rowcount
             n += db.execute("DELETE FROM plan_deltas WHERE t < ?", (cutoff,)).rowcount
         return n
 
-    def _tx(self):
+    def transaction(self):
         return _Transaction(self.db)
 
 
