@@ -31,6 +31,8 @@ def snapshot(tailer) -> dict:
         _m("ob_logtailer_rotations_total", "counter", "Log file rotations followed", st.rotations),
         _m("ob_logtailer_truncations_total", "counter", "Log file truncations seen", st.truncations),
         _m("ob_logtailer_file_opens_total", "counter", "Log files opened", st.opens),
+        _m("ob_logtailer_replayed_total", "counter",
+           "Alerts recognised as already written (lines read again after a restart)", tailer.replayed),
         _m("ob_logtailer_rules", "gauge", "Alert rules loaded", len(tailer.rules.rules)),
         _m("ob_logtailer_rules_rejected", "gauge", "Alert rules rejected at load", len(tailer.rules.errors)),
     ]

@@ -27,6 +27,7 @@ from engine.logs.sinks import AlertLog, Sinks
 
 BUDGET_BYTES = 16 << 20         # per file per poll: keeps checkpoints and heartbeats flowing
 DISCOVER_EVERY = 10.0
+BAD_LOG_EVERY = 60.0
 ROTATED = re.compile(ROTATED_RE + r"$|\.zst$")
 
 
@@ -84,13 +85,16 @@ class Tailer:
         self._first_start = True
         self._dirty = False
         self._replay: set = set()        # events already written after the last checkpoint
+        self.replayed = 0                  # ... recognised and not written again
+        self._bad_logged: dict = {}
+        self._bad_log_at = 0.0
 
     def _replayed(self, event: dict) -> bool:
         """Written before a kill -9, after the checkpoint: not written again."""
         key = _replay_key(event)
         if key in self._replay:
             self._replay.discard(key)
-            self.stats.bad_input("replayed_after_restart")
+            self.replayed += 1
             return True
         return False
 
@@ -161,7 +165,17 @@ class Tailer:
             self.checkpoint()
         if self.client is not None:
             self.client.pump()
+        self._log_bad_input()
         return busy
+
+    def _log_bad_input(self) -> None:
+        """What went wrong since the last report, at most once a minute."""
+        if self.stats.bad == self._bad_logged or time.monotonic() - self._bad_log_at < BAD_LOG_EVERY:
+            return
+        delta = {k: v - self._bad_logged.get(k, 0) for k, v in self.stats.bad.items()
+                 if v != self._bad_logged.get(k, 0)}
+        self.log.warning("bad input: %s", ", ".join(f"{k} +{v}" for k, v in sorted(delta.items())))
+        self._bad_logged, self._bad_log_at = dict(self.stats.bad), time.monotonic()
 
     def _drain(self, stream: FileStream, events: list) -> bool:
         read, busy = 0, False
