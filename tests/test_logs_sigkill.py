@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import orjson
 import pytest
 
 from engine import ipc
