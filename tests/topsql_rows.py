@@ -17,6 +17,7 @@ def _num():
 
 def _text():
     return st.one_of(st.text(max_size=40), st.binary(max_size=40), st.none(),
+                     st.binary(min_size=251, max_size=300),     # a 0xFC length prefix
                      st.sampled_from(["sync rpc", "db file data read", "system internal wait",
                                       "mysql response wait client"]))
 
