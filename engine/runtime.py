@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -40,7 +40,13 @@ class WorkerContext:
         self.config = config
         self.segments = segments
         self.log = logging.getLogger(f"engine.{name}")
-        self._stop = threading.Event()
+        # A plain flag and a self-pipe, not a threading.Event: the SIGTERM handler
+        # runs in the main thread and Event.set() could block on a lock that the
+        # interrupted Event.wait() holds.
+        self._stop_requested = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._state = states.OK
         self._detail = ""
         self._ready = False
@@ -56,11 +62,15 @@ class WorkerContext:
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self._stop_requested
 
     def request_stop(self, *_args) -> None:
-        """Signal-handler safe: only records the request."""
-        self._stop.set()
+        """Signal-handler safe: records the request and wakes :meth:`wait`."""
+        self._stop_requested = True
+        try:
+            os.write(self._wake_w, b"!")
+        except OSError:      # the pipe is full: a wake-up is pending anyway
+            pass
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -70,13 +80,13 @@ class WorkerContext:
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds`` while heartbeating; True if asked to stop."""
         deadline = time.monotonic() + seconds
-        while not self._stop.is_set():
+        while not self._stop_requested:
             self.heartbeat()
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            self._stop.wait(min(left, 1.0))
-        return self._stop.is_set()
+            select.select([self._wake_r], [], [], min(left, 1.0))
+        return self._stop_requested
 
     def ready(self) -> None:
         self._ready = True
@@ -142,6 +152,8 @@ class WorkerContext:
 
     def close(self) -> None:
         self.segments.close()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:

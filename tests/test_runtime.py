@@ -41,3 +41,25 @@ def test_segments_of_a_killed_engine_run_are_removed_by_the_next(tmp_path):
     finally:
         ctx.close()
         leaked._open.clear()
+
+
+def test_sigterm_during_wait_wakes_it_at_once(tmp_path):
+    """The handler only sets a flag and writes to a pipe: no lock, no lost wake-up."""
+    import signal
+    import threading
+    import time
+    cfg = config.from_dict({"agent": {"home": str(tmp_path), "instance": f"rs{os.getpid()}"}})
+    ctx = WorkerContext.standalone("ob_cleaner", cfg)
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        ctx.install_signal_handlers()
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        t0 = time.monotonic()
+        assert ctx.wait(60) is True
+        assert time.monotonic() - t0 < 30          # woken by the signal, not the timeout
+        assert ctx.stopping
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        ctx.close()

@@ -1,0 +1,133 @@
+"""``engine demo``: the whole agent against a simulated OBServer, no system packages.
+
+The simulator (engine/demo: OB-shaped views over the MySQL protocol, and
+observer.log traffic with rotation) runs in a process of its own; the agent
+runs in the foreground with a config pointing every worker at it, so that
+alerts, TopSQL and metrics show within a minute.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import sys
+from multiprocessing import get_context
+from pathlib import Path
+
+from engine import agentlog, config
+from engine.supervisor import Supervisor, pid_of_running, replace_section
+
+DEFAULT_HOME = "~/.ocp_agent-demo"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="run the whole agent against a simulated OBServer")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
+    p.add_argument("--alertmanager", default="", help="Alertmanager URL to send the alerts to")
+    p.add_argument("--quiet", action="store_true", help="log to files only")
+    p.add_argument("--any-ports", action="store_true",
+                   help="listen on free ports instead of OCP's 62888/63000/62889 (tests, a host running an agent)")
+    p.set_defaults(func=cmd_demo)
+
+
+def _simulator_process(workdir: str, conn, parent_end) -> None:
+    """Run the simulated OBServer until the parent closes the pipe."""
+    from engine.demo import simulator
+    parent_end.close()        # our inherited copy, or the pipe would never reach EOF
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent stops us
+    sim = simulator.start(Path(workdir))
+    conn.send({"host": sim.host, "port": sim.port, "user": sim.user,
+               "password": sim.password, "log_dir": str(sim.log_dir)})
+    try:
+        conn.recv()                                     # EOF when the parent is done
+    except EOFError:
+        pass
+    finally:
+        sim.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
+                any_ports: bool = False) -> config.AgentConfig:
+    log_dir = sim["log_dir"]
+    ports = {w: {"port": _free_port()} for w in ("pos_proxy", "node_exporter", "ocp_exporter")} \
+        if any_ports else {}
+    cfg = config.from_dict({
+        "agent": {"home": str(home)},
+        "supervisor": {"min_uptime": 2.0},
+        "ob": {"host": sim["host"], "port": sim["port"], "user": sim["user"],
+               "password_env": "OCP_AGENT_DEMO_OB_PASSWORD"},
+        "workers": {
+            "pos_proxy": {"secret_file": str(secret_file), "file_roots": [log_dir]},
+            "node_exporter": {"interval": 5.0},
+            "ocp_exporter": {"interval": 5.0},
+            "obstat2": {"interval": 5.0, "bucket_seconds": 10},
+            "ob_logtailer": {"log_dir": log_dir, "start_at": "beginning", "alertmanager_url": alertmanager},
+            "ob_cleaner": {"interval": 30.0},
+        },
+    }, source="<engine demo>")
+    for worker, changes in ports.items():
+        cfg = replace_section(cfg, worker, **changes)
+    return cfg
+
+
+def cmd_demo(args) -> int:
+    home = Path(os.path.expanduser(args.home or DEFAULT_HOME)).resolve()
+    if pid_of_running(home):
+        print(f"engine demo: an agent already runs with home {home}; `engine --home {home} stop` first",
+              file=sys.stderr)
+        return 2
+    workdir = home / "simulator"
+    workdir.mkdir(parents=True, exist_ok=True)
+    secret_file = home / "pos_proxy.secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_hex(32))
+    secret_file.chmod(0o600)
+
+    ctx = get_context("fork")
+    parent_end, child_end = ctx.Pipe()
+    sim_proc = ctx.Process(target=_simulator_process, args=(str(workdir), child_end, parent_end), daemon=True)
+    sim_proc.start()
+    child_end.close()
+    if not parent_end.poll(60):
+        sim_proc.kill()
+        print("engine demo: the simulated OBServer did not start", file=sys.stderr)
+        return 1
+    sim = parent_end.recv()
+    os.environ["OCP_AGENT_DEMO_OB_PASSWORD"] = sim["password"]
+    cfg = demo_config(home, sim, secret_file, args.alertmanager, args.any_ports)
+    agentlog.setup(cfg, "ocp_agentd", foreground=not args.quiet)
+    print(banner(cfg, sim, secret_file), flush=True)
+    if args.duration:      # an interval timer, not a thread: workers are forked from here
+        signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+        signal.setitimer(signal.ITIMER_REAL, args.duration)
+    try:
+        return Supervisor(cfg).run_forever()
+    finally:
+        parent_end.close()
+        sim_proc.join(15)
+        if sim_proc.is_alive():
+            sim_proc.kill()
+
+
+def banner(cfg, sim: dict, secret_file: Path) -> str:
+    w = cfg.workers
+    h = f"--home {cfg.home}"
+    return f"""
+engine demo: the OCP agent against a simulated OBServer
+  simulated OBServer   mysql://{sim['user']}@{sim['host']}:{sim['port']}  logs in {sim['log_dir']}
+  host metrics         curl -s http://{w.node_exporter.bind}:{w.node_exporter.port}/metrics
+  OceanBase metrics    curl -s http://{w.ocp_exporter.bind}:{w.ocp_exporter.port}/metrics
+  in another terminal:
+    engine {h} status
+    engine {h} alerts
+    engine {h} topsql
+    engine {h} remote --host {w.pos_proxy.bind}:{w.pos_proxy.port} --secret-file {secret_file} agent/status
+  Ctrl-C stops everything.
+"""
