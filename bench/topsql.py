@@ -60,8 +60,8 @@ def make_rows(n: int, distinct: int = 30000) -> list[tuple]:
 def bench_aggregation(quick: bool) -> dict:
     from engine._native import topsql as native
     from engine._ref import topsql as ref
-    n = 60_000 if quick else 400_000
-    rows = make_rows(n)
+    n = 30_000 if quick else 400_000
+    rows = make_rows(n, distinct=10_000 if quick else 30_000)
     twin_rows = rows[: n // 4]
     frame = _polars_frame(rows)
     got = alternate(2 if quick else 5, {
@@ -106,12 +106,12 @@ def _polars_group_by(frame):
 
 # ------------------------------------------------------------------ end to end
 
-def _fill(server, rows: int, servers, tenants) -> int:
-    """Workload rows, then doubled in SQL (ids shifted per slice) up to ``rows``."""
+def _fill(server, rows: int, servers, tenants, generated: int = 10_000) -> int:
+    """``generated`` workload rows, then copied in SQL (ids shifted per slice) up to ``rows``."""
     from engine.ob.workload import AUDIT_COLUMNS, Workload, Writer
     conn = server.connect()
     wl = Workload(Writer(conn), servers=servers, tenants=tenants, audit_capacity=10 ** 9)
-    wl.step(min(rows, 20000))
+    wl.step(min(rows, generated))
     wl.refresh_views()
     cols = ", ".join(f"`{c}`" for c in AUDIT_COLUMNS)
     shifted = cols.replace("`REQUEST_ID`", "`REQUEST_ID` + %s").replace("`SQL_EXEC_ID`", "`SQL_EXEC_ID` + %s")
@@ -140,7 +140,7 @@ def bench_end_to_end(server, quick: bool) -> dict:
     from engine.ob import views
     from engine.ob.connection import MARKER, ObConnection
     from engine.topsql.fetch import fetch_packets
-    n = _fill(server, 40_000 if quick else 200_000, (("10.0.0.1", 2882),), ((1002, "mysql_a"),))
+    n = _fill(server, 20_000 if quick else 200_000, (("10.0.0.1", 2882),), ((1002, "mysql_a"),))
     conn = ObConnection(ObSection(host=server.host, port=server.port, user=server.user,
                                   read_timeout=600.0), server.password)
     sql = views.audit_fetch(4, 4096)
@@ -181,7 +181,7 @@ def bench_cycle(server, home: str, quick: bool) -> dict:
     from engine import config
     from engine.ob.mariadb import PASSWORD
     from engine.topsql.collector import Collector
-    seconds = 3 if quick else 10
+    seconds = 2 if quick else 10
     with server.connect() as conn, conn.cursor() as cur:
         cur.execute("DELETE FROM GV$OB_SQL_AUDIT")
     total = _fill(server, 10_000 * seconds, (("10.0.0.1", 2882), ("10.0.0.2", 2882)),
