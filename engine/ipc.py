@@ -170,9 +170,11 @@ class Ring:
         """The oldest record, waiting up to ``timeout`` seconds (None: forever)."""
         return self._core.get(-1.0 if timeout is None else timeout)
 
-    def get_many(self, max_items: int = 1024, timeout: float | None = 0.0) -> list[bytes]:
-        """Up to ``max_items`` records; waits like :meth:`get` only while empty."""
-        return self._core.get_many(max_items, -1.0 if timeout is None else timeout)
+    def get_many(self, max_items: int = 1024, timeout: float | None = 0.0,
+                 max_bytes: int = 256 << 10) -> list[bytes]:
+        """Up to ``max_items`` records or about ``max_bytes`` of payload; waits
+        like :meth:`get` only while empty."""
+        return self._core.get_many(max_items, -1.0 if timeout is None else timeout, max_bytes)
 
     @property
     def drops(self) -> int:

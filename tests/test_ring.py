@@ -34,7 +34,7 @@ def shm_name():
 ops = st.lists(st.one_of(
     st.tuples(st.just("put"), st.binary(max_size=1500)),
     st.tuples(st.just("put_many"), st.lists(st.binary(max_size=700), max_size=6)),
-    st.tuples(st.just("get"), st.integers(1, 5)),
+    st.tuples(st.just("get"), st.tuples(st.integers(1, 5), st.integers(1, 3000))),
 ), max_size=80)
 
 
@@ -50,7 +50,7 @@ def test_native_and_twin_agree_on_any_sequence_of_operations(seq):
         elif op == "put_many":
             results = {n: r.put_many(arg) for n, r in rings.items()}
         else:
-            results = {n: r.get_many(arg) for n, r in rings.items()}
+            results = {n: r.get_many(arg[0], 0.0, arg[1]) for n, r in rings.items()}
         assert results["native"] == results["twin"], op
     assert bufs["native"] == bufs["twin"]
     assert rings["native"].drops == rings["twin"].drops
@@ -97,6 +97,15 @@ def test_full_ring_refuses_and_counts_a_drop(impl):
     assert ring.get() == b"x" * 2000
     assert ring.put(b"z" * 200)        # wraps around
     assert ring.get_many() == [b"y" * 2000, b"z" * 200]
+
+
+@pytest.mark.parametrize("impl", sorted(CORES))
+def test_get_many_stops_at_the_byte_bound_but_returns_at_least_one(impl):
+    ring = CORES[impl].RingCore(_buffer(8192), True, 8192)
+    ring.put_many([b"a" * 1000] * 5)
+    assert [len(x) for x in ring.get_many(10, 0.0, 2500)] == [1000] * 3
+    assert [len(x) for x in ring.get_many(10, 0.0, 10)] == [1000]
+    assert len(ring.get_many(10, 0.0, 1 << 20)) == 1
 
 
 @pytest.mark.parametrize("impl", sorted(CORES))

@@ -126,12 +126,13 @@ class RingCore:
             out = self._read_one()
         return out
 
-    def get_many(self, max_items: int = 1024, timeout: float = 0.0) -> list:
-        out = []
+    def get_many(self, max_items: int = 1024, timeout: float = 0.0, max_bytes: int = 262144) -> list:
+        out, taken = [], 0
         rec = self.get(timeout)
         while rec is not None:
             out.append(rec)
-            if len(out) >= max_items:
+            taken += len(rec)
+            if len(out) >= max_items or taken >= max_bytes:
                 break
             rec = self._read_one()
         return out
