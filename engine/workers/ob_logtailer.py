@@ -40,9 +40,7 @@ def main(ctx):
                 _report_state(ctx, tailer)
             ctx.heartbeat(**tailer.counters())
             if not busy:
-                # not ctx.wait(): its Event.wait holds a lock that the SIGTERM
-                # handler's Event.set needs, in the same thread (a rare deadlock)
-                time.sleep(sec.poll_interval)
+                ctx.wait(sec.poll_interval)          # wakes at once on SIGTERM
     finally:
         tailer.close()
 
