@@ -271,3 +271,22 @@ def test_summaries_never_expose_one_name_twice():
     s.accept(message("b", [{"name": "x_total", "type": "gauge", "help": "g", "labels": {}, "value": 2}]))
     assert [f.name for f in s.families()] == ["x"]
     assert b.counts == {"metric_name_taken": 3}
+
+
+def test_drain_reads_the_whole_ring_even_past_one_byte_bounded_batch():
+    """get_many stops at ~256 KiB; drain must go on until the ring is empty."""
+    import os
+    from engine import ipc
+    name = f"ocpagent_drain{os.getpid()}_ring"
+    ring = ipc.Ring(name, 4 << 20, create=True)
+    try:
+        big = [alert(f"rule{i}", i) for i in range(600)]           # ~60 KB per message
+        records = [orjson.dumps(message(f"kind{k}", big)) for k in range(12)]
+        assert sum(map(len, records)) > 3 * (256 << 10)
+        assert ring.put_many(records) == len(records)
+        summaries = Summaries(lambda reason: None)
+        assert summaries.drain("alerts", ring) == len(records)
+        assert ring.used_bytes == 0
+    finally:
+        ring.close()
+        ring.unlink()

@@ -46,7 +46,7 @@ class Summaries:
             for record in batch:
                 self.accept(record)
             count += len(batch)
-            if len(batch) < max_items:
+            if not batch:              # a short batch is not the end: get_many is byte-bounded
                 break
         self.received[edge] = self.received.get(edge, 0) + count
         return count
