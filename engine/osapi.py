@@ -10,6 +10,7 @@ import ctypes
 import errno
 import os
 import signal
+import socket
 import subprocess
 import time
 from multiprocessing import get_context
@@ -87,6 +88,15 @@ def _worker_entry(parent_pid: int, target, args: tuple) -> None:
     except ValueError:
         pass
     target(*args)
+
+
+def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
+    """True if something accepts TCP connections on ``host:port`` (a program's readiness)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.05):
+            return True
+    except OSError:
+        return False
 
 
 def process_create_time(pid: int) -> float:

@@ -49,6 +49,7 @@ class Child:
     policy: Policy
     heartbeats: bool = True        # workers heartbeat; external programs do not
     port: int | None = None
+    ready_check: object = None     # callable() -> bool for a program; None: ready once started
     state: str = states.STOPPED
     handle: object = None
     started_at: float = 0.0
@@ -130,7 +131,11 @@ class Child:
             self.start(os_, now)                      # delay over: try again
 
     def _check_starting(self, os_, now: float) -> None:
-        if not self.heartbeats or self.status.get("ready"):
+        if self.ready_check is not None:
+            ready = self.ready_check()
+        else:
+            ready = not self.heartbeats or self.status.get("ready")
+        if ready:
             self.ready, self.state = True, states.RUNNING
         elif now - self.started_at > self.policy.start_timeout:
             self._kill(os_, f"not ready {self.policy.start_timeout:g}s after start")

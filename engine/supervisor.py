@@ -158,9 +158,7 @@ class Supervisor:
             self.depends[name] = spec.depends
         for prog in self.config.programs:
             if prog.enabled:
-                self.children[prog.name] = Child(
-                    prog.name, "program", "program", self._program_starter(prog), policy,
-                    heartbeats=False, port=prog.ready_port or None)
+                self.children[prog.name] = self._program_child(prog, policy)
                 self.depends[prog.name] = ()
 
     def _worker_starter(self, spec: WorkerSpec):
@@ -169,6 +167,12 @@ class Supervisor:
             self._write_child_pidfile(spec.name, handle)
             return handle
         return start
+
+    def _program_child(self, prog, policy: Policy) -> Child:
+        """An external program: no heartbeat; ready once ``ready_port`` accepts, if set."""
+        check = (lambda port=prog.ready_port: osapi.port_accepts(port)) if prog.ready_port else None
+        return Child(prog.name, "program", "program", self._program_starter(prog), policy,
+                     heartbeats=False, port=prog.ready_port or None, ready_check=check)
 
     def _program_starter(self, prog):
         def start(os_):
@@ -297,13 +301,15 @@ class Supervisor:
             if name in removed:
                 continue
             child = self.children[name]
-            child.starter = self._program_starter(self._program(name)) if child.kind == "program" \
-                else self._worker_starter(self.specs[name])
+            if child.kind == "program":
+                fresh = self._program_child(self._program(name), policy)
+                child.starter, child.ready_check, child.port = fresh.starter, fresh.ready_check, fresh.port
+            else:
+                child.starter = self._worker_starter(self.specs[name])
             self._restart(name)
         for prog in added_programs:
             self.segments.board(f"status.{prog.name}")
-            self.children[prog.name] = Child(prog.name, "program", "program", self._program_starter(prog),
-                                             policy, heartbeats=False, port=prog.ready_port or None)
+            self.children[prog.name] = self._program_child(prog, policy)
             self.depends[prog.name] = ()
             self.to_start.append(prog.name)
         log.info("config reloaded; restarted: %s", ", ".join(changed) or "none")

@@ -237,3 +237,26 @@ def test_stale_pid_file_never_blocks_a_start(agent_factory):
     wait_for(lambda: agent.running("beta"))
     assert psutil.pid_exists(os.getpid())                       # we were not killed as an "orphan"
     assert load(agent.config).home == agent.home
+
+
+def test_program_with_ready_port_is_ready_only_once_the_port_accepts(agent_factory, tmp_path):
+    """A program is STARTING until its ready_port accepts connections."""
+    import socket as socket_mod
+    with socket_mod.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gate = tmp_path / "open-the-port"
+    server = (f"import os, socket, time\\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)\\n"
+              f"s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\\n"
+              f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(600)")
+    script = tmp_path / "server.py"
+    script.write_text(server.replace("\\n", "\n"))
+    extra = (f'[[programs]]\nname = "srv"\ncommand = ["{sys.executable}", "{script}"]\n'
+             f'ready_port = {port}\n')
+    agent = agent_factory([["alpha", "supervised:steady", []]], extra).start()
+    wait_for(lambda: agent.running("alpha"))
+    time.sleep(0.3)
+    assert agent.status()["srv"]["state"] == states.STARTING      # port still closed
+    gate.touch()
+    running = wait_for(lambda: agent.running("srv"), what="srv ready")
+    assert running["port"] == port
