@@ -374,7 +374,7 @@ cdef class Aggregator:
             else:
                 self._count_bad("shape")
                 return 0
-            if pos + size > n:
+            if size > n - pos:             # not pos + size: a hostile 8-byte length would overflow
                 self._count_bad("shape")
                 return 0
             self.tp[i] = p + pos

@@ -116,3 +116,15 @@ def test_packet_over_16mib_is_joined(mod):
     agg = mod.Aggregator(sample_bytes=64)
     assert agg.feed(wire)
     assert agg.drain()[0][5] == "q" * 64
+
+
+@pytest.mark.parametrize("mod", IMPLS)
+@pytest.mark.parametrize("size", [(1 << 63) - 1, (1 << 63) - 5, 1 << 62])
+def test_a_huge_8_byte_field_length_is_a_bad_shape_not_a_wild_read(mod, size):
+    """A hostile length near 2**63 must not overflow the bounds check (it read far out of the packet)."""
+    payload = b"\x01a\xfe" + size.to_bytes(8, "little") + b"xyz" * 3
+    wire = (len(payload).to_bytes(3, "little") + b"\x01" + payload
+            + b"\x05\x00\x00\x02\xfe\x00\x00\x02\x00")
+    agg = mod.Aggregator()
+    assert agg.feed(wire)
+    assert agg.bad == {"shape": 1} and agg.rows == 0 and agg.drain() == []
