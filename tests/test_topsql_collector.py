@@ -385,3 +385,25 @@ def test_malformed_values(env, tmp_path):
     assert samples["HUGE"] == "x" * 64
     assert samples["SQLX"] in ("q", "select \ufffd\ufffd from t")
     col.close()
+
+
+def test_retention_is_applied_even_when_the_plan_view_fails(env, tmp_path):
+    """Old buckets and plan deltas go every cycle, also while a later query keeps failing."""
+    wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),))
+    wl.step(50)
+    col = Collector(make_cfg(env, tmp_path, plan_interval=0.1, retention_hours=1.0), tmp_path / "d")
+    old = time.time() - 2 * 3600
+    with col.store.transaction() as db:
+        db.execute("INSERT INTO topsql (bucket, tenant_id, db_id, sql_id, db_name, sample, executions) "
+                   "VALUES (?, 1002, 1, 'OLD', 'db', '', 1)", (int(old),))
+        db.execute("INSERT INTO plan_deltas (t, svr_ip, executions) VALUES (?, '10.0.0.1', 1)", (old,))
+    with env.connect() as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE GV$OB_PLAN_CACHE_PLAN_STAT")
+    with pytest.raises(obc.MissingView):
+        col.cycle()
+    db = sqlite3.connect(tmp_path / "d" / "topsql.db")
+    assert db.execute("SELECT count(*) FROM topsql WHERE sql_id = 'OLD'").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM plan_deltas").fetchone()[0] == 0
+    assert db.execute("SELECT sum(executions) FROM topsql").fetchone()[0] == 50
+    db.close()
+    col.close()

@@ -71,19 +71,21 @@ class Collector:
         conn = self.connection()
         report = {"rows": 0, "lost": 0, "resets": self._check_restarts(conn), "slices": 0}
         deadline = time.monotonic() + max(self.sec.interval, 1.0)
-        for key in self._slices(conn):
-            if stop():
-                break
-            rows, lost, resets = self._follow(conn, key, stop, tick, deadline)
-            report["rows"] += rows
-            report["lost"] += lost
-            report["resets"] += resets
-            report["slices"] += 1
-            tick()
-        if self.clock() - self._last_plans >= self.sec.plan_interval and not stop():
-            report.update(self.snapshot_plans(conn))
-            self._last_plans = self.clock()
-        self.store.expire(self.sec.retention_hours * 3600, self.clock())
+        try:
+            for key in self._slices(conn):
+                if stop():
+                    break
+                rows, lost, resets = self._follow(conn, key, stop, tick, deadline)
+                report["rows"] += rows
+                report["lost"] += lost
+                report["resets"] += resets
+                report["slices"] += 1
+                tick()
+            if self.clock() - self._last_plans >= self.sec.plan_interval and not stop():
+                report.update(self.snapshot_plans(conn))
+                self._last_plans = self.clock()
+        finally:   # also when a view fails: the audit may still be filling the store
+            self.store.expire(self.sec.retention_hours * 3600, self.clock())
         report["duration"] = time.monotonic() - t0
         report["cpu"] = time.process_time() - cpu0
         self.last = report
