@@ -187,6 +187,27 @@ def test_renamed_or_grown_between_plan_and_apply(logdir):
     assert result.rules["log"].skipped == {"changed": 2} and result.rules["log"].deleted_files == 1
 
 
+def test_a_rotation_during_the_open_files_scan_is_caught(logdir):
+    """RotatingFileHandler shifts names (.1 -> .2, .log -> .1): a rollover while
+    /proc is being scanned puts the just-closed log under the planned name."""
+    make(logdir, "ob_cleaner.log.1", days=100)
+    make(logdir, "ob_cleaner.log", data=b"the newest lines\n")
+    target = policy.default_targets("/nonexistent", str(logdir))[2]
+    plan = plan_for(policy.Target("agent_log", str(logdir), 0.0, target.rules))
+    assert [d.name for d in plan.deletions] == ["ob_cleaner.log.1"]
+
+    class RotatingWhileScanned(OpenFiles):
+        def holds(self, dev, inode):
+            if (logdir / "ob_cleaner.log").exists():
+                os.rename(logdir / "ob_cleaner.log.1", logdir / "ob_cleaner.log.2")
+                os.rename(logdir / "ob_cleaner.log", logdir / "ob_cleaner.log.1")
+            return False
+
+    result = apply_for(plan, open_files=RotatingWhileScanned())
+    assert (logdir / "ob_cleaner.log.1").read_bytes() == b"the newest lines\n"
+    assert result.rules["log"].skipped == {"changed": 1} and result.rules["log"].deleted_files == 0
+
+
 def test_vanished_and_permission_denied_are_counted_and_the_run_goes_on(logdir):
     for i in range(4):
         make(logdir, f"observer.log.{i}", days=100)

@@ -9,7 +9,9 @@ Contract:
 - just before, the name is ``lstat``-ed through the same fd and must still be
   the planned regular file: same device, inode, size and mtime (a file renamed,
   replaced, grown or touched since planning is skipped as ``changed``), not an
-  active log name, and not open in any process (``/proc/*/fd``);
+  active log name, and not open in any process (``/proc/*/fd``); as that last
+  check may rescan /proc, the name is ``lstat``-ed once more after it, right
+  before the unlink;
 - a file that cannot be deleted (vanished, permission, any OSError) is logged
   and counted per rule and reason, and the run goes on with the next one;
 - every deletion is logged (name, bytes, age, rule, reason).
@@ -131,6 +133,13 @@ def _apply_one(d: Deletion, dir_fd: int, open_files: OpenFiles, unlink, result: 
     try:
         st = os.stat(d.name, dir_fd=dir_fd, follow_symlinks=False)
         skip = recheck(d, st, open_files)
+        if not skip:
+            # The open-files check may have rescanned /proc (milliseconds): look
+            # again right before the unlink, so a rotation that renamed another
+            # file onto this name meanwhile (RotatingFileHandler's .1 -> .2) is
+            # caught, not deleted.
+            st = os.stat(d.name, dir_fd=dir_fd, follow_symlinks=False)
+            skip = _unchanged(d, st)
         if skip:
             stats.count("skipped", skip)
             log.info("kept %s/%s: %s since planned", d.target, d.name, skip)
@@ -154,13 +163,21 @@ def _apply_one(d: Deletion, dir_fd: int, open_files: OpenFiles, unlink, result: 
 def recheck(d: Deletion, st: os.stat_result, open_files: OpenFiles) -> str:
     """'' if the name is still the planned, closed, regular, rotated file;
     otherwise the reason to keep it."""
+    skip = _unchanged(d, st)
+    if skip:
+        return skip
+    if is_active_name(d.name):
+        return "active_log"
+    if open_files.holds(st.st_dev, st.st_ino):
+        return "open"
+    return ""
+
+
+def _unchanged(d: Deletion, st: os.stat_result) -> str:
+    """'' if ``st`` is still the planned regular file, else why not."""
     e = d.entry
     if not stat.S_ISREG(st.st_mode):
         return "not_regular_file"
     if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != (e.dev, e.inode, e.size, e.mtime_ns):
         return "changed"
-    if is_active_name(d.name):
-        return "active_log"
-    if open_files.holds(st.st_dev, st.st_ino):
-        return "open"
     return ""
