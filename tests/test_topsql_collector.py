@@ -407,3 +407,22 @@ def test_retention_is_applied_even_when_the_plan_view_fails(env, tmp_path):
     assert db.execute("SELECT sum(executions) FROM topsql").fetchone()[0] == 50
     db.close()
     col.close()
+
+
+def test_an_unknown_start_time_is_not_a_restart(env, tmp_path):
+    """START_SERVICE_TIME NULL (an observer not serving yet, or stopped) resets nothing: its
+    audit may still be there, and reading it again from 0 would count every row twice."""
+    wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),))
+    col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
+    wl.step(300)
+    col.cycle()
+    with env.connect() as conn, conn.cursor() as cur:
+        cur.execute("UPDATE DBA_OB_SERVERS SET START_SERVICE_TIME = NULL")
+    assert col.cycle()["resets"] == 0
+    wl.refresh_views()                       # the same start time as before comes back
+    wl.step(100)
+    report = col.cycle()
+    assert report["resets"] == 0 and report["rows"] == 100
+    _, totals = stored(tmp_path / "d")
+    assert totals["rows_fetched"] == 400 and "resets" not in totals
+    col.close()

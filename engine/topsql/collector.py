@@ -15,7 +15,8 @@ we aggregated. Per slice and batch (``batch_rows``):
 4. nothing new and ``max(request_id) < cursor``: the observer restarted under
    us, the cursor goes back to 0 (``resets``). A changed START_SERVICE_TIME
    in DBA_OB_SERVERS resets every slice of that observer before reading, which
-   also catches a restart that already produced more rows than our cursor.
+   also catches a restart that already produced more rows than our cursor
+   (a NULL start time, an observer not serving, changes nothing).
 
 Errors are typed (:mod:`engine.ob.connection`) and leave the cycle; what was
 committed stays, the next cycle retries from the stored cursors.
@@ -113,6 +114,8 @@ class Collector:
         known = self.store.server_starts()
         cursors = self.store.cursors()
         for ip, port, started in rows:
+            if ip is None or port is None or started is None:
+                continue            # not serving (yet): unknown is no evidence of a restart
             server, started = (str(ip), int(port)), str(started)
             if known.get(server) == started:
                 continue
