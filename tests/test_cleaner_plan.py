@@ -74,6 +74,13 @@ def test_never_symlinks_directories_or_active_logs():
     assert plan.ignored == {"symlink": 1, "not_regular_file": 2, "active_log": 2}
 
 
+def test_any_active_log_or_pid_name_is_refused_whatever_its_characters():
+    files = [entry(n, days=100) for n in ("my app.log", "obs+1.log.wf", "obproxyd.pid", "my app.log.1")]
+    greedy = policy.Target("t", "/x", 0.0, (policy.Rule("all", r"(?s:.*)", 1, 0),))
+    plan = plan_target(greedy, files, DiskUsage(100, 99), NOW)
+    assert names(plan) == ["my app.log.1"] and plan.ignored == {"active_log": 3}
+
+
 def test_a_file_belongs_to_its_first_matching_rule_only():
     t = policy.Target("t", "/x", 0.0, (policy.Rule("a", r"x\.[0-9]+", 1, 0), policy.Rule("b", r"x\..*", 1, 0)))
     plan = plan_target(t, [entry("x.1", days=5), entry("x.old", days=5)], DiskUsage(100, 99), NOW)

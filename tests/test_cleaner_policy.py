@@ -60,7 +60,8 @@ def test_unanchored_obagent_patterns_would_have_matched_too_much(name, obagent):
 
 
 def test_active_names():
-    for name in ("observer.log", "observer.log.wf", "ob_cleaner.log", "a-b.log"):
+    for name in ("observer.log", "observer.log.wf", "ob_cleaner.log", "a-b.log", "my app.log",
+                 "obs+1.log.wf", "\u00e9.log", "obproxy.pid", ".log"):
         assert policy.is_active_name(name)
     for name in ("observer.log.1", "observer.log.wf.1", "core.1"):
         assert not policy.is_active_name(name)

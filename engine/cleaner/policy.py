@@ -41,12 +41,13 @@ PROTECTED_SAMPLES = (
     "election.log", "election.log.wf", "trace.log", "observer.pid", "observer.conf.bin",
     "ob_cleaner.log", "ocp_agentd.log", "core", "etc", "log", "store", "bin",
 )
-ACTIVE_LOG = re.compile(r"[A-Za-z0-9_.-]*\.log(?:\.wf)?")
+ACTIVE_SUFFIXES = (".log", ".log.wf", ".pid")
 
 
 def is_active_name(name: str) -> bool:
-    """An unsuffixed log file (``observer.log``, ``election.log.wf``): being written to."""
-    return ACTIVE_LOG.fullmatch(name) is not None
+    """An unsuffixed log file (``observer.log``, ``election.log.wf``), being
+    written to, or a pid file: whatever its other characters."""
+    return name.endswith(ACTIVE_SUFFIXES)
 
 
 @dataclass(frozen=True)
