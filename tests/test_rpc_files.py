@@ -101,6 +101,9 @@ def test_bad_requests(rpc_server, tree):
     assert err(srv, "file/list", path=str(root / "a.log")) == (400, "not_a_directory")
     assert err(srv, "file/read", path=str(root / "a.log"), length=-1)[0] == 400
     assert err(srv, "file/read", path=str(root / "a.log"), length=10 ** 9)[0] == 400
+    for offset in (2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1):     # past off_t (pread/seek would raise): 400, not 500
+        assert err(srv, "file/read", path=str(root / "a.log"), offset=offset)[0] == 400
+    assert ok(srv, "file/read", path=str(root / "a.log"), offset=2 ** 40)["data"] == ""
     assert err(srv, "file/checksum", path=str(root / "a.log"), algorithm="crc32")[0] == 400
     assert err(srv, "file/read", path=str(root / "a.log"), bogus=1)[0] == 400
     assert err(srv, "file/read", path=123)[0] == 400

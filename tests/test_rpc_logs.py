@@ -90,6 +90,7 @@ def test_filters(server):
     ({"log_type": "../etc/passwd"}, "bad_request"), ({"since": "yesterday"}, "bad_request"),
     ({"since": BASE + 10, "until": BASE}, "bad_request"), ({"limit": 0}, "bad_request"),
     ({"cursor": "x"}, "bad_request"), ({"keyword": "a\x00"}, "nul_byte"),
+    ({"cursor": {"file": "observer.log", "offset": 2 ** 64 - 1}}, "bad_request"),   # past off_t: not a 500
 ])
 def test_bad_queries(server, params, code):
     status, env = server.call("log/search", params)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from engine.rpc import RpcError, bad_request, forbidden
-from engine.rpc.params import get_int, get_str, only
+from engine.rpc.params import MAX_OFFSET, get_int, get_str, only
 
 LIST_MAX = 5000
 CHUNK = 1 << 20
@@ -81,7 +81,7 @@ class Files:
         """Bytes ``[offset, offset+length)``; text (UTF-8, invalid bytes replaced) or base64."""
         only(params, "path", "offset", "length", "encoding")
         raw = get_str(params, "path")
-        offset = get_int(params, "offset", 0, lo=0)
+        offset = get_int(params, "offset", 0, lo=0, hi=MAX_OFFSET)
         length = get_int(params, "length", 65536, lo=0, hi=self.max_bytes)
         encoding = _encoding(params)
         fd, real = self._open(raw)

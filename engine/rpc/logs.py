@@ -28,7 +28,7 @@ import re2
 
 from engine.logs.parse import iter_lines, parse_header
 from engine.rpc import RpcError, bad_request
-from engine.rpc.params import get_bool, get_int, get_str, get_time, only
+from engine.rpc.params import MAX_OFFSET, get_bool, get_int, get_str, get_time, only
 
 TYPES = ("observer", "rootservice", "election")
 LEVELS = ("DEBUG", "TRACE", "INFO", "WDIAG", "EDIAG", "WARN", "ERROR")
@@ -216,7 +216,7 @@ def _resume(files: list[Path], cursor) -> tuple[int, int]:
     if not isinstance(cursor, dict):
         raise bad_request("cursor: the 'next' object of a previous answer")
     name = get_str(cursor, "file", max_len=256)
-    offset = get_int(cursor, "offset", lo=0)
+    offset = get_int(cursor, "offset", lo=0, hi=MAX_OFFSET)
     inode = get_int(cursor, "inode", 0, lo=0)
     for i, path in enumerate(files):
         try:

@@ -6,6 +6,7 @@ from datetime import datetime
 from engine.rpc import bad_request
 
 _MISSING = object()
+MAX_OFFSET = 1 << 62   # a file offset beyond any file, still valid for pread/seek (off_t is 63 bits)
 
 
 def get_str(params: dict, key: str, default=_MISSING, *, max_len: int = 4096) -> str:
