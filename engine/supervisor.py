@@ -53,6 +53,7 @@ class Supervisor:
         self.depends: dict[str, tuple[str, ...]] = {}
         self.to_start: list[str] = []
         self.restart_after_stop: set[str] = set()
+        self.retired: set[str] = set()              # stopping for good (reload removed them)
         self.pending_signals: list[int] = []
         self.stopping = False
         self.started_at = time.time()
@@ -152,14 +153,17 @@ class Supervisor:
             sec = self.config.worker(name)
             if not getattr(sec, "enabled", True):
                 continue
-            self.children[name] = Child(
-                name, "worker", spec.group, self._worker_starter(spec), policy,
-                port=getattr(sec, "port", None) if spec.has_port else None)
+            self.children[name] = self._worker_child(spec, policy)
             self.depends[name] = spec.depends
         for prog in self.config.programs:
             if prog.enabled:
                 self.children[prog.name] = self._program_child(prog, policy)
                 self.depends[prog.name] = ()
+
+    def _worker_child(self, spec: WorkerSpec, policy: Policy) -> Child:
+        sec = self.config.worker(spec.name)
+        return Child(spec.name, "worker", spec.group, self._worker_starter(spec), policy,
+                     port=getattr(sec, "port", None) if spec.has_port else None)
 
     def _worker_starter(self, spec: WorkerSpec):
         def start(os_):
@@ -239,6 +243,7 @@ class Supervisor:
                 self.to_start.append(child.name)
             elif child.state == states.BACKOFF and child.next_start <= now:
                 child.start(self.os, now)         # a healthy worker died: replace it at once
+        self._drop_retired()
 
     def stop_all(self) -> None:
         """Stop every child, dependents before what they depend on."""
@@ -284,58 +289,89 @@ class Supervisor:
                     log.error("reload refused, keeping the running config: %s", exc)
 
     def reload(self) -> list[str]:
-        """Re-read the config; restart only the children whose config changed."""
+        """Re-read the config; restart only the children whose config changed.
+
+        A worker newly disabled, or a program removed or disabled, is stopped and
+        leaves the table once it has exited; one newly enabled or added is started.
+        A child stopped through the ctl stays stopped (it starts with the new
+        config when asked to).
+        """
         new = config_mod.load(self.config_path, home=str(self.config.home)) if self.config_path \
             else self.config
-        changed = [name for name in self.children if self._changed(name, new)]
-        added_programs = [p for p in new.programs if p.enabled and p.name not in self.children]
-        removed = [c.name for c in self.children.values()
-                   if c.kind == "program" and not any(p.name == c.name and p.enabled for p in new.programs)]
-        self.config = new
+        old, self.config = self.config, new
         policy = Policy.from_config(new.supervisor)
         for child in self.children.values():
             child.policy = policy
-        for name in removed:
-            self.children[name].stop(self.os, self.os.now())
-        for name in changed:
-            if name in removed:
-                continue
-            child = self.children[name]
-            if child.kind == "program":
-                fresh = self._program_child(self._program(name), policy)
+        programs = {p.name: p for p in new.programs if p.enabled}
+        changed = []
+        for name, spec in self.specs.items():
+            if not getattr(new.worker(name), "enabled", True):
+                self._retire(name)
+            elif name not in self.children or name in self.retired:
+                self._enlist(name, self._worker_child(spec, policy), spec.depends)
+            elif old.worker(name) != new.worker(name) or (spec.needs_ob and old.ob != new.ob):
+                changed += self._restart_if_wanted(name)
+        for name in [n for n, c in self.children.items() if c.kind == "program" and n not in programs]:
+            self._retire(name)
+        for name, prog in programs.items():
+            if name not in self.children or name in self.retired:
+                self.segments.board(f"status.{name}")
+                self._enlist(name, self._program_child(prog, policy), ())
+            elif prog != next((p for p in old.programs if p.name == name), None):
+                fresh = self._program_child(prog, policy)
+                child = self.children[name]
                 child.starter, child.ready_check, child.port = fresh.starter, fresh.ready_check, fresh.port
-            else:
-                child.starter = self._worker_starter(self.specs[name])
-            self._restart(name)
-        for prog in added_programs:
-            self.segments.board(f"status.{prog.name}")
-            self.children[prog.name] = self._program_child(prog, policy)
-            self.depends[prog.name] = ()
-            self.to_start.append(prog.name)
+                changed += self._restart_if_wanted(name)
         log.info("config reloaded; restarted: %s", ", ".join(changed) or "none")
         return changed
 
-    def _changed(self, name: str, new) -> bool:
+    def _restart_if_wanted(self, name: str) -> list[str]:
+        """Restart ``name`` unless the ctl stopped it; [name] if restarted."""
         child = self.children[name]
-        if child.kind == "program":
-            old_p, new_p = self._program(name), next((p for p in new.programs if p.name == name), None)
-            return new_p is not None and old_p != new_p
-        spec = self.specs[name]
-        differs = self.config.worker(name) != new.worker(name)
-        return differs or (spec.needs_ob and self.config.ob != new.ob)
+        if child.state == states.STOPPED and name not in self.to_start \
+                and name not in self.restart_after_stop:
+            return []
+        self._restart(name)
+        return [name]
 
-    def _program(self, name: str):
-        return next(p for p in self.config.programs if p.name == name)
+    def _enlist(self, name: str, child: Child, depends: tuple[str, ...]) -> None:
+        """Put a newly enabled child in the table (or take back a retiring one) and start it."""
+        self.retired.discard(name)
+        old = self.children.get(name)
+        if old is not None and old.state in states.ALIVE:
+            old.starter, old.ready_check, old.port = child.starter, child.ready_check, child.port
+            self._restart(name)                      # the one still exiting is replaced
+            return
+        self.children[name] = child
+        self.depends[name] = depends
+        if name not in self.to_start:
+            self.to_start.append(name)
+
+    def _retire(self, name: str) -> None:
+        """Stop a child that is no longer configured; it leaves the table once stopped."""
+        if name not in self.children:
+            return
+        self.retired.add(name)
+        self.to_start = [n for n in self.to_start if n != name]
+        self.restart_after_stop.discard(name)
+        self.children[name].stop(self.os, self.os.now())
+        self._drop_retired()
+
+    def _drop_retired(self) -> None:
+        for name in [n for n in self.retired if self.children[n].state == states.STOPPED]:
+            self.retired.discard(name)
+            del self.children[name]
+            self.depends.pop(name, None)
 
     # ------------------------------------------------------------ control
     def resolve(self, names: list[str]) -> list[str]:
         out = []
         for name in names or ["all"]:
             if name == "all":
-                out += list(self.children)
+                out += [n for n in self.children if n not in self.retired]
             elif name in GROUPS or name == "program":
-                out += [n for n, c in self.children.items() if c.group == name]
-            elif name in self.children:
+                out += [n for n, c in self.children.items() if c.group == name and n not in self.retired]
+            elif name in self.children and name not in self.retired:
                 out.append(name)
             else:
                 raise ControlError(f"unknown worker or group {name!r}; known: "

@@ -1,0 +1,134 @@
+"""Supervisor.reload and control requests, driven with a fake OS: no forking."""
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from engine import config, states
+from engine.errors import ControlError
+from engine.supervisor import Supervisor
+from engine.workers import WorkerSpec
+
+
+class FakeHandle:
+    def __init__(self, pid):
+        self.pid, self.create_time, self.status = pid, 0.0, None
+
+    def poll(self):
+        return self.status
+
+
+class FakeOS:
+    def __init__(self):
+        self.pid, self.t, self.handles, self.kills = 1000, 0.0, {}, []
+
+    def _handle(self):
+        self.pid += 1
+        self.handles[self.pid] = FakeHandle(self.pid)
+        return self.handles[self.pid]
+
+    def fork_worker(self, target, args):
+        return self._handle()
+
+    def spawn_program(self, command, cwd, env, log_path):
+        return self._handle()
+
+    def kill(self, pid, sig):
+        self.kills.append((pid, sig))
+        if sig in (signal.SIGTERM, signal.SIGKILL):
+            self.handles[pid].status = -sig
+        return True
+
+    def now(self):
+        return self.t
+
+
+class FakeSegments:
+    instance = "fake"
+
+    def board(self, key):
+        return None
+
+
+SPECS = {"alpha": WorkerSpec("alpha", "agent"),
+         "ob_cleaner": WorkerSpec("ob_cleaner", "monitor"),
+         "obstat2": WorkerSpec("obstat2", "monitor", needs_ob=True)}
+PROG = "[[programs]]\nname = 'p1'\ncommand = ['/bin/true']\n"
+
+
+@pytest.fixture
+def sup(tmp_path):
+    path = tmp_path / "agent.toml"
+
+    def write(extra=""):
+        path.write_text(f"[agent]\nhome = '{tmp_path / 'home'}'\n{extra}")
+    write(PROG)
+    s = Supervisor(config.load(path), str(path), specs=SPECS, os_=FakeOS())
+    s.run_dir.mkdir(parents=True)
+    s.segments = FakeSegments()
+    s._status_of = lambda child: None
+    s._build_children()
+    s.start_all()
+    s.write = write
+    return s
+
+
+def settle(s):
+    """Reap, start what is queued, move every child on: one pass of the loop."""
+    for _ in range(3):
+        now = s.os.now()
+        s.reap(now)
+        s.start_ready_dependents(now)
+        for child in s.children.values():
+            child.tick(s.os, now, None)
+
+
+def test_a_removed_program_does_not_break_the_next_reloads(sup):
+    settle(sup)
+    assert sup.children["p1"].state in states.ALIVE
+    sup.write("")                          # p1 removed
+    sup.reload()
+    settle(sup)
+    assert "p1" not in sup.children
+    sup.write("[workers.ob_cleaner]\ninterval = 20.0\n")
+    assert sup.reload() == ["ob_cleaner"]  # another reload works
+    sup.write(PROG)                        # p1 back
+    sup.reload()
+    settle(sup)
+    assert sup.children["p1"].state in states.ALIVE
+
+
+def test_a_worker_disabled_by_reload_stops_and_one_enabled_starts(sup):
+    settle(sup)
+    pid = sup.children["ob_cleaner"].pid
+    sup.write(PROG + "[workers.ob_cleaner]\nenabled = false\n")
+    sup.reload()
+    settle(sup)
+    assert (pid, signal.SIGTERM) in sup.os.kills
+    assert "ob_cleaner" not in sup.children           # not restarted with enabled = false
+    assert "ob_cleaner" not in sup.resolve(["monitor"])
+    sup.write(PROG)
+    sup.reload()
+    settle(sup)
+    assert sup.children["ob_cleaner"].state == states.STARTING
+
+
+def test_reload_keeps_a_ctl_stopped_worker_stopped(sup):
+    settle(sup)
+    sup.handle_request({"op": "stop", "names": ["obstat2"]})
+    settle(sup)
+    assert sup.children["obstat2"].state == states.STOPPED
+    sup.write(PROG + "[ob]\nhost = '127.0.0.1'\n")    # obstat2 needs [ob]: its config changed
+    assert sup.reload() == []
+    settle(sup)
+    assert sup.children["obstat2"].state == states.STOPPED
+    sup.handle_request({"op": "start", "names": ["obstat2"]})
+    settle(sup)
+    assert sup.children["obstat2"].state == states.STARTING
+
+
+def test_needs_ob_workers_restart_when_ob_changes(sup):
+    settle(sup)
+    sup.write(PROG + "[ob]\nhost = '127.0.0.1'\n")
+    assert sup.reload() == ["obstat2"]
