@@ -387,7 +387,10 @@ class Supervisor:
                 return {"restarted": self.reload()}
             except ConfigError as exc:
                 raise ControlError(f"reload refused, running config kept: {exc}") from None
-        names = self.resolve(request.get("names") or [])
+        names = request.get("names") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ControlError("'names' must be a list of worker, program or group names")
+        names = self.resolve(names)
         now = self.os.now()
         if op == "stop":
             for name in names:

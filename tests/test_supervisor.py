@@ -210,6 +210,9 @@ def test_ctl_stopped_worker_stays_stopped_and_supervisor_exits_when_nothing_is_l
     wait_for(lambda: agent.running("beta"), what="beta back")
     with pytest.raises(Exception, match="unknown worker"):
         agent.call("stop", names=["gamma"])
+    with pytest.raises(Exception, match="must be a list"):
+        agent.call("stop", names=5)                               # refused, not a crash
+    assert agent.running("beta")
     agent.call("stop", names=["all"])
     assert agent.proc.wait(20) == 0
 

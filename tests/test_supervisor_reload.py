@@ -132,3 +132,9 @@ def test_needs_ob_workers_restart_when_ob_changes(sup):
     settle(sup)
     sup.write(PROG + "[ob]\nhost = '127.0.0.1'\n")
     assert sup.reload() == ["obstat2"]
+
+
+@pytest.mark.parametrize("names", [5, "alpha", [["alpha"]], [{"a": 1}], {"alpha": 1}])
+def test_malformed_names_are_refused_not_a_crash(sup, names):
+    with pytest.raises(ControlError, match="names"):
+        sup.handle_request({"op": "stop", "names": names})
