@@ -195,6 +195,26 @@ def test_garbage_handshake_is_refused(server):
         assert err[0] == 0xFF and struct.unpack_from("<H", err, 1)[0] == 1043
 
 
+def test_an_oversized_packet_before_login_is_refused_unread(server):
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        seq, _ = _read(sock)
+        sock.sendall(b"\xff\xff\xff" + bytes((seq + 1,)))    # "16 MiB follow": never sent
+        _, err = _read(sock)
+        assert err[0] == 0xFF and struct.unpack_from("<H", err, 1)[0] == 1153
+        assert sock.recv(1) == b""
+    assert server.bad_packets == 1
+
+
+def test_a_query_that_is_not_utf8_is_an_error_and_the_session_survives(server):
+    with connect(server) as c, c.cursor() as cur:
+        for sql in (b"select '\xff'", b"select `\xfe`", b"use \xff"):
+            with pytest.raises(pymysql.err.MySQLError) as info:
+                cur.execute(sql)
+            assert info.value.args[0] == 1366
+        cur.execute("select 1")
+        assert cur.fetchone() == (1,)
+
+
 def test_stop_closes_open_sessions(tmp_path):
     srv = mysqld.MiniMySQL(str(tmp_path / "x.sqlite3"), "u", "p").start()
     c = connect(srv, user="u", password="p")

@@ -6,7 +6,8 @@ protocol-10 handshake, ``mysql_native_password`` (an auth switch to it when a
 client asks for another plugin), COM_QUERY answered with text result sets,
 COM_PING, COM_INIT_DB, COM_QUIT; every failure is an ERR packet with a MySQL
 error number and SQLSTATE (1045 bad password, 1146 missing table, 1054 unknown
-column, 1064 syntax, 1049 unknown database, 1047 unknown command). No TLS,
+column, 1064 syntax, 1049 unknown database, 1047 unknown command, 1366 query
+not UTF-8, 1153 packet over 64 MiB, or over 64 KiB before login). No TLS,
 no prepared statements, no multi-statements: loopback demo use only.
 
 The server runs its own asyncio loop in a thread (:meth:`MiniMySQL.start`
@@ -17,6 +18,7 @@ writer committed through its own connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -40,6 +42,8 @@ SERVER_STATUS_AUTOCOMMIT = 0x0002
 COM_QUIT, COM_INIT_DB, COM_QUERY, COM_PING = 0x01, 0x02, 0x03, 0x0E
 NATIVE = b"mysql_native_password"
 MAX_PACKET = 0xFFFFFF
+MAX_ALLOWED_PACKET = 64 << 20      # as MySQL's default max_allowed_packet
+MAX_LOGIN_PACKET = 64 << 10        # a handshake response is a few hundred bytes
 DATABASES = ("oceanbase", "information_schema", "mysql", "test")
 
 T_DOUBLE, T_LONGLONG, T_DATETIME, T_BLOB, T_VAR_STRING = 5, 8, 12, 252, 253
@@ -86,7 +90,7 @@ def ok_packet(affected: int = 0, insert_id: int = 0) -> bytes:
 
 
 def err_packet(errno: int, sqlstate: str, message: str) -> bytes:
-    return b"\xff" + struct.pack("<H", errno) + b"#" + sqlstate.encode()[:5] + message.encode()[:512]
+    return b"\xff" + struct.pack("<H", errno) + b"#" + sqlstate.encode()[:5] + message.encode("utf-8", "replace")[:512]
 
 
 def eof_packet() -> bytes:
@@ -173,6 +177,10 @@ def sqlite_error(exc: sqlite3.Error, db: str) -> SqlError:
 
 # ---------------------------------------------------------------- sessions
 
+class PacketTooLarge(Exception):
+    """A client packet over the session's limit: answered with ERR 1153, then closed."""
+
+
 class Session:
     """One client connection: handshake, then one command at a time."""
 
@@ -180,14 +188,19 @@ class Session:
         self.server, self.reader, self.writer, self.id = server, reader, writer, conn_id
         self.seq = 0
         self.db = "oceanbase"
+        self.limit = MAX_LOGIN_PACKET       # until logged in: no 16 MiB pieces from strangers
 
     async def read_packet(self) -> bytes:
-        """One logical packet (16 MiB pieces joined)."""
-        parts = []
+        """One logical packet (16 MiB pieces joined), at most ``self.limit``
+        bytes: a larger one is refused before its body is read."""
+        parts, size = [], 0
         while True:
             header = await self.reader.readexactly(4)
             length = int.from_bytes(header[:3], "little")
             self.seq = (header[3] + 1) & 0xFF
+            size += length
+            if size > self.limit:
+                raise PacketTooLarge(size)
             parts.append(await self.reader.readexactly(length))
             if length < MAX_PACKET:
                 return b"".join(parts)
@@ -209,6 +222,11 @@ class Session:
                     pass
         except (asyncio.IncompleteReadError, ConnectionError):
             pass                      # the client went away
+        except PacketTooLarge:
+            self.server.bad_packets += 1
+            self.send(err_packet(1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes"))
+            with contextlib.suppress(ConnectionError):
+                await self.writer.drain()
         finally:
             self.writer.close()
 
@@ -242,6 +260,7 @@ class Session:
             await self.writer.drain()
             return False
         self.db = db or self.db
+        self.limit = MAX_ALLOWED_PACKET
         self.send(ok_packet())
         await self.writer.drain()
         return True
@@ -320,6 +339,7 @@ class MiniMySQL:
         self.queries = 0
         self.errors = 0
         self.bad_handshakes = 0
+        self.bad_packets = 0
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server = None
@@ -369,6 +389,8 @@ class MiniMySQL:
             return resultset([d[0] for d in cur.description], cur.fetchall())
         except sqlite3.Error as exc:
             raise sqlite_error(exc, session.db) from None
+        except UnicodeEncodeError:      # bytes that are not UTF-8 outside a _binary literal
+            raise SqlError(1366, "HY000", "Incorrect string value: the query is not valid UTF-8") from None
 
     # -------------------------------------------------------- lifecycle
     def start(self) -> "MiniMySQL":
