@@ -60,3 +60,32 @@ def test_normalise_rejects_unusable_rows():
     row.update(executions=None)
     got = plans.normalise(tuple(row[c] for c in PLAN_COLUMNS))
     assert got["executions"] == 0 and got["statement"] == "\ufffd"
+
+
+def _row(**values):
+    from engine.ob.views import PLAN_COLUMNS
+    row = dict.fromkeys(PLAN_COLUMNS, 0)
+    row.update({"tenant_id": 1002, "svr_ip": "10.0.0.1", "svr_port": 2882, "plan_id": 1, "sql_id": "S",
+                "statement": "q", "first_load_time": "2026-01-01 00:00:00", **values})
+    return tuple(row[c] for c in PLAN_COLUMNS)
+
+
+def test_a_64_bit_plan_hash_is_stored_whole(tmp_path):
+    """PLAN_HASH is bigint unsigned: half of real hashes are >= 2**63, more than sqlite's INTEGER holds
+    (the snapshot raised OverflowError, an untyped error that crashed the worker every cycle)."""
+    from engine.topsql.store import Store
+    store = Store(tmp_path)
+    recs = [plans.normalise(_row(plan_hash=(1 << 64) - 1, executions=5))]
+    assert plans.record(store, recs, 1.0)["plans"] == 1
+    recs = [plans.normalise(_row(plan_hash=(1 << 64) - 1, executions=8))]
+    assert plans.record(store, recs, 2.0)["plan_deltas"] == 1
+    (snap,) = plans.load_snapshot(store.db).values()
+    assert int(snap["plan_hash"]) == (1 << 64) - 1
+    store.close()
+
+
+def test_a_counter_beyond_int64_is_a_bad_row():
+    assert plans.normalise(_row(elapsed_time=1 << 64)) is None
+    assert plans.normalise(_row(avg_exe_usec=-(1 << 63) - 1)) is None
+    assert plans.normalise(_row(plan_id=1 << 63)) is None
+    assert plans.normalise(_row(executions=(1 << 63) - 1))["executions"] == (1 << 63) - 1

@@ -14,12 +14,16 @@ per-plan deltas with these rules:
 - otherwise the delta is current minus previous, per counter;
 - a key of the previous snapshot that is gone was evicted (counted).
 
+A row with a number beyond int64 (what sqlite stores) is unusable (counted as
+bad ``plan_row``); PLAN_HASH, a 64-bit unsigned identifier, is kept as text.
+
 :meth:`record` stores the new snapshot and the deltas in one transaction.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
+from engine._ref.topsql import I64_MAX, I64_MIN
 from engine.ob.views import PLAN_COLUMNS, PLAN_COUNTERS
 
 KEY = ("svr_ip", "svr_port", "tenant_id", "plan_id", "first_load_time")
@@ -49,6 +53,10 @@ def normalise(row: tuple) -> dict | None:
             rec[k] = int(rec[k] or 0)
         except (TypeError, ValueError):
             return None
+    if rec["plan_hash"] is not None:
+        rec["plan_hash"] = str(rec["plan_hash"])    # bigint unsigned: often beyond sqlite's int64
+    if any(isinstance(v, int) and not I64_MIN <= v <= I64_MAX for v in rec.values()):
+        return None
     st = rec["statement"]
     rec["statement"] = st.decode("utf-8", "replace") if isinstance(st, bytes) else (st or "")
     return rec
