@@ -13,7 +13,9 @@ the TOML itself, and are kept out of ``repr`` and status output.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import stat
 import tomllib
 import types
@@ -41,7 +43,7 @@ POSITIVE = {"min": 0.001}
 class AgentSection:
     """Where the agent keeps its files and how it logs."""
     home: str = _f(DEFAULT_HOME)
-    instance: str = _f("", doc="names shared-memory segments; derived from home when empty")
+    instance: str = _f("", doc="names shared-memory segments (letters, digits, -); derived from home when empty")
     log_level: str = _f("info", choices=("debug", "info", "warning", "error"))
     log_max_bytes: int = _f(50 * 1024 * 1024, min=1024)
     log_backups: int = _f(5, min=0, max=1000)
@@ -261,6 +263,9 @@ def from_dict(raw: dict, *, source: str = "<dict>", home: str | None = None) -> 
     cfg = _build(AgentConfig, raw, source, "")
     cfg = dataclasses.replace(cfg, source=source)
     _check_programs(cfg, source)
+    if cfg.agent.instance and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", cfg.agent.instance):
+        # "_" separates the instance from the segment's name: "a" would take "a_b"'s segments as its own
+        raise ConfigError(source, "agent.instance", "needs 1 to 64 letters, digits and - (it names /dev/shm segments)")
     return cfg
 
 
@@ -292,6 +297,8 @@ def _check_value(value, kind, fld, source: str, key: str):
        kind in (int, float) and (isinstance(value, bool) or not isinstance(value, kind)) or \
        kind in (str, list, dict) and not isinstance(value, kind):
         raise ConfigError(source, key, f"expected {_tname(kind)}, got {_tname(type(value))} {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(source, key, f"expected a finite number, got {value!r}")
     if "min" in meta and value < meta["min"]:
         raise ConfigError(source, key, f"{value!r} is below the minimum {meta['min']}")
     if "max" in meta and value > meta["max"]:
@@ -316,6 +323,8 @@ def _check_programs(cfg: AgentConfig, source: str) -> None:
         seen.add(prog.name)
         if not prog.command or not all(isinstance(a, str) for a in prog.command):
             raise ConfigError(source, f"programs[{i}].command", "needs a non-empty list of strings")
+        if not all(isinstance(v, str) for v in prog.env.values()):
+            raise ConfigError(source, f"programs[{i}].env", "values must be strings")
 
 
 def _plain(kind):

@@ -37,6 +37,11 @@ def test_shipped_config_is_valid_and_matches_the_defaults():
     ("[[programs]]\nname = 'obproxy'\ncommand = []", "programs[0].command", "non-empty list"),
     ("[[programs]]\nname = 'pos_proxy'\ncommand = ['x']", "programs[0].name", "already taken"),
     ("[[programs]]\nname = 'x'\ncommand = ['x']\nbogus = 1", "programs[0].bogus", "unknown key"),
+    ("[supervisor]\nheartbeat_timeout = nan", "supervisor.heartbeat_timeout", "finite"),
+    ("[supervisor]\nstop_grace = inf", "supervisor.stop_grace", "finite"),
+    ("[[programs]]\nname = 'x'\ncommand = ['x']\nenv = {A = 1}", "programs[0].env", "strings"),
+    ("[agent]\ninstance = '../x'", "agent.instance", "letters, digits"),
+    ("[agent]\ninstance = 'a_b'", "agent.instance", "letters, digits"),
 ])
 def test_bad_config_names_file_key_and_reason(tmp_path, text, key, reason):
     path = tmp_path / "bad.toml"
