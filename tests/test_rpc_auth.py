@@ -191,19 +191,41 @@ def test_signature_is_over_every_part():
 
 def test_nonce_cache_forgets_after_the_window_and_is_bounded():
     now = [0.0]
-    cache = NonceCache(skew=10, limit=3, clock=lambda: now[0])
-    cache.check_and_add("a" * 8)
+    cache = NonceCache(skew=10, limit=3)
+    cache.check_and_add("a" * 8, ts=0.0, now=now[0])
     with pytest.raises(AuthError) as exc:
-        cache.check_and_add("a" * 8)
+        cache.check_and_add("a" * 8, ts=0.0, now=now[0])
     assert exc.value.reason == "replayed_nonce"
-    cache.check_and_add("b" * 8)
-    cache.check_and_add("c" * 8)
+    cache.check_and_add("b" * 8, ts=5.0, now=now[0])     # a client ahead: its nonce lives longer
+    cache.check_and_add("c" * 8, ts=-5.0, now=now[0])    # a client behind: shorter
     with pytest.raises(AuthError) as exc:
-        cache.check_and_add("d" * 8)
+        cache.check_and_add("d" * 8, ts=0.0, now=now[0])
     assert exc.value.status == 503
-    now[0] = 20.5          # past 2 * skew: all three expire
-    cache.check_and_add("a" * 8)
-    assert len(cache) == 1
+    now[0] = 11.5          # past ts + skew (+1 s) of "a" and "c", not of "b"
+    cache.check_and_add("a" * 8, ts=11.5, now=now[0])
+    assert len(cache) == 2
+    with pytest.raises(AuthError):
+        cache.check_and_add("b" * 8, ts=11.5, now=now[0])
+    now[0] = 16.5
+    cache.check_and_add("b" * 8, ts=16.5, now=now[0])
+
+
+def test_a_clock_stepped_back_does_not_reopen_the_replay_window(monkeypatch):
+    """Nonces are forgotten by the wall clock the timestamps are checked against, not by
+    elapsed time: after NTP steps the clock back, a request whose timestamp is acceptable
+    again is still a replay."""
+    import time as time_mod
+    wall = [1000.0]
+    auth = Authenticator("k", clock_skew=0.05, max_nonces=100, clock=lambda: wall[0])
+    h = {k.lower(): v for k, v in sign_headers("k", "POST", "/p", b"", now=1000, nonce="n" * 16).items()}
+    assert auth.check("POST", "/p", h, b"", tls=False) == "hmac"
+    t0 = time_mod.monotonic()
+    while time_mod.monotonic() < t0 + 0.2:      # more than 2 x clock_skew of real time goes by...
+        time_mod.sleep(0.02)
+    # ... while the wall clock was stepped back to where it was: the timestamp passes again
+    with pytest.raises(AuthError) as exc:
+        auth.check("POST", "/p", h, b"", tls=False)
+    assert exc.value.reason == "replayed_nonce"
 
 
 def test_authenticator_accepts_within_skew_only():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import hmac
 import re
 import secrets
@@ -63,41 +64,41 @@ def sign_headers(secret: str, method: str, target: str, body: bytes,
 
 
 class NonceCache:
-    """Nonces seen inside the replay window, in arrival order, bounded in count.
+    """Nonces whose request timestamp is still acceptable, bounded in count.
 
-    A timestamp is accepted only within ``skew`` of the clock, so a request seen
-    at time t can be replayed successfully only until t + 2*skew: a nonce is
-    kept that long and then forgotten. Arrival order is expiry order, so
-    expired entries are dropped from the front. When ``limit`` live nonces are
-    held, new requests are refused (503) rather than forgetting a live nonce,
-    which would reopen the replay hole.
+    A request passes the timestamp check while the server's clock is within
+    ``skew`` of its timestamp, so its nonce is kept until the same clock passes
+    ``timestamp + skew`` (plus a second against rounding), and forgotten then.
+    Expiry follows the wall clock the timestamps are checked against, not
+    elapsed time: if the clock is stepped back, old timestamps become
+    acceptable again and their nonces are still remembered; stepped forward,
+    both lapse together. When ``limit`` live nonces are held, new requests are
+    refused (503) rather than forgetting a live nonce, which would reopen the
+    replay hole.
     """
 
-    def __init__(self, skew: float, limit: int, clock=time.monotonic):
-        self.keep = 2 * skew
+    def __init__(self, skew: float, limit: int):
+        self.skew = skew
         self.limit = limit
-        self.clock = clock
-        self._seen: dict[str, float] = {}
+        self._seen: set[str] = set()
+        self._expiry: list[tuple[float, str]] = []     # a heap: the first to lapse on top
 
     def __len__(self) -> int:
         return len(self._seen)
 
-    def check_and_add(self, nonce: str) -> None:
-        now = self.clock()
+    def check_and_add(self, nonce: str, *, ts: float, now: float) -> None:
         self._expire(now)
         if nonce in self._seen:
             raise AuthError("replayed_nonce", "nonce already used inside the replay window")
         if len(self._seen) >= self.limit:
             raise AuthError("nonce_cache_full", "too many requests inside the replay window", 503)
-        self._seen[nonce] = now + self.keep
+        self._seen.add(nonce)
+        heapq.heappush(self._expiry, (ts + self.skew + 1.0, nonce))
 
     def _expire(self, now: float) -> None:
-        seen = self._seen
-        while seen:
-            first = next(iter(seen))
-            if seen[first] > now:
-                break
-            del seen[first]
+        heap = self._expiry
+        while heap and heap[0][0] < now:
+            self._seen.discard(heapq.heappop(heap)[1])
 
 
 class Authenticator:
@@ -138,7 +139,8 @@ class Authenticator:
             raise AuthError("missing_nonce", "no X-OCP-Nonce header")
         if not _NONCE_RE.fullmatch(nonce):
             raise AuthError("bad_nonce", "X-OCP-Nonce must be 8-64 characters of A-Z a-z 0-9 _ -")
-        drift = float(ts) - self.clock()
+        now = self.clock()
+        drift = float(ts) - now
         if drift < -self.skew:
             raise AuthError("stale_timestamp", f"timestamp is {-drift:.0f}s old (allowed {self.skew:.0f}s)")
         if drift > self.skew:
@@ -148,7 +150,7 @@ class Authenticator:
         want = hmac.new(self._key, string_to_sign(method, target, ts, nonce, body), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(want.encode(), sig.encode()):
             raise AuthError("bad_signature", "signature does not match (wrong secret, or request altered)")
-        self.nonces.check_and_add(nonce)
+        self.nonces.check_and_add(nonce, ts=float(ts), now=now)
 
     def _check_basic(self, value: str, tls: bool) -> str:
         if not self.basic_auth:
