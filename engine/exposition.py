@@ -298,42 +298,45 @@ class _Connection(asyncio.Protocol):
         if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:
             return self._fail(b"400 Bad Request", "request_body")
         conn_hdr = headers.get(b"connection", b"").lower()
-        close = conn_hdr == b"close" or (version == b"HTTP/1.0" and conn_hdr != b"keep-alive")
+        if conn_hdr == b"close" or (version == b"HTTP/1.0" and conn_hdr != b"keep-alive"):
+            connection = b"close"
+        else:   # HTTP/1.0 keeps the connection only when the response says so too
+            connection = b"keep-alive" if version == b"HTTP/1.0" else b""
         if method not in (b"GET", b"HEAD"):
             self.server.stats.bad_request("method")
             reply = _simple(b"405 Method Not Allowed", b"GET or HEAD only\n", extra=b"Allow: GET, HEAD\r\n")
-            return self._send(405, reply, method, close)
+            return self._send(405, reply, method, connection)
         if not self.server.authorized(headers.get(b"authorization")):
             self.server.stats.bad_request("unauthorized")
             reply = _simple(b"401 Unauthorized", b"Unauthorized\n",
                             extra=b'WWW-Authenticate: Basic realm="engine exporter"\r\n')
-            return self._send(401, reply, method, close)
+            return self._send(401, reply, method, connection)
         path = target.partition(b"?")[0]
         if path == b"/metrics":
             snap = self.server.snapshot
             if snap is None:
-                return self._send(503, _simple(b"503 Service Unavailable", b"no collection yet\n"), method, close)
+                return self._send(503, _simple(b"503 Service Unavailable", b"no collection yet\n"), method, connection)
             reply = snap.responses[(wants_openmetrics(headers.get(b"accept", b"")),
                                     wants_gzip(headers.get(b"accept-encoding", b"")))]
             self.server.stats.scrapes += 1
-            return self._send(200, reply, method, close)
+            return self._send(200, reply, method, connection)
         if path in (b"/healthz", b"/-/healthy"):
             status, body = self.server.health()
-            return self._send(int(status[:3]), _simple(status, body, b"application/json"), method, close)
+            return self._send(int(status[:3]), _simple(status, body, b"application/json"), method, connection)
         if path == b"/":
             body = b"<html><body><a href=\"/metrics\">/metrics</a> <a href=\"/healthz\">/healthz</a></body></html>\n"
-            return self._send(200, _simple(b"200 OK", body, b"text/html; charset=utf-8"), method, close)
-        return self._send(404, _simple(b"404 Not Found", b"not found\n"), method, close)
+            return self._send(200, _simple(b"200 OK", body, b"text/html; charset=utf-8"), method, connection)
+        return self._send(404, _simple(b"404 Not Found", b"not found\n"), method, connection)
 
-    def _send(self, code: int, reply: tuple[bytes, bytes], method: bytes, close: bool) -> None:
-        """Write one response in one call; ``close`` adds the header and closes after it."""
+    def _send(self, code: int, reply: tuple[bytes, bytes], method: bytes, connection: bytes) -> None:
+        """Write one response in one call, with ``Connection: <connection>`` unless empty; close after ``close``."""
         self._count(code)
         head, full = reply
-        if close:
-            head = head[:-2] + b"Connection: close\r\n\r\n"
+        if connection:
+            head = head[:-2] + b"Connection: " + connection + b"\r\n\r\n"
             full = head + full[len(reply[0]):]
         self.transport.write(head if method == b"HEAD" else full)
-        if close:
+        if connection == b"close":
             self.transport.close()
 
 

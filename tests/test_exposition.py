@@ -349,3 +349,27 @@ def test_any_bytes_get_well_formed_answers_or_a_close(parts, chunk):
         length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
         assert len(body) in (0, length)                      # HEAD: head only; else the whole body
     assert server.stats.scrapes + sum(server.stats.bad.values()) <= len(transport.out)
+
+
+def test_http10_keep_alive_is_confirmed_in_the_response(running):
+    """An HTTP/1.0 client keeps the connection only if the response says keep-alive; without it
+    the client waits for a close that only came after idle_timeout (ab -k hung on every request)."""
+    h = running()
+    with socket.create_connection(("127.0.0.1", h.port), timeout=10) as s:
+        for _ in range(2):
+            s.sendall(b"GET /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += s.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert b"\r\nConnection: keep-alive" in head
+            length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+            while len(body) < length:
+                body += s.recv(65536)
+            assert len(body) == length
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")          # no keep-alive asked: closed after
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        assert b"\r\nConnection: close" in data
+    assert h.server.stats.scrapes == 3
