@@ -185,7 +185,7 @@ cdef class RingCore:
             eng_add32(self.futex)
             eng_futex_wake(self.futex)
 
-    def put(self, bytes record):
+    def put(self, bytes record not None):
         if self.base == NULL:
             raise ValueError("ring is closed")
         self.pending = eng_load_rlx(self.head)
@@ -202,6 +202,8 @@ cdef class RingCore:
             raise ValueError("ring is closed")
         self.pending = eng_load_rlx(self.head)
         for rec in records:
+            if rec is None:
+                raise TypeError("a record is bytes, not None")
             if not self._write(PyBytes_AS_STRING(rec), PyBytes_GET_SIZE(rec)):
                 self.drops_p[0] += 1
                 break
@@ -296,10 +298,14 @@ cdef class RingCore:
 
     @property
     def drops(self):
+        if self.base == NULL:
+            raise ValueError("ring is closed")
         return self.drops_p[0]
 
     @property
     def used_bytes(self):
+        if self.base == NULL:
+            raise ValueError("ring is closed")
         return eng_load_acq(self.head) - eng_load_acq(self.tail)
 
 
@@ -350,7 +356,7 @@ cdef class BoardCore:
     cdef inline uint64_t *_slot(self, uint64_t i):
         return <uint64_t *>(self.base + C_BOARD_HEADER + i * self.stride)
 
-    def publish(self, bytes value):
+    def publish(self, bytes value not None):
         cdef Py_ssize_t n = PyBytes_GET_SIZE(value)
         cdef uint64_t g, s
         cdef uint64_t *slot

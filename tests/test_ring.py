@@ -115,6 +115,30 @@ def test_record_larger_than_the_ring_is_refused(impl):
     assert ring.get() is None
 
 
+@pytest.mark.parametrize("impl", sorted(CORES))
+def test_a_record_that_is_not_bytes_is_refused_and_nothing_is_committed(impl):
+    ring = CORES[impl].RingCore(_buffer(), True, 4096)
+    board = CORES[impl].BoardCore(bytearray(native.board_size(64)), True, 64)
+    for bad in (None, "text", 5):
+        with pytest.raises(TypeError):
+            ring.put(bad)
+        with pytest.raises(TypeError):
+            ring.put_many([b"ok", bad])
+        with pytest.raises(TypeError):
+            board.publish(bad)
+    assert (ring.used_bytes, ring.get(), board.read()) == (0, None, (0, b""))
+
+
+@pytest.mark.parametrize("impl", sorted(CORES))
+def test_a_released_ring_refuses_every_call(impl):
+    """After release() the mapping may be gone: no call may touch it (it crashed the process)."""
+    ring = CORES[impl].RingCore(_buffer(), True, 4096)
+    ring.release()
+    for call in (lambda: ring.drops, lambda: ring.used_bytes, lambda: ring.put(b"x"), lambda: ring.get()):
+        with pytest.raises(ValueError):
+            call()
+
+
 def test_board_rejects_oversized_value():
     board = native.BoardCore(bytearray(native.board_size(16)), True, 16)
     with pytest.raises(ValueError, match="exceeds"):
