@@ -57,3 +57,28 @@ def test_zst_files_are_never_read(tmp_path):
     poll_until(tailer, lambda: len(marks(data)) == 3)
     assert 99 not in marks(data)
     tailer.close()
+
+
+def test_lines_written_just_before_the_rename_are_read(tmp_path):
+    """The writer appends and rotates between the tailer's last read and its look at
+    the path: the old file is still read to its very end."""
+    log, data = tmp_path / "log", tmp_path / "data"
+    log.mkdir()
+    w = ObWriter(log)
+    w.mark()
+    tailer = make_tailer(log, data)
+    poll_until(tailer, lambda: len(marks(data)) == 1)
+    stream = tailer.streams["observer.log"]
+    look = stream._replaced
+
+    def write_and_rotate_first():
+        stream._replaced = look
+        w.mark()                            # lands in the old file after the tailer's read
+        w.rotate()
+        w.mark()
+        return look()
+
+    stream._replaced = write_and_rotate_first
+    poll_until(tailer, lambda: len(marks(data)) == 3)
+    assert marks(data) == [1, 2, 3]
+    tailer.close()

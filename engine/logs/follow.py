@@ -250,8 +250,16 @@ class FileStream:
         if st is not None:
             self._grow_fingerprint(st.st_size)
         if self.current != self.path or self._replaced():
+            if self._grew():           # written to between our read and the look at the path
+                return b"", 0
             return self._finish_file()
         return None
+
+    def _grew(self) -> bool:
+        try:
+            return os.fstat(self.fd).st_size > self.offset + len(self.pending)
+        except OSError:
+            return False
 
     def _follow_copy(self) -> bool:
         """copytruncate: finish reading from the copy (same first bytes, longer
