@@ -99,6 +99,14 @@ def test_dry_run_deletes_nothing(logdir):
     assert [d.name for d in done.runs[0].plan.deletions] == ["observer.log.1"]
 
 
+def test_a_dry_run_logs_what_it_would_delete(logdir, caplog):
+    make(logdir, "observer.log.1", days=100)
+    with caplog.at_level("INFO", logger="engine.ob_cleaner"):
+        done = clean_once([ob_target(logdir)], dry_run=True, usage=full)
+    assert done.runs[0].result is None and (logdir / "observer.log.1").exists()
+    assert any("would delete" in m and "observer.log.1" in m for m in caplog.messages)
+
+
 def test_active_files_untouched_even_by_a_greedy_rule(logdir):
     for name in ("observer.log", "observer.log.wf", "rootservice.log", "election.log.wf"):
         make(logdir, name, days=100)

@@ -6,6 +6,7 @@ cannot be opened or listed is reported with its error and the others go on.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from engine.cleaner.apply import OpenFiles, Result, apply_plan
 from engine.cleaner.listing import DiskUsage, open_dir, read_listing, read_usage
 from engine.cleaner.plan import Plan, plan_target
 from engine.cleaner.policy import Target
+
+log = logging.getLogger("engine.ob_cleaner")
 
 
 @dataclass
@@ -64,13 +67,23 @@ def _one(target, dry_run, usage, clock, open_files, unlink, tick) -> TargetRun:
     try:
         entries, run.vanished_in_listing = read_listing(fd)
         run.plan = plan_target(target, entries, usage(fd), clock())
-        if not dry_run and run.plan.deletions:
+        if dry_run:
+            _log_plan(run.plan)
+        elif run.plan.deletions:
             run.result = apply_plan(run.plan, fd, open_files=open_files, unlink=unlink, tick=tick)
     except OSError as exc:
         run.error, run.detail = "target_unreadable", f"{target.path}: {exc.strerror or exc}"
     finally:
         os.close(fd)
     return run
+
+
+def _log_plan(plan: Plan) -> None:
+    """A dry run deletes nothing but says what it would have deleted."""
+    log.info("dry run, %s: %s", plan.target.name, plan.note)
+    for d in plan.deletions:
+        log.info("would delete %s/%s: %d bytes, %.1f days old, rule %s, %s (%s)",
+                 d.target, d.name, d.entry.size, d.age / 86400, d.rule, d.reason, d.why)
 
 
 def _target_error(exc: OSError) -> str:
