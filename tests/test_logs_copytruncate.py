@@ -42,3 +42,29 @@ def test_truncated_and_regrown_past_the_offset(tmp_path):
     assert marks(data) == [1, 2]
     assert tailer.stats.truncations == 1
     tailer.close()
+
+
+def test_copytruncate_while_the_tailer_is_down(tmp_path):
+    """After a restart the checkpointed bytes are found in the copy (another inode,
+    same first bytes): the copy is finished from the old offset, nothing repeated."""
+    log, data = tmp_path / "log", tmp_path / "data"
+    log.mkdir()
+    w = ObWriter(log)
+    for _ in range(3):
+        w.mark()
+    tailer = make_tailer(log, data)
+    poll_until(tailer, lambda: len(marks(data)) == 3)
+    tailer.close()
+    for _ in range(2):                     # written while the tailer is down
+        w.mark()
+    shutil.copyfile(w.path, str(w.path) + ".20241219182047574")
+    os.truncate(w.path, 0)
+    w.noise(3000)
+    w.mark()
+    tailer = make_tailer(log, data)
+    poll_until(tailer, lambda: len(marks(data)) >= 6)
+    for _ in range(3):
+        tailer.poll_once()
+    assert marks(data) == list(range(1, 7))
+    assert "checkpointed_file_gone" not in tailer.stats.bad
+    tailer.close()

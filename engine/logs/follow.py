@@ -136,23 +136,30 @@ class FileStream:
         then everything still here is read from its start.
         """
         candidates = self.rotated() + [self.path]
-        for i, path in enumerate(candidates):
-            if self._same_file(path, pos) and self._open(path, pos["offset"]):
-                self.queue = candidates[i + 1:]
-                self.prev_header = pos["header"].encode("latin-1") if pos.get("header") else None
-                self.fp, self.fp_len = pos["fp"], pos["fp_len"]
-                return True
+        for by_inode in (True, False):     # the file itself; else a copy of it (copytruncate while down)
+            for i, path in enumerate(candidates):
+                if self._same_file(path, pos, by_inode) and self._open(path, pos["offset"]):
+                    self.queue = candidates[i + 1:]
+                    self.prev_header = pos["header"].encode("latin-1") if pos.get("header") else None
+                    self.fp, self.fp_len = pos["fp"], pos["fp_len"]
+                    return True
         self.stats.bad_input("checkpointed_file_gone")
         self.queue = [p for p in self.rotated() if os.path.getmtime(p) >= pos.get("t", 0)]
         return self._next_file()
 
     @staticmethod
-    def _same_file(path: str, pos: dict) -> bool:
+    def _same_file(path: str, pos: dict, by_inode: bool = True) -> bool:
+        """The checkpointed file: same (dev, inode) and first bytes; or, not
+        ``by_inode``, a copy: same (non-empty) first bytes, at least ``offset`` long."""
         try:
             st = os.stat(path)
         except OSError:
             return False
-        if (st.st_dev, st.st_ino) != (pos["dev"], pos["ino"]) or st.st_size < pos["fp_len"]:
+        if by_inode and (st.st_dev, st.st_ino) != (pos["dev"], pos["ino"]):
+            return False
+        if not by_inode and (not pos["fp_len"] or st.st_size < pos["offset"]):
+            return False
+        if st.st_size < pos["fp_len"]:
             return False
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
