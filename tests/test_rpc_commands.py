@@ -118,6 +118,34 @@ def test_timeout_kills_the_command(srv):
     assert out["timed_out"] and out["exit_code"] == -9 and out["duration"] < 30
 
 
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"     # a zombie nobody reaped yet
+    except FileNotFoundError:
+        return True
+
+
+def test_timeout_kills_the_group_even_after_its_leader_exited():
+    """The leader exits at once, a child it left behind keeps stdout open: at the
+    timeout the whole group is killed, not only a leader that is already gone."""
+    import asyncio
+    import signal
+    from engine.rpc import commands
+    t = parse_allowlist({"bg": {"argv": [SH, "-c", "sleep 60 & echo $!"], "timeout": 0.3}})["bg"]
+    out = asyncio.run(commands.run(t, list(t.argv), t.timeout))
+    pid = int(out["stdout"])
+    try:
+        assert out["timed_out"] and out["exit_code"] == 0
+        deadline = time.monotonic() + 10
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _gone(pid), "the background child of a timed-out command was left running"
+    finally:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_async_task_is_polled_to_completion(srv):
     status, env = run(srv, "slow")
     assert status == 200 and env["data"]["state"] == "running"

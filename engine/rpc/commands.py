@@ -16,6 +16,7 @@ The allow-list format is documented in docs/pos_proxy.md and conf/agent.toml.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import re
@@ -209,16 +210,21 @@ async def run(t: Template, argv: list[str], timeout: float) -> dict:
         stderr=asyncio.subprocess.PIPE, cwd=t.cwd, env={**SAFE_ENV, **t.env},
         start_new_session=True, **_run_as(t))
     out, err = _Capture(t.max_output_bytes), _Capture(t.max_output_bytes)
-    timed_out = False
+    timed_out = finished = False
     try:
         await asyncio.wait_for(asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr), proc.wait()),
                                timeout)
+        finished = True
     except TimeoutError:
         timed_out = True
     finally:
-        if proc.returncode is None:
+        if not finished:
+            # the group, even if its leader is gone: a child it left behind (holding
+            # stdout, say) would otherwise outlive the timeout for good
             _kill_group(proc.pid)
             await proc.wait()
+            with contextlib.suppress(TimeoutError):    # what the group wrote before it died
+                await asyncio.wait_for(asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr)), 1.0)
     return {"command": t.name, "argv": argv, "exit_code": proc.returncode, "timed_out": timed_out,
             "duration": round(time.monotonic() - t0, 3), "stdout": out.text(), "stderr": err.text(),
             "stdout_bytes": out.total, "stderr_bytes": err.total,
