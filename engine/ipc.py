@@ -239,13 +239,17 @@ class Segments:
         if create:
             for name in stale_segments(instance):
                 unlink_segment(name)
-            for edge, (_, _, capacity) in EDGES.items():
-                self._open[edge] = Ring(self.name(edge), capacity, create=True)
-            for board, (_, size) in BOARDS.items():
-                self._open[board] = Board(self.name(board), size, create=True)
-            for worker in (WORKERS if names is None else names):
-                key = f"status.{worker}"
-                self._open[key] = Board(self.name(key), STATUS_BOARD_BYTES, create=True)
+            try:
+                for edge, (_, _, capacity) in EDGES.items():
+                    self._open[edge] = Ring(self.name(edge), capacity, create=True)
+                for board, (_, size) in BOARDS.items():
+                    self._open[board] = Board(self.name(board), size, create=True)
+                for worker in (WORKERS if names is None else names):
+                    key = f"status.{worker}"
+                    self._open[key] = Board(self.name(key), STATUS_BOARD_BYTES, create=True)
+            except BaseException:
+                self.close()      # /dev/shm full, a signal...: leave none of them behind
+                raise
 
     def name(self, key: str) -> str:
         return segment_name(self.instance, key)

@@ -65,8 +65,8 @@ class Supervisor:
     # ------------------------------------------------------------ life
     def run_forever(self) -> int:
         """Guard the workers until asked to stop or nothing is left; the exit code."""
-        self.setup()
         try:
+            self.setup()          # a failed setup still goes through shutdown: nothing left behind
             self.start_all()
             while not self.done():
                 self.step()
@@ -75,13 +75,13 @@ class Supervisor:
         return 0
 
     def setup(self) -> None:
+        self._install_signals()   # first: a SIGTERM/SIGHUP during setup is recorded, not fatal
         for d in (self.run_dir, self.log_dir, self.config.home / "data"):
             d.mkdir(parents=True, exist_ok=True)
         osapi.write_pidfile(self.run_dir / PIDFILE)
         self._clean_leftovers()
         self.segments = ipc.Segments(ipc.instance_id(self.config), create=True,
                                      names=(*self.specs, *(p.name for p in self.config.programs)))
-        self._install_signals()
         self.control = Server(self.run_dir, self.selector, self.handle_request)
         self._build_children()
         log.info("ocp_agentd %s started (pid %d, home %s)", __version__, os.getpid(), self.config.home)

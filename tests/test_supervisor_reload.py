@@ -1,6 +1,7 @@
 """Supervisor.reload and control requests, driven with a fake OS: no forking."""
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
@@ -138,3 +139,29 @@ def test_needs_ob_workers_restart_when_ob_changes(sup):
 def test_malformed_names_are_refused_not_a_crash(sup, names):
     with pytest.raises(ControlError, match="names"):
         sup.handle_request({"op": "stop", "names": names})
+
+
+def test_a_failed_setup_leaves_no_segment_and_no_pid_file(tmp_path, monkeypatch):
+    """Signals are caught before anything is created; a setup that fails midway cleans up."""
+    from engine import ipc
+    cfg = config.from_dict({"agent": {"home": str(tmp_path / "home"), "instance": f"setup{os.getpid()}"}})
+    seen, made = [], []
+    real_board = ipc.Board
+
+    def board(name, *args, **kw):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        if len(made) == 3:
+            raise OSError(28, "No space left on device")
+        made.append(name)
+        return real_board(name, *args, **kw)
+    monkeypatch.setattr(ipc, "Board", board)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)}
+    try:
+        with pytest.raises(OSError, match="No space"):
+            Supervisor(cfg, None, specs=SPECS).run_forever()
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+    assert seen and signal.SIG_DFL not in seen and signal.SIG_IGN not in seen
+    assert ipc.stale_segments(ipc.instance_id(cfg)) == []
+    assert not (cfg.home / "run" / "ocp_agentd.pid").exists()
