@@ -1,9 +1,10 @@
 """Alertmanager down, then up: alerts wait in the spool and are all delivered."""
+import orjson
 import pytest
 
 from engine.logs.alertmanager import Spool
 from fixtures.alertmanager import free_port
-from logtail_kit import ObWriter, make_tailer, poll_until
+from logtail_kit import ObWriter, make_tailer, marks, poll_until
 
 
 @pytest.mark.integration
@@ -45,3 +46,41 @@ def test_spool_cursor_survives_and_compacts(tmp_path):
     assert Spool(tmp_path).pending() == 1            # a new process sees the cursor
     (tmp_path / "am_spool.cursor").write_text("999999")
     assert Spool(tmp_path).pending() == 3            # a cursor past the end reads as 0
+
+
+class Killed(Exception):
+    pass
+
+
+def test_kill_between_the_alert_log_and_the_spool(tmp_path):
+    """A kill after the first of the two sinks got an event: the restart still
+    spools it (maybe twice: Alertmanager folds that), and logs it once."""
+    log, data = tmp_path / "log", tmp_path / "data"
+    log.mkdir()
+    w = ObWriter(log)
+    w.mark()
+    tailer = make_tailer(log, data, alertmanager_url="http://127.0.0.1:9")
+    tailer.client = None                            # nothing is sent: only the spool is looked at
+    poll_until(tailer, lambda: len(marks(data)) == 1)
+    tailer.checkpoint()
+    w.mark()
+    calls = []
+
+    def dies_second(append):
+        def wrapped(events):
+            calls.append(len(events))
+            if len(calls) == 2:
+                raise Killed()
+            return append(events)
+        return wrapped
+
+    tailer.sinks.log.append = dies_second(tailer.sinks.log.append)
+    tailer.sinks.spool.append = dies_second(tailer.sinks.spool.append)
+    with pytest.raises(Killed):
+        poll_until(tailer, lambda: False)
+    tailer = make_tailer(log, data, alertmanager_url="http://127.0.0.1:9")
+    tailer.client = None
+    poll_until(tailer, lambda: len(marks(data)) == 2)
+    tailer.close()
+    spooled = {int(orjson.loads(raw)["labels"]["seq"]) for raw in (data / "am_spool.jsonl").read_bytes().splitlines()}
+    assert spooled == {1, 2} and marks(data) == [1, 2]

@@ -60,7 +60,7 @@ class Spool:
     def append(self, events: list[dict]) -> None:
         if events:
             self._fh.write(b"".join(orjson.dumps(to_alertmanager(e)) + b"\n" for e in events))
-            self._fh.flush()            # in the kernel, like the alert log: both or neither survive a kill -9
+            self._fh.flush()            # in the kernel before the alert log is written (see Sinks.write)
 
     def sync(self) -> None:
         self._fh.flush()

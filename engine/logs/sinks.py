@@ -76,14 +76,18 @@ class Sinks:
         self.log, self.spool = log, spool
 
     def write(self, events: list[dict]) -> None:
-        self.log.append(events)
+        # The spool first: after a kill between the two, the restart does not
+        # find the events in the alert log, so it writes them to both again
+        # (one more copy for Alertmanager, which folds it). The other order
+        # would take them for already written and never spool them.
         if self.spool is not None:
             self.spool.append(events)
+        self.log.append(events)
 
     def sync(self) -> None:
-        self.log.sync()
         if self.spool is not None:
             self.spool.sync()
+        self.log.sync()
 
     def close(self) -> None:
         self.log.close()
