@@ -105,6 +105,10 @@ def test_start_status_ctl_stop(agent_home):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert status(env)["pos_proxy"]["state"] == states.RUNNING
+    ctl = subprocess.run([sys.executable, "-m", "engine.ctl", "status", "monitor"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert ctl.returncode == 0, ctl.stderr                   # OCP's `status [agent|monitor|WORKER]`
+    assert "ob_cleaner" in ctl.stdout and "pos_proxy" not in ctl.stdout
     engine(env, "start", "monitor")
     assert status(env)["ob_logtailer"]["state"] == states.RUNNING
 
@@ -146,3 +150,14 @@ def test_kill_9_of_the_daemon_then_start_again(agent_home):
         time.sleep(0.05)
     engine(env, "start")                     # stale pid file, socket and segments cleaned
     assert all(w["state"] == states.RUNNING for w in status(env).values())
+
+
+def test_status_selects_workers_and_groups():
+    from engine.commands.agent import select_workers
+    from engine.errors import ControlError
+    ws = [{"name": "pos_proxy", "group": "agent"}, {"name": "obstat2", "group": "monitor"},
+          {"name": "obproxy", "group": "program"}]
+    assert [w["name"] for w in select_workers(ws, ["monitor", "obproxy"])] == ["obstat2", "obproxy"]
+    assert select_workers(ws, ["all"]) == ws
+    with pytest.raises(ControlError, match="unknown worker"):
+        select_workers(ws, ["gamma"])

@@ -14,8 +14,9 @@ from engine import agentlog, states
 from engine.commands import load_config
 from engine.config import load as load_file
 from engine.control import Client
-from engine.errors import ConfigError, NotRunning
+from engine.errors import ConfigError, ControlError, NotRunning
 from engine.supervisor import Supervisor, pid_of_running
+from engine.workers import GROUPS
 
 
 def register(sub) -> None:
@@ -38,6 +39,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("status", help="state of the supervisor and every worker")
+    p.add_argument("names", nargs="*", help="only these workers, programs or groups (agent, monitor, program)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
@@ -179,11 +181,22 @@ def cmd_status(args) -> int:
             print("ocp_agentd is not running")
         return 3
     status.pop("ok", None)
+    if args.names:
+        status["workers"] = select_workers(status["workers"], args.names)
     if args.json:
         print(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
         return 0
     print(render_status(status))
     return 0
+
+
+def select_workers(workers: list[dict], names: list[str]) -> list[dict]:
+    """The workers named, or in the groups named (``all``: every one); unknown names raise."""
+    known = {w["name"] for w in workers} | {w["group"] for w in workers} | {"all", *GROUPS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ControlError(f"unknown worker or group {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    return [w for w in workers if "all" in names or w["name"] in names or w["group"] in names]
 
 
 def render_status(status: dict) -> str:
