@@ -84,3 +84,16 @@ def test_kill_between_the_alert_log_and_the_spool(tmp_path):
     tailer.close()
     spooled = {int(orjson.loads(raw)["labels"]["seq"]) for raw in (data / "am_spool.jsonl").read_bytes().splitlines()}
     assert spooled == {1, 2} and marks(data) == [1, 2]
+
+
+def test_stale_cursor_after_a_kill_mid_compaction(tmp_path):
+    """Killed after emptying the delivered spool, before resetting the cursor: new
+    records written after the restart must not hide behind the stale cursor."""
+    event = {"id": "x", "labels": {"alertname": "a"}, "summary": "", "description": "", "count": 1,
+             "path": "p", "offset": 0, "first_seen": 0.0, "last_seen": 0.0, "line": "x" * 200}
+    (tmp_path / "am_spool.jsonl").write_bytes(b"")
+    (tmp_path / "am_spool.cursor").write_text("5000")
+    spool = Spool(tmp_path)
+    spool.append([event] * 100)                      # well past the stale cursor
+    assert spool.size() > 5000
+    assert spool.pending() == 100

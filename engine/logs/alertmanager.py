@@ -5,7 +5,7 @@
   offset of the first record not yet delivered, replaced atomically after
   each accepted POST). Once everything is delivered and the file is large it
   is emptied (file first, then cursor: a crash in between leaves a cursor past
-  the end, read as 0).
+  the end, reset to 0 when the spool is opened again, before any append).
 - :class:`Client`: ``POST <url>/api/v2/alerts`` with a JSON array of up to
   ``batch`` alerts; on a connection error or a 5xx it backs off (1 s doubling
   to 60 s) and retries the same batch; a 4xx means the batch is bad: it is
@@ -56,6 +56,8 @@ class Spool:
         self.path = Path(data_dir) / SPOOL
         self.cursor_path = Path(data_dir) / CURSOR
         self._fh = open(self.path, "ab")
+        if self._stored_cursor() > self.size():   # a kill between emptying the file and the cursor:
+            self.commit(0)                        # settle it before appends make it look valid
 
     def append(self, events: list[dict]) -> None:
         if events:
@@ -70,11 +72,14 @@ class Spool:
         self.sync()
         self._fh.close()
 
-    def cursor(self) -> int:
+    def _stored_cursor(self) -> int:
         try:
-            value = int(self.cursor_path.read_text() or 0)
+            return int(self.cursor_path.read_text() or 0)
         except (FileNotFoundError, ValueError):
-            value = 0
+            return 0
+
+    def cursor(self) -> int:
+        value = self._stored_cursor()
         return value if 0 <= value <= self.size() else 0
 
     def size(self) -> int:
