@@ -130,3 +130,42 @@ def test_a_symlink_swapped_in_after_the_check_is_caught(rpc_server, tree):
     with pytest.raises(RpcError) as exc:
         files.read({"path": str(target)})
     assert exc.value.code in ("symlink", "outside_roots")
+
+
+@pytest.mark.parametrize("op", ["file/list", "file/stat"])
+def test_a_directory_swapped_for_a_symlink_after_the_check_is_caught(tree, op):
+    """list and stat use a descriptor checked like read's, not the path again."""
+    from engine.rpc.files import Files
+    from engine.rpc import RpcError
+    root, outside = tree
+    files = Files([str(root)], 1 << 20, 10)
+    target = root / "d"
+    target.mkdir()
+    (target / "mine.txt").write_text("inside\n")
+    real_resolve = files.resolve
+
+    def resolve_then_swap(raw):
+        real = real_resolve(raw)
+        target.rename(root / "d.old")
+        os.symlink(outside, target)
+        return real
+
+    files.resolve = resolve_then_swap
+    handler = files.ops()[op]
+    with pytest.raises(RpcError) as exc:
+        handler({"path": str(target)})
+    assert exc.value.code in ("symlink", "outside_roots", "not_a_directory")   # O_DIRECTORY|O_NOFOLLOW: ENOTDIR
+
+
+def test_list_and_stat_describe_entries(rpc_server, tree):
+    root, _ = tree
+    srv = rpc_server(file_roots=[str(root)])
+    entries = {e["name"]: e for e in ok(srv, "file/list", path=str(root))["entries"]}
+    assert entries["sub"]["type"] == "dir" and entries["escape.txt"]["type"] == "link"
+    assert entries["a.log"]["type"] == "file" and entries["a.log"]["size"] == (root / "a.log").stat().st_size
+    assert ok(srv, "file/stat", path=str(root / "sub"))["type"] == "dir"
+    assert ok(srv, "file/stat", path=str(root / "inside_link.txt"))["size"] == 6     # followed, inside
+    os.mkfifo(root / "fifo")
+    assert ok(srv, "file/stat", path=str(root / "fifo"))["type"] == "other"         # never blocks
+    assert err(srv, "file/read", path=str(root / "fifo")) == (400, "not_a_file")
+    assert err(srv, "file/list", path=str(root / "fifo")) == (400, "not_a_directory")

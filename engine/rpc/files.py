@@ -2,9 +2,10 @@
 
 A path must be absolute. It is resolved (symlinks and ``..``) and must then be
 a root or lie under one (``workers.pos_proxy.file_roots``, themselves
-resolved). A file is opened with ``O_NOFOLLOW`` and its real path is checked
-again through ``/proc/self/fd`` after the open, so a symlink swapped in between
-the check and the open cannot lead outside. NUL bytes are refused. Nothing
+resolved). Every operation (stat and list included) then works on a
+descriptor opened with ``O_NOFOLLOW`` whose real path is checked again through
+``/proc/self/fd``, so a symlink swapped in between the check and the open
+cannot lead outside. NUL bytes are refused. Nothing
 else on the host is reachable. Reads are capped by ``max_output_bytes``.
 """
 from __future__ import annotations
@@ -51,14 +52,25 @@ class Files:
         if not any(real == root or root in real.parents for root in self.roots):
             raise forbidden(f"{raw[:200]!r} is outside the configured file roots", "outside_roots")
 
-    def _open(self, raw: str) -> tuple[int, Path]:
+    def _open_checked(self, raw: str, flags: int) -> tuple[int, Path]:
+        """A descriptor on ``raw``'s real path, opened without following a last symlink,
+        whose own real path (``/proc/self/fd``) is under a root: whatever was swapped in
+        since :meth:`resolve`, the descriptor is what is used, and it is inside."""
         real = self.resolve(raw)
         try:
-            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(real, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
             raise _os_error(exc, raw) from None
         try:
             self._check_inside(Path(os.readlink(f"/proc/self/fd/{fd}")), raw)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, real
+
+    def _open(self, raw: str) -> tuple[int, Path]:
+        fd, real = self._open_checked(raw, os.O_RDONLY | os.O_NONBLOCK)
+        try:
             if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
                 raise bad_request(f"{raw[:200]!r} is not a regular file", "not_a_file")
         except BaseException:
@@ -70,11 +82,13 @@ class Files:
     def stat(self, params: dict) -> dict:
         only(params, "path")
         raw = get_str(params, "path")
-        real = self.resolve(raw)
+        fd, real = self._open_checked(raw, os.O_PATH)     # O_PATH: any type, never blocks
         try:
-            st = os.stat(real)
-        except OSError as exc:
-            raise _os_error(exc, raw) from None
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if stat_mod.S_ISLNK(st.st_mode):                  # resolved, so it was swapped in since
+            raise forbidden(f"{raw[:200]!r} is a symlink", "symlink")
         return {"path": str(real), **_describe(st)}
 
     def read(self, params: dict) -> dict:
@@ -111,18 +125,18 @@ class Files:
     def list(self, params: dict) -> dict:
         only(params, "path")
         raw = get_str(params, "path")
-        real = self.resolve(raw)
+        fd, real = self._open_checked(raw, os.O_RDONLY | os.O_DIRECTORY)
         entries = []
         try:
-            with os.scandir(real) as it:
+            with os.scandir(fd) as it:
                 for entry in it:
                     if len(entries) >= LIST_MAX:
                         break
                     entries.append(_entry(entry))
-        except NotADirectoryError:
-            raise bad_request(f"{raw[:200]!r} is not a directory", "not_a_directory") from None
         except OSError as exc:
             raise _os_error(exc, raw) from None
+        finally:
+            os.close(fd)
         entries.sort(key=lambda e: e["name"])
         return {"path": str(real), "entries": entries, "truncated": len(entries) >= LIST_MAX}
 
@@ -201,4 +215,6 @@ def _os_error(exc: OSError, raw: str) -> RpcError:
         return forbidden(f"{name!r} is a symlink", "symlink")
     if exc.errno == errno.EISDIR:
         return bad_request(f"{name!r} is a directory", "not_a_file")
+    if exc.errno == errno.ENOTDIR:
+        return bad_request(f"{name!r} is not a directory", "not_a_directory")
     return RpcError(409, "os_error", f"{name!r}: {exc.strerror}")
