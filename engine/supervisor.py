@@ -399,7 +399,10 @@ class Supervisor:
                 self.children[name].stop(self.os, now)
         elif op == "start":
             for name in names:
-                if self.children[name].state not in states.ALIVE and name not in self.to_start:
+                state = self.children[name].state
+                if state == states.STOPPING:
+                    self.restart_after_stop.add(name)      # started again once it has exited
+                elif state not in states.ALIVE and name not in self.to_start:
                     self.to_start.append(name)
         elif op == "restart":
             for name in names:

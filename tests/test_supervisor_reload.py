@@ -165,3 +165,13 @@ def test_a_failed_setup_leaves_no_segment_and_no_pid_file(tmp_path, monkeypatch)
     assert seen and signal.SIG_DFL not in seen and signal.SIG_IGN not in seen
     assert ipc.stale_segments(ipc.instance_id(cfg)) == []
     assert not (cfg.home / "run" / "ocp_agentd.pid").exists()
+
+
+def test_a_start_while_the_worker_is_still_stopping_is_not_lost(sup):
+    settle(sup)
+    pid = sup.children["alpha"].pid
+    sup.handle_request({"op": "stop", "names": ["alpha"]})
+    assert sup.children["alpha"].state == states.STOPPING
+    sup.handle_request({"op": "start", "names": ["alpha"]})   # before it has exited
+    settle(sup)
+    assert sup.children["alpha"].state == states.STARTING and sup.children["alpha"].pid != pid
