@@ -32,7 +32,12 @@ cdef enum:
     C_DBNAME = 34
     C_QUERY = 35
 
+cdef extern from *:
+    bint add_overflow "__builtin_add_overflow"(int64_t, int64_t, int64_t*) noexcept nogil
+    bint sub_overflow "__builtin_sub_overflow"(int64_t, int64_t, int64_t*) noexcept nogil
+
 cdef int64_t I64_MAX = 0x7FFFFFFFFFFFFFFF
+cdef int64_t I64_MIN = -0x7FFFFFFFFFFFFFFF - 1
 cdef bint IS_TEXT[NCOLS]
 for _i in range(NCOLS):
     IS_TEXT[_i] = _i in (0, C_SQLID, C_EVENT, C_DBNAME, C_QUERY)
@@ -69,6 +74,21 @@ cdef inline int parse_i64(const unsigned char* p, Py_ssize_t n, int64_t* out) no
             return -1
         out[0] = <int64_t>v
     return 0
+
+
+cdef inline int64_t sat_add(int64_t a, int64_t b) noexcept nogil:
+    """a + b, saturated at the int64 bounds (the twin clamps the same way)."""
+    cdef int64_t r
+    if add_overflow(a, b, &r):
+        return I64_MAX if b > 0 else I64_MIN
+    return r
+
+
+cdef inline int64_t sat_sub(int64_t a, int64_t b) noexcept nogil:
+    cdef int64_t r
+    if sub_overflow(a, b, &r):
+        return I64_MAX if b < 0 else I64_MIN
+    return r
 
 
 cdef inline int64_t floordiv(int64_t a, int64_t b) noexcept nogil:
@@ -144,7 +164,7 @@ cdef class Aggregator:
         """Index of the group (bucket, tenant, db, sql_id) of the row in self.n; created if new."""
         cdef int64_t head[3]
         cdef Py_ssize_t gi, j
-        cdef int64_t end = self.n[6] + self.n[7]
+        cdef int64_t end = sat_add(self.n[6], self.n[7])
         head[0] = floordiv(floordiv(end, 1000000), self.bucket_seconds) * self.bucket_seconds
         head[1] = self.n[C_TENANT]
         head[2] = self.n[C_DB]
@@ -183,8 +203,8 @@ cdef class Aggregator:
     cdef inline void _merge(self, int64_t* g, const unsigned char* ev, Py_ssize_t evn) noexcept:
         cdef int64_t* n = self.n
         cdef int64_t elapsed = n[7], execute = n[8], get_plan = n[10], wait = n[11]
-        cdef int64_t cpu = execute - wait + get_plan
-        cdef int64_t end = n[6] + n[7]
+        cdef int64_t cpu = sat_add(sat_sub(execute, wait), get_plan)
+        cdef int64_t end = sat_add(n[6], n[7])
         cdef int64_t ret = n[19]
         g[0] += 1
         _summax(g, 1, elapsed)
@@ -198,9 +218,9 @@ cdef class Aggregator:
         _summax(g, 19, n[16])
         _summax(g, 21, n[17])
         _summax(g, 40, n[26])
-        g[15] += n[13]
-        g[18] += n[15]
-        g[23] += n[18]
+        g[15] = sat_add(g[15], n[13])
+        g[18] = sat_add(g[18], n[15])
+        g[23] = sat_add(g[23], n[18])
         if ret != 0:
             g[24] += 1
             if ret == -4012: g[25] += 1
@@ -215,22 +235,22 @@ cdef class Aggregator:
         g[35] += n[21] == 0
         g[36] += n[22] != 0
         g[37] += n[23] != 0
-        g[38] += n[24]
-        g[39] += n[25]
-        g[42] += n[27]
-        g[43] += n[28]
-        g[44] += n[29]
+        g[38] = sat_add(g[38], n[24])
+        g[39] = sat_add(g[39], n[25])
+        g[42] = sat_add(g[42], n[27])
+        g[43] = sat_add(g[43], n[28])
+        g[44] = sat_add(g[44], n[29])
         g[45] += n[30] != 0
         g[46] += n[31] == 3
         g[47] += n[31] == 2
         if evn == 20 and memcmp(ev, <const char*>EV_INTERNAL, 20) == 0:
-            g[48] += n[33]
+            g[48] = sat_add(g[48], n[33])
         elif evn == 26 and memcmp(ev, <const char*>EV_CLIENT, 26) == 0:
-            g[49] += n[33]
+            g[49] = sat_add(g[49], n[33])
         elif evn == 8 and memcmp(ev, <const char*>EV_RPC, 8) == 0:
-            g[50] += n[33]
+            g[50] = sat_add(g[50], n[33])
         elif evn == 17 and memcmp(ev, <const char*>EV_READ, 17) == 0:
-            g[51] += n[33]
+            g[51] = sat_add(g[51], n[33])
         g[52] += elapsed >= self.slow_us
         if n[6] < g[53]:
             g[53] = n[6]
@@ -443,7 +463,7 @@ cdef class Aggregator:
 
 
 cdef inline void _summax(int64_t* g, int i, int64_t v) noexcept:
-    g[i] += v
+    g[i] = sat_add(g[i], v)
     if v > g[i + 1]:
         g[i + 1] = v
 

@@ -20,7 +20,10 @@ A good row lands in group (bucket, tenant_id, db_id, sql_id bytes), bucket =
 floor((request_time + elapsed_time) / 1e6 / bucket_seconds) * bucket_seconds.
 Text is decoded as UTF-8 with replacement; the sample is the group's first
 non-empty query text cut to ``sample_bytes`` bytes at a character boundary.
-cpu = execute - total_wait + get_plan (OCP's formula).
+cpu = execute - total_wait + get_plan (OCP's formula). Every sum (and the
+end time, and cpu) saturates at the int64 bounds, step by step in row order:
+a hostile value never wraps around into a negative sum, and the store (sqlite
+INTEGER) can hold every result.
 """
 from __future__ import annotations
 
@@ -167,7 +170,7 @@ class Aggregator:
         except _Bad as bad:
             self._count_bad(bad.reason)
             return 0
-        end = n[6] + n[7]
+        end = _sat(n[6] + n[7])
         bucket = (end // 1_000_000) // self.bucket_seconds * self.bucket_seconds
         key = (bucket, tenant, n[4], sql_id)
         self._merge(key, n, vals)
@@ -183,17 +186,16 @@ class Aggregator:
         if not m[1] and vals[35]:
             m[1] = sample_text(vals[35], self.sample_bytes)
         elapsed, execute, queue, get_plan, wait = n[7], n[8], n[9], n[10], n[11]
-        end = n[6] + elapsed
-        cpu = execute - wait + get_plan
+        end = _sat(n[6] + elapsed)
+        cpu = _sat(_sat(execute - wait) + get_plan)
         g[0] += 1
         for i, v in ((1, elapsed), (3, execute), (5, queue), (7, get_plan), (9, cpu), (11, wait),
                      (13, n[12]), (16, n[14]), (19, n[16]), (21, n[17]), (40, n[26])):
-            g[i] += v
+            g[i] = _sat(g[i] + v)
             if v > g[i + 1]:
                 g[i + 1] = v
-        g[15] += n[13]
-        g[18] += n[15]
-        g[23] += n[18]
+        for i, col in ((15, 13), (18, 15), (23, 18), (38, 24), (39, 25), (42, 27), (43, 28), (44, 29)):
+            g[i] = _sat(g[i] + n[col])
         ret = n[19]
         if ret != 0:
             g[24] += 1
@@ -204,17 +206,12 @@ class Aggregator:
         g[35] += n[21] == 0
         g[36] += n[22] != 0
         g[37] += n[23] != 0
-        g[38] += n[24]
-        g[39] += n[25]
-        g[42] += n[27]
-        g[43] += n[28]
-        g[44] += n[29]
         g[45] += n[30] != 0
         g[46] += n[31] == 3
         g[47] += n[31] == 2
         ev = EVENTS.get((vals[32] or b"").decode("utf-8", "replace"))
         if ev is not None:
-            g[ev] += n[33]
+            g[ev] = _sat(g[ev] + n[33])
         g[52] += elapsed >= self.slow_us
         if n[6] < g[53]:
             g[53] = n[6]
@@ -276,6 +273,11 @@ class Aggregator:
                for k, g in self.groups.items()]
         self.groups, self.meta = {}, {}
         return out
+
+
+def _sat(v: int) -> int:
+    """``v`` clamped to int64 (the native module's saturating arithmetic)."""
+    return I64_MAX if v > I64_MAX else I64_MIN if v < I64_MIN else v
 
 
 def _parse_raw(value) -> int:
