@@ -196,3 +196,33 @@ def test_the_worker_without_a_secret_waits_for_config_and_stops_when_asked(tmp_p
         worker.join(30)
         ctx.close()
     assert not worker.is_alive()
+
+
+def test_a_refused_reload_restores_the_file_and_keeps_the_true_previous_one(tmp_path, monkeypatch):
+    """.prev is the config before the push, with the config's own mode; a reload the
+    supervisor refuses puts the file back without overwriting .prev with the refused text."""
+    from engine import config as config_mod
+    from engine.errors import ControlError
+    from engine.rpc import RpcError
+    from engine.rpc.agent import Agent
+    monkeypatch.setenv("OCP_AGENT_SECRET", "x")
+    path = tmp_path / "agent.toml"
+    oldest, running = '[agent]\nlog_level = "warning"\n', '[agent]\nlog_level = "info"\n'
+    (tmp_path / "agent.toml.prev").write_text(oldest)
+    path.write_text(running)
+    path.chmod(0o600)
+    agent = Agent(config_mod.load(str(path), home=str(tmp_path / "home")))
+
+    class Refusing:
+        def call(self, op, **args):
+            raise ControlError("reload refused: bad [programs]")
+
+    agent.control = Refusing()
+    with pytest.raises(RpcError) as exc:
+        agent.push_config({"config": '[agent]\nlog_level = "debug"\n'})
+    assert exc.value.code == "reload_refused"
+    assert path.read_text() == running
+    prev = tmp_path / "agent.toml.prev"
+    assert prev.read_text() in (running, oldest)       # never the refused config
+    assert oct(prev.stat().st_mode & 0o777) == "0o600"     # as private as the config it copies
+    assert oct(path.stat().st_mode & 0o777) == "0o600"

@@ -121,7 +121,7 @@ class Agent:
         except NotRunning as exc:
             return {"written": str(target), "reloaded": False, "note": str(exc)}
         except (ControlError, OSError) as exc:
-            write_atomically(target, prev)
+            write_atomically(target, prev, keep_prev=False)
             raise RpcError(409, "reload_refused", f"{exc}; the previous config file was restored") from None
         return {"written": str(target), "reloaded": True, "restarted": answer.get("restarted", [])}
 
@@ -149,25 +149,32 @@ class Agent:
         return new
 
 
-def write_atomically(target: Path, data: bytes) -> bytes:
-    """Replace ``target`` with ``data`` (same mode); returns the previous content, kept as ``.prev``."""
+def write_atomically(target: Path, data: bytes, *, keep_prev: bool = True) -> bytes:
+    """Replace ``target`` with ``data`` (same mode); returns the previous content, kept as
+    ``<target>.prev`` (same mode too) unless ``keep_prev`` is false (putting it back)."""
     prev = target.read_bytes() if target.exists() else b""
     mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if prev:
-        target.with_name(target.name + ".prev").write_bytes(prev)
-    os.replace(tmp, target)
+    if prev and keep_prev:
+        _replace(target.with_name(target.name + ".prev"), prev, mode)
+    _replace(target, data, mode)
     dfd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:
         os.close(dfd)
     return prev
+
+
+def _replace(path: Path, data: bytes, mode: int) -> None:
+    """``path`` holds ``data`` with ``mode``, or (after a crash) its old content: never a torn file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), mode)      # not the umask's idea, nor a stale temp file's
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _is_file(source: str) -> bool:
