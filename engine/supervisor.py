@@ -241,12 +241,13 @@ class Supervisor:
             if child.state == states.STOPPED and child.name in self.restart_after_stop:
                 self.restart_after_stop.discard(child.name)
                 self.to_start.append(child.name)
-            elif child.state == states.BACKOFF and child.next_start <= now:
+            elif child.state == states.BACKOFF and child.next_start <= now and not self.stopping:
                 child.start(self.os, now)         # a healthy worker died: replace it at once
         self._drop_retired()
 
     def stop_all(self) -> None:
         """Stop every child, dependents before what they depend on."""
+        self.stopping = True                      # from now on nothing is started again
         self.to_start.clear()
         self.restart_after_stop.clear()
         order = list(reversed(self.children))

@@ -175,3 +175,15 @@ def test_a_start_while_the_worker_is_still_stopping_is_not_lost(sup):
     sup.handle_request({"op": "start", "names": ["alpha"]})   # before it has exited
     settle(sup)
     assert sup.children["alpha"].state == states.STARTING and sup.children["alpha"].pid != pid
+
+
+def test_a_worker_that_dies_during_the_stop_is_not_started_again(sup):
+    """^C in a foreground terminal reaches the workers too: their exit is no reason to respawn."""
+    settle(sup)
+    sup.children["p1"].started_at = -100.0                   # a healthy run: restarted at once, normally
+    pid = sup.children["p1"].pid
+    sup.os.handles[pid].status = -signal.SIGINT
+    spawned = sup.os.pid
+    sup.stop_all()
+    assert sup.os.pid == spawned
+    assert all(c.state == states.STOPPED for c in sup.children.values())
