@@ -35,3 +35,12 @@ def test_postable_alert_shape():
     assert alert["startsAt"] == "1970-01-01T00:00:00Z"
     assert alert["annotations"]["count"] == "3" and len(alert["annotations"]["line"]) == 1024
     assert alert["annotations"]["trace_id"] == "Y1-2"
+
+
+def test_starts_at_is_never_in_the_future():
+    """A line dated ahead of the clock would give startsAt after endsAt: Alertmanager rejects that."""
+    import time
+    event = {"id": "x-1", "labels": {"alertname": "x"}, "summary": "s", "description": "d", "count": 1,
+             "path": "p", "offset": 0, "first_seen": time.time() + 86400, "last_seen": time.time() + 86400,
+             "line": "L"}
+    assert to_alertmanager(event)["startsAt"] <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))

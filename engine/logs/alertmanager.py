@@ -34,7 +34,12 @@ RESOLVE_AFTER = 300.0
 BACKOFF_MAX = 60.0
 
 
+MAX_TIME = 253402300799.0      # 9999-12-31T23:59:59Z
+
+
 def iso(t: float) -> str:
+    """RFC 3339 in UTC; a time from a hostile line (year 0, 9999 local) is clamped, never raises."""
+    t = min(max(float(t), 0.0), MAX_TIME)
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
@@ -48,7 +53,7 @@ def to_alertmanager(event: dict) -> dict:
     if trace:
         annotations["trace_id"] = str(trace)
     return {"labels": {k: str(v) for k, v in event["labels"].items()}, "annotations": annotations,
-            "startsAt": iso(event["first_seen"])}
+            "startsAt": iso(min(event["first_seen"], time.time()))}   # never after endsAt
 
 
 class Spool:
