@@ -24,6 +24,8 @@ COMMANDS = {
     "fail": {"argv": [SH, "-c", "echo oops >&2; exit 7"]},
     "opt": {"argv": ["/bin/echo", "a", "{b}"], "params": {"b": {"type": "str", "required": False}}},
     "as_nobody": {"argv": ["/usr/bin/id", "-u"], "user": "nobody"},
+    "missing": {"argv": ["/nonexistent/bin/observer", "-V"]},
+    "bad_cwd": {"argv": ["/bin/true"], "cwd": "/nonexistent-dir"},
 }
 
 
@@ -144,6 +146,21 @@ def test_timeout_kills_the_group_even_after_its_leader_exited():
     finally:
         if not _gone(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_program_that_cannot_start_is_a_409_not_a_500(srv):
+    """A template whose program is not installed on this host (or whose cwd is gone)."""
+    for name in ("missing", "bad_cwd"):
+        status, env = run(srv, name)
+        assert status == 409 and env["error"]["code"] == "cannot_start", env
+        assert "nonexistent" in env["error"]["message"]
+    status, env = srv.call("command/run", {"name": "missing", "async": True})
+    task_id = env["data"]["task_id"]
+    deadline = time.monotonic() + 30
+    while (rec := srv.call("task/status", {"task_id": task_id})[1]["data"])["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert rec["state"] == "failed" and "nonexistent" in rec["result"]["error"]
 
 
 def test_async_task_is_polled_to_completion(srv):

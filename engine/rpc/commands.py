@@ -205,10 +205,14 @@ def _fill(m: re.Match, values: dict) -> str:
 async def run(t: Template, argv: list[str], timeout: float) -> dict:
     """Run ``argv`` per the template; the exit code and capped output."""
     t0 = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, cwd=t.cwd, env={**SAFE_ENV, **t.env},
-        start_new_session=True, **_run_as(t))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, cwd=t.cwd, env={**SAFE_ENV, **t.env},
+            start_new_session=True, **_run_as(t))
+    except OSError as exc:     # not installed here, not executable, cwd gone: the host's state
+        where = exc.filename or argv[0]
+        raise RpcError(409, "cannot_start", f"{t.name}: cannot start: {where}: {exc.strerror}") from None
     out, err = _Capture(t.max_output_bytes), _Capture(t.max_output_bytes)
     timed_out = finished = False
     try:
