@@ -426,3 +426,14 @@ def test_an_unknown_start_time_is_not_a_restart(env, tmp_path):
     _, totals = stored(tmp_path / "d")
     assert totals["rows_fetched"] == 400 and "resets" not in totals
     col.close()
+
+
+def test_a_slice_row_with_nulls_is_skipped_not_a_crash(env, tmp_path):
+    wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),))
+    wl.step(30)
+    with env.connect() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO GV$OB_UNITS (SVR_IP, SVR_PORT, TENANT_ID) VALUES ('10.0.0.9', NULL, 1004)")
+    col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
+    report = col.cycle()
+    assert report["rows"] == 30 and report["slices"] == 2
+    col.close()

@@ -99,7 +99,8 @@ class Collector:
             found = conn.query(f"SELECT DISTINCT svr_ip, svr_port, tenant_id FROM "
                                f"{views.AUDIT_TABLE[4 if conn.major >= 4 else 3]}")
         ob = self.config.ob
-        keys = {(str(ip), int(port), int(t)) for ip, port, t in found if ip is not None and t is not None}
+        keys = {(str(ip), int(port), int(t)) for ip, port, t in found
+                if ip is not None and port is not None and t is not None}
         if ob.svr_ip:
             keys = {k for k in keys if k[0] == ob.svr_ip and (not ob.svr_port or k[1] == ob.svr_port)}
         return sorted(keys)
