@@ -46,3 +46,15 @@ def test_state_survives_a_restart():
     assert hit(g2, 102.0) == []
     now[0] += 61
     assert g2.expire()[0]["count"] == 3
+
+
+def test_a_line_dated_in_the_future_does_not_end_throttling():
+    now = [1000.0]
+    g = Grouper(host="h", clock=lambda: now[0])
+    hit(g, 990.0)
+    hit(g, 253402300799.0, tenant=9)                          # garbage dated 9999-12-31
+    assert hit(g, 991.0) == []
+    assert g.expire() == []                                    # the 990.0 group is still open
+    assert hit(g, 992.0) == []
+    now[0] += 61
+    assert g.expire()[0]["count"] == 3

@@ -73,7 +73,7 @@ class Grouper:
                 header: dict | None, captures: dict | None, file_id: str = "") -> list[dict]:
         """One hit; the events it causes (a fire, maybe preceded by an update)."""
         ts = header["ts"] if header else self.clock()
-        self.log_now = max(self.log_now, ts)
+        self._saw(ts)
         context = {"log_type": log_type, "host": self.host, "path": path,
                    "rule": rule.id, "severity": rule.severity}
         fields = fields_of(header, captures, context)
@@ -91,6 +91,11 @@ class Grouper:
         if len(self.groups) > MAX_GROUPS:
             events += [self._close(k) for k in list(self.groups)[:len(self.groups) - MAX_GROUPS]]
         return [e for e in events if e] + [dict(record)]
+
+    def _saw(self, ts: float) -> None:
+        """Log time moves on, but never past the clock: one line dated in the
+        future (garbage, a skewed host) would close every group at each poll."""
+        self.log_now = max(self.log_now, min(ts, self.clock()))
 
     def _key(self, rule, fields: dict) -> str:
         parts = [rule.id] + [f"{g}={_text(fields.get(g))}" for g in rule.group_by]
@@ -140,4 +145,4 @@ class Grouper:
                 group.setdefault("last_seen", group["first_seen"])
                 group["opened"] = self.clock()
                 self.groups[item[0]] = group
-                self.log_now = max(self.log_now, group["last_seen"])
+                self._saw(group["last_seen"])
