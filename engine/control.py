@@ -6,7 +6,8 @@ Requests are ``{"op": ..., ...}``; answers ``{"ok": true, ...}`` or
 
 The server side never blocks the supervisor: connections are non-blocking and
 served from the supervisor's selector; a client that sends nothing useful is
-dropped after :data:`CLIENT_TIMEOUT` seconds.
+dropped after :data:`CLIENT_TIMEOUT` seconds, and at most :data:`MAX_CLIENTS`
+wait at once (so idle clients cannot exhaust the supervisor's descriptors).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from engine.errors import ControlError, NotRunning
 SOCKET_NAME = "ocp_agentd.sock"
 CLIENT_TIMEOUT = 5.0
 MAX_REQUEST = 64 * 1024
+MAX_CLIENTS = 64        # connections waiting for their request; beyond, the oldest is dropped
 
 
 def socket_path(run_dir: Path) -> Path:
@@ -88,8 +90,12 @@ class Server:
     def _accept(self, _sock) -> None:
         try:
             conn, _ = self.sock.accept()
-        except BlockingIOError:
+        except OSError:             # nothing pending, or EMFILE/ENFILE/ECONNABORTED: never fatal
             return
+        if len(self.conns) >= MAX_CLIENTS:
+            oldest = next(iter(self.conns))
+            self._drop(oldest)
+            oldest.close()
         conn.setblocking(False)
         self.conns[conn] = [b"", time.monotonic()]
         self.selector.register(conn, selectors.EVENT_READ, self._read)
@@ -107,6 +113,7 @@ class Server:
             return
         self._drop(conn)
         if not chunk and not state[0]:
+            conn.close()            # connected and went away without a word
             return
         answer = self._answer(state[0].split(b"\n", 1)[0])
         try:
