@@ -130,3 +130,31 @@ def test_engine_topsql_and_plans_read_the_store(tmp_path, capsys):
     assert plan["executions"] == 9 and plan["d_executions"] == 4
     assert cli(home + ["topsql", "--since", "2026-01-01 00:00", "--until", "2026-01-02 00:00", "--json"]) == 0
     assert orjson.loads(capsys.readouterr().out) == []
+
+
+def test_the_largest_top_n_keeps_the_health_series_in_the_exporter(tmp_path):
+    """topn's maximum (1000) x 5 series per statement is the exporter's default cap per kind
+    (5000): the cut must fall on the top-N tail, never on obstat2_up and the collector's counters."""
+    import logging
+
+    from engine._ref.topsql import METRICS
+    from engine.exposition import BadInput
+    from engine.ob.summaries import Summaries
+    from engine.topsql import summary
+    from engine.topsql.store import Store
+    data = tmp_path / "d"
+    store = Store(data)
+    now = time.time()
+    rows = [(int(now) // 60 * 60, 1002, 1, f"S{i}", "db", "q", *dict(dict.fromkeys(METRICS, 0),
+            executions=1, elapsed_sum=i + 1).values()) for i in range(1000)]
+    store.commit_slice(("10.0.0.1", 2882, 1002), 1000, rows, {"rows_fetched": 1000, "bad_input:number": 2})
+    totals = store.totals()
+    store.close()
+    sec = config.from_dict({"workers": {"obstat2": {"topn": 1000}}}, home=str(tmp_path)).workers.obstat2
+    cap = config.from_dict({}, home=str(tmp_path)).workers.ocp_exporter.max_message_series
+    msg = summary.message(data, sec, totals, {"duration": 0.5}, True, now)
+    kept = Summaries(BadInput(logging.getLogger("t")), max_series=cap)
+    assert kept.accept(orjson.dumps(msg))
+    names = {f.name for f in kept.families()}
+    assert {"obstat2_up", "obstat2_rows_fetched", "obstat2_rows_lost", "obstat2_bad_input"} <= names
+    assert "obstat2_topsql_elapsed_seconds" in names

@@ -24,14 +24,9 @@ def _m(name, kind, help_, value, **labels) -> dict:
 
 
 def message(data_dir, sec, totals: dict, last: dict, up: bool, now: float) -> dict:
-    metrics = []
-    for row in query_topsql(data_dir, start=now - sec.summary_window, end=now + sec.bucket_seconds,
-                            limit=sec.topn):
-        labels = {"tenant_id": str(row["tenant_id"]), "db_id": str(row["db_id"]),
-                  "sql_id": row["sql_id"]}
-        for name, col, scale, help_ in PER_SQL:
-            metrics.append(_m(name, "gauge", help_, row[col] * scale, **labels))
-    metrics += [
+    """The collector's health first, then the top-N: a cap on series per message
+    (ocp_exporter's ``max_message_series``) cuts the top-N's tail, never the health."""
+    metrics = [
         _m("obstat2_up", "gauge", "1 if the last cycle read the OBServer", int(up)),
         _m("obstat2_cycle_duration_seconds", "gauge", "Wall time of the last cycle", last.get("duration", 0.0)),
         _m("obstat2_cycle_cpu_seconds", "gauge", "CPU time of the last cycle", last.get("cpu", 0.0)),
@@ -52,4 +47,10 @@ def message(data_dir, sec, totals: dict, last: dict, up: bool, now: float) -> di
         if key.startswith("bad_input:"):
             metrics.append(_m("obstat2_bad_input_total", "counter", "Rows that could not be used",
                               value, reason=key.split(":", 1)[1]))
+    for row in query_topsql(data_dir, start=now - sec.summary_window, end=now + sec.bucket_seconds,
+                            limit=sec.topn):
+        labels = {"tenant_id": str(row["tenant_id"]), "db_id": str(row["db_id"]),
+                  "sql_id": row["sql_id"]}
+        for name, col, scale, help_ in PER_SQL:
+            metrics.append(_m(name, "gauge", help_, row[col] * scale, **labels))
     return {"kind": "obstat2", "t": now, "metrics": metrics}
