@@ -48,6 +48,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     known = scenarios()
+    if not known:
+        print(f"engine bench: no benchmark scenarios in {bench_dir()} (they live in a source "
+              "checkout's bench/; set ENGINE_BENCH_DIR to point at it)", file=sys.stderr)
+        return 2
     if args.list:
         print("\n".join(known))
         return 0
@@ -61,7 +65,9 @@ def run(args) -> int:
         try:
             out = load_scenario(name).run(quick=args.quick)
         except Exception as exc:  # one broken scenario must not hide the others
-            out, failed = {"error": f"{type(exc).__name__}: {exc}"}, failed + 1
+            out = {"metrics": {}, "peers": {}, "ratios": {}, "targets": {},   # the same shape
+                   "error": f"{type(exc).__name__}: {exc}"}
+            failed += 1
         record = {"scenario": name, "machine": machine(), **out}
         print(orjson.dumps(record).decode() if args.json else render(record), flush=True)
     return 1 if failed else 0
