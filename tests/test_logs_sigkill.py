@@ -14,7 +14,7 @@ import pytest
 
 from engine import ipc
 from engine.logs import checkpoint, store
-from logtail_kit import ObWriter
+from logtail_kit import ObWriter, make_tailer, marks, poll_until
 
 RULES = """
 [[rule]]
@@ -107,3 +107,25 @@ checkpoint_interval = 0.5
     assert sorted(seqs) == list(range(1, w.seq + 1))                # nothing lost, nothing twice
     assert any(o >= at_kill for _, o in events[:killed_with])       # it was killed mid-window
     assert not ipc.stale_segments(f"{instance}r{proc.pid}")
+
+
+def test_kill_after_the_alert_log_rotated_past_the_checkpoint(tmp_path):
+    """The alert log rotated to alerts.jsonl.1 between the checkpoint and the kill:
+    the alerts written before that rotation are recognised too."""
+    log, data = tmp_path / "log", tmp_path / "data"
+    log.mkdir()
+    w = ObWriter(log)
+    w.mark()
+    tailer = make_tailer(log, data, checkpoint_interval=3600)
+    poll_until(tailer, lambda: len(marks(data)) == 1)
+    tailer.checkpoint()
+    tailer.sinks.log.max_bytes = 1                  # rotates after the next append
+    for _ in range(3):
+        w.mark()
+    poll_until(tailer, lambda: len(marks(data)) == 4)
+    assert (data / (store.LOG_NAME + ".1")).exists()
+    tailer = make_tailer(log, data, checkpoint_interval=3600)   # the old one is killed: no close
+    for _ in range(5):
+        tailer.poll_once()
+    assert marks(data) == [1, 2, 3, 4]
+    tailer.close()

@@ -39,23 +39,27 @@ def _replay_key(event: dict) -> tuple:
 
 
 def written_since(data_dir, t: float) -> set:
-    """Keys of the events the alert log got at or after ``t`` (its last 16 MiB)."""
-    path = os.path.join(data_dir, store.LOG_NAME)
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - REPLAY_TAIL_BYTES))
-            tail = fh.read()
-    except OSError:
-        return set()
-    keys = set()
-    for raw in tail.split(b"\n"):
+    """Keys of the events the alert log got at or after ``t`` (its last 16 MiB,
+    across its rotation to ``.1``)."""
+    keys, budget = set(), REPLAY_TAIL_BYTES
+    for path in reversed(store.log_paths(data_dir)):          # the newest file first
         try:
-            rec = orjson.loads(raw)
-            if rec["t"] >= t:
-                keys.add(_replay_key(rec))
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            with open(path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - budget))
+                tail = fh.read()
+        except OSError:
             continue
+        budget -= len(tail)
+        for raw in tail.split(b"\n"):
+            try:
+                rec = orjson.loads(raw)
+                if rec["t"] >= t:
+                    keys.add(_replay_key(rec))
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+        if budget <= 0:
+            break
     return keys
 
 
