@@ -116,6 +116,21 @@ def test_record_larger_than_the_ring_is_refused(impl):
 
 
 @pytest.mark.parametrize("impl", sorted(CORES))
+def test_records_that_end_exactly_at_the_end_of_the_ring(impl):
+    """No wrap marker for a record that fits to the last byte; the next one starts at 0."""
+    ring = CORES[impl].RingCore(_buffer(), True, 4096)
+    assert ring.put(b"a" * 2040) and ring.put(b"b" * 2040)        # 2 x 2048 bytes: full
+    assert not ring.put(b"")                                      # even an empty record needs 8
+    assert ring.get() == b"a" * 2040
+    assert ring.put(b"c" * 2040) and ring.used_bytes == 4096      # [0, 2048) again, no marker
+    assert ring.get_many() == [b"b" * 2040, b"c" * 2040]
+    assert not ring.put(b"d" * 4088)       # the largest record fits only from offset 0
+    assert ring.put(b"e" * 2040) and ring.get() == b"e" * 2040    # ends at the end: next is 0
+    assert ring.put(b"d" * 4088) and ring.get() == b"d" * 4088
+    assert ring.drops == 2 and ring.used_bytes == 0
+
+
+@pytest.mark.parametrize("impl", sorted(CORES))
 def test_a_record_that_is_not_bytes_is_refused_and_nothing_is_committed(impl):
     ring = CORES[impl].RingCore(_buffer(), True, 4096)
     board = CORES[impl].BoardCore(bytearray(native.board_size(64)), True, 64)
