@@ -188,6 +188,28 @@ def test_connection_limit(rpc_server):
             sock.close()
 
 
+def test_request_bodies_held_at_once_are_bounded_across_connections(rpc_server):
+    """Unauthenticated clients each announcing a large body they send slowly cannot
+    make the server hold more than max_concurrent x max_body_bytes of them."""
+    srv = rpc_server(max_body_bytes=2000, max_concurrent=2, request_timeout=30)
+    held = []
+    try:
+        for _ in range(2):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+            sock.sendall(b"POST /api/v1/time HTTP/1.1\r\nContent-Length: 2000\r\n\r\n" + b"x" * 10)
+            held.append(sock)
+        wait_for(lambda: srv.stats()["body_bytes"] == 4000)
+        status, env = srv.call("time", {"a": 1})
+        assert status == 503 and env["error"]["code"] == "busy"
+        assert srv.call("time")[0] == 503
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: srv.stats()["body_bytes"] == 0)         # given back when those connections went
+    assert srv.call("time")[0] == 200                         # a 2-byte body: {}
+    assert srv.stats()["body_bytes"] == 0                     # and after a call
+
+
 SLEEPER = {"sleeper": {"argv": ["/bin/sh", "-c", "echo $$ > {pidfile}; exec sleep 30"],
                        "params": {"pidfile": {"type": "path"}}, "timeout": 60}}
 

@@ -14,6 +14,9 @@ Contract:
   cheap coroutine, never a slot; idle keep-alive connections close after
   ``idle_timeout``; a client that stops reading is dropped;
 - limits: header bytes, ``max_body_bytes`` (413 before the body is read),
+  ``max_concurrent`` x ``max_body_bytes`` of request bodies held at once by
+  all connections together (503 ``busy`` before reading one more), so that
+  unauthenticated clients cannot make the memory grow with the connections,
   ``max_connections`` (503), ``max_concurrent`` calls at once (a call waits
   for a slot up to ``request_timeout``, then 503), ``call_timeout`` (504),
   ``max_output_bytes`` (413 ``output_too_large``);
@@ -120,6 +123,8 @@ class RpcServer:
         self.counters: Counter = Counter()
         self.connections = 0
         self.in_flight = 0
+        self.body_bytes = 0                  # request bodies being received or served, all connections
+        self.body_budget = sec.max_body_bytes * sec.max_concurrent
         self.slots = asyncio.Semaphore(sec.max_concurrent)
         self.hostname = socket.gethostname()
         self.rlog = RateLimitedLog()
@@ -162,7 +167,8 @@ class RpcServer:
 
     def stats(self) -> dict:
         """Flat counters, for heartbeats and agent/status."""
-        return {"connections": self.connections, "in_flight": self.in_flight, **dict(self.counters)}
+        return {"connections": self.connections, "in_flight": self.in_flight, "body_bytes": self.body_bytes,
+                **dict(self.counters)}
 
     # ------------------------------------------------------------ connections
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -245,7 +251,10 @@ class RpcServer:
                 return
             first = False
             watch[0] = float("inf")              # the call runs under call_timeout
-            status, body = await self._handle(req)
+            try:
+                status, body = await self._handle(req)
+            finally:
+                self.body_bytes -= len(req.body)
             keep = req.keep_alive and status not in (401, 408, 413)
             self._arm(watch, self.sec.request_timeout)
             await self._send(writer, watch, status, body, keep)
@@ -267,10 +276,16 @@ class RpcServer:
         length = _content_length(headers)
         if length > self.sec.max_body_bytes:
             raise BadRequest(413, "body_too_large", f"body over {self.sec.max_body_bytes} bytes")
+        if self.body_bytes + length > self.body_budget:
+            raise BadRequest(503, "busy", "too many request bodies being received; try again")
+        self.body_bytes += length            # given back once the call is answered
         try:
             body = await reader.readexactly(length) if length else b""
-        except asyncio.IncompleteReadError:
-            raise BadRequest(400, "truncated", "connection closed inside the body") from None
+        except BaseException as exc:
+            self.body_bytes -= length
+            if isinstance(exc, asyncio.IncompleteReadError):
+                raise BadRequest(400, "truncated", "connection closed inside the body") from None
+            raise
         return Request(method, target, version, headers, body, peer, tls)
 
     async def _refuse(self, reader, writer, watch: list, exc: BadRequest) -> None:

@@ -18,7 +18,8 @@ from engine.rpc import app
 HEARTBEAT = 1.0
 PUBLISH_EVERY = 5          # heartbeats between two metric snapshots for ocp_exporter
 LABEL_OF = {"auth_failures_total": "reason", "bad_input_total": "reason", "errors_total": "code"}
-GAUGES = {"connections": "open_connections", "in_flight": "calls_in_flight"}
+GAUGES = {"connections": "open_connections", "in_flight": "calls_in_flight",
+          "body_bytes": "request_body_bytes"}
 
 
 def main(ctx) -> None:
