@@ -31,6 +31,7 @@ def test_bad_rules_are_rejected_and_the_others_kept():
         {"id": "good", "regex": "again"},
         {"id": "Bad Id", "regex": "x"},
         {"id": "hides", "regex": "(?P<level>x)"},
+        {"id": "digit_capture", "regex": "(?P<1x>x)", "group_by": ["1x"]},
         "not a table",
     ])
     assert [r.id for r in rs.rules] == ["good"]
@@ -42,7 +43,8 @@ def test_bad_rules_are_rejected_and_the_others_kept():
     assert "RE2" in reasons["backref"]
     assert "needs a regex or levels" in reasons["nothing"]
     assert "duplicate" in reasons["good"]
-    assert len(rs.errors) == 10
+    assert "not a valid field name" in reasons["digit_capture"]     # would be an invalid Alertmanager label
+    assert len(rs.errors) == 11
 
 
 def test_unreadable_file(tmp_path):

@@ -36,6 +36,7 @@ DEFAULT_THROTTLE = 300.0
 MIN_LITERAL = 3
 MAX_RULES = 256
 ID_RE = re.compile(r"[a-z0-9_]{1,64}")
+LABEL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def default_rules_path() -> Path:
@@ -203,6 +204,9 @@ def _compile_regex(pattern: str):
     bad = [g for g in groups if g in HEADER_FIELDS or g in CONTEXT_FIELDS]
     if bad:
         raise ValueError(f"named capture {bad[0]!r} hides a header field")
+    bad = [g for g in groups if not LABEL_RE.fullmatch(g)]
+    if bad:      # RE2 takes (?P<1x>...); a template or an Alertmanager label cannot
+        raise ValueError(f"named capture {bad[0]!r} is not a valid field name ([A-Za-z_][A-Za-z0-9_]*)")
     return compiled, groups, literals
 
 
