@@ -210,6 +210,31 @@ def test_request_bodies_held_at_once_are_bounded_across_connections(rpc_server):
     assert srv.stats()["body_bytes"] == 0                     # and after a call
 
 
+def test_max_concurrent_blocking_calls_really_run_at_once(rpc_server):
+    """Plain (threaded) handlers get max_concurrent threads of their own, not the
+    event loop's default executor (min(32, cpus + 4) shared threads)."""
+    n = 40
+    srv = rpc_server(max_concurrent=n, call_timeout=30)
+    barrier = threading.Barrier(n, timeout=20)
+
+    def meet(params):                         # returns only once n calls are inside at once
+        barrier.wait()
+        return {"met": True}
+
+    srv.server.ops["test/meet"] = meet
+    results = []
+
+    def call():
+        results.append(srv.call("test/meet")[0])
+
+    threads = [threading.Thread(target=call) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * n
+
+
 SLEEPER = {"sleeper": {"argv": ["/bin/sh", "-c", "echo $$ > {pidfile}; exec sleep 30"],
                        "params": {"pidfile": {"type": "path"}}, "timeout": 60}}
 

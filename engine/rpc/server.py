@@ -26,6 +26,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import re
@@ -126,6 +127,8 @@ class RpcServer:
         self.body_bytes = 0                  # request bodies being received or served, all connections
         self.body_budget = sec.max_body_bytes * sec.max_concurrent
         self.slots = asyncio.Semaphore(sec.max_concurrent)
+        # plain handlers run here: one thread per call slot, so max_concurrent is what runs at once
+        self.threads = concurrent.futures.ThreadPoolExecutor(sec.max_concurrent, thread_name_prefix="pos_proxy")
         self.hostname = socket.gethostname()
         self.rlog = RateLimitedLog()
         self.namespaces: list = []     # objects behind ``ops``; closed with the server
@@ -163,6 +166,7 @@ class RpcServer:
         for ns in self.namespaces:
             if hasattr(ns, "close"):
                 await ns.close()
+        self.threads.shutdown(wait=False, cancel_futures=True)
         self.audit.close()
 
     def stats(self) -> dict:
@@ -376,7 +380,7 @@ class RpcServer:
             async with asyncio.timeout(self.sec.call_timeout):
                 if inspect.iscoroutinefunction(handler):
                     return await handler(params)
-                return await asyncio.to_thread(handler, params)
+                return await self._loop.run_in_executor(self.threads, handler, params)
         except TimeoutError:
             raise RpcError(504, "call_timeout", f"call took over {self.sec.call_timeout}s") from None
         finally:
