@@ -67,3 +67,17 @@ def test_bench_rpc_prints_its_shape():
         assert out["metrics"][f"signed_calls_per_s_c{c}"] > 0 and out["metrics"][f"p99_ms_c{c}"] > 0
         assert out["peers"][f"threading_http_calls_per_s_c{c}"] > 0
         assert f"vs_threading_http_c{c}" in out["ratios"] and f"vs_threading_http_c{c}" in out["targets"]
+
+
+def test_tls_options_without_tls_and_bad_ports_fail_clearly(monkeypatch, capsys):
+    """--cafile/--insecure without --tls would silently call over plain HTTP; a bad
+    port is a usage error, not a traceback."""
+    from engine.cli import main
+    monkeypatch.setenv("OCP_AGENT_SECRET", "x")
+    assert main(["remote", "--host", "127.0.0.1:1", "--cafile", "/etc/ssl/ca.pem", "time"]) == 2
+    assert "--tls" in capsys.readouterr().err
+    assert main(["remote", "--host", "127.0.0.1:1", "--insecure", "time"]) == 2
+    assert "--tls" in capsys.readouterr().err
+    for spec in ("h:abc", "[::1]:x", "h:99999"):
+        assert main(["remote", "--host", spec, "time"]) == 2
+        assert "port" in capsys.readouterr().err

@@ -46,8 +46,10 @@ def run(args) -> int:
     secret = config_mod.read_secret(args.secret_file, args.secret_env, what="--secret-file")
     if not secret:
         raise EngineError(f"no secret: give --secret-file or set ${args.secret_env}")
+    if (args.cafile or args.insecure) and not args.tls:
+        raise EngineError("--cafile and --insecure are for HTTPS: add --tls (without it the call is plain HTTP)")
     params = parse_args(args.args)
-    hosts = [split_host(h) for h in args.host]
+    hosts = [_host(h) for h in args.host]
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
         results = list(pool.map(lambda hp: _call_one(hp, secret, args, params), hosts))
     ok = True
@@ -58,6 +60,16 @@ def run(args) -> int:
         else:
             print(render(f"{host}:{port}", status, env))
     return 0 if ok else 1
+
+
+def _host(spec: str) -> tuple[str, int]:
+    try:
+        host, port = split_host(spec)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise EngineError(f"--host {spec!r}: expected H, H:PORT, [V6] or [V6]:PORT with a port 1-65535")
+    return host, port
 
 
 def _call_one(hostport, secret, args, params) -> tuple[int, dict]:
