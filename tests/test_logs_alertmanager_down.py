@@ -2,7 +2,7 @@
 import orjson
 import pytest
 
-from engine.logs.alertmanager import Spool
+from engine.logs.alertmanager import Client, Spool
 from fixtures.alertmanager import free_port
 from logtail_kit import ObWriter, make_tailer, marks, poll_until
 
@@ -97,3 +97,53 @@ def test_stale_cursor_after_a_kill_mid_compaction(tmp_path):
     spool.append([event] * 100)                      # well past the stale cursor
     assert spool.size() > 5000
     assert spool.pending() == 100
+
+
+def test_redirect_or_throttle_is_not_a_delivery(tmp_path):
+    """A proxy that redirects (http -> https) or answers 429: the batch stays spooled."""
+    import http.server
+    import threading
+
+    answers = [308, 301, 429, 202]
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(("POST", self.path))
+            self._answer(answers.pop(0))
+
+        def do_GET(self):
+            seen.append(("GET", self.path))
+            self._answer(200, b"[]")
+
+        def _answer(self, code, body=b""):
+            self.send_response(code)
+            if 300 <= code < 400:
+                self.send_header("Location", "/api/v2/alerts")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        spool = Spool(tmp_path)
+        spool.append([{"id": "x", "labels": {"alertname": "a"}, "summary": "", "description": "",
+                       "count": 1, "path": "p", "offset": 0, "first_seen": 0.0, "last_seen": 0.0, "line": "x"}])
+        clock = [0.0]
+        client = Client(f"http://127.0.0.1:{server.server_port}", spool, clock=lambda: clock[0])
+        for _ in range(3):
+            assert client.pump() == 0 and spool.pending() == 1
+            clock[0] += 120
+        assert client.errors == 3 and client.rejected == 0
+        assert client.pump() == 1 and spool.pending() == 0
+        assert all(method == "POST" for method, _ in seen)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

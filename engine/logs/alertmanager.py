@@ -7,9 +7,11 @@
   is emptied (file first, then cursor: a crash in between leaves a cursor past
   the end, reset to 0 when the spool is opened again, before any append).
 - :class:`Client`: ``POST <url>/api/v2/alerts`` with a JSON array of up to
-  ``batch`` alerts; on a connection error or a 5xx it backs off (1 s doubling
-  to 60 s) and retries the same batch; a 4xx means the batch is bad: it is
-  skipped and counted, so one bad record cannot wedge delivery.
+  ``batch`` alerts; on a connection error, a 5xx, a 408/429 or a redirect it
+  backs off (1 s doubling to 60 s) and retries the same batch; any other 4xx
+  means the batch is bad: it is skipped and counted, so one bad record cannot
+  wedge delivery (Alertmanager keeps the valid alerts of a batch it answers
+  400).
 
 A kill -9 between an accepted POST and the cursor update re-sends that one
 batch; Alertmanager folds identical alerts (same labels), so that is harmless.
@@ -127,6 +129,17 @@ class Spool:
             return sum(1 for raw in fh if raw.endswith(b"\n"))
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer (an error), not a hop: urllib would re-send a
+    POST as a bodiless GET, whose 200 looked like a delivery."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class Client:
     """Delivers the spool to Alertmanager; call :meth:`pump` from the main loop."""
 
@@ -150,11 +163,11 @@ class Client:
             if not records:
                 break
             status = self._post(records)
-            if status is None or status >= 500:
-                self._fail()
+            if status is not None and 400 <= status < 500 and status not in (408, 429):
+                self.rejected += len(records)       # the batch itself is bad: skip it
+            elif status is None or not 200 <= status < 300:
+                self._fail()                        # down, overloaded, or redirected: retry later
                 break
-            if status >= 400:
-                self.rejected += len(records)
             else:
                 sent += len(records)
             self.spool.commit(end)
@@ -176,7 +189,7 @@ class Client:
         req = urllib.request.Request(self.url, data=orjson.dumps(alerts), method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with _OPENER.open(req, timeout=self.timeout) as resp:
                 return resp.status
         except urllib.error.HTTPError as exc:
             self.last_error = f"HTTP {exc.code}"
