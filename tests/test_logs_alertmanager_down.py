@@ -147,3 +147,17 @@ def test_redirect_or_throttle_is_not_a_delivery(tmp_path):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_torn_spool_record_does_not_swallow_the_next(tmp_path):
+    event = {"id": "x", "labels": {"alertname": "a"}, "summary": "", "description": "", "count": 1,
+             "path": "p", "offset": 0, "first_seen": 0.0, "last_seen": 0.0, "line": "x"}
+    spool = Spool(tmp_path)
+    spool.append([event])
+    spool.close()
+    with open(tmp_path / "am_spool.jsonl", "ab") as fh:
+        fh.write(b'{"labels":{"alertn')                # a kill -9 in the middle of a record
+    spool = Spool(tmp_path)
+    spool.append([event])
+    records, _ = spool.read(10)
+    assert [orjson.loads(r)["labels"] for r in records[:1] + records[2:]] == [{"alertname": "a"}] * 2

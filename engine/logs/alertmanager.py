@@ -63,6 +63,13 @@ class Spool:
         self.path = Path(data_dir) / SPOOL
         self.cursor_path = Path(data_dir) / CURSOR
         self._fh = open(self.path, "ab")
+        size = self.size()
+        if size:                                  # a record torn by a kill must not glue onto the next
+            with open(self.path, "rb") as fh:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    self._fh.write(b"\n")
+                    self._fh.flush()
         if self._stored_cursor() > self.size():   # a kill between emptying the file and the cursor:
             self.commit(0)                        # settle it before appends make it look valid
 
