@@ -49,6 +49,7 @@ class AuditLog:
         self.backups = backups
         self._fh = None
         self._size = 0
+        self._warned = -1e9
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._open()
@@ -59,7 +60,7 @@ class AuditLog:
 
     def record(self, *, peer: str, identity: str, op: str, params, status: int,
                code: str, duration_ms: float, trace_id: str) -> None:
-        if self._fh is None:
+        if self.path is None:
             return
         line = orjson.dumps({
             "t": round(time.time(), 3), "peer": peer, "who": identity, "op": op[:200],
@@ -67,16 +68,21 @@ class AuditLog:
             "duration_ms": round(duration_ms, 3), "trace_id": trace_id,
         }, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
         try:
+            if self._fh is None:           # a failed rotation or reopen: try again now
+                self._open()
             self._fh.write(line)
-        except OSError as exc:         # a full disk must not take the front door down
-            log.warning("pos_proxy: audit log write failed: %s", exc)
-            return
-        self._size += len(line)
-        if self._size >= self.max_bytes:
-            self._rotate()
+            self._size += len(line)
+            if self._size >= self.max_bytes:
+                self._rotate()
+        except OSError as exc:         # a full disk, a removed directory: the front door stays up
+            now = time.monotonic()
+            if now - self._warned >= 60.0:
+                self._warned = now
+                log.warning("pos_proxy: audit log %s: %s", self.path, exc)
 
     def _rotate(self) -> None:
         self._fh.close()
+        self._fh = None                # reopened by the next record if a step below fails
         for i in range(self.backups - 1, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{i}")
             if older.exists():
@@ -88,6 +94,8 @@ class AuditLog:
         self._open()
 
     def close(self) -> None:
+        """Records after this are dropped."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+        self.path = None
