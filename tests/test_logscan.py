@@ -148,3 +148,37 @@ def test_literal_at_every_offset_around_the_middle(specs):
             got = native.Scanner(specs[0], 10000).scan(buf, 0, len(buf), None)
             assert got == twin.Scanner(specs[0], 10000).scan(buf, 0, len(buf), None)
             assert len(got[2]) == 1, (lit, q)
+
+
+EDGE_BUFFERS = [
+    b"",                                                            # empty
+    REAL[0],                                                        # no newline yet: nothing consumed
+    REAL[2] + b"\r\n" + REAL[6] + b"\r\n",                          # CRLF
+    REAL[3] + b"\n" + REAL[7] + b"\n" + REAL[0] + b"\n",            # missing [MOD], 3.x, EDIAG + BACKTRACE
+    # the signal handler writes the crash line without a header: a continuation of the entry before
+    REAL[3] + b"\nCRASH ERROR!!! sig=11, sig_code=2, sig_addr=7f3edd31dffb, timestamp=1725496052323606, "
+              b"tid=57605, tname=TNT_L0_1002, trace_id=20970917872454-1707004480400037, extra_info=((null)), "
+              b"lbt=0x9baead8 0x9b9f358\n",
+]
+
+
+@pytest.mark.parametrize("buf", EDGE_BUFFERS)
+def test_scanner_parity_on_edge_buffers(specs, buf):
+    got = native.Scanner(specs[0], 65536).scan(buf, 0, len(buf), None)
+    assert got == twin.Scanner(specs[0], 65536).scan(buf, 0, len(buf), None)
+    assert got[0] == (buf.rfind(b"\n") + 1)
+
+
+def test_default_rules_on_the_reference_lines():
+    rules = load_rules().rules
+    scan = native.Scanner([r.spec() for r in rules], 65536)
+
+    def fired(buf):
+        return [rules[h[0]].id for h in scan.scan(buf + b"\n", 0, len(buf) + 1, None)[2]]
+
+    assert fired(REAL[2]) == ["internal_error"]
+    assert fired(REAL[6]) == ["clog_disk_almost_full_40"]
+    assert fired(REAL[7]) == ["clog_disk_almost_full_3x"]
+    assert fired(EDGE_BUFFERS[4].rstrip(b"\n")) == ["observer_crash"]
+    assert fired(REAL[1]) == ["tenant500_over_reserved"]
+    assert fired(REAL[0]) == fired(REAL[3]) == []          # EDIAG itself: its ERROR companion alerts
