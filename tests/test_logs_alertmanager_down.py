@@ -161,3 +161,21 @@ def test_torn_spool_record_does_not_swallow_the_next(tmp_path):
     spool.append([event])
     records, _ = spool.read(10)
     assert [orjson.loads(r)["labels"] for r in records[:1] + records[2:]] == [{"alertname": "a"}] * 2
+
+
+def test_slow_alertmanager_does_not_hold_the_loop(tmp_path):
+    """Each POST takes most of the timeout: a pump stops sending new batches once the
+    timeout has passed (10 batches back to back would outlast the heartbeat timeout)."""
+    spool = Spool(tmp_path)
+    spool.append([{"id": str(i), "labels": {"alertname": "a"}, "summary": "", "description": "", "count": 1,
+                   "path": "p", "offset": i, "first_seen": 0.0, "last_seen": 0.0, "line": "x"} for i in range(10)])
+    now = [0.0]
+    client = Client("http://127.0.0.1:9", spool, batch=1, timeout=5.0, clock=lambda: now[0])
+
+    def slow_post(records):
+        now[0] += 4.0
+        return 200
+
+    client._post = slow_post
+    assert client.pump() == 2
+    assert client.pump() == 2 and spool.pending() == 6

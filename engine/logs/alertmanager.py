@@ -161,10 +161,12 @@ class Client:
         self.last_error = ""
 
     def pump(self, max_batches: int = 10) -> int:
-        """Send what is spooled (at most ``max_batches`` batches); how many alerts went."""
-        sent = 0
-        for _ in range(max_batches):
-            if self.clock() < self.next_try:
+        """Send what is spooled (at most ``max_batches`` batches, and no new one
+        after ``timeout`` seconds: a slow Alertmanager must not starve the
+        worker's heartbeat); how many alerts went."""
+        sent, started = 0, self.clock()
+        for i in range(max_batches):
+            if self.clock() < self.next_try or (i and self.clock() - started >= self.timeout):
                 break
             records, end = self.spool.read(self.batch)
             if not records:
