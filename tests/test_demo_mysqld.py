@@ -215,6 +215,16 @@ def test_a_query_that_is_not_utf8_is_an_error_and_the_session_survives(server):
         assert cur.fetchone() == (1,)
 
 
+def test_hostile_patterns_are_answered_and_the_server_goes_on(server):
+    with connect(server) as c, c.cursor() as cur:
+        cur.execute("show variables like %s", ("%" * 60 + "!",))
+        assert cur.fetchall() == ()
+        with pytest.raises(pymysql.err.MySQLError):
+            cur.execute("select group_concat(" + " " * 20_000)
+        cur.execute("show variables like 'version'")
+        assert cur.fetchall() == (("version", sqlmap.MYSQL_VERSION),)
+
+
 def test_stop_closes_open_sessions(tmp_path):
     srv = mysqld.MiniMySQL(str(tmp_path / "x.sqlite3"), "u", "p").start()
     c = connect(srv, user="u", password="p")

@@ -40,6 +40,37 @@ def test_group_concat_forms():
     assert translate("SELECT group_concat(DISTINCT a) FROM t") == "SELECT group_concat(DISTINCT a) FROM t"
 
 
+def test_group_concat_separators_with_quotes_and_parens():
+    assert translate("select group_concat(a separator ')'), group_concat(b) from t") == \
+        "select group_concat(a, ')'), group_concat(b, ',') from t"
+    assert translate("select group_concat(a order by b desc separator 'it''s') from t") == \
+        "select group_concat(a, 'it''s') from t"
+    assert translate("select group_concat(concat(a, b) separator ';') from t") == \
+        "select group_concat(concat(a, b) separator ';') from t"      # nested: left to SQLite
+
+
+@pytest.mark.parametrize("sql", [
+    "select group_concat(" + " " * 50_000,                  # the old regex: O(n^3), hours
+    "select group_concat(a" + " order by" * 20_000,
+    "select group_concat(a separator" + " ''" * 20_000 + ")",
+])
+def test_hostile_group_concat_is_translated_in_linear_time(sql):
+    assert translate(sql).startswith("select group_concat(")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab%_", max_size=8), st.text(alphabet="abAB", max_size=8))
+def test_like_match_is_sql_like(pattern, text):
+    import re
+    rx = "".join("." if c == "_" else ".*" if c == "%" else re.escape(c) for c in pattern)
+    assert sqlmap.like_match(pattern, text) == (re.fullmatch(rx, text, re.I | re.S) is not None)
+
+
+def test_like_match_with_many_percent_signs_does_not_backtrack():
+    assert not any(sqlmap.like_match("%" * 200 + "!", name) for name in sqlmap.VARIABLES)
+    assert sqlmap.like_match("%" * 200 + "version%", "version_comment")
+
+
 def test_unterminated_string_is_a_syntax_error():
     with pytest.raises(SqlError) as info:
         translate("select 'abc")

@@ -373,8 +373,7 @@ class MiniMySQL:
             session.db = arg.lower()
             return [ok_packet()]
         if kind == "show_variables":
-            rx = sqlmap.like_to_regex(arg or "%")
-            rows = [(k, str(v)) for k, v in sorted(sqlmap.VARIABLES.items()) if rx.match(k)]
+            rows = [(k, str(v)) for k, v in sorted(sqlmap.VARIABLES.items()) if sqlmap.like_match(arg or "%", k)]
             return resultset(["Variable_name", "Value"], rows)
         if kind == "show_databases":
             return resultset(["Database"], [(d,) for d in DATABASES])

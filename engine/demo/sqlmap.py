@@ -87,19 +87,69 @@ def translate(sql: str, db: str = "oceanbase") -> str:
             code.append(c)
             i += 1
     _flush(code, out, db)
-    return _GROUP_CONCAT.sub(_group_concat, "".join(out)).strip().rstrip(";").strip()
+    return _rewrite_group_concat("".join(out)).strip().rstrip(";").strip()
 
 
 # MySQL's GROUP_CONCAT([DISTINCT] x [ORDER BY ...] [SEPARATOR 's']); SQLite 3.40
 # knows group_concat(x, sep) and group_concat(DISTINCT x). The order is lost.
-_GROUP_CONCAT = re.compile(r"group_concat\(\s*(distinct\s+)?([^()]*?)(?:\s+order\s+by\s+[^()]*?)?"
-                           r"(?:\s+separator\s+('(?:[^']|'')*'))?\s*\)", re.I)
+# Parsed by hand, not by one regex: nested lazy groups there backtracked in
+# O(n^3) on "group_concat(" and spaces, freezing the server for hours.
+_GROUP_CONCAT_OPEN = re.compile(r"group_concat\(", re.I)
+_DISTINCT = re.compile(r"distinct\s", re.I)
+_ORDER_BY = re.compile(r"\sorder\s+by\s", re.I)
 
 
-def _group_concat(m: re.Match) -> str:
-    if m.group(1):
-        return f"group_concat(DISTINCT {m.group(2)})"
-    return f"group_concat({m.group(2)}, {m.group(3) or chr(39) + ',' + chr(39)})"
+def _rewrite_group_concat(sql: str) -> str:
+    """Every simple ``group_concat(...)`` (no parenthesis inside, bar quoted
+    ones) in its SQLite form; anything else is left to SQLite."""
+    out, done = [], 0
+    for m in _GROUP_CONCAT_OPEN.finditer(sql):
+        if m.start() < done:
+            continue
+        close = _closing_paren(sql, m.end())
+        if close < 0:
+            continue
+        out += [sql[done:m.start()], _group_concat(sql[m.end():close])]
+        done = close + 1
+    return "".join(out) + sql[done:]
+
+
+def _closing_paren(sql: str, i: int) -> int:
+    """The index of the ``)`` closing at ``i`` (quoted text skipped), or -1
+    if a ``(`` comes first or none closes."""
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        if c == ")":
+            return i
+        if c == "(":
+            return -1
+        if c == "'":
+            i += 1
+            while i < n and (sql[i] != "'" or sql.startswith("''", i)):
+                i += 2 if sql[i] == "'" else 1
+        i += 1
+    return -1
+
+
+def _group_concat(inner: str) -> str:
+    body = inner.strip()
+    distinct = _DISTINCT.match(body + " ")
+    if distinct:
+        body = body[distinct.end():]
+    sep = "','"
+    if body.endswith("'"):                  # ... SEPARATOR '<literal, quotes doubled>'
+        start = len(body) - 2
+        while start >= 0 and (body[start] != "'" or (start > 0 and body[start - 1] == "'")):
+            start -= 2 if body[start] == "'" else 1
+        head = body[:max(start, 0)].rstrip()
+        if start >= 0 and head.lower().endswith("separator") and head[-10:-9].isspace():
+            sep, body = body[start:], head[:-9].rstrip()
+    m = _ORDER_BY.search(body + " ")
+    if m:
+        body = body[:m.start()]
+    body = body.strip()
+    return f"group_concat(DISTINCT {body})" if distinct else f"group_concat({body}, {sep})"
 
 
 def _read_string(sql: str, i: int) -> tuple[str, int]:
@@ -180,10 +230,24 @@ def classify(sql: str) -> tuple[str, str]:
     return "sql", sql
 
 
-def like_to_regex(pattern: str) -> re.Pattern:
-    """A SQL LIKE pattern (``%``, ``_``) as a case-insensitive regex."""
-    parts = ("." if ch == "_" else ".*" if ch == "%" else re.escape(ch) for ch in pattern)
-    return re.compile("".join(parts) + r"\Z", re.I | re.S)
+def like_match(pattern: str, text: str) -> bool:
+    """SQL LIKE (``%``, ``_``), case-insensitive: the greedy wildcard walk,
+    O(len(pattern) * len(text)) at worst (a regex of ``.*`` backtracked
+    exponentially on ``'%%%%%%%%%%%%x'``)."""
+    p, t = pattern.lower(), text.lower()
+    i = j = 0
+    star, mark = -1, 0
+    while j < len(t):
+        if i < len(p) and p[i] != "%" and (p[i] == "_" or p[i] == t[j]):
+            i, j = i + 1, j + 1
+        elif i < len(p) and p[i] == "%":
+            star, mark, i = i, j, i + 1
+        elif star >= 0:                 # let the last % swallow one more character
+            i, mark = star + 1, mark + 1
+            j = mark
+        else:
+            return False
+    return p[i:].strip("%") == ""
 
 
 # ---------------------------------------------------------------- functions
