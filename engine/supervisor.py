@@ -266,8 +266,7 @@ class Supervisor:
                 if child.state == states.STOPPING:
                     child.tick(self.os, now, None)
             for key, _ in self.selector.select(0.05):
-                if key.fileobj == self._wake_r:
-                    key.data(key.fileobj)
+                key.data(key.fileobj)             # wake-ups, and the ctl (status only now)
 
     def _has_live_dependents(self, name: str) -> bool:
         return any(name in self.depends.get(other, ()) and c.state in states.ALIVE
@@ -383,6 +382,8 @@ class Supervisor:
         op = request["op"]
         if op == "status":
             return self.status()
+        if self.stopping:
+            raise ControlError("ocp_agentd is stopping")
         if op == "reload":
             try:
                 return {"restarted": self.reload()}

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
+import orjson
 import pytest
 
 from engine import config, states
@@ -187,3 +189,33 @@ def test_a_worker_that_dies_during_the_stop_is_not_started_again(sup):
     sup.stop_all()
     assert sup.os.pid == spawned
     assert all(c.state == states.STOPPED for c in sup.children.values())
+
+
+def test_the_control_socket_answers_status_while_stopping(sup, monkeypatch):
+    """A slow stop neither spins on unread control requests nor leaves clients unanswered."""
+    import socket
+
+    from engine.control import Server
+    settle(sup)
+    for child in sup.children.values():
+        child.policy.stop_grace = 0.3
+    real_kill = sup.os.kill
+    monkeypatch.setattr(sup.os, "kill", lambda pid, sig: sig == signal.SIGTERM or real_kill(pid, sig))
+    monkeypatch.setattr(sup.os, "now", time.monotonic)
+    sup.control = Server(sup.run_dir, sup.selector, sup.handle_request)
+    clients = []
+    for op in ("status", "start"):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(str(sup.run_dir / "ocp_agentd.sock"))
+        c.sendall(orjson.dumps({"op": op, "names": ["alpha"]}) + b"\n")
+        c.settimeout(5)
+        clients.append(c)
+    try:
+        sup.stop_all()                                   # SIGTERM ignored: 0.3 s until SIGKILL
+        status, start = (orjson.loads(c.recv(65536) or b"null") for c in clients)
+    finally:
+        for c in clients:
+            c.close()
+        sup.control.close()
+    assert status["ok"] and {w["state"] for w in status["workers"]} == {states.STOPPING}
+    assert not start["ok"] and "stopping" in start["error"]
