@@ -313,8 +313,8 @@ def _check_value(value, kind, fld, source: str, key: str):
 
 
 def _check_programs(cfg: AgentConfig, source: str) -> None:
-    from engine.workers import WORKERS
-    seen = set(WORKERS)
+    from engine.workers import GROUPS, WORKERS
+    seen = {*WORKERS, *GROUPS, "all", "program"}     # the ctl's names must stay unambiguous
     for i, prog in enumerate(cfg.programs):
         if not prog.name or not prog.name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(source, f"programs[{i}].name", "needs a name of letters, digits, - and _")

@@ -36,6 +36,8 @@ def test_shipped_config_is_valid_and_matches_the_defaults():
     ("[workers]\nnot_a_worker = {}", "workers.not_a_worker", "unknown key"),
     ("[[programs]]\nname = 'obproxy'\ncommand = []", "programs[0].command", "non-empty list"),
     ("[[programs]]\nname = 'pos_proxy'\ncommand = ['x']", "programs[0].name", "already taken"),
+    ("[[programs]]\nname = 'monitor'\ncommand = ['x']", "programs[0].name", "already taken"),
+    ("[[programs]]\nname = 'all'\ncommand = ['x']", "programs[0].name", "already taken"),
     ("[[programs]]\nname = 'x'\ncommand = ['x']\nbogus = 1", "programs[0].bogus", "unknown key"),
     ("[supervisor]\nheartbeat_timeout = nan", "supervisor.heartbeat_timeout", "finite"),
     ("[supervisor]\nstop_grace = inf", "supervisor.stop_grace", "finite"),
