@@ -225,6 +225,20 @@ def test_hostile_patterns_are_answered_and_the_server_goes_on(server):
         assert cur.fetchall() == (("version", sqlmap.MYSQL_VERSION),)
 
 
+def test_an_endless_query_times_out_and_the_server_goes_on(tmp_path):
+    srv = mysqld.MiniMySQL(str(tmp_path / "x.sqlite3"), "u", "p", query_timeout=0.2).start()
+    try:
+        with connect(srv, user="u", password="p") as c, c.cursor() as cur:
+            with pytest.raises(pymysql.err.MySQLError) as info:
+                cur.execute("with recursive n(x) as (select 1 union all select x + 1 from n) "
+                            "select count(*) from n")
+            assert info.value.args[0] == 4012
+            cur.execute("select 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        srv.stop()
+
+
 def test_stop_closes_open_sessions(tmp_path):
     srv = mysqld.MiniMySQL(str(tmp_path / "x.sqlite3"), "u", "p").start()
     c = connect(srv, user="u", password="p")

@@ -7,7 +7,8 @@ client asks for another plugin), COM_QUERY answered with text result sets,
 COM_PING, COM_INIT_DB, COM_QUIT; every failure is an ERR packet with a MySQL
 error number and SQLSTATE (1045 bad password, 1146 missing table, 1054 unknown
 column, 1064 syntax, 1049 unknown database, 1047 unknown command, 1366 query
-not UTF-8, 1153 packet over 64 MiB, or over 64 KiB before login). No TLS,
+not UTF-8, 1153 packet over 64 MiB, or over 64 KiB before login, 4012 a
+query running past ``ob_query_timeout``, 10 s). No TLS,
 no prepared statements, no multi-statements: loopback demo use only.
 
 The server runs its own asyncio loop in a thread (:meth:`MiniMySQL.start`
@@ -28,6 +29,7 @@ import re
 import sqlite3
 import struct
 import threading
+import time
 
 from engine.demo import sqlmap
 from engine.demo.sqlmap import SqlError
@@ -333,9 +335,12 @@ def parse_handshake_response(p: bytes) -> tuple[str, bytes, str, bytes]:
 class MiniMySQL:
     """The server: ``start()`` listens on loopback, ``stop()`` closes everything."""
 
-    def __init__(self, db_path: str, user: str, password: str, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, db_path: str, user: str, password: str, host: str = "127.0.0.1", port: int = 0,
+                 query_timeout: float = sqlmap.VARIABLES["ob_query_timeout"] / 1e6):
         self.db_path, self.user, self.password = db_path, user, password
         self.host, self.port = host, port
+        self.query_timeout = query_timeout     # seconds; the loop serves one query at a time
+        self._deadline = float("inf")
         self.queries = 0
         self.errors = 0
         self.bad_handshakes = 0
@@ -362,6 +367,7 @@ class MiniMySQL:
             raise
 
     def _execute(self, text: str, session: Session) -> list[bytes]:
+        self._deadline = time.monotonic() + self.query_timeout
         kind, arg = sqlmap.classify(sqlmap.translate(text, session.db))
         if kind == "empty":
             raise SqlError(1065, "42000", "Query was empty")
@@ -386,14 +392,25 @@ class MiniMySQL:
             if cur.description is None:
                 return [ok_packet(max(cur.rowcount, 0), cur.lastrowid or 0)]
             return resultset([d[0] for d in cur.description], cur.fetchall())
+        except sqlite3.OperationalError as exc:
+            if str(exc) == "interrupted":
+                raise SqlError(4012, "HY000", "Timeout, query has reached the maximum query timeout: "
+                               f"{self.query_timeout:g}(s)") from None
+            raise sqlite_error(exc, session.db) from None
         except sqlite3.Error as exc:
             raise sqlite_error(exc, session.db) from None
         except UnicodeEncodeError:      # bytes that are not UTF-8 outside a _binary literal
             raise SqlError(1366, "HY000", "Incorrect string value: the query is not valid UTF-8") from None
 
     # -------------------------------------------------------- lifecycle
+    def _over_time(self) -> int:
+        """SQLite's progress handler: non-zero interrupts the running statement,
+        so one endless query (a recursive CTE) cannot freeze every session."""
+        return time.monotonic() > self._deadline
+
     def start(self) -> "MiniMySQL":
         self._db = connect_sqlite(self.db_path)
+        self._db.set_progress_handler(self._over_time, 10_000)
         ready = threading.Event()
         failure: list = []
         self._thread = threading.Thread(target=self._serve, args=(ready, failure),
