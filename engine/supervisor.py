@@ -250,12 +250,11 @@ class Supervisor:
         self.stopping = True                      # from now on nothing is started again
         self.to_start.clear()
         self.restart_after_stop.clear()
-        order = list(reversed(self.children))
         while True:
             now = self.os.now()
-            self.reap(now)
+            self.reap(now)                        # may drop retired children from the table
             alive = [c for c in self.children.values() if c.state in states.ALIVE]
-            for name in order:
+            for name in reversed(list(self.children)):
                 child = self.children[name]
                 if child.state in (states.STARTING, states.RUNNING, states.BACKOFF, states.FATAL) and \
                         not self._has_live_dependents(name):

@@ -219,3 +219,16 @@ def test_the_control_socket_answers_status_while_stopping(sup, monkeypatch):
         sup.control.close()
     assert status["ok"] and {w["state"] for w in status["workers"]} == {states.STOPPING}
     assert not start["ok"] and "stopping" in start["error"]
+
+
+def test_a_program_removed_by_reload_and_still_exiting_does_not_break_the_stop(sup, monkeypatch):
+    settle(sup)
+    real_kill = sup.os.kill
+    monkeypatch.setattr(sup.os, "kill", lambda pid, sig: sig == signal.SIGTERM or real_kill(pid, sig))
+    monkeypatch.setattr(sup.os, "now", time.monotonic)
+    sup.write("[supervisor]\nstop_grace = 0.1\n")
+    sup.reload()                                   # p1 retires: STOPPING until SIGKILLed
+    assert sup.children["p1"].state == states.STOPPING
+    sup.stop_all()
+    assert "p1" not in sup.children
+    assert all(c.state == states.STOPPED for c in sup.children.values())
