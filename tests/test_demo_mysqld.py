@@ -225,6 +225,18 @@ def test_hostile_patterns_are_answered_and_the_server_goes_on(server):
         assert cur.fetchall() == (("version", sqlmap.MYSQL_VERSION),)
 
 
+def test_sql_cannot_create_files_elsewhere(server, tmp_path):
+    with connect(server) as c, c.cursor() as cur:
+        for sql in (f"attach database '{tmp_path}/evil.db' as evil", f"vacuum into '{tmp_path}/copy.db'",
+                    "detach database oceanbase"):
+            with pytest.raises(pymysql.err.MySQLError) as info:
+                cur.execute(sql)
+            assert info.value.args[0] == 1142
+        cur.execute("select count(*) from GV$OB_SQL_AUDIT")
+        assert cur.fetchone() == (1,)
+    assert not (tmp_path / "evil.db").exists() and not (tmp_path / "copy.db").exists()
+
+
 def test_an_endless_query_times_out_and_the_server_goes_on(tmp_path):
     srv = mysqld.MiniMySQL(str(tmp_path / "x.sqlite3"), "u", "p", query_timeout=0.2).start()
     try:

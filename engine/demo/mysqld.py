@@ -172,9 +172,20 @@ def sqlite_error(exc: sqlite3.Error, db: str) -> SqlError:
         return SqlError(1064, "42000", f"You have an error in your SQL syntax; {msg}")
     if "no such function" in msg:
         return SqlError(1305, "42000", f"FUNCTION {msg.split(': ', 1)[-1]} does not exist")
+    if msg in ("not authorized", "authorization denied"):
+        return SqlError(1142, "42000", "command denied to the demo user")
     if "UNIQUE constraint" in msg:
         return SqlError(1062, "23000", f"Duplicate entry ({msg})")
     return SqlError(1105, "HY000", msg)
+
+
+def _no_other_files(action: int, *_) -> int:
+    """SQLite authorizer of the server's connection: a client may not ATTACH
+    (or ``VACUUM INTO``) a file of its choosing, so SQL cannot create or write
+    files outside the views' database."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 # ---------------------------------------------------------------- sessions
@@ -411,6 +422,7 @@ class MiniMySQL:
     def start(self) -> "MiniMySQL":
         self._db = connect_sqlite(self.db_path)
         self._db.set_progress_handler(self._over_time, 10_000)
+        self._db.set_authorizer(_no_other_files)
         ready = threading.Event()
         failure: list = []
         self._thread = threading.Thread(target=self._serve, args=(ready, failure),
