@@ -54,3 +54,19 @@ def test_demo_shows_alerts_topsql_and_metrics_then_stops_cleanly(tmp_path):
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert ipc.stale_segments(instance) == []
+
+
+def test_a_simulator_that_cannot_start_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from engine.commands import demo
+    from engine.demo import simulator
+
+    def broken(workdir, **kw):
+        raise OSError("no room for the simulator")
+
+    monkeypatch.setattr(simulator, "start", broken)       # the forked child inherits it
+    args = argparse.Namespace(home=str(tmp_path / "demo"), duration=0.0, alertmanager="", quiet=True,
+                              any_ports=True)
+    assert demo.cmd_demo(args) == 1
+    assert "did not start" in capsys.readouterr().err

@@ -95,11 +95,15 @@ def cmd_demo(args) -> int:
     sim_proc = ctx.Process(target=_simulator_process, args=(str(workdir), child_end, parent_end), daemon=True)
     sim_proc.start()
     child_end.close()
-    if not parent_end.poll(60):
+    try:
+        sim = parent_end.recv() if parent_end.poll(60) else None
+    except EOFError:              # it died before saying where it listens (its traceback is above)
+        sim = None
+    if sim is None:
         sim_proc.kill()
+        sim_proc.join(15)
         print("engine demo: the simulated OBServer did not start", file=sys.stderr)
         return 1
-    sim = parent_end.recv()
     os.environ["OCP_AGENT_DEMO_OB_PASSWORD"] = sim["password"]
     cfg = demo_config(home, sim, secret_file, args.alertmanager, args.any_ports)
     agentlog.setup(cfg, "ocp_agentd", foreground=not args.quiet)
