@@ -165,3 +165,16 @@ def test_a_huge_elapsed_saturates_instead_of_wrapping(mod):
     (out,) = aggregate(mod, [tuple(row), tuple(row)]).drain()
     m = dict(zip(ref.METRICS, out[6:]))
     assert m["elapsed_sum"] == ref.I64_MAX and m["elapsed_max"] == (1 << 62) + 5 and m["cpu_sum"] == 0
+
+
+@pytest.mark.parametrize("mod", IMPLS)
+def test_a_non_utf8_sample_is_cut_near_the_limit_not_emptied(mod):
+    """A UTF-8 character is at most 4 bytes: the cut backs off at most 3. Bytes that only look like
+    continuations (GBK, binary literals) emptied the sample when the back-off had no bound."""
+    row = [None] * ref.NCOLS
+    row[2], row[3], row[5], row[35] = 1, 1, "S", b"\xb0\xa1" * 50
+    agg = mod.Aggregator(sample_bytes=16)
+    agg.add_rows([tuple(row)])
+    assert agg.drain()[0][5] == "\ufffd" * 13
+    text = "aé€😀".encode()
+    assert [ref.sample_text(text, n) for n in (5, 6, 9, 10)] == ["aé", "aé€", "aé€", "aé€😀"]

@@ -73,10 +73,14 @@ class _Bad(Exception):
 
 
 def sample_text(raw: bytes, limit: int) -> str:
-    """``raw`` cut to ``limit`` bytes without splitting a UTF-8 character, decoded."""
+    """``raw`` cut to ``limit`` bytes without splitting a UTF-8 character, decoded.
+
+    A character is at most 4 bytes, so the cut backs off at most 3: text that
+    is not UTF-8 is cut near the limit, never emptied.
+    """
     if len(raw) > limit:
         n = limit
-        while n > 0 and (raw[n] & 0xC0) == 0x80:
+        while n > max(0, limit - 3) and (raw[n] & 0xC0) == 0x80:
             n -= 1
         raw = raw[:n]
     return raw.decode("utf-8", "replace")
