@@ -103,3 +103,23 @@ def test_thread_writes_and_stops(tmp_path):
     n = w.lines
     assert n >= 50
     assert w.lines == n
+
+
+def test_the_thread_survives_a_failing_write(tmp_path):
+    import shutil
+    import time
+    folder = tmp_path / "log"
+    w = oblog.LogWriter(folder, lines_per_second=2000, max_bytes=2_000).start(period=0.01)
+    try:
+        shutil.rmtree(folder)                     # every append and rotation now fails
+        deadline = time.monotonic() + 20
+        while w.errors == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert w.errors > 0
+        folder.mkdir()
+        n = w.lines
+        while w.lines == n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert w.lines > n and w._thread.is_alive()
+    finally:
+        w.stop()

@@ -18,6 +18,7 @@ election.log and their ``.wf`` companions, written and rotated as OBServer does.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -25,6 +26,8 @@ import time
 from pathlib import Path
 
 from engine.logs.synth import file_info_line, header, trace_id
+
+log = logging.getLogger("engine.demo")
 
 FILES = ("observer.log", "rootservice.log", "election.log")
 SHARE = (0.80, 0.12, 0.08)          # of the lines, per file
@@ -109,7 +112,7 @@ class LogWriter:
         self.max_bytes, self.max_files = max_bytes, max_files
         self.lines_per_second, self.alert_every, self.wdiag_share = lines_per_second, alert_every, wdiag_share
         self.rng, self.clock = random.Random(seed), clock
-        self.lines = self.alerts = self.rotations = 0
+        self.lines = self.alerts = self.rotations = self.errors = 0
         self._next_alert = clock() + min(alert_every, 3.0)
         self._alert_turn = 0
         self._thread: threading.Thread | None = None
@@ -200,7 +203,12 @@ class LogWriter:
         while not self._stop.wait(period):
             carry += self.lines_per_second * period
             n, carry = int(carry), carry - int(carry)
-            self.write(n)
+            try:
+                self.write(n)
+            except OSError as exc:     # a full disk, a removed dir: skip a beat, go on
+                self.errors += 1
+                if self.errors <= 10:
+                    log.warning("demo log writer: %s", exc)
 
     def stop(self) -> None:
         self._stop.set()
