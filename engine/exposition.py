@@ -102,16 +102,42 @@ class Snapshot:
         return max(0.0, time.time() - self.created)
 
 
+def _choices(header: bytes):
+    """(lower-case token, q) of each comma-separated choice; q is 1 unless given, 0 if unreadable."""
+    for part in header.split(b","):
+        token, *params = part.split(b";")
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition(b"=")
+            if name.strip().lower() == b"q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        yield token.strip().lower(), q
+
+
 def wants_openmetrics(accept: bytes) -> bool:
-    return b"application/openmetrics-text" in accept
+    """OpenMetrics if the client accepts it (q > 0) at least as much as plain text."""
+    om = text = 0.0
+    for media, q in _choices(accept):
+        if media == b"application/openmetrics-text":
+            om = max(om, q)
+        elif media in (b"text/plain", b"text/*", b"*/*"):
+            text = max(text, q)
+    return om > 0 and om >= text
 
 
 def wants_gzip(accept_encoding: bytes) -> bool:
-    for part in accept_encoding.split(b","):
-        token, _, params = part.strip().partition(b";")
-        if token.strip() in (b"gzip", b"*"):
-            return params.replace(b" ", b"") not in (b"q=0", b"q=0.0", b"q=0.00", b"q=0.000")
-    return False
+    """gzip if named with q > 0, or if not named and ``*`` is accepted."""
+    named = star = None
+    for token, q in _choices(accept_encoding):
+        if token in (b"gzip", b"x-gzip"):
+            named = q
+        elif token == b"*":
+            star = q
+    q = named if named is not None else star
+    return q is not None and q > 0
 
 
 class ServerStats:

@@ -373,3 +373,21 @@ def test_http10_keep_alive_is_confirmed_in_the_response(running):
             data += chunk
         assert b"\r\nConnection: close" in data
     assert h.server.stats.scrapes == 3
+
+
+def test_negotiation_honours_q_values_and_case():
+    """Tokens are case-insensitive and q=0 means "not acceptable" (RFC 9110): a client that
+    refuses OpenMetrics or gzip must not get it; an explicit gzip beats the wildcard."""
+    assert not exposition.wants_gzip(b"gzip;Q=0")
+    assert not exposition.wants_gzip(b"gzip; q=0.000, *")
+    assert exposition.wants_gzip(b"GZIP")
+    assert exposition.wants_gzip(b"*;q=0, gzip")
+    assert not exposition.wants_gzip(b"identity, *;q=0")
+    prometheus = (b"application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;"
+                  b"version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
+    assert exposition.wants_openmetrics(prometheus)
+    assert exposition.wants_openmetrics(b"Application/OpenMetrics-Text; version=1.0.0")
+    assert not exposition.wants_openmetrics(b"application/openmetrics-text;q=0, text/plain")
+    assert not exposition.wants_openmetrics(b"text/plain, application/openmetrics-text;q=0.5")
+    assert not exposition.wants_openmetrics(b"text/plain")
+    assert not exposition.wants_openmetrics(b"")
