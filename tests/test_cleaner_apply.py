@@ -134,6 +134,13 @@ def test_a_file_held_open_by_a_process_is_kept(logdir):
     assert st.skipped == {"open": 1} and st.deleted_files == 1
 
 
+def test_without_proc_nothing_is_deleted_and_the_reason_says_so(logdir):
+    make(logdir, "observer.log.1", days=100)
+    result = apply_for(plan_for(ob_target(logdir, 0.0)), open_files=OpenFiles(proc=str(logdir / "no-proc")))
+    assert (logdir / "observer.log.1").exists()
+    assert result.rules["log"].skipped == {"open_unknown": 1} and result.rules["log"].errors == {}
+
+
 def test_open_files_scan_sees_our_own_fd(logdir):
     path = make(logdir, "observer.log.1")
     with open(path) as fh:

@@ -168,8 +168,11 @@ def recheck(d: Deletion, st: os.stat_result, open_files: OpenFiles) -> str:
         return skip
     if is_active_name(d.name):
         return "active_log"
-    if open_files.holds(st.st_dev, st.st_ino):
-        return "open"
+    try:
+        if open_files.holds(st.st_dev, st.st_ino):
+            return "open"
+    except OSError:              # no /proc to look at: cannot tell, so keep it
+        return "open_unknown"
     return ""
 
 
