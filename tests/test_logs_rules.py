@@ -78,3 +78,13 @@ def test_required_literals_are_sound(pattern, text):
         return
     if lits and compiled.search(text):
         assert any(lit.decode() in text for lit in lits)
+
+
+def test_misspelled_rule_tables_are_reported(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('[[rules]]\nid = "a"\nregex = "x"\n')
+    rs = load_rules(path)
+    assert rs.rules == [] and "unknown top-level key" in dict(rs.errors)["rules"]
+    path.write_text('[rule]\nid = "a"\nregex = "x"\n')
+    rs = load_rules(path)
+    assert rs.rules == [] and "[[rule]]" in dict(rs.errors)["rule"]

@@ -85,7 +85,13 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         raw = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: {exc}") from None
-    return compile_rules(raw.get("rule", []))
+    items = raw.get("rule", [])
+    out = compile_rules(items)
+    if not isinstance(items, list):
+        out.errors.append(("rule", "must be [[rule]] tables, not one [rule] table"))
+    for key in sorted(set(raw) - {"rule"}):       # [[rules]], a stray key: not silently nothing
+        out.errors.append((key, "unknown top-level key (rules are [[rule]] tables)"))
+    return out
 
 
 def compile_rules(items: list) -> RuleSet:
