@@ -1,4 +1,4 @@
-"""Supervisor.reload and control requests, driven with a fake OS: no forking."""
+"""The supervisor driven with a fake OS (no forking): reload, control requests, stop, setup."""
 from __future__ import annotations
 
 import os
