@@ -437,3 +437,21 @@ def test_a_slice_row_with_nulls_is_skipped_not_a_crash(env, tmp_path):
     report = col.cycle()
     assert report["rows"] == 30 and report["slices"] == 2
     col.close()
+
+
+def test_rows_evicted_after_an_observer_restart_are_counted_lost(env, tmp_path):
+    """After a reset the cursor is 0 on purpose (ids start again at 1): a first id above 1 is a gap
+    like any other. Only a slice never read before starts wherever its oldest row is."""
+    wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),), audit_capacity=100)
+    col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
+    wl.step(50)
+    assert col.cycle()["lost"] == 0
+    wl.clock = lambda: time.time() + 5
+    wl.restart_server(0)
+    wl.step(300)                                    # ids 1..300, the oldest evicted before we look
+    report = col.cycle()
+    assert wl.evicted > 0
+    assert report["resets"] == 1 and report["lost"] == wl.evicted and report["rows"] == 300 - wl.evicted
+    _, totals = stored(tmp_path / "d")
+    assert totals["rows_fetched"] + totals["rows_lost"] == 350
+    col.close()

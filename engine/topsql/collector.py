@@ -8,7 +8,9 @@ we aggregated. Per slice and batch (``batch_rows``):
    into the native aggregator (:mod:`.fetch`);
 2. the first id returned above ``cursor + 1`` means the rows between were
    evicted before we read them: counted in ``rows_lost`` (not for a slice we
-   have never read, whose older rows we never promised to see);
+   have never read, whose older rows we never promised to see; a slice has a
+   stored cursor once a row of it was read, and a reset keeps it, at 0, so
+   that rows evicted after an observer restart count as lost);
 3. aggregates, new cursor and counters are committed in one sqlite
    transaction (:meth:`Store.commit_slice`), so a kill at any point neither
    loses nor double counts;
@@ -130,7 +132,8 @@ class Collector:
     def _follow(self, conn, key, stop, tick, deadline) -> tuple[int, int, int]:
         """Read one slice in batches until it is drained (or time is up)."""
         sql = views.audit_fetch(conn.major, self.sec.sample_bytes)
-        cursor = self.store.cursors().get(key, 0)
+        cursors = self.store.cursors()
+        known, cursor = key in cursors, cursors.get(key, 0)
         total = lost_total = resets = 0
         while True:
             try:
@@ -141,11 +144,12 @@ class Collector:
             rows, first, last = self.agg.rows, self.agg.first_rid, self.agg.last_rid
             counts = {"rows_fetched": rows, **self._bad_delta()}
             new_cursor = last if rows else cursor
-            if rows and cursor and first > cursor + 1:
+            if rows and known and first > cursor + 1:
                 counts["rows_lost"] = first - cursor - 1
             if not rows and cursor and self._went_back(conn, key, cursor):
                 new_cursor, counts["resets"] = 0, 1
-            self.store.commit_slice(key, new_cursor, self.agg.drain(), counts)
+            known = known or bool(rows)
+            self.store.commit_slice(key, new_cursor if known else None, self.agg.drain(), counts)
             total += rows
             lost_total += counts.get("rows_lost", 0)
             resets += counts.get("resets", 0)

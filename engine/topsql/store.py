@@ -85,11 +85,12 @@ class Store:
         return dict(self.db.execute("SELECT name, value FROM totals"))
 
     # ------------------------------------------------------------ writes
-    def commit_slice(self, slice_key: tuple, cursor: int, groups: list[tuple], counts: dict) -> None:
-        """Aggregates, the slice's new cursor and counter increments, in one transaction."""
+    def commit_slice(self, slice_key: tuple, cursor: int | None, groups: list[tuple], counts: dict) -> None:
+        """Aggregates, the slice's new cursor (None: none yet) and counter increments, in one transaction."""
         with self.transaction() as db:
             db.executemany(UPSERT, groups)
-            db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?)", (*slice_key, cursor))
+            if cursor is not None:
+                db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?)", (*slice_key, cursor))
             self.add_totals_tx(db, counts)
 
     def commit_restart(self, server: tuple, started: str, slices: list[tuple]) -> None:
