@@ -226,3 +226,34 @@ def test_a_refused_reload_restores_the_file_and_keeps_the_true_previous_one(tmp_
     assert prev.read_text() in (running, oldest)       # never the refused config
     assert oct(prev.stat().st_mode & 0o777) == "0o600"     # as private as the config it copies
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_concurrent_pushes_do_not_collide(tmp_path, monkeypatch):
+    """Two pushes at once (two threads of the server): each is whole, none fails, no temp file stays."""
+    import threading
+    from engine import config as config_mod
+    from engine.rpc.agent import Agent
+    monkeypatch.setenv("OCP_AGENT_SECRET", "x")
+    path = tmp_path / "agent.toml"
+    first = '[agent]\nlog_level = "info"\n'
+    path.write_text(first)
+    agent = Agent(config_mod.load(str(path), home=str(tmp_path / "home")))
+    texts = ['[agent]\nlog_level = "debug"\n# ' + "a" * 200000 + "\n", '[agent]\nlog_level = "warning"\n']
+    errors = []
+
+    def push(text):
+        for _ in range(20):
+            try:
+                agent.push_config({"config": text, "reload": False})
+            except Exception as exc:     # noqa: BLE001 - collected for the assertion
+                errors.append(repr(exc))
+                return
+
+    threads = [threading.Thread(target=push, args=(t,)) for t in texts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert path.read_text() in texts and (tmp_path / "agent.toml.prev").read_text() in texts + [first]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["agent.toml", "agent.toml.prev"]

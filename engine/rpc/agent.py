@@ -15,8 +15,11 @@ reload; if the supervisor refuses the reload, the previous file is put back.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import tempfile
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -38,6 +41,7 @@ class Agent:
         self.stats = stats
         self.started = started or time.time()
         self.control = Client(config.home / "run", timeout=10.0)
+        self._push = threading.Lock()     # one push at a time: write, reload, restore are one step
 
     def ops(self) -> dict:
         return {"time": self.time, "info": self.info, "agent/status": self.status,
@@ -113,6 +117,10 @@ class Agent:
         if not _is_file(self.config.source):
             raise RpcError(409, "no_config_file", "the agent runs on built-in defaults (no config file "
                            "to replace); start it with -c PATH to accept pushed configs")
+        with self._push:
+            return self._write_and_reload(target, text, reload)
+
+    def _write_and_reload(self, target: Path, text: str, reload: bool) -> dict:
         prev = write_atomically(target, text.encode())
         if not reload:
             return {"written": str(target), "reloaded": False}
@@ -167,14 +175,18 @@ def write_atomically(target: Path, data: bytes, *, keep_prev: bool = True) -> by
 
 def _replace(path: Path, data: bytes, mode: int) -> None:
     """``path`` holds ``data`` with ``mode``, or (after a crash) its old content: never a torn file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), mode)      # not the umask's idea, nor a stale temp file's
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)   # 0600, ours alone
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)      # not the umask's idea
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _is_file(source: str) -> bool:
