@@ -205,3 +205,30 @@ def test_topsql_and_plans_from_obstat2s_store(server, logs):
     assert status == 200 and env["data"]["plans"] == []
     status, env = server.call("monitor/plans", {"sort": "nope"})
     assert status == 400
+
+
+def test_a_fifo_or_a_symlink_in_the_log_dir_is_skipped(logs, tmp_path):
+    """Whoever can write the log directory (the OBServer's user) cannot make a search
+    hang on a FIFO, nor read a file elsewhere through a symlink named like a log."""
+    import threading
+    from types import SimpleNamespace
+    from engine.rpc.logs import LogSearch
+    outside = tmp_path / "elsewhere.log"
+    outside.write_bytes(line(1, trace="YB-OUTSIDE-0-0"))
+    os.symlink(outside, logs / "observer.log.20241124090000000")
+    fifo = logs / "observer.log.20241124095900000"
+    os.mkfifo(fifo)
+    config = SimpleNamespace(workers=SimpleNamespace(ob_logtailer=SimpleNamespace(log_dir=str(logs))))
+    searcher = LogSearch(config, SimpleNamespace(max_output_bytes=1 << 20, call_timeout=10.0))
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(searcher.search({"limit": 5000})), daemon=True)
+    worker.start()
+    worker.join(20)
+    try:
+        assert not worker.is_alive(), "the search hung on the FIFO"
+        assert result["complete"] and result["entries"]
+        assert not any("OUTSIDE" in e["line"] for e in result["entries"])
+    finally:
+        if worker.is_alive():                     # let the old code's blocked open go
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            worker.join(10)

@@ -15,12 +15,14 @@ one is reached the answer carries ``next``, a cursor ``{file, offset, inode}``
 to resume from. Files whose last write is before ``since`` are skipped, and
 the start of the range in a large file is found by bisection, so a narrow
 time window in gigabytes of logs costs a few reads. The search is confined to
-the log directory: only the named log types' files are opened.
+the log directory: only the named log types' files are opened, and only
+regular files (a symlink or a FIFO named like a log is skipped).
 """
 from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from pathlib import Path
 
@@ -53,11 +55,12 @@ class LogSearch:
         pattern = re.compile(re.escape(base) + r"(\.(\d{8,20}))?")
         found = []
         try:
-            names = os.listdir(self.log_dir)
+            with os.scandir(self.log_dir) as it:
+                entries = [(e.name, e.is_file(follow_symlinks=False)) for e in it]
         except OSError as exc:
             raise RpcError(409, "no_log_dir", f"cannot read {self.log_dir}: {exc.strerror}") from None
-        for name in names:
-            m = pattern.fullmatch(name)
+        for name, regular in entries:
+            m = pattern.fullmatch(name) if regular else None    # no symlink out, no FIFO to hang on
             if m:
                 found.append((m.group(2) is None, m.group(2) or "", name))
         return [self.log_dir / name for _, _, name in sorted(found)]
@@ -93,12 +96,14 @@ class LogSearch:
 
     def _scan_file(self, path: Path, offset: int, q: dict, out: "_Collector") -> bool:
         """Scan one file from ``offset``; False once the search must stop (a bound, or past ``until``)."""
-        try:
-            fh = open(path, "rb")
+        try:   # not following a symlink, not blocking on a FIFO swapped in since the listing
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return True                         # rotated away or deleted meanwhile: go on
-        with fh:
-            st = os.fstat(fh.fileno())
+        with open(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return True
             if q["since"] is not None and st.st_mtime < q["since"] and offset == 0:
                 return True                     # every line in it is older than the range
             if q["since"] is not None and offset == 0 and st.st_size > BISECT_MIN:
