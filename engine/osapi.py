@@ -16,8 +16,6 @@ import time
 from multiprocessing import get_context
 from pathlib import Path
 
-import psutil
-
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -99,11 +97,29 @@ def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def process_create_time(pid: int) -> float:
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid: int) -> tuple[str, float] | None:
+    """(state letter, start time in seconds since boot) of ``pid``, or None if it is gone."""
     try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return 0.0
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        fields = data[data.rindex(b")") + 2:].split()    # after "pid (comm) "
+        return fields[0].decode(), int(fields[19]) / _CLOCK_TICKS
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_create_time(pid: int) -> float:
+    """When ``pid`` started, in seconds since boot (0.0 if it is gone).
+
+    Since boot, not since the epoch: a wall-clock start time moves when the
+    clock is set (an NTP step after boot), and a live supervisor's pid file
+    would then look stale and a second supervisor would start.
+    """
+    stat = _proc_stat(pid)
+    return stat[1] if stat else 0.0
 
 
 def is_same_process(pid: int, create_time: float) -> bool:
@@ -113,11 +129,8 @@ def is_same_process(pid: int, create_time: float) -> bool:
     """
     if pid <= 0:
         return False
-    try:
-        proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE and abs(proc.create_time() - create_time) < 0.01
-    except psutil.Error:
-        return False
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X") and abs(stat[1] - create_time) < 0.005
 
 
 # ---------------------------------------------------------------- pid files

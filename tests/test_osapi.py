@@ -1,0 +1,57 @@
+"""Pid files and process identity: what proves that a pid is still the process a file names."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from engine import osapi
+
+
+@pytest.fixture
+def sleeper():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_pid_file_stays_provable_when_the_wall_clock_is_set(tmp_path, sleeper, monkeypatch):
+    """An NTP step after boot moves every wall-clock start time; ours must not move."""
+    path = tmp_path / "x.pid"
+    osapi.write_pidfile(path, sleeper.pid)
+    owner = osapi.read_pidfile(path)
+    assert owner[0] == sleeper.pid and osapi.is_same_process(*owner)
+    stepped = psutil.boot_time() + 3600.0
+    monkeypatch.setattr(psutil, "boot_time", lambda: stepped)
+    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: stepped)  # noqa: SLF001
+    assert osapi.is_same_process(*osapi.read_pidfile(path))
+    with pytest.raises(osapi.PidFileBusy):
+        osapi.write_pidfile(path)                     # still busy: not taken for stale
+
+
+def test_a_zombie_or_another_process_under_the_same_pid_is_not_the_owner(tmp_path, sleeper):
+    start = osapi.process_create_time(sleeper.pid)
+    assert not osapi.is_same_process(sleeper.pid, start + 1.0)     # pid reused by a later process
+    sleeper.kill()
+    deadline = time.monotonic() + 10
+    while psutil.Process(sleeper.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not osapi.is_same_process(sleeper.pid, start)            # dead, not yet reaped
+    (tmp_path / "x.pid").write_text(f"{sleeper.pid} {start}\n")
+    osapi.write_pidfile(tmp_path / "x.pid")                          # stale: replaced
+    assert osapi.read_pidfile(tmp_path / "x.pid")[0] == os.getpid()
+
+
+def test_remove_pidfile_only_if_it_still_names_us(tmp_path):
+    path = tmp_path / "x.pid"
+    path.write_text("1 5.0\n")
+    osapi.remove_pidfile(path)
+    assert path.exists()
+    osapi.remove_pidfile(path, pid=1)
+    assert not path.exists()
