@@ -112,6 +112,23 @@ def test_engine_clean_dry_run_prints_the_plan_and_deletes_nothing(tmp_path, caps
     assert os.listdir(logdir) == []
 
 
+def test_engine_clean_prints_to_the_stdout_of_the_call(tmp_path, monkeypatch):
+    import io
+
+    from engine.commands import clean
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    conf = tmp_path / "agent.toml"
+    conf.write_text(toml_for(logdir))
+    for _ in range(2):                  # a stdout replaced (and closed) after the import
+        out = io.StringIO()
+        monkeypatch.setattr("sys.stdout", out)
+        assert clean.print_run(clean_once(clean.targets_from_config(config.load(conf)), dry_run=True).runs[0],
+                               True) == 0
+        assert "== ob_log" in out.getvalue()
+        out.close()
+
+
 def test_engine_clean_unknown_target(tmp_path, capsys):
     conf = tmp_path / "agent.toml"
     conf.write_text(toml_for(tmp_path))

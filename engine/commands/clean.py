@@ -40,8 +40,10 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
-def print_run(r, dry_run: bool, out=sys.stdout) -> int:
-    """Print one target's plan (dry run) or result; 1 if the target failed."""
+def print_run(r, dry_run: bool, out=None) -> int:
+    """Print one target's plan (dry run) or result; 1 if the target failed.
+    ``out`` defaults to the sys.stdout of the call (not of the import)."""
+    out = out or sys.stdout
     t = r.target
     print(f"== {t.name}  {t.path}", file=out)
     if r.error:
