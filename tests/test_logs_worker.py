@@ -50,7 +50,14 @@ poll_interval = 0.05
         prefix = ipc.segment_name(f"{instance}r{proc.pid}", "alerts")
         wait_for(lambda: os.path.exists(f"/dev/shm/{prefix}"))
         segs = ipc.Segments(f"{instance}r{proc.pid}")
-        ring = segs.ring("alerts")
+
+        def attach():                       # the segment exists a moment before its header does
+            try:
+                return segs.ring("alerts")
+            except ValueError:
+                return None
+
+        ring = wait_for(attach)
 
         def snapshot_with_alerts():
             for raw in ring.get_many(100, timeout=0.1):
