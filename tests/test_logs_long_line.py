@@ -36,3 +36,22 @@ def test_long_line_inside_a_block(tmp_path):
     assert marks(data) == [1]
     assert tailer.stats.bad["line_too_long"] == 1
     tailer.close()
+
+
+def test_restart_inside_a_cut_line(tmp_path):
+    """Stopped while skipping the rest of a cut line: after the restart the rest is
+    still skipped, not read as a line of its own."""
+    log, data = tmp_path / "log", tmp_path / "data"
+    log.mkdir()
+    w = ObWriter(log)
+    w.seq += 1
+    w.write(w.header() + b"MARK 1 " + b"x" * (200 << 10))
+    tailer = make_tailer(log, data, max_line_bytes=64 * 1024)
+    poll_until(tailer, lambda: len(marks(data)) == 1)
+    tailer.close()
+    w.write(b" MARK 777 " + b"z" * 1000 + b"\n")
+    w.mark()
+    tailer = make_tailer(log, data, max_line_bytes=64 * 1024)
+    poll_until(tailer, lambda: len(marks(data)) >= 2)
+    assert marks(data) == [1, 2]
+    tailer.close()

@@ -126,7 +126,7 @@ class FileStream:
     def position(self) -> dict:
         """What to checkpoint: identity of the open file and the processed offset."""
         return {"name": self.name, "current": self.current, "dev": self.dev, "ino": self.ino,
-                "fp": self.fp, "fp_len": self.fp_len, "offset": self.offset,
+                "fp": self.fp, "fp_len": self.fp_len, "offset": self.offset, "skipping": self.skipping,
                 "header": self.prev_header.decode("latin-1") if self.prev_header else None}
 
     def resume(self, pos: dict) -> bool:
@@ -142,6 +142,7 @@ class FileStream:
                     self.queue = candidates[i + 1:]
                     self.prev_header = pos["header"].encode("latin-1") if pos.get("header") else None
                     self.fp, self.fp_len = pos["fp"], pos["fp_len"]
+                    self.skipping = bool(pos.get("skipping"))    # inside a cut line: its rest is not a line
                     return True
         self.stats.bad_input("checkpointed_file_gone")
         self.queue = [p for p in self.rotated() if os.path.getmtime(p) >= pos.get("t", 0)]
