@@ -37,3 +37,19 @@ def test_reused_inode_is_a_new_file(tmp_path):
     assert marks(data) == [1, 2, 3, 101, 102, 103]
     assert tailer.stats.bad.get("checkpointed_file_gone") == 1
     tailer.close()
+
+
+def test_rotated_file_deleted_while_resuming(tmp_path):
+    """ob_cleaner unlinks a rotated file between the listing and the stat: not a crash."""
+    from engine.logs.follow import FileStream
+
+    log = tmp_path / "log"
+    log.mkdir()
+    w = ObWriter(log)
+    w.mark()
+    stream = FileStream(str(log), "observer.log", 65536)
+    listed = stream.rotated
+    stream.rotated = lambda: listed() + [str(log / "observer.log.20240101000000000")]   # already gone
+    pos = {"dev": 0, "ino": 0, "fp": "x", "fp_len": 1, "offset": 0, "t": 0}
+    assert stream.resume(pos) and stream.current == w.path
+    stream.close()

@@ -45,6 +45,14 @@ def log_type_of(name: str) -> str:
     return name.split(".", 1)[0]
 
 
+def _mtime(path: str) -> float:
+    """-1 for a file deleted since it was listed (ob_cleaner recycles rotated logs)."""
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return -1.0
+
+
 def fingerprint(fd: int, length: int) -> str:
     return hashlib.sha1(os.pread(fd, length, 0)).hexdigest() if length else ""
 
@@ -145,7 +153,7 @@ class FileStream:
                     self.skipping = bool(pos.get("skipping"))    # inside a cut line: its rest is not a line
                     return True
         self.stats.bad_input("checkpointed_file_gone")
-        self.queue = [p for p in self.rotated() if os.path.getmtime(p) >= pos.get("t", 0)]
+        self.queue = [p for p in self.rotated() if _mtime(p) >= pos.get("t", 0)]
         return self._next_file()
 
     @staticmethod
@@ -162,7 +170,10 @@ class FileStream:
             return False
         if st.st_size < pos["fp_len"]:
             return False
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:                    # deleted since the stat (ob_cleaner)
+            return False
         try:
             return fingerprint(fd, pos["fp_len"]) == pos["fp"]
         finally:
