@@ -53,7 +53,7 @@ class AgentSection:
 class SupervisorSection:
     """Restart policy of ocp_agentd (capped exponential backoff, FATAL, retry)."""
     tick: float = _f(0.2, min=0.01, max=5)
-    heartbeat_timeout: float = _f(30.0, min=0.1)
+    heartbeat_timeout: float = _f(30.0, min=1.0, doc="workers publish at least every second")
     start_timeout: float = _f(20.0, min=0.1)
     stop_grace: float = _f(5.0, min=0.0)
     backoff_initial: float = _f(0.1, min=0.0)
@@ -358,9 +358,14 @@ def read_secret(file: str, env: str, *, what: str) -> str | None:
             st = path.stat()
         except OSError as exc:
             raise ConfigError(str(path), what, f"cannot read secret file: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):      # a FIFO or device would block the read for good
+            raise ConfigError(str(path), what, "secret file must be a regular file")
         if stat.S_IMODE(st.st_mode) & 0o077:
             raise ConfigError(str(path), what, "secret file must have mode 0600 (chmod 600)")
-        return path.read_text().strip()
+        try:
+            return path.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(path), what, f"cannot read secret file: {exc}") from None
     if env and os.environ.get(env):
         return os.environ[env]
     return None

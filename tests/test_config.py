@@ -86,6 +86,15 @@ def test_secret_from_0600_file_or_environment(tmp_path, monkeypatch):
     assert config.read_secret("", "ENGINE_TEST_UNSET_SECRET", what="x") is None
     with pytest.raises(ConfigError, match="cannot read secret file"):
         config.read_secret(str(tmp_path / "missing"), "", what="x")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ConfigError, match="regular file"):       # would block the read for good
+        config.read_secret(str(fifo), "", what="x")
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe")
+    binary.chmod(0o600)
+    with pytest.raises(ConfigError, match="cannot read secret file"):
+        config.read_secret(str(binary), "", what="x")
 
 
 def test_home_override_and_instance_naming(tmp_path):
