@@ -40,8 +40,11 @@ LABEL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def default_rules_path() -> Path:
-    """conf/alert_rules.toml of the source checkout."""
-    return Path(__file__).resolve().parents[2] / "conf" / "alert_rules.toml"
+    """The shipped default rules: package data, so a plain `pip install .` has them too.
+
+    conf/alert_rules.toml in the source tree is a link to this file.
+    """
+    return Path(__file__).resolve().parent / "alert_rules.toml"
 
 
 @dataclass(frozen=True)
