@@ -30,6 +30,16 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def dies_with_us():
+    """A ``preexec_fn`` for subprocess.Popen: the child is SIGKILLed when we die.
+
+    For servers started by tests and benchmarks, so that an interrupted run
+    leaves none of them behind.
+    """
+    parent = os.getpid()
+    return lambda: die_with_parent(parent)
+
+
 class Handle:
     """A started child: a forked worker or an external program."""
 

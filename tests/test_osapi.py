@@ -55,3 +55,35 @@ def test_remove_pidfile_only_if_it_still_names_us(tmp_path):
     assert path.exists()
     osapi.remove_pidfile(path, pid=1)
     assert not path.exists()
+
+
+def test_a_server_started_with_dies_with_us_does_not_outlive_its_starter(tmp_path):
+    """What tests and benches start (MariaDB, Prometheus...) dies with an interrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    pidfile = tmp_path / "server.pid"
+    starter = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from engine.osapi import dies_with_us\n"
+        "p = subprocess.Popen(['sleep', '600'], preexec_fn=dies_with_us())\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(600)\n")])
+    try:
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        server = int(pidfile.read_text())
+        starter.send_signal(signal.SIGKILL)
+        starter.wait()
+        while psutil.pid_exists(server) and psutil.Process(server).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the server outlived its starter"
+            time.sleep(0.02)
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+            starter.wait()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pymysql
 
 from engine.ob import schema
+from engine.osapi import dies_with_us
 
 USER = "monitor"
 PASSWORD = "monitor-pw-0123"
@@ -113,7 +114,8 @@ def _spawn(base: Path, port: int, log: Path) -> subprocess.Popen:
     out = open(log, "ab")
     try:
         return subprocess.Popen(_args(base, port), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=dies_with_us())
     finally:
         out.close()
 
