@@ -146,6 +146,15 @@ def standalone_pids(instance: str) -> set[int]:
     return pids
 
 
+def _core_or_close(seg: _Segment, core_class, create: bool, size: int):
+    """The native core over ``seg``; a segment it refuses (bad magic, too small) is closed."""
+    try:
+        return core_class(seg.shm.buf, create, size)
+    except Exception:
+        seg.close()
+        raise
+
+
 class Ring:
     """A bounded SPSC queue of byte records in shared memory."""
 
@@ -155,7 +164,7 @@ class Ring:
         if create:
             capacity = _ring.round_capacity(capacity)
         self._seg = _Segment(name, self.HEADER + capacity, create)
-        self._core = _ring.RingCore(self._seg.shm.buf, create, capacity if create else 0)
+        self._core = _core_or_close(self._seg, _ring.RingCore, create, capacity if create else 0)
         self.name = name
 
     def put(self, record: bytes) -> bool:
@@ -201,7 +210,7 @@ class Board:
 
     def __init__(self, name: str, slot_bytes: int = 64 << 10, create: bool = False):
         self._seg = _Segment(name, _ring.board_size(slot_bytes) if create else 0, create)
-        self._core = _ring.BoardCore(self._seg.shm.buf, create, slot_bytes if create else 0)
+        self._core = _core_or_close(self._seg, _ring.BoardCore, create, slot_bytes if create else 0)
         self.name = name
 
     def publish(self, value: bytes) -> int:

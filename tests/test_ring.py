@@ -267,3 +267,15 @@ def test_half_written_record_is_never_delivered():
     restarted = native.RingCore(buf, False)
     assert restarted.put(b"after restart")
     assert consumer.get_many() == [b"after restart"]
+
+
+def test_attaching_to_something_that_is_not_a_ring_fails_and_closes_the_mapping(shm_name):
+    board = ipc.Board(shm_name, 8192, create=True)          # a board, not a ring
+    try:
+        with pytest.raises(ValueError, match="bad magic") as err:
+            ipc.Ring(shm_name)
+        # err's traceback keeps the failed Ring alive: its mapping must be closed anyway
+        mapped = [ln for ln in open("/proc/self/maps") if shm_name in ln]
+        assert len(mapped) == 1, err                         # only the board's own mapping
+    finally:
+        board.close()
