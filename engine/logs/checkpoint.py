@@ -47,4 +47,29 @@ def load(data_dir: str | Path) -> dict | None:
         raise ValueError(f"{path}: {exc}") from None
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("streams"), dict):
         raise ValueError(f"{path}: not a version {VERSION} checkpoint")
+    for name, pos in data["streams"].items():
+        problem = _bad_position(pos)
+        if problem:
+            raise ValueError(f"{path}: stream {name!r}: {problem}")
+    if not isinstance(data.get("t", 0), (int, float)) or not isinstance(data.get("groups", []), list):
+        raise ValueError(f"{path}: bad 't' or 'groups'")
     return data
+
+
+_POSITION = {"dev": int, "ino": int, "offset": int, "fp": str, "fp_len": int}
+
+
+def _bad_position(pos) -> str:
+    """Why a stream position cannot be used ('' if it can): valid JSON is not enough."""
+    if not isinstance(pos, dict):
+        return "not an object"
+    for key, kind in _POSITION.items():
+        if not isinstance(pos.get(key), kind) or isinstance(pos.get(key), bool):
+            return f"{key} missing or not {kind.__name__}"
+    if pos["offset"] < 0 or pos["fp_len"] < 0:
+        return "negative offset"
+    if pos.get("header") is not None and not isinstance(pos["header"], str):
+        return "header not a string"
+    if not isinstance(pos.get("t", 0), (int, float)):
+        return "t not a number"
+    return ""
