@@ -130,9 +130,17 @@ def stale_segments(instance: str) -> list[str]:
         return []
 
 
+STANDALONE = "+run"     # '+' is not allowed in instance names: no clash with a real instance
+
+
+def standalone_instance(instance: str, pid: int) -> str:
+    """The private instance of ``engine run`` process ``pid``."""
+    return f"{instance}{STANDALONE}{pid}"
+
+
 def standalone_pids(instance: str) -> set[int]:
     """Pids of ``engine run`` processes that made segments for this instance."""
-    prefix = f"{PREFIX}{instance}r"
+    prefix = f"{PREFIX}{instance}{STANDALONE}"
     pids = set()
     try:
         names = os.listdir("/dev/shm")

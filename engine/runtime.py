@@ -145,9 +145,9 @@ class WorkerContext:
         base = ipc.instance_id(config)
         for pid in ipc.standalone_pids(base):
             if not _pid_alive(pid):
-                for seg in ipc.stale_segments(f"{base}r{pid}"):
+                for seg in ipc.stale_segments(ipc.standalone_instance(base, pid)):
                     ipc.unlink_segment(seg)
-        segments = ipc.Segments(f"{base}r{os.getpid()}", create=True)
+        segments = ipc.Segments(ipc.standalone_instance(base, os.getpid()), create=True)
         return cls(name, config, segments)
 
     def close(self) -> None:

@@ -26,21 +26,24 @@ def test_standalone_context_publishes_status_and_cleans_up(tmp_path):
         assert ctx.wait(30) is True                  # returns at once once stopping
     finally:
         ctx.close()
-    assert not ipc.stale_segments(f"rt{os.getpid()}r{os.getpid()}")
+    assert not ipc.stale_segments(ipc.standalone_instance(f"rt{os.getpid()}", os.getpid()))
 
 
 def test_segments_of_a_killed_engine_run_are_removed_by_the_next(tmp_path):
     inst = f"rk{os.getpid()}"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    leaked = ipc.Segments(f"{inst}r{dead.pid}", create=True)   # as a killed `engine run` left them
+    leaked = ipc.Segments(ipc.standalone_instance(inst, dead.pid), create=True)   # as a killed `engine run` left them
+    real = ipc.Segments(f"{inst}r999999999", create=True)   # another agent, named like a run of a dead pid
     cfg = config.from_dict({"agent": {"home": str(tmp_path), "instance": inst}})
     ctx = WorkerContext.standalone("ob_cleaner", cfg)
     try:
-        assert ipc.stale_segments(f"{inst}r{dead.pid}") == []
+        assert ipc.stale_segments(ipc.standalone_instance(inst, dead.pid)) == []
+        assert ipc.stale_segments(f"{inst}r999999999")       # untouched: not a run of ours
     finally:
         ctx.close()
         leaked._open.clear()
+        real.close()
 
 
 def test_sigterm_during_wait_wakes_it_at_once(tmp_path):
