@@ -50,3 +50,19 @@ def test_a_log_directory_removed_under_it_does_not_stop_the_calls(tmp_path):
     audit.close()
     ops = [r["op"] for name in ("audit.log.1", "audit.log") for r in lines(path.with_name(name))]
     assert ops[-2:] == ["back", "again"]
+
+
+def test_the_audit_log_and_its_backups_are_owner_only(tmp_path):
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "log" / "audit.log"
+        audit = AuditLog(path, max_bytes=300, backups=2)
+        for i in range(10):
+            record(audit, "file/read", path=f"/x/{i}")
+    finally:
+        os.umask(old)
+    files = sorted(path.parent.iterdir())
+    assert len(files) >= 2
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files), files

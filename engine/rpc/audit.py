@@ -55,7 +55,9 @@ class AuditLog:
             self._open()
 
     def _open(self) -> None:
-        self._fh = open(self.path, "ab", buffering=0)
+        # 0600: who called what with which parameters is nobody else's business
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fh = os.fdopen(fd, "ab", buffering=0)
         self._size = self._fh.tell()
 
     def record(self, *, peer: str, identity: str, op: str, params, status: int,
