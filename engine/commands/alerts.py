@@ -14,6 +14,7 @@ import orjson
 
 from engine.commands import load_config
 from engine.logs import store
+from engine.commands._text import printable
 
 SEVERITIES = ("critical", "warning", "info")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -77,7 +78,8 @@ def render(alerts: list[dict]) -> str:
         return "no alerts"
     rows = [("LAST SEEN", "SEVERITY", "RULE", "COUNT", "SUMMARY")]
     for a in alerts:
-        rows.append((_when(a.get("last_seen", 0)), a.get("severity", ""), a.get("rule", ""),
-                     str(a.get("count", "")), a.get("summary", "")[:100]))
+        rows.append((_when(a.get("last_seen", 0)), printable(str(a.get("severity", ""))),
+                     printable(str(a.get("rule", ""))), str(a.get("count", "")),
+                     printable(str(a.get("summary", ""))[:100])))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows)

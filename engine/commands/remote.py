@@ -20,6 +20,7 @@ import orjson
 from engine import config as config_mod
 from engine.errors import EngineError
 from engine.rpc.client import Client, split_host
+from engine.commands._text import printable
 
 DEFAULT_ENV = "OCP_AGENT_SECRET"
 
@@ -119,14 +120,14 @@ def render(where: str, status: int, env: dict) -> str:
     if not env.get("successful"):
         err = env.get("error") or {}
         lines.append(f"error: {err.get('code', '?')}: {err.get('message', '')}")
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)
     data = env.get("data")
     if isinstance(data, dict):
         for key, value in data.items():
             lines += _render_field(key, value)
     else:
         lines.append(str(data))
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)     # a remote file's bytes reach this terminal
 
 
 def _render_field(key: str, value) -> list[str]:

@@ -17,6 +17,7 @@ import orjson
 from engine.commands import load_config
 from engine.errors import EngineError
 from engine.topsql import PLAN_SORTABLE, SORTABLE, query_plans, query_topsql
+from engine.commands._text import printable
 
 TOP_COLUMNS = (("sql_id", "SQL_ID", 32), ("tenant_id", "TENANT", 6), ("db_name", "DB", 10),
                ("executions", "EXECS", 8), ("elapsed_sum", "ELAPSED_MS", 11),
@@ -114,7 +115,7 @@ def emit(rows: list[dict], columns, as_json: bool, out=None) -> int:
         return 0
     print("  ".join(f"{title:<{w}}" for _, title, w in columns), file=out)
     for r in rows:
-        print("  ".join(f"{cell(r, key):<{w}.{w}}" for key, _, w in columns), file=out)
+        print("  ".join(f"{printable(cell(r, key)):<{w}.{w}}" for key, _, w in columns), file=out)
     if not rows:
         print("(no data: is obstat2 configured and running? see `engine status`)", file=out)
     return 0
