@@ -86,7 +86,7 @@ checkpoint_interval = 0.5
                 break
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        for name in ipc.stale_segments(f"{instance}r{proc.pid}"):
+        for name in ipc.stale_segments(ipc.standalone_instance(instance, proc.pid)):
             ipc.unlink_segment(name)
         at_kill = checkpoint.load(data)["streams"]["observer.log"]["offset"]
         killed_with = len(fired(data))
@@ -100,13 +100,13 @@ checkpoint_interval = 0.5
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-        for name in ipc.stale_segments(f"{instance}r{proc.pid}"):
+        for name in ipc.stale_segments(ipc.standalone_instance(instance, proc.pid)):
             ipc.unlink_segment(name)
     events = fired(data)
     seqs = [s for s, _ in events]
     assert sorted(seqs) == list(range(1, w.seq + 1))                # nothing lost, nothing twice
     assert any(o >= at_kill for _, o in events[:killed_with])       # it was killed mid-window
-    assert not ipc.stale_segments(f"{instance}r{proc.pid}")
+    assert not ipc.stale_segments(ipc.standalone_instance(instance, proc.pid))
 
 
 def test_kill_after_the_alert_log_rotated_past_the_checkpoint(tmp_path):

@@ -47,9 +47,9 @@ poll_interval = 0.05
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     segs = None
     try:
-        prefix = ipc.segment_name(f"{instance}r{proc.pid}", "alerts")
+        prefix = ipc.segment_name(ipc.standalone_instance(instance, proc.pid), "alerts")
         wait_for(lambda: os.path.exists(f"/dev/shm/{prefix}"))
-        segs = ipc.Segments(f"{instance}r{proc.pid}")
+        segs = ipc.Segments(ipc.standalone_instance(instance, proc.pid))
 
         def attach():                       # the segment exists a moment before its header does
             try:
@@ -83,6 +83,6 @@ poll_interval = 0.05
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-        for name in ipc.stale_segments(f"{instance}r{proc.pid}"):
+        for name in ipc.stale_segments(ipc.standalone_instance(instance, proc.pid)):
             ipc.unlink_segment(name)
-    assert not ipc.stale_segments(f"{instance}r{proc.pid}")
+    assert not ipc.stale_segments(ipc.standalone_instance(instance, proc.pid))

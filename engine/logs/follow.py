@@ -33,6 +33,7 @@ import errno
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 FP_BYTES = 128
@@ -51,6 +52,11 @@ def _mtime(path: str) -> float:
         return os.path.getmtime(path)
     except OSError:
         return -1.0
+
+
+# O_NONBLOCK: opening a FIFO someone put where a log should be must not block
+# the worker (it would be killed as hung, again and again); regular files ignore it.
+OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def fingerprint(fd: int, length: int) -> str:
@@ -95,13 +101,17 @@ class FileStream:
     # ------------------------------------------------------------ opening
     def _open(self, path: str, offset: int) -> bool:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, OPEN_FLAGS)
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 self.stats.bad_input("open_failed")
             return False
-        self.close()
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):      # a FIFO or device named like a log: never read it
+            os.close(fd)
+            self.stats.bad_input("not_a_regular_file")
+            return False
+        self.close()
         self.fd, self.current, self.dev, self.ino = fd, path, st.st_dev, st.st_ino
         self.fp_len = min(FP_BYTES, st.st_size)
         self.fp = fingerprint(fd, self.fp_len)
@@ -170,8 +180,10 @@ class FileStream:
             return False
         if st.st_size < pos["fp_len"]:
             return False
+        if not stat.S_ISREG(st.st_mode):
+            return False
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, OPEN_FLAGS)
         except OSError:                    # deleted since the stat (ob_cleaner)
             return False
         try:
@@ -300,7 +312,7 @@ class FileStream:
         return False
 
     def _same_start(self, path: str) -> bool:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, OPEN_FLAGS)
         try:
             return fingerprint(fd, self.fp_len) == self.fp
         finally:
