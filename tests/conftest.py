@@ -19,6 +19,22 @@ pytest_plugins = [f"fixtures.{m.name}" for m in pkgutil.iter_modules([str(HERE /
                   if not m.name.startswith("_")]
 
 
+def wait_for(cond, timeout: float = 60.0, what: str = "condition", interval: float = 0.02):
+    """Poll ``cond()`` until it returns something true and return that; fail after ``timeout``.
+
+    A wait for a condition, never a timing assertion: the timeout only bounds a
+    test that would otherwise hang.
+    """
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def need_binary(path: str) -> str:
     """``path`` if it is installed; otherwise skip (fail under CI)."""
     import shutil

@@ -1,23 +1,13 @@
 """The simulated OBServer end to end: pymysql and the agent's own OB access against it."""
 import os
 import threading
-import time
 
 import pymysql
 import pytest
 
 from engine import config
 from engine.demo import simulator
-
-
-def wait_for(cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+from conftest import wait_for
 
 
 @pytest.fixture

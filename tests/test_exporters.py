@@ -17,6 +17,7 @@ from engine import config, ipc, states
 from engine.runtime import WorkerContext, read_status
 from engine.workers import node_exporter, ocp_exporter
 from test_collectors import promtool_problems
+from conftest import wait_for as wait_until
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "prometheus"
 
@@ -30,16 +31,6 @@ def free_port() -> int:
 def fetch(port: int, path: str = "/metrics") -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
         return r.read().decode()
-
-
-def wait_until(cond, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_text(agent, name: str, *needles: str, timeout: float = 30.0) -> str:

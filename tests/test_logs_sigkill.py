@@ -15,6 +15,7 @@ import pytest
 from engine import ipc
 from engine.logs import checkpoint, store
 from logtail_kit import ObWriter, make_tailer, marks, poll_until
+from conftest import wait_for
 
 RULES = """
 [[rule]]
@@ -34,15 +35,6 @@ def start_worker(config):
 
 def fired(data):
     return [(int(r["fields"]["seq"]), r["offset"]) for r in store.read_records(data) if r["event"] == "fire"]
-
-
-def wait_for(cond, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 @pytest.mark.integration

@@ -3,23 +3,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import orjson
 import pytest
 
 from engine import ipc
 from logtail_kit import ObWriter
-
-
-def wait_for(cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
+from conftest import wait_for
 
 
 @pytest.mark.integration

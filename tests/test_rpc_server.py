@@ -5,7 +5,6 @@ import asyncio
 import resource
 import socket
 import threading
-import time
 
 import orjson
 import psutil
@@ -13,6 +12,7 @@ import pytest
 
 from engine.rpc.auth import sign_headers
 from fixtures.pos_proxy import SECRET
+from conftest import wait_for
 
 
 def status_of(answer: bytes) -> int:
@@ -28,15 +28,6 @@ def signed(target: str, body: bytes = b"", method: str = "POST", extra: str = ""
     head = "".join(f"{k}: {v}\r\n" for k, v in h.items())
     return (f"{method} {target} HTTP/1.1\r\nHost: x\r\n{head}{extra}Content-Length: {len(body)}\r\n"
             f"Connection: close\r\n\r\n").encode() + body
-
-
-def wait_for(cond, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.parametrize("raw, status, code", [

@@ -16,6 +16,7 @@ from engine import ipc, states
 from engine.config import load
 from engine.control import Client
 from engine.errors import NotRunning
+from conftest import wait_for
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent
@@ -35,16 +36,6 @@ min_uptime = 0.5
 fatal_after = 3
 fatal_retry = 1.5
 """
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Agent:

@@ -13,6 +13,7 @@ from engine import config
 from engine.ob import connection as obc
 from engine.ob.workload import Workload, Writer
 from engine.topsql.collector import Collector
+from conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -133,16 +134,6 @@ def spawn_collector(server, home):
     raw = {"ob": server.ob_config(), "workers": {"obstat2": {"batch_rows": 150, "plan_interval": 3600.0}}}
     return subprocess.Popen([sys.executable, "-c", COLLECT, json.dumps(raw), str(home), str(home / "d")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def wait_for(cond, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def fetched(data_dir):
