@@ -179,27 +179,20 @@ class ObConnection:
     # ------------------------------------------------------------ queries
     def query(self, sql: str, args=None) -> list[tuple]:
         """Rows of one marked statement; raises a typed :class:`ObError`."""
-        conn = self.raw()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(MARKER + sql, args)
-                rows = list(cur.fetchall())
-        except Exception as exc:  # noqa: BLE001
-            error = translate(exc)
-            if isinstance(error, ConnectionLost):
-                self._fail(error)
-            self.last_error = error
-            raise error from None
-        self.last_error = None
-        return rows
+        return self._run(sql, args, None, list)
 
     def query_dicts(self, sql: str, args=None) -> list[dict]:
         """Like :meth:`query`, rows as dicts keyed by lower-case column name."""
+        return self._run(sql, args, pymysql.cursors.DictCursor,
+                         lambda rows: [{k.lower(): v for k, v in r.items()} for r in rows])
+
+    def _run(self, sql: str, args, cursor_class, convert):
+        """Execute with the marker; errors translated once, a lost connection closed."""
         conn = self.raw()
         try:
-            with conn.cursor(pymysql.cursors.DictCursor) as cur:
+            with conn.cursor(cursor_class) as cur:
                 cur.execute(MARKER + sql, args)
-                rows = [{k.lower(): v for k, v in r.items()} for r in cur.fetchall()]
+                rows = convert(cur.fetchall())
         except Exception as exc:  # noqa: BLE001
             error = translate(exc)
             if isinstance(error, ConnectionLost):
