@@ -6,10 +6,10 @@ PY ?= python3
 demo: setup                ## run the whole agent against a simulated OBServer
 	$(PY) -m engine demo
 
-test: setup system-deps    ## run the whole test suite
+test: system-deps setup    ## run the whole test suite
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: setup system-deps   ## run every benchmark scenario (minutes)
+bench: system-deps setup   ## run every benchmark scenario (minutes)
 	$(PY) -m engine bench
 
 setup:

@@ -12,6 +12,9 @@ have prometheus-node-exporter         || need+=(prometheus-node-exporter)
 have supervisord                      || need+=(supervisor)
 have rg                               || need+=(ripgrep)
 have openssl                          || need+=(openssl)
+# mysqlclient (the bench's C-driver peer) builds against these
+have pkg-config                       || need+=(pkg-config)
+[ -e /usr/include/mariadb/mysql.h ]   || need+=(libmariadb-dev)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

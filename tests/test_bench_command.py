@@ -1,35 +1,80 @@
-"""``engine bench``: the output shape of DESIGN.md, with stand-in scenarios (no timing measured)."""
+"""``engine bench``: the output shape of DESIGN.md and the report of ``--out`` (no timing measured).
+
+The first tests use stand-in scenarios (fast); the last runs the real
+``engine bench --quick --out DIR`` and checks the report's files and shape.
+"""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
+import pytest
 
 SHAPE = {"scenario", "machine", "metrics", "peers", "ratios", "targets"}
+ROOT = Path(__file__).resolve().parents[1]
+
+FAST = """
+from bench._common import Sample, chart, curve, result, spread, target
+def run(quick=False):
+    s = {'ours': Sample([20.0, 21.0, 19.0]), 'theirs': Sample([1.0, 1.1, 0.9])}
+    return result({'ours_per_s': 20.0}, {'theirs_per_s': 1.0}, {'vs_theirs': 20.0},
+                  {'vs_theirs': target(20.0, 20), 'cpu_percent': target(3.0, 1.0, higher_is_better=False)},
+                  spread=spread(s), charts=[chart('rate', 'per s', {'ours': s['ours'].summary(), 'theirs': 1.0})],
+                  curves=[curve('cost', 'n', 'ms', [1, 10], {'ours': [1, 2], 'theirs': [1, None]})],
+                  skipped={'fancy_peer': 'not installed'})
+"""
 
 
-def bench(bench_dir, *args):
+def bench(bench_dir, *args, timeout=60):
     """``engine bench`` in a child process (the command modules bind sys.stdout at import)."""
     return subprocess.run([sys.executable, "-m", "engine", "bench", *args], capture_output=True, text=True,
-                          env={**os.environ, "ENGINE_BENCH_DIR": str(bench_dir)}, timeout=60)
+                          env={**os.environ, "ENGINE_BENCH_DIR": str(bench_dir)}, timeout=timeout)
+
+
+def stand_ins(folder: Path) -> Path:
+    """A bench/ of two stand-ins (its parent goes on sys.path, so ``bench._common`` imports)."""
+    folder.mkdir(exist_ok=True)
+    (folder / "_common.py").write_text((ROOT / "bench" / "_common.py").read_text())
+    (folder / "fast.py").write_text(FAST)
+    (folder / "broken.py").write_text("def run(quick=False):\n    raise RuntimeError('peer missing')\n")
+    return folder
 
 
 def test_one_json_object_per_scenario_per_line(tmp_path):
-    (tmp_path / "_common.py").write_text("")
-    (tmp_path / "fast.py").write_text(
-        "def run(quick=False):\n"
-        "    return {'metrics': {'ours_per_s': 20.0}, 'peers': {'theirs_per_s': 1.0},\n"
-        "            'ratios': {'vs_theirs': 20.0}, 'targets': {'vs_theirs': {'want': 20, 'met': True}}}\n")
-    (tmp_path / "broken.py").write_text("def run(quick=False):\n    raise RuntimeError('peer missing')\n")
-    out = bench(tmp_path, "--json", "--quick")
+    out = bench(stand_ins(tmp_path / "bench"), "--json", "--quick")
     assert out.returncode == 1                                    # one scenario failed
     lines = out.stdout.strip().splitlines()
     records = {r["scenario"]: r for r in map(orjson.loads, lines)}
     assert len(lines) == 2 and set(records) == {"fast", "broken"}
-    assert set(records["fast"]) == SHAPE and records["fast"]["ratios"] == {"vs_theirs": 20.0}
+    assert SHAPE <= set(records["fast"]) and records["fast"]["ratios"] == {"vs_theirs": 20.0}
+    assert records["fast"]["spread"]["ours"] == {"median": 20.0, "min": 19.0, "max": 21.0, "n": 3}
     assert SHAPE <= set(records["broken"]) and "peer missing" in records["broken"]["error"]
+    assert "2/2" in out.stderr                                    # the progress line
+
+
+def test_terminal_table_says_met_or_short(tmp_path):
+    out = bench(stand_ins(tmp_path / "bench"), "fast")
+    assert out.returncode == 0
+    table = out.stdout.split("targets met")[0].splitlines()
+    assert any("ratios.vs_theirs" in l and l.rstrip().endswith("met") for l in table)
+    assert any("metrics.cpu_percent" in l and l.rstrip().endswith("SHORT") for l in table)
+    assert "1/2 targets met" in out.stdout and "fancy_peer" in out.stdout
+
+
+def test_out_writes_json_png_and_markdown(tmp_path):
+    out = bench(stand_ins(tmp_path / "bench"), "--quick", "--out", str(tmp_path / "r"))
+    assert out.returncode == 1
+    doc = orjson.loads((tmp_path / "r" / "results.json").read_bytes())
+    assert doc["quick"] is True and [r["scenario"] for r in doc["scenarios"]] == ["broken", "fast"]
+    assert (tmp_path / "r" / "fast.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "r" / "broken.png").exists()
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| fast | `ratios.vs_theirs` | 20.000 | >= 20 | met |" in md
+    assert "| fast | `metrics.cpu_percent` | 3.000 | <= 1.0 | SHORT |" in md
+    assert "FAILED" in md and "![fast](fast.png)" in md and "fancy_peer" in md
 
 
 def test_no_scenario_found_is_an_error_not_silence(tmp_path):

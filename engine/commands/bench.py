@@ -1,10 +1,19 @@
-"""``engine bench [SCENARIO ...] [--json] [--quick]``: run scenarios from bench/."""
+"""``engine bench [SCENARIO ...] [--json] [--quick] [--out DIR]``: run scenarios from bench/.
+
+With no scenario every one runs, in turn, with a progress line on stderr. The
+terminal shows each scenario's figures and, at the end, one table of every
+target with its value and whether it is met or short. ``--out DIR`` writes the
+report (results.json, one PNG per scenario, report.md: see
+:mod:`engine.commands._bench_report`). A scenario that raises is reported
+with its error and the others still run; the exit code is then 1.
+"""
 from __future__ import annotations
 
 import importlib.util
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -33,15 +42,28 @@ def load_scenario(name: str):
 
 def machine() -> dict:
     return {"python": platform.python_version(), "cpus": psutil.cpu_count(),
-            "platform": platform.platform(), "memory_bytes": psutil.virtual_memory().total,
-            "load1": round(os.getloadavg()[0], 2)}
+            "cpu_model": _cpu_model(), "platform": platform.platform(),
+            "memory_bytes": psutil.virtual_memory().total,
+            "load1": round(os.getloadavg()[0], 2), "load5": round(os.getloadavg()[1], 2)}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="run benchmark scenarios (ours against a named peer)")
     p.add_argument("scenario", nargs="*", help="scenarios to run (default: all)")
     p.add_argument("--json", action="store_true", help="one JSON object per scenario per line")
-    p.add_argument("--quick", action="store_true", help="smoke run: seconds, not minutes")
+    p.add_argument("--quick", action="store_true", help="smoke run: seconds, not minutes; its figures mean nothing")
+    p.add_argument("--out", metavar="DIR", help="write results.json, one PNG per scenario and report.md here")
     p.add_argument("--list", action="store_true", help="list the scenarios")
     p.set_defaults(func=run)
 
@@ -60,27 +82,94 @@ def run(args) -> int:
     if unknown:
         print(f"engine bench: unknown scenario {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
         return 2
-    failed = 0
-    for name in wanted:
-        try:
-            out = load_scenario(name).run(quick=args.quick)
-        except Exception as exc:  # one broken scenario must not hide the others
-            out = {"metrics": {}, "peers": {}, "ratios": {}, "targets": {},   # the same shape
-                   "error": f"{type(exc).__name__}: {exc}"}
-            failed += 1
-        record = {"scenario": name, "machine": machine(), **out}
+    out_dir = getattr(args, "out", None)
+    records, started = [], time.time()
+    for i, name in enumerate(wanted):
+        _progress(i, len(wanted), name, started)
+        record = run_one(name, args.quick)
+        records.append(record)
         print(orjson.dumps(record).decode() if args.json else render(record), flush=True)
-    return 1 if failed else 0
+    _progress(len(wanted), len(wanted), "done", started)
+    if not args.json:
+        print(summary(records), flush=True)
+    if out_dir:
+        from engine.commands._bench_report import write_report
+        written = write_report(Path(out_dir), records, quick=args.quick, seconds=time.time() - started)
+        print(f"engine bench: report in {out_dir} ({', '.join(p.name for p in written)})", file=sys.stderr)
+    return 1 if any("error" in r for r in records) else 0
+
+
+def run_one(name: str, quick: bool) -> dict:
+    """One scenario's record; a scenario that raises keeps the shape and carries ``error``."""
+    t0 = time.time()
+    load0 = machine()
+    try:
+        out = load_scenario(name).run(quick=quick)
+    except Exception as exc:  # one broken scenario must not hide the others
+        out = {"metrics": {}, "peers": {}, "ratios": {}, "targets": {},   # the same shape
+               "error": f"{type(exc).__name__}: {exc}"}
+    record = {"scenario": name, "machine": load0, **out}
+    record["seconds"] = round(time.time() - t0, 1)
+    record["quick"] = quick
+    record["machine"]["load1_after"] = round(os.getloadavg()[0], 2)
+    return record
+
+
+def _progress(done: int, total: int, name: str, started: float) -> None:
+    width = 20
+    fill = width * done // max(total, 1)
+    print(f"[{'#' * fill}{'.' * (width - fill)}] {done}/{total} {name}  ({time.time() - started:.0f} s)",
+          file=sys.stderr, flush=True)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def target_rows(record: dict) -> list[tuple[str, str, str, str, str]]:
+    """(key, value, want, met/short, group) for each target of one record."""
+    rows = []
+    for key, t in record.get("targets", {}).items():
+        value = t.get("value")
+        group = "ratios" if key in record.get("ratios", {}) else "metrics"
+        if value is None:
+            value = record.get(group, {}).get(key, "")
+        rows.append((f"{group}.{key}", _fmt(value), f"{t.get('op', '>=')} {t['want']}",
+                     "met" if t["met"] else "SHORT", record["scenario"]))
+    return rows
 
 
 def render(record: dict) -> str:
-    lines = [f"== {record['scenario']}"]
+    lines = [f"== {record['scenario']}  ({record.get('seconds', 0)} s, load {record['machine'].get('load1')})"]
     if "error" in record:
         return lines[0] + f"\n  error: {record['error']}"
     for group in ("metrics", "peers", "ratios"):
         for key, value in record.get(group, {}).items():
-            lines.append(f"  {group[:-1]:7} {key:40} {value:,.3f}" if isinstance(value, float)
-                         else f"  {group[:-1]:7} {key:40} {value}")
-    for key, t in record.get("targets", {}).items():
-        lines.append(f"  target  {key:40} want {t['want']}  {'met' if t['met'] else 'NOT met'}")
+            lines.append(f"  {group[:-1]:7} {key:48} {_fmt(value)}")
+    for key, s in record.get("spread", {}).items():
+        lines.append(f"  spread  {key:48} {_fmt(s['median'])}  [{_fmt(s['min'])} .. {_fmt(s['max'])}] n={s['n']}")
+    for peer, why in record.get("skipped", {}).items():
+        lines.append(f"  skipped {peer:48} {why}")
+    for key, value, want, met, _ in target_rows(record):
+        lines.append(f"  target  {key:48} {value:>12}  want {want:10} {met}")
     return "\n".join(lines)
+
+
+def summary(records: list[dict]) -> str:
+    """One table of every target of every scenario: value, want, met or short."""
+    rows = [r for rec in records for r in target_rows(rec)]
+    errors = [f"  {rec['scenario']}: ERROR {rec['error']}" for rec in records if "error" in rec]
+    if not rows and not errors:
+        return ""
+    lines = ["", f"{'scenario':10} {'key':52} {'value':>14}  {'want':12} result"]
+    for key, value, want, met, scen in rows:
+        lines.append(f"{scen:10} {key:52} {value:>14}  {want:12} {met}")
+    met = sum(1 for r in rows if r[3] == "met")
+    lines.append(f"{met}/{len(rows)} targets met")
+    return "\n".join(lines + errors)
