@@ -86,7 +86,7 @@ class ObSection:
 @dataclass(frozen=True)
 class PosProxySection:
     enabled: bool = _f(True)
-    bind: str = _f("127.0.0.1")
+    bind: str = _f("0.0.0.0", doc="all interfaces, as OCP's agent; \"127.0.0.1\" = this host only")
     port: int = _f(62888, **PORT)
     secret_file: str = _f("", secret=True)
     secret_env: str = _f("OCP_AGENT_SECRET")
@@ -111,7 +111,7 @@ class PosProxySection:
 @dataclass(frozen=True)
 class NodeExporterSection:
     enabled: bool = _f(True)
-    bind: str = _f("127.0.0.1")
+    bind: str = _f("0.0.0.0", doc="all interfaces, as node_exporter; \"127.0.0.1\" = this host only")
     port: int = _f(63000, **PORT)
     interval: float = _f(15.0, min=0.1)
     rootfs: str = _f("/", doc="root of /proc and /sys, injectable for tests")
@@ -125,10 +125,11 @@ class NodeExporterSection:
 @dataclass(frozen=True)
 class OcpExporterSection:
     enabled: bool = _f(True)
-    bind: str = _f("127.0.0.1")
+    bind: str = _f("0.0.0.0", doc="all interfaces, as obagent; \"127.0.0.1\" = this host only")
     port: int = _f(62889, **PORT)
     interval: float = _f(15.0, min=0.1)
     message_ttl: float = _f(900.0, min=1.0, doc="a monitor's summary not renewed for this long is dropped")
+    host_in_metrics: bool = _f(False, doc="also merge node_exporter's host series into /metrics (duplicates!)")
     max_message_series: int = _f(5000, min=1, doc="series kept per summary kind (bounded cardinality)")
     basic_auth_user: str = _f("")
     basic_auth_password_file: str = _f("", secret=True)

@@ -42,6 +42,7 @@ log = logging.getLogger("engine.exposition")
 TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 OM_TYPE = b"application/openmetrics-text; version=1.0.0; charset=utf-8"
 MAX_HEAD_BYTES = 8192
+METRICS_PATH = b"/metrics"
 OM_EOF = b"# EOF\n"
 
 
@@ -160,7 +161,7 @@ class ExpositionServer:
     def __init__(self, *, auth: tuple[str, str] | None = None, ssl_context: ssl.SSLContext | None = None,
                  stale_after: float = 60.0, idle_timeout: float = 120.0, write_timeout: float = 30.0,
                  request_timeout: float = 10.0, max_connections: int = 1024):
-        self.snapshot: Snapshot | None = None
+        self.snapshots: dict[bytes, Snapshot] = {}
         self.stats = ServerStats()
         self.stale_after = stale_after
         self.idle_timeout = idle_timeout
@@ -176,9 +177,18 @@ class ExpositionServer:
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.Task | None = None
 
-    def publish(self, snapshot: Snapshot) -> None:
-        """Make ``snapshot`` the one served; safe from any thread (one assignment)."""
-        self.snapshot = snapshot
+    def publish(self, snapshot) -> None:
+        """Make ``snapshot`` the one served on /metrics; safe from any thread (one assignment).
+
+        ``snapshot`` may also be a dict {path: Snapshot} (b"/metrics" and, for
+        obagent's layout, b"/metrics/node/host" ...): every path is swapped at once.
+        """
+        self.snapshots = dict(snapshot) if isinstance(snapshot, dict) else {METRICS_PATH: snapshot}
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The snapshot of /metrics (None before the first collection)."""
+        return self.snapshots.get(METRICS_PATH)
 
     async def start(self, host: str, port: int) -> int:
         """Listen; the bound port (useful with port 0)."""
@@ -338,8 +348,9 @@ class _Connection(asyncio.Protocol):
                             extra=b'WWW-Authenticate: Basic realm="engine exporter"\r\n')
             return self._send(401, reply, method, connection)
         path = target.partition(b"?")[0]
-        if path == b"/metrics":
-            snap = self.server.snapshot
+        snaps = self.server.snapshots
+        if path == METRICS_PATH or path in snaps:
+            snap = snaps.get(path)
             if snap is None:
                 return self._send(503, _simple(b"503 Service Unavailable", b"no collection yet\n"), method, connection)
             reply = snap.responses[(wants_openmetrics(headers.get(b"accept", b"")),
@@ -350,7 +361,8 @@ class _Connection(asyncio.Protocol):
             status, body = self.server.health()
             return self._send(int(status[:3]), _simple(status, body, b"application/json"), method, connection)
         if path == b"/":
-            body = b"<html><body><a href=\"/metrics\">/metrics</a> <a href=\"/healthz\">/healthz</a></body></html>\n"
+            links = b" ".join(b'<a href="%s">%s</a>' % (p, p) for p in sorted(set(snaps) | {METRICS_PATH}))
+            body = b"<html><body>" + links + b' <a href="/healthz">/healthz</a></body></html>\n'
             return self._send(200, _simple(b"200 OK", body, b"text/html; charset=utf-8"), method, connection)
         return self._send(404, _simple(b"404 Not Found", b"not found\n"), method, connection)
 

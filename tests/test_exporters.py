@@ -20,6 +20,7 @@ from test_collectors import promtool_problems
 from conftest import wait_for as wait_until
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "prometheus"
+HOST = "/metrics/node/host"
 
 
 def free_port() -> int:
@@ -61,8 +62,8 @@ class Agent:
         for name in self.ports:
             wait_until(lambda n=name: (read_status(self.segments, n) or {}).get("ready"), what=f"{name} ready")
 
-    def metrics(self, name: str) -> str:
-        return fetch(self.ports[name])
+    def metrics(self, name: str, path: str = "/metrics") -> str:
+        return fetch(self.ports[name], path)
 
     def stop(self) -> None:
         for ctx in self.contexts:
@@ -126,9 +127,11 @@ def test_prometheus_scrapes_both_exporters_with_ob_series(agent, ob_tables, prom
     alerts.put(orjson.dumps({"kind": "ob_logtailer", "t": time.time(), "metrics": [
         {"name": "ob_logtailer_alerts_total", "type": "counter", "help": "Alerts emitted",
          "labels": {"rule": "clog_disk_full", "severity": "critical"}, "value": 3}]}))
-    ocp = wait_text(a, "ocp_exporter", "ob_logtailer_alerts_total{", "ob_sysstat{", "node_load1 ")
+    ocp = wait_text(a, "ocp_exporter", "ob_logtailer_alerts_total{", "ob_sysstat{")
+    wait_until(lambda: "node_load1 " in a.metrics("ocp_exporter", HOST), what="host part on obagent's path")
     assert promtool_problems(a.metrics("node_exporter").encode()) == []
     assert promtool_problems(ocp.encode()) == []
+    assert not [line for line in ocp.splitlines() if line.startswith(("node_", "ocp_agent_"))]   # no duplicates
     assert 'ob_sysstat{stat_id="40000",svr_ip="127.0.0.1",svr_port="2882",tenant_id="1002",' \
            'tenant_name="mysql_a"} 42.0' in ocp
     assert 'stat_id="130001"' not in ocp                      # a NULL value: no sample
@@ -137,13 +140,14 @@ def test_prometheus_scrapes_both_exporters_with_ob_series(agent, ob_tables, prom
     assert 'ob_tenant_memstore_limit_bytes{svr_ip="127.0.0.1",svr_port="2882",tenant_id="1001"' not in ocp
 
     prom = prometheus({"node_exporter": f"127.0.0.1:{a.ports['node_exporter']}",
-                       "ocp_exporter": f"127.0.0.1:{a.ports['ocp_exporter']}"},
+                       "ocp_exporter": f"127.0.0.1:{a.ports['ocp_exporter']}",
+                       "ocp_host": {"targets": f"127.0.0.1:{a.ports['ocp_exporter']}", "metrics_path": HOST}},
                       rule_files=[CONF / "ob_alerts.yml"])
     assert prom.wait_for('up{job="node_exporter"} == 1') and prom.wait_for('up{job="ocp_exporter"} == 1')
     for expr in ('node_cpu_seconds_total{job="node_exporter",mode="idle"}',
                  'node_memory_MemAvailable_bytes{job="node_exporter"}',
                  'node_filesystem_avail_bytes{job="node_exporter"}',
-                 'node_load1{job="ocp_exporter"}',
+                 'node_load1{job="ocp_host"}',
                  'ob_sysstat{job="ocp_exporter",stat_id="40000",tenant_name="mysql_a"}',
                  'ob_server_num{status="INACTIVE"}',
                  'ob_tenant_memstore_limit_bytes{tenant_name="mysql_a"}',
@@ -151,6 +155,10 @@ def test_prometheus_scrapes_both_exporters_with_ob_series(agent, ob_tables, prom
                  'ocp_exporter_scrapes_total', 'node_exporter_scrapes_total'):
         assert prom.wait_for(expr), expr
     assert prom.query('ob_sysstat{stat_id="40000",tenant_name="mysql_a"}')[0]["value"][1] == "42"
+    # with the shipped jobs (node_exporter, ocp_exporter) every host and agent series is stored once
+    for name in ("node_load1", "node_scrape_collector_success", "node_cpu_seconds_total"):
+        jobs = {r["metric"]["job"] for r in prom.query(f'{name}{{job=~"node_exporter|ocp_exporter"}}')}
+        assert jobs == {"node_exporter"}, (name, jobs)
 
     # the inactive server recovers: its series leaves the exposition and Prometheus (obagent #59)
     root_sql(ob_tables, "UPDATE oceanbase.DBA_OB_SERVERS SET STATUS = 'ACTIVE'")
@@ -180,7 +188,8 @@ def test_missing_view_and_database_down_mid_run(agent, ob_tables):
     ob_tables.kill()                                   # the database dies under a running exporter
     try:
         down = wait_text(a, "ocp_exporter", "ocp_exporter_ob_up 0.0")
-        assert "ob_sysstat{" not in down and "node_load1 " in down     # no stale OB series; host still there
+        assert "ob_sysstat{" not in down                                # no stale OB series
+        assert "node_load1 " in a.metrics("ocp_exporter", HOST)         # host still there
         assert read_status(a.segments, "ocp_exporter")["state"] == states.DEGRADED
     finally:
         ob_tables.restart()
@@ -193,9 +202,11 @@ def test_without_ob_config_ocp_exporter_waits_visibly_and_serves_the_rest(agent)
     a = agent()
     status = read_status(a.segments, "ocp_exporter")
     assert status["state"] == states.WAITING_FOR_CONFIG and status["ready"]
-    text = wait_text(a, "ocp_exporter", "node_cpu_seconds_total{")
+    text = wait_text(a, "ocp_exporter", "ocp_exporter_host_snapshot_up 1.0")
     assert "ocp_exporter_ob_configured 0.0" in text and "ob_sysstat" not in text
     assert promtool_problems(text.encode()) == []
+    host = a.metrics("ocp_exporter", HOST)
+    assert "node_cpu_seconds_total{" in host and promtool_problems(host.encode()) == []
     health = orjson.loads(fetch(a.ports["ocp_exporter"], "/healthz"))
     assert health["status"] == "ok"
 
@@ -203,11 +214,11 @@ def test_without_ob_config_ocp_exporter_waits_visibly_and_serves_the_rest(agent)
 @pytest.mark.integration
 def test_host_series_leave_ocp_exporter_when_node_exporter_stops(agent):
     a = agent()
-    wait_until(lambda: "node_load1 " in a.metrics("ocp_exporter"), what="host part merged")
+    wait_until(lambda: "node_load1 " in a.metrics("ocp_exporter", HOST), what="host part merged")
     a.contexts[0].request_stop()                      # node_exporter stops publishing
     a.threads[0].join(30)
-    text = wait_text(a, "ocp_exporter", "ocp_exporter_host_snapshot_up 0.0")
-    assert "node_load1 " not in text
+    wait_text(a, "ocp_exporter", "ocp_exporter_host_snapshot_up 0.0")
+    assert "node_load1 " not in a.metrics("ocp_exporter", HOST)
 
 
 def test_shipped_alert_rules_pass_promtool():
@@ -260,3 +271,16 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
     path.write_bytes(orjson.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
     out = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_listeners_bind_all_interfaces_by_default_and_the_demo_stays_on_loopback(tmp_path):
+    """node_exporter, ocp_exporter and pos_proxy listen on 0.0.0.0 (as node_exporter, obagent, OCP's agent)."""
+    from engine.commands.demo import demo_config
+    shipped = config.load(str(CONF.parents[0] / "agent.toml"))
+    for cfg in (config.from_dict({}), shipped):
+        assert {cfg.workers.node_exporter.bind, cfg.workers.ocp_exporter.bind, cfg.workers.pos_proxy.bind} \
+            == {"0.0.0.0"}
+    sim = {"host": "127.0.0.1", "port": 1, "user": "u", "log_dir": str(tmp_path)}
+    for any_ports in (False, True):
+        demo = demo_config(tmp_path, sim, tmp_path / "s", "", any_ports=any_ports).workers
+        assert {demo.node_exporter.bind, demo.ocp_exporter.bind, demo.pos_proxy.bind} == {"127.0.0.1"}

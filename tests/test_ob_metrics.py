@@ -214,7 +214,7 @@ def test_ocp_exporter_without_ob_still_serves_summaries_and_health():
     sec = OcpExporterSection()
     server = exposition.ExpositionServer()
     ex = OcpExporter(sec, server, rings={"alerts": Ring([message("ob_logtailer", [alert("oom", 2)])])})
-    snap = ex.collect()
+    snap = ex.collect()[exposition.METRICS_PATH]
     text = snap.bodies[False]
     assert b'ob_logtailer_alerts_total{rule="oom"} 2.0' in text
     assert b"ocp_exporter_ob_configured 0.0" in text and b'ocp_exporter_messages_total{edge="alerts"} 1.0' in text
@@ -224,11 +224,11 @@ def test_ocp_exporter_without_ob_still_serves_summaries_and_health():
 def test_ocp_exporter_reports_a_failing_database_and_recovers():
     db = FakeDb(tables(), lose_after=0)
     ex = OcpExporter(OcpExporterSection(), exposition.ExpositionServer(), db=db)
-    text = ex.collect().bodies[False]
+    text = ex.collect()[exposition.METRICS_PATH].bodies[False]
     assert b"ocp_exporter_ob_up 0.0" in text and b'ocp_exporter_query_success{query="connect"} 0.0' in text
     assert b"ob_sysstat{" not in text
     db.lose_after = None
-    text = ex.collect().bodies[False]
+    text = ex.collect()[exposition.METRICS_PATH].bodies[False]
     assert b"ocp_exporter_ob_up 1.0" in text and b"ob_sysstat{" in text
     assert b'ocp_exporter_query_errors_total{error="connection",query="connect"} 1.0' in text
 

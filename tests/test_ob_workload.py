@@ -112,3 +112,18 @@ def test_other_views_have_rows_and_sysstat_grows(db):
         assert q(db, f'SELECT count(*) FROM "{view}"')[0][0] > 0
     types = {t for (t,) in q(db, 'SELECT TENANT_TYPE FROM "DBA_OB_TENANTS"')}
     assert types == {"SYS", "USER", "META"}
+
+
+def test_total_memstore_is_active_plus_64_mib_and_stays_under_the_alert_threshold(db):
+    """130001 = 130000 + 64 MiB (was ``v + 64 << 20`` = ``(v + 64) << 20``: ObMemstoreHigh fired in every demo)."""
+    wl = make(db)
+    wl.step(2000)
+    wl.refresh_views()
+    rows = q(db, 'SELECT a.VALUE, t.VALUE, l.VALUE FROM "GV$SYSSTAT" a JOIN "GV$SYSSTAT" t '
+                 'ON t.CON_ID = a.CON_ID AND t.SVR_IP = a.SVR_IP AND t.STAT_ID = 130001 '
+                 'JOIN "GV$SYSSTAT" l ON l.CON_ID = a.CON_ID AND l.SVR_IP = a.SVR_IP AND l.STAT_ID = 130004 '
+                 'WHERE a.STAT_ID = 130000')
+    assert rows and any(active > 0 for active, _, _ in rows)
+    for active, total, limit in rows:
+        assert total == active + (64 << 20)
+        assert total / limit < 0.85                   # the shipped ObMemstoreHigh threshold

@@ -56,8 +56,10 @@ def _free_port() -> int:
 def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
                 any_ports: bool = False) -> config.AgentConfig:
     log_dir = sim["log_dir"]
-    ports = {w: {"port": _free_port()} for w in ("pos_proxy", "node_exporter", "ocp_exporter")} \
-        if any_ports else {}
+    listeners = ("pos_proxy", "node_exporter", "ocp_exporter")
+    ports = {w: {"port": _free_port()} if any_ports else {} for w in listeners}
+    for changes in ports.values():
+        changes["bind"] = "127.0.0.1"             # the demo stays on loopback
     cfg = config.from_dict({
         "agent": {"home": str(home)},
         "supervisor": {"min_uptime": 2.0},

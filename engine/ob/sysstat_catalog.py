@@ -89,7 +89,7 @@ class Counters:
         if v[130000] >= v[130002]:           # a minor freeze empties the active memstore
             v[130000] = 0
             self.v[(srv, tid, "pc")]["freeze"] += 1
-        v[130001] = v[130000] + 64 << 20
+        v[130001] = v[130000] + (64 << 20)      # active + 64 MiB frozen
         pc = self.v[(srv, tid, "pc")]
         pc["access"] += 1
         pc["hit"] += int(hit)

@@ -10,7 +10,10 @@ Every ``interval``, in a thread of its own:
 3. node_exporter's host part from the ``host`` board, dropped when older than
    three of its intervals (node_exporter down: no stale host series);
 
-rendered once into the snapshot every scrape is served from. A lost
+rendered once into the snapshots every scrape is served from. The host part
+is served on its own path, obagent's ``/metrics/node/host``, and not on
+``/metrics`` (unless ``host_in_metrics``): with both exporters scraped, each
+host series is stored once, under node_exporter's job. A lost
 connection or a missing view costs that collection's OB series, never the
 worker: the next collection connects and queries again.
 """
@@ -29,6 +32,7 @@ from engine.ob.summaries import Summaries
 
 NS = "ocp_exporter"
 EDGES = ("alerts", "topsql", "cleaner", "rpc")
+HOST_PATH = b"/metrics/node/host"
 log = logging.getLogger("engine.ocp_exporter")
 
 
@@ -110,7 +114,8 @@ class OcpExporter:
         self.summaries.expire()
 
     # ------------------------------------------------------------ snapshot
-    def collect(self) -> exposition.Snapshot:
+    def collect(self) -> dict[bytes, exposition.Snapshot]:
+        """{path: Snapshot}: ``/metrics`` and obagent's ``/metrics/node/host``."""
         started, t0 = time.time(), time.perf_counter()
         families, results = self.collect_ob()
         self.drain_rings()
@@ -120,8 +125,11 @@ class OcpExporter:
         health += exposition.server_families(NS, self.server, started, time.perf_counter() - t0)
         health.append(self.bad.family(f"{NS}_bad_input_total", self.server.stats.bad))
         everything = families + health
-        return exposition.Snapshot(exposition.render_text(everything) + host_text,
-                                   exposition.render_openmetrics(everything) + host_om, created=started)
+        text, om = exposition.render_text(everything), exposition.render_openmetrics(everything)
+        if self.section.host_in_metrics:
+            text, om = text + host_text, om + host_om
+        return {exposition.METRICS_PATH: exposition.Snapshot(text, om, created=started),
+                HOST_PATH: exposition.Snapshot(host_text, host_om, created=started)}
 
     def _health(self, results, host_text: bytes, host_age) -> list:
         configured = GaugeMetricFamily(f"{NS}_ob_configured", "1 once an OBServer connection is configured",
