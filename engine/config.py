@@ -264,6 +264,7 @@ def from_dict(raw: dict, *, source: str = "<dict>", home: str | None = None) -> 
     cfg = _build(AgentConfig, raw, source, "")
     cfg = dataclasses.replace(cfg, source=source)
     _check_programs(cfg, source)
+    _check_cleaner_targets(cfg, source)
     if cfg.agent.instance and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", cfg.agent.instance):
         # "_" separates the instance from the segment's name: "a" would take "a_b"'s segments as its own
         raise ConfigError(source, "agent.instance", "needs 1 to 64 letters, digits and - (it names /dev/shm segments)")
@@ -311,6 +312,16 @@ def _check_value(value, kind, fld, source: str, key: str):
     if meta.get("path") and value and not Path(os.path.expanduser(value)).exists():
         raise ConfigError(source, key, f"path {value!r} does not exist")
     return value
+
+
+def _check_cleaner_targets(cfg: AgentConfig, source: str) -> None:
+    """ob_cleaner's default targets derive from other sections (log_dir, home):
+    checked once the whole config is known, so a bad log_dir is refused here."""
+    from engine.cleaner.policy import PolicyError, check_default_targets
+    try:
+        check_default_targets(cfg)
+    except PolicyError as exc:
+        raise ConfigError(source, exc.key, exc.reason) from None
 
 
 def _check_programs(cfg: AgentConfig, source: str) -> None:

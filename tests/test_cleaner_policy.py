@@ -1,5 +1,6 @@
 """ob_cleaner's policy: anchored patterns, obagent's defaults, config validation."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -85,8 +86,11 @@ def rule(**kw):
     return {"name": "r", "pattern": r"app\.log\.[0-9]+", "retention_days": 3, "keep_percentage": 50, **kw}
 
 
+HERE = str(Path(__file__).parent)       # an existing, non-system directory
+
+
 def target(**kw):
-    return {"name": "t", "path": "/var/log/app", "disk_threshold": 70, "rules": [rule()], **kw}
+    return {"name": "t", "path": HERE, "disk_threshold": 70, "rules": [rule()], **kw}
 
 
 def test_parse_a_valid_table():
@@ -98,6 +102,7 @@ def test_parse_a_valid_table():
 @pytest.mark.parametrize("raw,key", [
     ([target(extra=1)], "targets[0].extra"),
     ([target(path="relative/dir")], "targets[0].path"),
+    ([target(path="/nonexistent/log")], "targets[0].path"),
     ([target(disk_threshold=120)], "targets[0].disk_threshold"),
     ([target(rules=[])], "targets[0].rules"),
     ([target(rules=[rule(pattern="(")])], "targets[0].rules[0].pattern"),
@@ -115,10 +120,10 @@ def test_bad_tables_name_the_key(raw, key):
 
 
 def test_config_load_refuses_a_pattern_matching_active_logs():
-    text = """
+    text = f"""
 [[workers.ob_cleaner.targets]]
 name = "ob_log"
-path = "/home/admin/oceanbase/log"
+path = "{HERE}"
 [[workers.ob_cleaner.targets.rules]]
 name = "all"
 pattern = '[a-z]+\\.log.*'

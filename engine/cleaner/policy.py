@@ -23,6 +23,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from engine.cleaner.paths import check_target_path, normal
+
 DAY = 86400.0
 
 # Rotated OBServer logs: observer.log.20241219182047574 and its .zst form,
@@ -101,28 +103,57 @@ def default_targets(ob_log_dir: str, agent_log_dir: str) -> list[Target]:
 
     ``ob_log`` is the OBServer log dir; ``core_log`` is the OBServer install
     dir (its working directory, where cores land), i.e. the log dir's parent.
+    The paths are not checked here: :func:`check_default_targets` does it.
     """
-    ob_log_dir = os.path.normpath(os.path.expanduser(ob_log_dir))
+    ob_log_dir = normal(ob_log_dir) if ob_log_dir else ""
     return [
         Target("ob_log", ob_log_dir, 80.0, (
             Rule("log", ROTATED_LOG, 8, 60),
             Rule("wf", ROTATED_WF, 30, 80),
         )),
-        Target("core_log", os.path.dirname(ob_log_dir) or "/", 80.0, (
+        Target("core_log", os.path.dirname(ob_log_dir), 80.0, (
             Rule("core", CORE, 8, 60),
         )),
-        Target("agent_log", os.path.normpath(os.path.expanduser(agent_log_dir)), 80.0, (
+        Target("agent_log", normal(agent_log_dir), 80.0, (
             Rule("log", AGENT_LOG, 8, 60),
         )),
     ]
 
 
 def targets_from_config(config) -> list[Target]:
-    """The configured targets, or the defaults for this agent's dirs when none."""
+    """The configured targets, or the defaults for this agent's dirs when none.
+
+    The paths were checked when the config was loaded; a directory that went
+    missing since is the pass's ``target_missing``, not an exception here.
+    """
     sec = config.workers.ob_cleaner
     if sec.targets:
-        return parse_targets(sec.targets)
+        return parse_targets(sec.targets, must_exist=False)
     return default_targets(config.workers.ob_logtailer.log_dir, str(config.home / "log"))
+
+
+def check_default_targets(config) -> None:
+    """Refuse (PolicyError naming the key the path comes from) a derived target
+    that is empty, relative, a system directory or not a directory.
+
+    ``log_dir = ""`` gave ``ob_log = .`` and ``core_log = /``; ``log_dir =
+    "/etc"`` gave ``core_log = /``. A derived directory that does not exist yet
+    is accepted (the OBServer may be deployed after the agent, and the
+    supervisor makes ``<home>/log`` at start): the pass reports it as
+    ``target_missing`` and deletes nothing there.
+    """
+    if config.workers.ob_cleaner.targets:
+        return
+    log_dir = config.workers.ob_logtailer.log_dir
+    sources = {"ob_log": "workers.ob_logtailer.log_dir", "core_log": "workers.ob_logtailer.log_dir",
+               "agent_log": "agent.home"}
+    if not log_dir or not normal(log_dir).startswith("/"):
+        raise PolicyError(sources["ob_log"], f"{log_dir!r} is not an absolute path "
+                          "(ob_cleaner's ob_log and core_log targets derive from it)")
+    for t in targets_from_config(config):
+        reason = check_target_path(t.path, must_exist=False)
+        if reason:
+            raise PolicyError(sources[t.name], f"ob_cleaner's derived target {t.name} = {t.path}: {reason}")
 
 
 # ---------------------------------------------------------------- parsing
@@ -131,12 +162,16 @@ TARGET_KEYS = {"name", "path", "disk_threshold", "rules"}
 RULE_KEYS = {"name", "pattern", "retention_days", "keep_percentage"}
 
 
-def parse_targets(raw: list) -> list[Target]:
-    """Validate ``[[workers.ob_cleaner.targets]]`` tables; PolicyError names the bad key."""
+def parse_targets(raw: list, *, must_exist: bool = True) -> list[Target]:
+    """Validate ``[[workers.ob_cleaner.targets]]`` tables; PolicyError names the bad key.
+
+    Each path must be an absolute directory, not a system one (see
+    :mod:`~engine.cleaner.paths`), and exist when ``must_exist`` (the load).
+    """
     targets, names = [], set()
     for i, item in enumerate(raw):
         key = f"targets[{i}]"
-        target = _parse_target(item, key)
+        target = _parse_target(item, key, must_exist)
         if target.name in names:
             raise PolicyError(f"{key}.name", f"{target.name!r} is used twice")
         names.add(target.name)
@@ -144,20 +179,21 @@ def parse_targets(raw: list) -> list[Target]:
     return targets
 
 
-def _parse_target(item, key: str) -> Target:
+def _parse_target(item, key: str, must_exist: bool) -> Target:
     if not isinstance(item, dict):
         raise PolicyError(key, "expected a table")
     _no_unknown(item, TARGET_KEYS, key)
     name = _string(item, "name", key)
     path = _string(item, "path", key)
-    if not os.path.isabs(os.path.expanduser(path)):
-        raise PolicyError(f"{key}.path", f"{path!r} is not an absolute path")
+    reason = check_target_path(path, must_exist=must_exist)
+    if reason:
+        raise PolicyError(f"{key}.path", reason)
     threshold = _number(item, "disk_threshold", key, 0, 100, default=80.0)
     rules_raw = item.get("rules")
     if not isinstance(rules_raw, list) or not rules_raw:
         raise PolicyError(f"{key}.rules", "needs at least one [[...rules]] table")
     rules = tuple(_parse_rule(r, f"{key}.rules[{j}]") for j, r in enumerate(rules_raw))
-    return Target(name, os.path.normpath(os.path.expanduser(path)), threshold, rules)
+    return Target(name, normal(path), threshold, rules)
 
 
 def _parse_rule(item, key: str) -> Rule:

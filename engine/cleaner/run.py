@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from engine.cleaner.apply import OpenFiles, Result, apply_plan
+from engine.cleaner.paths import check_target_path, system_dir_of_fd
 from engine.cleaner.listing import DiskUsage, open_dir, read_listing, read_usage
 from engine.cleaner.plan import Plan, plan_target
 from engine.cleaner.policy import Target
@@ -58,6 +59,10 @@ def clean_once(targets: list[Target], *, dry_run: bool = False,
 
 def _one(target, dry_run, usage, clock, open_files, unlink, tick) -> TargetRun:
     run = TargetRun(target)
+    refused = check_target_path(target.path, must_exist=False)
+    if refused:     # the load refuses these too; a Target built by hand is checked here
+        run.error, run.detail = "target_refused", f"{target.path!r}: {refused}"
+        return run
     try:
         fd = open_dir(target.path)
     except OSError as exc:
@@ -65,6 +70,10 @@ def _one(target, dry_run, usage, clock, open_files, unlink, tick) -> TargetRun:
         run.detail = f"{target.path}: {exc.strerror or exc}"
         return run
     try:
+        system = system_dir_of_fd(fd)
+        if system:   # a symlink on the way swapped since the load
+            run.error, run.detail = "target_refused", f"{target.path} is now the system directory {system}"
+            return run
         entries, run.vanished_in_listing = read_listing(fd)
         run.plan = plan_target(target, entries, usage(fd), clock())
         if dry_run:
