@@ -2,7 +2,7 @@
 
 What it measures, against which peer (medians of alternating rounds):
 
-1. aggregation of in-memory audit rows (the 36 columns obstat2 reads, made by
+1. aggregation of in-memory audit rows (the 48 columns obstat2 reads, made by
    the workload generator): ``engine._native.topsql`` against its pure-Python
    twin ``engine._ref.topsql`` (target: at least 10x) and against polars
    ``group_by`` on a ready DataFrame computing the same kind of aggregates;

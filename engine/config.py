@@ -149,6 +149,7 @@ class Obstat2Section:
     topn: int = _f(20, min=1, max=1000)
     plan_interval: float = _f(60.0, min=0.1, doc="seconds between two plan-cache snapshots")
     summary_window: float = _f(300.0, min=1.0, doc="the top-N sent to the exporter covers this many seconds")
+    max_samples_per_interval: int = _f(1000, min=0, doc="SlowSQL samples kept per bucket; more are counted as dropped")
 
     @property
     def sample_bytes(self) -> int:

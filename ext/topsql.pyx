@@ -15,15 +15,17 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport realloc, free
 from libc.string cimport memcpy, memcmp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+from cpython.list cimport PyList_GET_SIZE
 
 cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object, int*) except? -1
 
-from engine._ref.topsql import COLUMNS, METRICS, ERR_CODES, ProtocolError, sample_text
+from engine._ref.topsql import (COLUMNS, METRICS, ERR_CODES, ProtocolError, sample_text, sql_type,
+                                fail_info)
 
 cdef enum:
-    NCOLS = 36
-    NMETRICS = 55
+    NCOLS = 48
+    NMETRICS = 64
     C_TENANT = 2
     C_RID = 3
     C_DB = 4
@@ -31,6 +33,13 @@ cdef enum:
     C_EVENT = 32
     C_DBNAME = 34
     C_QUERY = 35
+    C_USER = 36
+    C_USER_NAME = 37
+    C_UCLIENT_IP = 38
+    C_PARTITION = 39
+    C_TRACE = 45
+    C_PLAN = 46
+    C_CLIENT_IP = 47
 
 cdef extern from *:
     bint add_overflow "__builtin_add_overflow"(int64_t, int64_t, int64_t*) noexcept nogil
@@ -38,9 +47,11 @@ cdef extern from *:
 
 cdef int64_t I64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef int64_t I64_MIN = -0x7FFFFFFFFFFFFFFF - 1
+cdef int64_t FAIL_TIME_MAX = (1 << 45) - 1
 cdef bint IS_TEXT[NCOLS]
 for _i in range(NCOLS):
-    IS_TEXT[_i] = _i in (0, C_SQLID, C_EVENT, C_DBNAME, C_QUERY)
+    IS_TEXT[_i] = _i in (0, C_SQLID, C_EVENT, C_DBNAME, C_QUERY, C_USER_NAME, C_UCLIENT_IP, C_TRACE,
+                         C_CLIENT_IP)
 
 assert len(COLUMNS) == NCOLS and len(METRICS) == NMETRICS
 
@@ -114,7 +125,10 @@ cdef class Aggregator:
     cdef int64_t* data
     cdef Py_ssize_t ngroups, cap
     cdef dict index
-    cdef list keys, dbnames, samples
+    cdef list keys, dbnames, samples, users, sqltypes, ips
+    cdef public list slow
+    cdef public int64_t samples_dropped
+    cdef public Py_ssize_t max_samples
     cdef public dict bad
     cdef public int64_t rows, first_rid, last_rid
     cdef public bint done
@@ -125,21 +139,21 @@ cdef class Aggregator:
     cdef const unsigned char* tp[NCOLS]
     cdef Py_ssize_t tl[NCOLS]
 
-    def __cinit__(self, bucket_seconds=60, sample_bytes=4096, slow_us=100000):
+    def __cinit__(self, bucket_seconds=60, sample_bytes=4096, slow_us=100000, max_samples=1000):
         self.data = NULL
         self.ngroups = 0
         self.cap = 0
 
-    def __init__(self, bucket_seconds=60, sample_bytes=4096, slow_us=100000):
+    def __init__(self, bucket_seconds=60, sample_bytes=4096, slow_us=100000, max_samples=1000):
         if int(bucket_seconds) < 1:
             raise ValueError("bucket_seconds must be >= 1")
         self.bucket_seconds = bucket_seconds
         self.sample_bytes = sample_bytes
         self.slow_us = slow_us
-        self.index = {}
-        self.keys = []
-        self.dbnames = []
-        self.samples = []
+        self.max_samples = max_samples
+        self.slow = []
+        self.samples_dropped = 0
+        self._reset_groups()
         self.bad = {}
         self.begin_stream()
 
@@ -160,18 +174,32 @@ cdef class Aggregator:
         return self.ngroups
 
     # ------------------------------------------------------------ groups
-    cdef Py_ssize_t _find(self, const char* sid, Py_ssize_t slen, bint* created) except -1:
-        """Index of the group (bucket, tenant, db, sql_id) of the row in self.n; created if new."""
-        cdef int64_t head[3]
-        cdef Py_ssize_t gi, j
+    def _reset_groups(self):
+        self.index = {}
+        self.keys = []
+        self.dbnames = []
+        self.samples = []
+        self.users = []
+        self.sqltypes = []
+        self.ips = []
+        self.ngroups = 0
+
+    cdef inline int64_t _bucket(self) noexcept:
         cdef int64_t end = sat_add(self.n[6], self.n[7])
-        head[0] = floordiv(floordiv(end, 1000000), self.bucket_seconds) * self.bucket_seconds
+        return floordiv(floordiv(end, 1000000), self.bucket_seconds) * self.bucket_seconds
+
+    cdef Py_ssize_t _find(self, const char* sid, Py_ssize_t slen, bint* created) except -1:
+        """Index of the group (bucket, tenant, db, user, sql_id) of the row in self.n; created if new."""
+        cdef int64_t head[4]
+        cdef Py_ssize_t gi, j
+        head[0] = self._bucket()
         head[1] = self.n[C_TENANT]
         head[2] = self.n[C_DB]
-        key = PyBytes_FromStringAndSize(NULL, 24 + slen)
+        head[3] = self.n[C_USER]
+        key = PyBytes_FromStringAndSize(NULL, 32 + slen)
         cdef char* kp = PyBytes_AS_STRING(key)
-        memcpy(kp, head, 24)
-        memcpy(kp + 24, sid, slen)
+        memcpy(kp, head, 32)
+        memcpy(kp + 32, sid, slen)
         found = self.index.get(key)
         if found is not None:
             created[0] = False
@@ -181,13 +209,17 @@ cdef class Aggregator:
             self._grow()
         self.ngroups += 1
         self.index[key] = gi
-        self.keys.append((head[0], head[1], head[2], PyBytes_FromStringAndSize(sid, slen)))
+        self.keys.append((head[0], head[1], head[2], head[3], PyBytes_FromStringAndSize(sid, slen)))
         self.dbnames.append("")
         self.samples.append("")
+        self.users.append("")
+        self.sqltypes.append(-1)
+        self.ips.append(["", "", ""])
         cdef int64_t* g = self.data + gi * NMETRICS
         for j in range(NMETRICS):
             g[j] = 0
         g[53] = I64_MAX
+        g[62] = I64_MIN
         created[0] = True
         return gi
 
@@ -206,6 +238,7 @@ cdef class Aggregator:
         cdef int64_t cpu = sat_add(sat_sub(execute, wait), get_plan)
         cdef int64_t end = sat_add(n[6], n[7])
         cdef int64_t ret = n[19]
+        cdef int64_t info
         g[0] += 1
         _summax(g, 1, elapsed)
         _summax(g, 3, execute)
@@ -256,6 +289,18 @@ cdef class Aggregator:
             g[53] = n[6]
         if end > g[54]:
             g[54] = end
+        _summax(g, 55, n[C_PARTITION])
+        g[57] = sat_add(g[57], n[40])
+        g[58] = sat_add(g[58], n[41])
+        g[59] = sat_add(g[59], n[42])
+        g[60] = sat_add(g[60], n[43])
+        g[63] = sat_add(g[63], n[44])
+        if ret != 0:
+            info = _fail_info(n[6], ret)
+            if info > g[61]:
+                g[61] = info
+        if n[6] > g[62]:
+            g[62] = n[6]
 
     cdef inline void _track(self, int64_t rid) noexcept:
         self.rows += 1
@@ -319,13 +364,42 @@ cdef class Aggregator:
         gi = self._find(PyBytes_AS_STRING(sql_id), PyBytes_GET_SIZE(sql_id), &created)
         if created:
             self.dbnames[gi] = to_bytes(t[C_DBNAME]).decode("utf-8", "replace")
+            self.users[gi] = to_bytes(t[C_USER_NAME]).decode("utf-8", "replace")
         if not self.samples[gi] and t[C_QUERY] is not None:
             query = to_bytes(t[C_QUERY])
             if PyBytes_GET_SIZE(query):
                 self.samples[gi] = sample_text(query, self.sample_bytes)
-        self._merge(self.data + gi * NMETRICS, <const unsigned char*>PyBytes_AS_STRING(ev),
-                    PyBytes_GET_SIZE(ev))
+                self.sqltypes[gi] = sql_type(self.samples[gi])
+        cdef int64_t* g = self.data + gi * NMETRICS
+        cdef int which = _new_maxima(g, self.n)
+        if which:
+            self._set_ips(gi, which, to_bytes(t[C_UCLIENT_IP]))
+        self._merge(g, <const unsigned char*>PyBytes_AS_STRING(ev), PyBytes_GET_SIZE(ev))
+        if self.n[7] >= self.slow_us:
+            if PyList_GET_SIZE(self.slow) >= self.max_samples:
+                self.samples_dropped += 1
+            else:
+                self.slow.append(self._sample_tuple(
+                    [to_bytes(t[i]) for i in (C_SQLID, C_TRACE, C_DBNAME, C_USER_NAME, C_UCLIENT_IP,
+                                              C_CLIENT_IP, C_QUERY)]))
         return 1
+
+    cdef int _set_ips(self, Py_ssize_t gi, int which, bytes ip) except -1:
+        """Remember ``ip`` behind each maximum that this row raises (bits: affected, return, partitions)."""
+        text = ip.decode("utf-8", "replace")
+        slots = self.ips[gi]
+        for j in range(3):
+            if which & (1 << j):
+                slots[j] = text
+        return 0
+
+    cdef tuple _sample_tuple(self, list texts):
+        """A SAMPLE_FIELDS tuple from self.n and the row's texts (sql_id, trace, db, user, uip, cip, query)."""
+        cdef int64_t* n = self.n
+        dec = [b.decode("utf-8", "replace") for b in texts[:6]]
+        return (self._bucket(), n[C_TENANT], n[C_RID], n[6], n[7], n[8], n[9], n[10], n[11], n[19],
+                n[17], n[16], n[C_DB], n[C_USER], dec[0], dec[1], n[C_PLAN], dec[2], dec[3], dec[4],
+                dec[5], sample_text(texts[6], self.sample_bytes))
 
     # ------------------------------------------------------------ packets
     def feed(self, data):
@@ -431,10 +505,24 @@ cdef class Aggregator:
         gi = self._find(<const char*>self.tp[C_SQLID], self.tl[C_SQLID], &created)
         if created:
             self.dbnames[gi] = self._text(C_DBNAME, -1).decode("utf-8", "replace")
+            self.users[gi] = self._text(C_USER_NAME, -1).decode("utf-8", "replace")
         if self.tl[C_QUERY] > 0 and not self.samples[gi]:
             # one byte past the limit is enough for sample_text to find a character boundary
             self.samples[gi] = sample_text(self._text(C_QUERY, self.sample_bytes + 1), self.sample_bytes)
-        self._merge(self.data + gi * NMETRICS, self.tp[C_EVENT], self.tl[C_EVENT] if self.tl[C_EVENT] > 0 else 0)
+            self.sqltypes[gi] = sql_type(self.samples[gi])
+        cdef int64_t* g = self.data + gi * NMETRICS
+        cdef int which = _new_maxima(g, self.n)
+        if which:
+            self._set_ips(gi, which, self._text(C_UCLIENT_IP, -1))
+        self._merge(g, self.tp[C_EVENT], self.tl[C_EVENT] if self.tl[C_EVENT] > 0 else 0)
+        if self.n[7] >= self.slow_us:
+            if PyList_GET_SIZE(self.slow) >= self.max_samples:
+                self.samples_dropped += 1
+            else:
+                self.slow.append(self._sample_tuple(
+                    [self._text(i, -1) for i in (C_SQLID, C_TRACE, C_DBNAME, C_USER_NAME, C_UCLIENT_IP,
+                                                 C_CLIENT_IP)]
+                    + [self._text(C_QUERY, self.sample_bytes + 1)]))
         return 1
 
     cdef bytes _text(self, int i, Py_ssize_t limit):
@@ -445,21 +533,39 @@ cdef class Aggregator:
 
     # ------------------------------------------------------------ output
     def drain(self):
-        """Every group as (bucket, tenant_id, db_id, sql_id, db_name, sample, *METRICS); then empty."""
+        """Every group as a GROUP_FIELDS tuple; then empty (samples stay, see drain_samples)."""
         cdef Py_ssize_t gi, j
         cdef int64_t* g
         out = []
         for gi in range(self.ngroups):
             k = self.keys[gi]
             g = self.data + gi * NMETRICS
-            out.append((k[0], k[1], k[2], (<bytes>k[3]).decode("utf-8", "replace"),
-                        self.dbnames[gi], self.samples[gi]) + tuple([g[j] for j in range(NMETRICS)]))
-        self.index = {}
-        self.keys = []
-        self.dbnames = []
-        self.samples = []
-        self.ngroups = 0
+            ips = self.ips[gi]
+            out.append((k[0], k[1], k[2], (<bytes>k[4]).decode("utf-8", "replace"),
+                        self.dbnames[gi], self.samples[gi]) + tuple([g[j] for j in range(NMETRICS)])
+                       + (k[3], self.users[gi], self.sqltypes[gi], ips[0], ips[1], ips[2]))
+        self._reset_groups()
         return out
+
+    def drain_samples(self):
+        """The slow executions (SAMPLE_FIELDS tuples) and how many were dropped; then empty."""
+        out, dropped = self.slow, self.samples_dropped
+        self.slow = []
+        self.samples_dropped = 0
+        return out, dropped
+
+
+cdef inline int _new_maxima(int64_t* g, int64_t* n) noexcept:
+    """Bits of the maxima this row raises: 1 affected rows, 2 return rows, 4 partitions."""
+    return (n[17] > g[22]) | ((n[16] > g[20]) << 1) | ((n[C_PARTITION] > g[56]) << 2)
+
+
+cdef inline int64_t _fail_info(int64_t request_time, int64_t ret) noexcept:
+    """OCP's last_fail_info (the twin's fail_info)."""
+    cdef int64_t ms = request_time // 1000 if request_time > 0 else 0
+    if ms > FAIL_TIME_MAX:
+        ms = FAIL_TIME_MAX
+    return (ms << 18) | <int64_t>((<uint64_t>0 - <uint64_t>ret) & 0x3FFFF)
 
 
 cdef inline void _summax(int64_t* g, int i, int64_t v) noexcept:

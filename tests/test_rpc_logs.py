@@ -180,7 +180,7 @@ def test_alerts_from_the_local_store(server, logs):
 
 def test_topsql_and_plans_from_obstat2s_store(server, logs):
     import time as _time
-    from engine._ref.topsql import METRICS
+    from engine._ref.topsql import EXTRA_DEFAULTS, METRICS
     from engine.topsql.store import Store
     store = Store(logs.parent / "home" / "data" / "obstat2")
     bucket = int(_time.time()) // 60 * 60 - 60
@@ -188,7 +188,8 @@ def test_topsql_and_plans_from_obstat2s_store(server, logs):
     def group(sql_id: str, executions: int, elapsed: int, elapsed_max: int) -> tuple:
         values = {m: 0 for m in METRICS}
         values.update(executions=executions, elapsed_sum=elapsed, elapsed_max=elapsed_max)
-        return (bucket, 1001, 1, sql_id, "db", f"select {sql_id}", *(values[m] for m in METRICS))
+        return (bucket, 1001, 1, sql_id, "db", f"select {sql_id}", *(values[m] for m in METRICS),
+                *EXTRA_DEFAULTS)
 
     store.commit_slice(("127.0.0.1", 2882, 1001), 10,
                        [group("AAA", 10, 5000, 900), group("BBB", 2, 90000, 80000)], {})

@@ -99,8 +99,13 @@ def sql_metrics():
          "weak_reads": "sum(consistency_level = 2)", "slow_count": "sum(elapsed_time >= 100000)",
          "first_request_time": "min(request_time)", "last_end_time": "max(request_time + elapsed_time)",
          "plan_local": "sum(plan_type = 1)", "plan_remote": "sum(plan_type = 2)",
-         "plan_distributed": "sum(plan_type = 3)"}
-    cols = {"elapsed": "elapsed_time", "execute": "execute_time", "queue": "queue_time",
+         "plan_distributed": "sum(plan_type = 3)",
+         "row_cache_hit": "sum(row_cache_hit)", "bloom_filter_cache_hit": "sum(bloom_filter_cache_hit)",
+         "block_cache_hit": "sum(block_cache_hit)", "block_index_cache_hit": "sum(index_block_cache_hit)",
+         "total_waits": "sum(total_waits)", "max_request_time": "max(request_time)",
+         "last_fail_info": "max(CASE WHEN ret_code <> 0 THEN (greatest(request_time DIV 1000, 0) << 18)"
+                           " | ((-ret_code) & 262143) ELSE 0 END)"}
+    cols = {"partition_cnt": "partition_cnt", "elapsed": "elapsed_time", "execute": "execute_time", "queue": "queue_time",
             "get_plan": "get_plan_time", "wait": "total_wait_time_micro", "app_wait": "application_wait_time",
             "conc_wait": "concurrency_wait_time", "io_wait": "user_io_wait_time", "sched": "schedule_time",
             "return_rows": "return_rows", "affected_rows": "affected_rows", "retry": "retry_cnt",
@@ -445,4 +450,38 @@ def test_rows_evicted_after_an_observer_restart_are_counted_lost(env, tmp_path):
     assert report["resets"] == 1 and report["lost"] == wl.evicted and report["rows"] == 300 - wl.evicted
     _, totals = stored(tmp_path / "d")
     assert totals["rows_fetched"] + totals["rows_lost"] == 350
+    col.close()
+
+
+def test_slow_executions_are_sampled_one_by_one_and_bounded_per_interval(env, tmp_path):
+    """SlowSQL: every execution >= slow_threshold_ms is kept with its trace id, plan id, client
+    and text, up to max_samples_per_interval per bucket; the rest are counted, not lost silently."""
+    wl = workload(env)
+    wl.step(3000, seconds=120)
+    with env.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT ((request_time + elapsed_time) DIV 1000000) DIV 60 * 60, svr_ip, tenant_id, "
+                    "request_id, trace_id, plan_id, user_client_ip, elapsed_time FROM GV$OB_SQL_AUDIT "
+                    "WHERE elapsed_time >= 20000")
+        slow = {(r[1], r[2], r[3]): r for r in cur.fetchall()}
+    assert len(slow) > 20
+    col = Collector(make_cfg(env, tmp_path, slow_threshold_ms=20.0), tmp_path / "all")
+    col.cycle()
+    db = sqlite3.connect(tmp_path / "all" / "topsql.db")
+    got = {(r[1], r[2], r[3]): r for r in db.execute(
+        "SELECT bucket, svr_ip, tenant_id, request_id, trace_id, plan_id, user_client_ip, elapsed_time "
+        "FROM samples")}
+    db.close()
+    col.close()
+    assert got == slow
+    per_bucket = {}
+    for r in slow.values():
+        per_bucket[r[0]] = per_bucket.get(r[0], 0) + 1
+    col = Collector(make_cfg(env, tmp_path, slow_threshold_ms=20.0, max_samples_per_interval=3,
+                             batch_rows=50), tmp_path / "few")
+    col.cycle()
+    db = sqlite3.connect(tmp_path / "few" / "topsql.db")
+    kept = dict(db.execute("SELECT bucket, count(*) FROM samples GROUP BY bucket"))
+    db.close()
+    assert kept == {b: min(n, 3) for b, n in per_bucket.items()}
+    assert col.store.totals()["samples_dropped"] == sum(n - min(n, 3) for n in per_bucket.values())
     col.close()

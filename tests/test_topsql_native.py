@@ -27,13 +27,14 @@ def fed(mod, data: bytes, cuts, **kw):
 
 
 def state(agg):
-    return sorted(agg.drain()), dict(agg.bad), (agg.rows, agg.first_rid, agg.last_rid)
+    return (sorted(agg.drain()), agg.drain_samples(), dict(agg.bad),
+            (agg.rows, agg.first_rid, agg.last_rid))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy, bucket=st.sampled_from([1, 60, 7]), sample=st.integers(16, 40))
 def test_rows_native_equals_twin(rows, bucket, sample):
-    kw = dict(bucket_seconds=bucket, sample_bytes=sample, slow_us=1000)
+    kw = dict(bucket_seconds=bucket, sample_bytes=sample, slow_us=1000, max_samples=5)
     assert state(aggregate(native, rows, **kw)) == state(aggregate(ref, rows, **kw))
 
 
@@ -53,7 +54,8 @@ def test_packets_equal_rows_in_both(rows, data):
 def test_known_values():
     row = ["10.0.0.1", 2882, 1002, 7, 500001, "S1", 1_700_000_000_000_000, 150_000, 100_000, 30, 500,
            40_000, 10_000, 5_000, 20_000, 5_000, 3, 0, 1, -4012, 3, 0, 1, 0, 11, 22, 2, 4, 50, 9, 1, 2,
-           "sync rpc", 700, "db1", "select 1"]
+           "sync rpc", 700, "db1", "select 1",
+           200001, "app", "10.1.0.9", 4, 5, 6, 7, 8, 9, "YB42", 77, "10.2.0.1"]
     for mod in IMPLS:
         agg = mod.Aggregator(60, 4096, 100_000)
         assert agg.add_rows([tuple(row), tuple(row)]) == 2
@@ -178,3 +180,62 @@ def test_a_non_utf8_sample_is_cut_near_the_limit_not_emptied(mod):
     assert agg.drain()[0][5] == "\ufffd" * 13
     text = "aé€😀".encode()
     assert [ref.sample_text(text, n) for n in (5, 6, 9, 10)] == ["aé", "aé€", "aé€", "aé€😀"]
+
+
+def _row(**kw):
+    row = [None] * ref.NCOLS
+    row[2], row[3], row[5], row[6] = 1002, 1, "S", 1_700_000_000_000_000
+    for name, value in kw.items():
+        row[ref.COLUMNS.index(name)] = value
+    return tuple(row)
+
+
+@pytest.mark.parametrize("mod", IMPLS)
+def test_ocp_row_user_ips_fail_info_sql_type_and_caches(mod):
+    """OCP's ob_hist_sql_audit_stat measures: per user, the client behind each maximum,
+    last_fail_info packed (time ms << 18 | code), sql_type, cache hits, table scans."""
+    rows = [
+        _row(request_id=1, user_id=7, user_name="app", user_client_ip="10.9.0.1", affected_rows=5,
+             return_rows=1, partition_cnt=2, ret_code=-4012, row_cache_hit=3, bloom_filter_cache_hit=4,
+             block_cache_hit=5, index_block_cache_hit=6, query_sql=" /* x */ (select 1 FOR  UPDATE"),
+        _row(request_id=2, user_id=7, user_name="app", user_client_ip="10.9.0.2", affected_rows=5,
+             return_rows=9, partition_cnt=1, ret_code=-5024, request_time=1_700_000_001_000_000,
+             row_cache_hit=1),
+        _row(request_id=3, user_id=8, user_name="rpt", user_client_ip="10.9.0.3", query_sql="REPLACE x"),
+    ]
+    agg = mod.Aggregator(60, 4096, 100_000)
+    agg.add_rows(rows)
+    out = {g[ref.GROUP_FIELDS.index("user_id")]: dict(zip(ref.GROUP_FIELDS, g)) for g in agg.drain()}
+    a, b = out[7], out[8]
+    assert a["executions"] == 2 and b["executions"] == 1
+    assert (a["ip_max_affected_rows"], a["ip_max_return_rows"], a["ip_max_partition_cnt"]) == \
+        ("10.9.0.1", "10.9.0.2", "10.9.0.1")
+    assert a["last_fail_info"] == (1_700_000_001_000 << 18) | 5024
+    assert a["last_fail_info"] >> 18 == 1_700_000_001_000 and a["last_fail_info"] & 0x3FFFF == 5024
+    assert a["sql_type"] == 2 and b["sql_type"] == 6 and a["user_name"] == "app"
+    assert (a["row_cache_hit"], a["bloom_filter_cache_hit"], a["block_cache_hit"],
+            a["block_index_cache_hit"]) == (4, 4, 5, 6)
+    assert a["max_request_time"] == 1_700_000_001_000_000 and a["partition_cnt_max"] == 2
+    assert b["last_fail_info"] == 0 and b["ip_max_affected_rows"] == ""
+
+
+@pytest.mark.parametrize("mod", IMPLS)
+def test_slow_executions_are_kept_one_by_one_and_bounded(mod):
+    rows = [_row(request_id=i, elapsed_time=50_000 + 30_000 * i, trace_id=f"T{i}", plan_id=40 + i,
+                 client_ip="10.2.0.1", user_client_ip="10.9.0.1", query_sql=f"select {i}")
+            for i in range(1, 6)]
+    agg = mod.Aggregator(60, 4096, 100_000, max_samples=2)
+    agg.add_rows(rows)
+    samples, dropped = agg.drain_samples()
+    got = [dict(zip(ref.SAMPLE_FIELDS, s)) for s in samples]
+    assert [s["request_id"] for s in got] == [2, 3] and dropped == 2     # 4 slow rows, 2 kept
+    assert got[0]["trace_id"] == "T2" and got[0]["plan_id"] == 42 and got[0]["query_sql"] == "select 2"
+    assert got[0]["elapsed_time"] == 110_000 and got[0]["client_ip"] == "10.2.0.1"
+    assert agg.drain_samples() == ([], 0)
+
+
+def test_sql_type_keywords():
+    cases = {"select 1": 1, "SELECT a FROM t FOR UPDATE": 2, "insert into t": 3, "Update t": 4,
+             "delete from t": 5, "replace into t": 6, "": -1, "begin": -1, "-- c\nselect 1": 1,
+             "((SELECT 1))": 1}
+    assert {k: ref.sql_type(k) for k in cases} == cases

@@ -92,7 +92,7 @@ def test_worker_publishes_topsql_and_reports_bad_password(ob_tables, tmp_path, m
 
 
 def test_engine_topsql_and_plans_read_the_store(tmp_path, capsys):
-    from engine._ref.topsql import METRICS
+    from engine._ref.topsql import EXTRA_DEFAULTS, METRICS
     from engine.topsql import plans
     from engine.topsql.store import Store
     store = Store(tmp_path / "data" / "obstat2")
@@ -102,7 +102,7 @@ def test_engine_topsql_and_plans_read_the_store(tmp_path, capsys):
     for i, (execs, elapsed_max, inner) in enumerate(((10, 50_000, 0), (3, 400_000, 0), (99, 1_000, 5))):
         m = dict(metrics, executions=execs, elapsed_sum=execs * 1000 * (i + 1), elapsed_max=elapsed_max,
                  inner_sql=inner)
-        rows.append((now, 1002, 1, f"S{i}", "db", f"select {i}", *m.values()))
+        rows.append((now, 1002, 1, f"S{i}", "db", f"select {i}", *m.values(), *EXTRA_DEFAULTS))
     store.commit_slice(("10.0.0.1", 2882, 1002), 10, rows, {"rows_fetched": 112})
     rec = {"svr_ip": "10.0.0.1", "svr_port": 2882, "tenant_id": 1002, "plan_id": 5,
            "first_load_time": "2026-01-01 00:00:00", "sql_id": "S0", "db_id": 1, "type": 1,
@@ -137,7 +137,7 @@ def test_the_largest_top_n_keeps_the_health_series_in_the_exporter(tmp_path):
     (5000): the cut must fall on the top-N tail, never on obstat2_up and the collector's counters."""
     import logging
 
-    from engine._ref.topsql import METRICS
+    from engine._ref.topsql import EXTRA_DEFAULTS, METRICS
     from engine.exposition import BadInput
     from engine.ob.summaries import Summaries
     from engine.topsql import summary
@@ -146,7 +146,7 @@ def test_the_largest_top_n_keeps_the_health_series_in_the_exporter(tmp_path):
     store = Store(data)
     now = time.time()
     rows = [(int(now) // 60 * 60, 1002, 1, f"S{i}", "db", "q", *dict(dict.fromkeys(METRICS, 0),
-            executions=1, elapsed_sum=i + 1).values()) for i in range(1000)]
+            executions=1, elapsed_sum=i + 1).values(), *EXTRA_DEFAULTS) for i in range(1000)]
     store.commit_slice(("10.0.0.1", 2882, 1002), 1000, rows, {"rows_fetched": 1000, "bad_input:number": 2})
     totals = store.totals()
     store.close()

@@ -34,6 +34,10 @@ def audit_row(draw):
             row.append(draw(st.sampled_from([0, 0, -4012, -4013, -5001, -5024, -5167, -5217, -6002, -4030])))
         elif i in (20, 21, 22, 23, 31):
             row.append(draw(st.integers(0, 4)))
+        elif i == 36:
+            row.append(draw(st.one_of(st.sampled_from([200001, 200002]), _num())))
+        elif i == 38:
+            row.append(draw(st.one_of(st.sampled_from(["10.1.0.9", "10.1.0.10"]), _text())))
         elif i in (6, 7):
             row.append(draw(st.one_of(st.integers(1_700_000_000_000_000, 1_700_000_300_000_000), _num())))
         elif i in TEXT:

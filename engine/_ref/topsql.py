@@ -24,8 +24,23 @@ cpu = execute - total_wait + get_plan (OCP's formula). Every sum (and the
 end time, and cpu) saturates at the int64 bounds, step by step in row order:
 a hostile value never wraps around into a negative sum, and the store (sqlite
 INTEGER) can hold every result.
+
+OCP's row (``ob_hist_sql_audit_stat``): the group key also has ``user_id``;
+each maximum of affected rows, return rows and partitions remembers the
+``user_client_ip`` of the first row that reached it; ``last_fail_info`` is the
+latest failure packed as OCP packs it, ``(request_time_ms << 18) |
+(-ret_code & 0x3FFFF)`` (time clamped to [0, 2**45-1] ms), so the latest
+failure is simply the maximum; ``sql_type`` comes from the sample's leading
+keyword (:func:`sql_type`).
+
+SlowSQL: every row with ``elapsed >= slow_us`` is also kept one by one
+(:data:`SAMPLE_FIELDS`, :meth:`Aggregator.drain_samples`), the first
+``max_samples`` per drain in row order; the rest are counted in
+``samples_dropped`` (the store bounds them per interval).
 """
 from __future__ import annotations
+
+import re
 
 COLUMNS = (
     "svr_ip", "svr_port", "tenant_id", "request_id", "db_id", "sql_id", "request_time",
@@ -35,9 +50,15 @@ COLUMNS = (
     "is_inner_sql", "is_executor_rpc", "memstore_read_row_count", "ssstore_read_row_count",
     "disk_reads", "rpc_count", "net_time", "decode_time", "table_scan", "consistency_level",
     "event", "wait_time_micro", "db_name", "query_sql",
+    # OCP's ob_hist_sql_audit_stat row (the user, the client behind each maximum, cache hits)
+    # and the SlowSQL sample (trace id, plan id, client)
+    "user_id", "user_name", "user_client_ip", "partition_cnt", "row_cache_hit",
+    "bloom_filter_cache_hit", "block_cache_hit", "index_block_cache_hit", "total_waits",
+    "trace_id", "plan_id", "client_ip",
 )
 NCOLS = len(COLUMNS)
-TEXT = {0, 5, 32, 34, 35}            # columns kept as text; the others are integers
+TEXT = {0, 5, 32, 34, 35, 37, 38, 45, 47}   # columns kept as text; the others are integers
+C_USER, C_USER_NAME, C_UCLIENT_IP, C_PARTITION = 36, 37, 38, 39
 
 METRICS = (
     "executions", "elapsed_sum", "elapsed_max", "execute_sum", "execute_max", "queue_sum",
@@ -50,12 +71,32 @@ METRICS = (
     "rpc_count", "net_sum", "decode_sum", "table_scan", "strong_reads", "weak_reads",
     "ev_internal_wait", "ev_client_wait", "ev_sync_rpc", "ev_data_read", "slow_count",
     "first_request_time", "last_end_time",
+    "partition_cnt_sum", "partition_cnt_max", "row_cache_hit", "bloom_filter_cache_hit",
+    "block_cache_hit", "block_index_cache_hit", "last_fail_info", "max_request_time", "total_waits",
+)
+# After the metrics, a group carries: its user, OCP's sql_type (from the sample text) and the
+# user_client_ip behind each maximum (affected rows, return rows, partitions).
+EXTRA = ("user_id", "user_name", "sql_type", "ip_max_affected_rows", "ip_max_return_rows",
+         "ip_max_partition_cnt")
+EXTRA_DEFAULTS = (0, "", -1, "", "", "")     # a group built by hand (tests): no user, no ips
+GROUP_FIELDS = ("bucket", "tenant_id", "db_id", "sql_id", "db_name", "sample") + METRICS + EXTRA
+# One slow execution (elapsed >= slow_us), as kept in the SlowSQL samples.
+SAMPLE_FIELDS = (
+    "bucket", "tenant_id", "request_id", "request_time", "elapsed_time", "execute_time",
+    "queue_time", "get_plan_time", "wait_time", "ret_code", "affected_rows", "return_rows",
+    "db_id", "user_id", "sql_id", "trace_id", "plan_id", "db_name", "user_name",
+    "user_client_ip", "client_ip", "query_sql",
 )
 NMETRICS = len(METRICS)
 ERR_CODES = (-4012, -4013, -5001, -5024, -5167, -5217, -6002)
 EVENTS = {"system internal wait": 48, "mysql response wait client": 49, "sync rpc": 50,
           "db file data read": 51}
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+FAIL_TIME_MAX = (1 << 45) - 1        # ms; 46 bits with the sign bit kept clear
+SQL_TYPES = {"SELECT": 1, "INSERT": 3, "UPDATE": 4, "DELETE": 5, "REPLACE": 6}
+_LEAD = re.compile(r"(?:\s+|/\*.*?\*/|--[^\n]*\n|\()*", re.S)
+_WORD = re.compile(r"[A-Za-z]+")
+_FOR_UPDATE = re.compile(r"\bFOR\s+UPDATE\b", re.I)
 
 
 class ProtocolError(Exception):
@@ -84,6 +125,24 @@ def sample_text(raw: bytes, limit: int) -> str:
             n -= 1
         raw = raw[:n]
     return raw.decode("utf-8", "replace")
+
+
+def sql_type(sample: str) -> int:
+    """OCP's sql_type from a statement's text: 1 select, 2 select for update, 3 insert,
+    4 update, 5 delete, 6 replace, -1 anything else (leading blanks, comments and
+    parentheses skipped)."""
+    text = sample[_LEAD.match(sample).end():]
+    word = _WORD.match(text)
+    kind = SQL_TYPES.get(word.group(0).upper(), -1) if word else -1
+    if kind == 1 and _FOR_UPDATE.search(text):
+        return 2
+    return kind
+
+
+def fail_info(request_time: int, ret_code: int) -> int:
+    """OCP's last_fail_info: error time (ms) in the top 46 bits, error code in the low 18."""
+    ms = min(max(request_time // 1000, 0), FAIL_TIME_MAX)
+    return (ms << 18) | ((-ret_code) & 0x3FFFF)
 
 
 def _int(value) -> int:
@@ -117,14 +176,18 @@ def _bytes(value) -> bytes:
 
 
 class Aggregator:
-    def __init__(self, bucket_seconds: int = 60, sample_bytes: int = 4096, slow_us: int = 100_000):
+    def __init__(self, bucket_seconds: int = 60, sample_bytes: int = 4096, slow_us: int = 100_000,
+                 max_samples: int = 1000):
         if int(bucket_seconds) < 1:
             raise ValueError("bucket_seconds must be >= 1")
         self.bucket_seconds = int(bucket_seconds)
         self.sample_bytes = int(sample_bytes)
         self.slow_us = int(slow_us)
+        self.max_samples = int(max_samples)
         self.groups: dict[tuple, list] = {}
         self.meta: dict[tuple, list] = {}
+        self.samples: list[tuple] = []
+        self.samples_dropped = 0
         self.bad = {}
         self.begin_stream()
 
@@ -176,33 +239,54 @@ class Aggregator:
             return 0
         end = _sat(n[6] + n[7])
         bucket = (end // 1_000_000) // self.bucket_seconds * self.bucket_seconds
-        key = (bucket, tenant, n[4], sql_id)
+        key = (bucket, tenant, n[4], n[C_USER], sql_id)
         self._merge(key, n, vals)
+        if n[7] >= self.slow_us:
+            self._sample(bucket, n, vals)
         return 1
+
+    def _sample(self, bucket: int, n: list, vals: list) -> None:
+        if len(self.samples) >= self.max_samples:
+            self.samples_dropped += 1
+            return
+        text = lambda i: (vals[i] or b"").decode("utf-8", "replace")  # noqa: E731
+        self.samples.append((
+            bucket, n[2], n[3], n[6], n[7], n[8], n[9], n[10], n[11], n[19], n[17], n[16],
+            n[4], n[C_USER], text(5), text(45), n[46], text(34), text(C_USER_NAME),
+            text(C_UCLIENT_IP), text(47), sample_text(vals[35] or b"", self.sample_bytes)))
 
     def _merge(self, key, n, vals) -> None:
         g = self.groups.get(key)
         if g is None:
             g = self.groups[key] = [0] * NMETRICS
             g[53] = I64_MAX
-            self.meta[key] = [(vals[34] or b"").decode("utf-8", "replace"), ""]
+            g[62] = I64_MIN
+            self.meta[key] = [(vals[34] or b"").decode("utf-8", "replace"), "",
+                              (vals[C_USER_NAME] or b"").decode("utf-8", "replace"), -1, "", "", ""]
         m = self.meta[key]
         if not m[1] and vals[35]:
             m[1] = sample_text(vals[35], self.sample_bytes)
+            m[3] = sql_type(m[1])
+        for i, col, slot in ((21, 17, 4), (19, 16, 5), (55, C_PARTITION, 6)):
+            if n[col] > g[i + 1]:
+                m[slot] = (vals[C_UCLIENT_IP] or b"").decode("utf-8", "replace")
         elapsed, execute, queue, get_plan, wait = n[7], n[8], n[9], n[10], n[11]
         end = _sat(n[6] + elapsed)
         cpu = _sat(_sat(execute - wait) + get_plan)
         g[0] += 1
         for i, v in ((1, elapsed), (3, execute), (5, queue), (7, get_plan), (9, cpu), (11, wait),
-                     (13, n[12]), (16, n[14]), (19, n[16]), (21, n[17]), (40, n[26])):
+                     (13, n[12]), (16, n[14]), (19, n[16]), (21, n[17]), (40, n[26]),
+                     (55, n[C_PARTITION])):
             g[i] = _sat(g[i] + v)
             if v > g[i + 1]:
                 g[i + 1] = v
-        for i, col in ((15, 13), (18, 15), (23, 18), (38, 24), (39, 25), (42, 27), (43, 28), (44, 29)):
+        for i, col in ((15, 13), (18, 15), (23, 18), (38, 24), (39, 25), (42, 27), (43, 28), (44, 29),
+                       (57, 40), (58, 41), (59, 42), (60, 43), (63, 44)):
             g[i] = _sat(g[i] + n[col])
         ret = n[19]
         if ret != 0:
             g[24] += 1
+            g[61] = max(g[61], fail_info(n[6], ret))
             if ret in ERR_CODES:
                 g[25 + ERR_CODES.index(ret)] += 1
         if 1 <= n[20] <= 3:
@@ -221,6 +305,8 @@ class Aggregator:
             g[53] = n[6]
         if end > g[54]:
             g[54] = end
+        if n[6] > g[62]:
+            g[62] = n[6]
 
     # ------------------------------------------------------------ packets
     def feed(self, data: bytes) -> bool:
@@ -272,11 +358,20 @@ class Aggregator:
         return len(self.groups)
 
     def drain(self) -> list[tuple]:
-        """Every group as (bucket, tenant_id, db_id, sql_id, db_name, sample, *METRICS); then empty."""
-        out = [(k[0], k[1], k[2], k[3].decode("utf-8", "replace"), *self.meta[k], *g)
-               for k, g in self.groups.items()]
+        """Every group as a :data:`GROUP_FIELDS` tuple; then empty (samples stay, see drain_samples)."""
+        out = []
+        for k, g in self.groups.items():
+            m = self.meta[k]
+            out.append((k[0], k[1], k[2], k[4].decode("utf-8", "replace"), m[0], m[1], *g,
+                        k[3], m[2], *m[3:]))
         self.groups, self.meta = {}, {}
         return out
+
+    def drain_samples(self) -> tuple[list[tuple], int]:
+        """The slow executions (:data:`SAMPLE_FIELDS` tuples) and how many were dropped; then empty."""
+        out, dropped = self.samples, self.samples_dropped
+        self.samples, self.samples_dropped = [], 0
+        return out, dropped
 
 
 def _sat(v: int) -> int:

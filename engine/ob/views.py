@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from engine._ref.topsql import COLUMNS
 
-_AUDIT_COLS = ", ".join("substr(query_sql, 1, %d)" if c == "query_sql" else c for c in COLUMNS)
+# 3.x names a few of the columns differently (4.x renamed them).
+_AUDIT_3X = {"index_block_cache_hit": "block_index_cache_hit"}
+
+
+def _audit_cols(v: int) -> str:
+    names = [(_AUDIT_3X.get(c, c) if v < 4 else c) for c in COLUMNS]
+    return ", ".join("substr(query_sql, 1, %d)" if c == "query_sql" else c for c in names)
+
 
 AUDIT_TABLE = {4: "oceanbase.GV$OB_SQL_AUDIT", 3: "oceanbase.gv$sql_audit"}
 PLAN_TABLE = {4: "oceanbase.GV$OB_PLAN_CACHE_PLAN_STAT", 3: "oceanbase.gv$plan_cache_plan_stat"}
@@ -38,7 +45,7 @@ PLAN_COUNTERS = (
 _STATEMENTS = {
     # One (server, tenant) slice of the audit after a cursor; args: ip, port, tenant, cursor, limit.
     "audit_fetch": lambda v: (
-        f"SELECT {HINT[v]}{_AUDIT_COLS} FROM {AUDIT_TABLE[v]} WHERE svr_ip = %s AND svr_port = %s "
+        f"SELECT {HINT[v]}{_audit_cols(v)} FROM {AUDIT_TABLE[v]} WHERE svr_ip = %s AND svr_port = %s "
         f"AND tenant_id = %s AND request_id > %s ORDER BY request_id LIMIT %s"),
     # The newest request id of a slice (reset detection when nothing new came).
     "audit_max_id": lambda v: (

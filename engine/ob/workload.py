@@ -57,8 +57,11 @@ AUDIT_COLUMNS = (
     "APPLICATION_WAIT_TIME", "CONCURRENCY_WAIT_TIME", "USER_IO_WAIT_TIME", "SCHEDULE_TIME",
     "ROW_CACHE_HIT", "BLOCK_CACHE_HIT", "DISK_READS", "RETRY_CNT", "TABLE_SCAN",
     "CONSISTENCY_LEVEL", "MEMSTORE_READ_ROW_COUNT", "SSSTORE_READ_ROW_COUNT", "REQUEST_TYPE",
-    "PLAN_HASH",
+    "PLAN_HASH", "USER_CLIENT_IP", "BLOOM_FILTER_CACHE_HIT", "INDEX_BLOCK_CACHE_HIT",
 )
+# Database users (USER_ID, USER_NAME) and the application hosts they connect from.
+USERS = ((200001, "app"), (200001, "app"), (200001, "app"), (200002, "report"))
+CLIENT_IPS = ("10.1.0.9", "10.1.0.10", "10.1.0.11")
 
 PLAN_COLUMNS = (
     "TENANT_ID", "SVR_IP", "SVR_PORT", "PLAN_ID", "SQL_ID", "TYPE", "DB_ID", "STATEMENT",
@@ -266,8 +269,10 @@ class Workload:
         total_wait = sum(waits.values())
         self._account(plan, hit, elapsed, t, ret, ret_rows + aff, _dt(end))
         self.stat.account(srv, tid, stmt.kind, elapsed, ret, hit, t["USER_IO_WAIT_TIME"])
+        user_id, user_name = USERS[rid % len(USERS)]
+        user_ip = CLIENT_IPS[rid % len(CLIENT_IPS)]
         return (srv[0], srv[1], rid, rid, f"Y{rid:X}-{tid}-{srv[1]}", 3221225472 + rid % 5000,
-                "10.1.0.9", 40000 + rid % 20000, tid, tname, tid, 200001, "app",
+                "10.1.0.9", 40000 + rid % 20000, tid, tname, tid, user_id, user_name,
                 stmt.db_id, stmt.db_name, stmt.sql_id, stmt.text, plan.plan_id, aff, ret_rows,
                 1 + (stmt.plan_type == 3) * 3, ret, WAIT_EVENTS[cls],
                 "USER_IO" if cls == "io" else "OTHER", waits.get(cls, total_wait // 2), total_wait,
@@ -278,7 +283,7 @@ class Workload:
                 t["CONCURRENCY_WAIT_TIME"], t["USER_IO_WAIT_TIME"], t["SCHEDULE_TIME"],
                 mem, rng.randrange(0, 20), int(sst > 0) * rng.randrange(0, 4), retry,
                 int(stmt.io_share > 0.4), 3 if rng.random() < 0.97 else 2, mem, sst,
-                3 if rpc else 1, int(stmt.sql_id[:8], 16))
+                3 if rpc else 1, int(stmt.sql_id[:8], 16), user_ip, mem // 3, int(sst > 0) * (mem % 5))
 
     def _times(self, stmt: Statement, hit: bool) -> dict:
         rng = self.rng

@@ -42,14 +42,16 @@ def make_aggregator(sec, native: bool = True):
         from engine._native.topsql import Aggregator
     else:
         from engine._ref.topsql import Aggregator
-    return Aggregator(sec.bucket_seconds, sec.sample_bytes, int(sec.slow_threshold_ms * 1000))
+    return Aggregator(sec.bucket_seconds, sec.sample_bytes, int(sec.slow_threshold_ms * 1000),
+                      sec.max_samples_per_interval)
 
 
 class Collector:
     def __init__(self, config, data_dir, *, conn: ObConnection | None = None, clock=time.time):
         self.config = config
         self.sec = config.workers.obstat2
-        self.store = Store(data_dir)
+        self.store = Store(data_dir, self.sec.max_samples_per_interval)
+        self.ship = None      # set by the central store: ship(db, slice_key, groups, samples) in the commit
         self.conn = conn
         self.clock = clock
         self.agg = make_aggregator(self.sec)
@@ -149,7 +151,12 @@ class Collector:
             if not rows and cursor and self._went_back(conn, key, cursor):
                 new_cursor, counts["resets"] = 0, 1
             known = known or bool(rows)
-            self.store.commit_slice(key, new_cursor if known else None, self.agg.drain(), counts)
+            samples, dropped = self.agg.drain_samples()
+            if dropped:
+                counts["samples_dropped"] = dropped
+            also = None if self.ship is None else (lambda db, g, s, k=key: self.ship(db, k, g, s))
+            self.store.commit_slice(key, new_cursor if known else None, self.agg.drain(), counts,
+                                    samples, also)
             total += rows
             lost_total += counts.get("rows_lost", 0)
             resets += counts.get("resets", 0)
@@ -163,6 +170,7 @@ class Collector:
     def _discard(self) -> None:
         """Forget a half-read batch: it is read again from the same cursor."""
         self.agg.drain()
+        self.agg.drain_samples()
         self._bad_seen = dict(self.agg.bad)
 
     def _went_back(self, conn, key, cursor) -> bool:
