@@ -191,7 +191,7 @@ def test_signature_is_over_every_part():
 
 def test_nonce_cache_forgets_after_the_window_and_is_bounded():
     now = [0.0]
-    cache = NonceCache(skew=10, limit=3)
+    cache = NonceCache(skew=10, limit=3, mono=lambda: now[0])
     cache.check_and_add("a" * 8, ts=0.0, now=now[0])
     with pytest.raises(AuthError) as exc:
         cache.check_and_add("a" * 8, ts=0.0, now=now[0])
@@ -236,3 +236,127 @@ def test_authenticator_accepts_within_skew_only():
     h = {k.lower(): v for k, v in sign_headers("k", "POST", "/p", b"", now=1006).items()}
     with pytest.raises(AuthError, match="ahead"):
         auth.check("POST", "/p", h, b"", tls=False)
+
+
+# ---------------------------------------------------------------- replay across restarts and clock steps
+
+def _raw_signed(target: str, body: bytes, *, digest: bool = True) -> bytes:
+    h = sign_headers(SECRET, "POST", target, body)
+    if not digest:
+        h.pop("X-OCP-Content-SHA256")
+    return (f"POST {target} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items())
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+def _answer(data: bytes) -> tuple[int, str]:
+    env = orjson.loads(data.split(b"\r\n\r\n", 1)[1])
+    return env["status"], (env["error"] or {}).get("code", "")
+
+
+def test_a_request_captured_before_a_restart_is_a_replay_after_it(tmp_path):
+    """Issue 12: the nonce cache was in memory only, so a captured call ran again after
+    pos_proxy restarted. The nonces of the window are journaled; a new process starts from it."""
+    from fixtures.pos_proxy import RunningServer
+    from engine import config as config_mod
+    cfg = config_mod.from_dict({"workers": {"pos_proxy": {"bind": "127.0.0.1"}}}, home=str(tmp_path))
+    captured = [_raw_signed(TARGET, b"{}"), _raw_signed("/api/v1/info", b"{}", digest=False)]
+    srv = RunningServer(cfg, SECRET)
+    try:
+        assert [_answer(srv.raw(r)) for r in captured] == [(200, ""), (200, "")]
+    finally:
+        srv.stop()
+    for _ in range(3):                       # restart after restart: still a replay, each time
+        srv = RunningServer(cfg, SECRET)
+        try:
+            assert [_answer(srv.raw(r)) for r in captured] == [(401, "replayed_nonce")] * 2
+            assert _answer(srv.raw(_raw_signed(TARGET, b"{}")))[0] == 200     # fresh calls go on
+        finally:
+            srv.stop()
+
+
+def test_a_request_captured_before_a_kill_9_is_a_replay_after_it(tmp_path):
+    """The real worker, killed with SIGKILL (no chance to flush anything), then started again."""
+    import signal
+    import socket
+    import sys
+    from conftest import wait_for
+    port = _free_port()
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)
+    secret.chmod(0o600)
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(f'[agent]\nhome = "{tmp_path / "home"}"\n[workers.pos_proxy]\nport = {port}\n'
+                   f'secret_file = "{secret}"\n')
+
+    def start():
+        proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(cfg), "run", "pos_proxy"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: _connects(port) or proc.poll() is not None, what="pos_proxy listening")
+        assert proc.poll() is None
+        return proc
+
+    def raw(data: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            sock.sendall(data)
+            out = b""
+            while chunk := sock.recv(65536):
+                out += chunk
+        return out
+
+    captured = _raw_signed(TARGET, b"{}")
+    proc = start()
+    try:
+        assert _answer(raw(captured)) == (200, "")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    proc = start()
+    try:
+        assert _answer(raw(captured)) == (401, "replayed_nonce")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _connects(port: int) -> bool:
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_clock_stepped_back_after_the_nonce_was_forgotten_is_no_replay(rpc_server):
+    """Issue 12: once the window had passed, the nonce was purged; a wall clock stepped back
+    then made the old timestamp acceptable again, and the captured call ran twice. Nonces
+    now lapse on both clocks, and a forgotten one raises a floor no timestamp may be under."""
+    srv = rpc_server(clock_skew=5)
+    auth = srv.server.auth
+    wall, mono = [time.time()], [1000.0]
+    auth.clock, auth.nonces.mono = (lambda: wall[0]), (lambda: mono[0])
+    def later(seconds: float) -> None:      # one more call, seconds later on the wall clock
+        h = sign_headers(SECRET, "POST", TARGET, b"{}", now=wall[0] + seconds)
+        wall[0] += seconds
+        assert post(srv, TARGET, b"{}", h)[0] == 200      # (a call purges the lapsed nonces)
+        wall[0] -= seconds
+
+    captured = _raw_signed(TARGET, b"{}")
+    assert _answer(srv.raw(captured)) == (200, "")
+    wall[0] += 10                            # past the window on the wall clock only...
+    later(0)
+    wall[0] -= 10                            # ... then NTP steps the wall clock back
+    assert _answer(srv.raw(captured)) == (401, "replayed_nonce")
+    wall[0] += 10
+    mono[0] += 10                            # the window has passed on both clocks: forgotten...
+    later(0)
+    assert captured.split(b"X-OCP-Nonce: ")[1][:32].decode() not in auth.nonces._seen
+    wall[0] -= 10                            # ... and stepped back again
+    assert _answer(srv.raw(captured)) == (401, "stale_timestamp")

@@ -17,6 +17,7 @@ from engine.rpc.commands import Commands, parse_allowlist
 from engine.rpc.files import Files
 from engine.rpc.logs import LogSearch
 from engine.rpc.monitor import Monitor
+from engine.rpc.nonces import NonceJournal
 from engine.rpc.server import RpcServer
 
 
@@ -27,7 +28,8 @@ def build(config: config_mod.AgentConfig, *, secret: str | None = None) -> RpcSe
     if secret is None:
         secret = config_mod.read_secret(sec.secret_file, sec.secret_env, what="workers.pos_proxy.secret")
     auth = Authenticator(secret, clock_skew=sec.clock_skew, max_nonces=sec.max_nonces,
-                         basic_auth=sec.basic_auth, basic_user=sec.basic_user) if secret else None
+                         basic_auth=sec.basic_auth, basic_user=sec.basic_user,
+                         journal=NonceJournal(nonce_journal(config))) if secret else None
     try:
         templates = parse_allowlist(sec.commands, sec.max_output_bytes)
     except ValueError as exc:
@@ -42,6 +44,11 @@ def build(config: config_mod.AgentConfig, *, secret: str | None = None) -> RpcSe
         server.ops.update(ns.ops())
     server.namespaces = namespaces
     return server
+
+
+def nonce_journal(config: config_mod.AgentConfig):
+    """Where pos_proxy keeps the nonces of the replay window (:mod:`engine.rpc.nonces`)."""
+    return config.home / "data" / "pos_proxy" / "nonces"
 
 
 def tls_context(sec) -> ssl.SSLContext | None:

@@ -25,6 +25,7 @@ import base64
 import hashlib
 import heapq
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -33,6 +34,7 @@ SCHEME = "OCP-HMAC-SHA256"
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _TS_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 _SIG_RE = re.compile(r"[0-9a-f]{64}")
+log = logging.getLogger("engine.pos_proxy")
 
 
 class AuthError(Exception):
@@ -56,56 +58,135 @@ def signature(secret: str, method: str, target: str, timestamp: str, nonce: str,
 
 def sign_headers(secret: str, method: str, target: str, body: bytes,
                  now: float | None = None, nonce: str | None = None) -> dict[str, str]:
-    """The three headers a client adds to a request (the client's half of the scheme)."""
+    """The headers a client adds to a request (the client's half of the scheme); the body
+    digest goes in ``X-OCP-Content-SHA256`` too, so the server can check the signature
+    before it reads (and makes room for) the body."""
     ts = str(int(time.time() if now is None else now))
     nonce = nonce or secrets.token_hex(16)
-    sig = signature(secret, method, target, ts, nonce, body)
-    return {"X-OCP-Timestamp": ts, "X-OCP-Nonce": nonce, "Authorization": f"{SCHEME} {sig}"}
+    digest = hashlib.sha256(body).hexdigest()
+    msg = "\n".join((SCHEME, method, target, ts, nonce, digest)).encode()
+    sig = hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+    return {"X-OCP-Timestamp": ts, "X-OCP-Nonce": nonce, "X-OCP-Content-SHA256": digest,
+            "Authorization": f"{SCHEME} {sig}"}
 
 
 class NonceCache:
-    """Nonces whose request timestamp is still acceptable, bounded in count.
+    """Nonces whose request timestamp is still acceptable, bounded in count, kept on disk.
 
     A request passes the timestamp check while the server's clock is within
-    ``skew`` of its timestamp, so its nonce is kept until the same clock passes
-    ``timestamp + skew`` (plus a second against rounding), and forgotten then.
-    Expiry follows the wall clock the timestamps are checked against, not
-    elapsed time: if the clock is stepped back, old timestamps become
-    acceptable again and their nonces are still remembered; stepped forward,
-    both lapse together. When ``limit`` live nonces are held, new requests are
-    refused (503) rather than forgetting a live nonce, which would reopen the
-    replay hole.
+    ``skew`` of its timestamp, so its nonce is kept until that has lapsed on
+    *both* clocks: the wall clock the timestamps are checked against
+    (``timestamp + skew``) and the monotonic clock (``skew`` after it was
+    accepted), so a wall clock stepped back keeps nonces longer instead of
+    reopening the window. Once a nonce is forgotten, ``floor`` rises to its
+    timestamp and no timestamp at or below the floor is accepted again: if the
+    clock is stepped back further than that, old requests are refused as
+    stale rather than replayable. When ``limit`` live nonces are held, new
+    requests are refused (503) rather than forgetting a live nonce.
+
+    With a :class:`~engine.rpc.nonces.NonceJournal`, each accepted nonce is
+    written to disk before its request runs (one ``pwrite`` into preallocated
+    space: it survives a kill -9 of pos_proxy), and a new process starts from
+    the journal, so a request captured before a restart is still a replay
+    after it. If the journal cannot record a nonce, the call is refused (503
+    ``nonce_store``): a nonce that would be forgotten by a restart is never
+    accepted.
     """
 
-    def __init__(self, skew: float, limit: int):
+    def __init__(self, skew: float, limit: int, journal=None, *, clock=time.time, mono=time.monotonic):
         self.skew = skew
         self.limit = limit
+        self.journal = journal
+        self.mono = mono
+        self.floor = float("-inf")
         self._seen: set[str] = set()
-        self._expiry: list[tuple[float, str]] = []     # a heap: the first to lapse on top
+        self._expiry: list[tuple[float, float, float, str]] = []   # heap (wall expiry, mono expiry, ts, nonce)
+        if journal is not None:
+            try:
+                self._restore(*journal.load(), now=clock())
+            except OSError as exc:
+                self._give_up_journal(exc, clock())
+
+    def _restore(self, floor: float, entries: list[tuple[float, str]], now: float) -> None:
+        """Take over what earlier processes accepted: live nonces stay as long as they would have."""
+        self.floor = floor
+        m = self.mono()
+        for ts, nonce in entries:
+            wall_exp = ts + self.skew + 1.0
+            if wall_exp < now:
+                self.floor = max(self.floor, ts)
+            elif nonce not in self._seen:
+                self._seen.add(nonce)
+                heapq.heappush(self._expiry, (wall_exp, m + wall_exp - now, ts, nonce))
 
     def __len__(self) -> int:
         return len(self._seen)
 
+    def check(self, nonce: str, *, ts: float, now: float) -> None:
+        """Refuse what :meth:`check_and_add` would refuse as a replay, without spending the nonce."""
+        self._expire(now)
+        if ts <= self.floor:
+            raise AuthError("stale_timestamp", "timestamp at or before the replay floor")
+        if nonce in self._seen:
+            raise AuthError("replayed_nonce", "nonce already used inside the replay window")
+
     def check_and_add(self, nonce: str, *, ts: float, now: float) -> None:
         self._expire(now)
+        if ts <= self.floor:
+            raise AuthError("stale_timestamp", "timestamp at or before the replay floor (a nonce that old "
+                            "may have been forgotten; is the client's or the server's clock wrong?)")
         if nonce in self._seen:
             raise AuthError("replayed_nonce", "nonce already used inside the replay window")
         if len(self._seen) >= self.limit:
             raise AuthError("nonce_cache_full", "too many requests inside the replay window", 503)
+        wall_exp = ts + self.skew + 1.0
+        if self.journal is not None:
+            try:
+                self.journal.append(ts, nonce, self._live, self.floor)
+            except OSError as exc:
+                if not self._give_up_journal(exc, None):
+                    raise AuthError("nonce_store", f"cannot record the nonce ({exc.strerror}); refused "
+                                    "rather than replayable after a restart", 503) from None
         self._seen.add(nonce)
-        heapq.heappush(self._expiry, (ts + self.skew + 1.0, nonce))
+        heapq.heappush(self._expiry, (wall_exp, self.mono() + self.skew + 1.0, ts, nonce))
+
+    def _give_up_journal(self, exc: OSError, now: float | None) -> bool:
+        """Go on in memory once the journal is spoilt for the next start (which then refuses
+        timestamps older than itself); at start, refuse timestamps older than now as well."""
+        if not self.journal.abandon():
+            return False
+        log.error("pos_proxy: nonce journal %s: %s; nonces are kept in memory only, and the next "
+                  "start refuses requests signed before it", self.journal.path, exc)
+        self.journal = None
+        if now is not None:
+            self.floor = max(self.floor, now)
+        return True
+
+    def _live(self) -> list[tuple[float, str]]:
+        return [(e[2], e[3]) for e in self._expiry]
 
     def _expire(self, now: float) -> None:
         heap = self._expiry
-        while heap and heap[0][0] < now:
-            self._seen.discard(heapq.heappop(heap)[1])
+        mono = self.mono()
+        while heap and heap[0][0] < now and heap[0][1] < mono:
+            _, _, ts, nonce = heapq.heappop(heap)
+            self._seen.discard(nonce)
+            self.floor = max(self.floor, ts)
 
 
 class Authenticator:
-    """Checks one request's credentials; raises :class:`AuthError` or returns the caller's identity."""
+    """Checks one request's credentials; raises :class:`AuthError` or returns the caller's identity.
+
+    In two steps when the client allows it: :meth:`check_head` decides on the
+    request head alone (Basic credentials; an HMAC signature when the client
+    sends ``X-OCP-Content-SHA256``, the body digest it signed), so the server
+    reserves room for a large body only for a caller already authenticated;
+    :meth:`check_body` then checks the body against that digest.
+    """
 
     def __init__(self, secret: str, *, clock_skew: float, max_nonces: int,
-                 basic_auth: bool = False, basic_user: str = "", clock=time.time):
+                 basic_auth: bool = False, basic_user: str = "", clock=time.time,
+                 mono=time.monotonic, journal=None):
         if not secret:
             raise ValueError("an empty secret")
         self._key = secret.encode()
@@ -113,24 +194,54 @@ class Authenticator:
         self.basic_auth = basic_auth
         self.basic_user = basic_user
         self.clock = clock
-        self.nonces = NonceCache(clock_skew, max_nonces)
+        self.nonces = NonceCache(clock_skew, max_nonces, journal, clock=clock, mono=mono)
 
     def check(self, method: str, target: str, headers: dict[str, str], body: bytes, *, tls: bool) -> str:
         """The authenticated identity ("hmac" or the Basic user) of a valid request."""
+        identity, digest = self.check_head(method, target, headers, tls=tls)
+        if identity:
+            if digest is not None:
+                self.check_body(digest, body, headers)
+            return identity
+        ts, nonce, sig = self._hmac_fields(headers)
+        self._verify(method, target, ts, nonce, hashlib.sha256(body).hexdigest(), sig)
+        return "hmac"
+
+    def check_head(self, method: str, target: str, headers: dict[str, str], *, tls: bool) -> tuple[str, str | None]:
+        """What the head alone proves: (identity, None) for Basic; ("hmac", digest) for a
+        signature verified against the ``X-OCP-Content-SHA256`` digest (the body must then
+        match it, :meth:`check_body`); ("", None) when the signature needs the body
+        (:meth:`check`). Everything that can be refused on the head is refused here."""
         auth = headers.get("authorization", "")
         if not auth:
             raise AuthError("missing_signature", "no Authorization header")
         scheme, _, value = auth.partition(" ")
-        if scheme == SCHEME:
-            self._check_hmac(method, target, headers, value.strip(), body)
-            return "hmac"
         if scheme.lower() == "basic":
-            return self._check_basic(value.strip(), tls)
-        raise AuthError("bad_scheme", f"unknown Authorization scheme; use {SCHEME}")
+            return self._check_basic(value.strip(), tls), None
+        if scheme != SCHEME:
+            raise AuthError("bad_scheme", f"unknown Authorization scheme; use {SCHEME}")
+        ts, nonce, sig = self._hmac_fields(headers)
+        digest = headers.get("x-ocp-content-sha256")
+        if digest is None:
+            return "", None
+        if not _SIG_RE.fullmatch(digest):
+            raise AuthError("bad_digest", "X-OCP-Content-SHA256 must be 64 lower-case hex digits")
+        self._verify(method, target, ts, nonce, digest, sig, spend=False)
+        return "hmac", digest
 
-    def _check_hmac(self, method, target, headers, sig: str, body: bytes) -> None:
+    def check_body(self, digest: str, body: bytes, headers: dict[str, str]) -> None:
+        """The body of a request whose head passed with ``digest``; its nonce is spent here,
+        so a request whose body was altered on the way does not burn the genuine one's nonce."""
+        if not hmac.compare_digest(hashlib.sha256(body).hexdigest().encode(), digest.encode()):
+            raise AuthError("bad_signature", "the body does not match X-OCP-Content-SHA256 (request altered)")
+        ts = headers["x-ocp-timestamp"]
+        self.nonces.check_and_add(headers["x-ocp-nonce"], ts=float(ts), now=self.clock())
+
+    def _hmac_fields(self, headers) -> tuple[str, str, str]:
+        """Timestamp, nonce and signature, each checked for form and the timestamp for age."""
         ts = headers.get("x-ocp-timestamp", "")
         nonce = headers.get("x-ocp-nonce", "")
+        sig = headers.get("authorization", "").partition(" ")[2].strip()
         if not ts:
             raise AuthError("missing_timestamp", "no X-OCP-Timestamp header")
         if not _TS_RE.fullmatch(ts):
@@ -139,18 +250,31 @@ class Authenticator:
             raise AuthError("missing_nonce", "no X-OCP-Nonce header")
         if not _NONCE_RE.fullmatch(nonce):
             raise AuthError("bad_nonce", "X-OCP-Nonce must be 8-64 characters of A-Z a-z 0-9 _ -")
-        now = self.clock()
-        drift = float(ts) - now
+        drift = float(ts) - self.clock()
         if drift < -self.skew:
             raise AuthError("stale_timestamp", f"timestamp is {-drift:.0f}s old (allowed {self.skew:.0f}s)")
         if drift > self.skew:
             raise AuthError("future_timestamp", f"timestamp is {drift:.0f}s ahead (allowed {self.skew:.0f}s)")
         if not _SIG_RE.fullmatch(sig):
             raise AuthError("bad_signature", "signature must be 64 lower-case hex digits")
-        want = hmac.new(self._key, string_to_sign(method, target, ts, nonce, body), hashlib.sha256).hexdigest()
+        return ts, nonce, sig
+
+    def _verify(self, method: str, target: str, ts: str, nonce: str, digest: str, sig: str,
+                spend: bool = True) -> None:
+        """The signature over (method, target, ts, nonce, body digest); then the nonce is
+        spent (``spend``) or only checked not to be spent already."""
+        msg = "\n".join((SCHEME, method, target, ts, nonce, digest)).encode()
+        want = hmac.new(self._key, msg, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(want.encode(), sig.encode()):
             raise AuthError("bad_signature", "signature does not match (wrong secret, or request altered)")
-        self.nonces.check_and_add(nonce, ts=float(ts), now=now)
+        if spend:
+            self.nonces.check_and_add(nonce, ts=float(ts), now=self.clock())
+        else:
+            self.nonces.check(nonce, ts=float(ts), now=self.clock())
+
+    def close(self) -> None:
+        if self.nonces.journal is not None:
+            self.nonces.journal.close()
 
     def _check_basic(self, value: str, tls: bool) -> str:
         if not self.basic_auth:

@@ -49,7 +49,9 @@ MAX_LINE = 8192
 MAX_HEADERS = 64
 MAX_HEAD = 16384
 _SINGLE = frozenset(("content-length", "authorization", "x-ocp-timestamp", "x-ocp-nonce",
-                     "transfer-encoding", "host"))
+                     "x-ocp-content-sha256", "transfer-encoding", "host"))
+SMALL_BODY = 16384          # read without a reservation: bounded by the connections, like a head
+TLS_HANDSHAKE_TIMEOUT = 5.0
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
 _HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)[ \t]*")
@@ -78,12 +80,16 @@ class BadRequest(Exception):
 
 
 class Request:
-    __slots__ = ("method", "target", "path", "version", "headers", "body", "peer", "tls")
+    """One request. ``identity``/``digest``/``refusal`` are what its head alone decided
+    (:meth:`RpcServer._precheck`); ``reserved`` is the body budget it holds."""
+    __slots__ = ("method", "target", "path", "version", "headers", "body", "peer", "tls",
+                 "identity", "digest", "refusal", "reserved")
 
     def __init__(self, method, target, version, headers, body, peer, tls):
         self.method, self.target, self.version = method, target, version
         self.path = target.split("?", 1)[0]
         self.headers, self.body, self.peer, self.tls = headers, body, peer, tls
+        self.identity, self.digest, self.refusal, self.reserved = "", None, None, None
 
     @property
     def keep_alive(self) -> bool:
@@ -124,8 +130,15 @@ class RpcServer:
         self.counters: Counter = Counter()
         self.connections = 0
         self.in_flight = 0
-        self.body_bytes = 0                  # request bodies being received or served, all connections
+        # request bodies over SMALL_BODY being received or served: those of callers authenticated
+        # on their head draw on body_budget, which nobody else can touch; the others on a smaller
+        # pool, at most peer_budget per client address
+        self.body_bytes = 0
         self.body_budget = sec.max_body_bytes * sec.max_concurrent
+        self.unverified_bytes = 0
+        self.unverified_budget = max(sec.max_body_bytes, self.body_budget // 4)
+        self.peer_budget = 2 * sec.max_body_bytes
+        self.peer_bytes: Counter = Counter()
         self.slots = asyncio.Semaphore(sec.max_concurrent)
         # plain handlers run here: one thread per call slot, so max_concurrent is what runs at once
         self.threads = concurrent.futures.ThreadPoolExecutor(sec.max_concurrent, thread_name_prefix="pos_proxy")
@@ -143,10 +156,11 @@ class RpcServer:
         """Bind and listen; returns the port (useful with port 0)."""
         self._loop = asyncio.get_running_loop()
         self._watchdog_task = self._loop.create_task(self._watchdog())
+        # TLS is started per connection (_on_connection), so that a handshake counts
+        # against max_connections and has its own timeout
         self._server = await asyncio.start_server(
             self._on_connection, host or self.sec.bind, self.sec.port if port is None else port,
-            limit=MAX_HEAD, ssl=self.ssl_context, backlog=1024,
-            ssl_handshake_timeout=self.sec.request_timeout if self.ssl_context else None)
+            limit=MAX_HEAD, backlog=1024)
         return self._server.sockets[0].getsockname()[1]
 
     async def close(self, grace: float = 3.0) -> None:
@@ -168,11 +182,13 @@ class RpcServer:
                 await ns.close()
         self.threads.shutdown(wait=False, cancel_futures=True)
         self.audit.close()
+        if self.auth is not None:
+            self.auth.close()
 
     def stats(self) -> dict:
         """Flat counters, for heartbeats and agent/status."""
         return {"connections": self.connections, "in_flight": self.in_flight, "body_bytes": self.body_bytes,
-                **dict(self.counters)}
+                "unverified_body_bytes": self.unverified_bytes, **dict(self.counters)}
 
     # ------------------------------------------------------------ connections
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -184,11 +200,16 @@ class RpcServer:
         try:
             if self.connections > self.sec.max_connections:
                 self.counters["refused_connections_total"] += 1
+                if self.ssl_context is not None:
+                    return                       # no TLS yet: nothing readable to answer with
                 self._arm(watch, self.sec.request_timeout)
                 await self._send(writer, watch, 503, self._envelope(
                     False, None, "too_many_connections", "too many open connections", "", 0.0, 503), keep=False)
                 await _linger(reader, writer)
                 return
+            if self.ssl_context is not None:
+                await writer.start_tls(self.ssl_context, ssl_handshake_timeout=min(
+                    TLS_HANDSHAKE_TIMEOUT, self.sec.request_timeout))
             await self._serve(reader, writer, watch)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError):
             pass
@@ -258,8 +279,8 @@ class RpcServer:
             try:
                 status, body = await self._handle(req)
             finally:
-                self.body_bytes -= len(req.body)
-            keep = req.keep_alive and status not in (401, 408, 413)
+                self._release(req)
+            keep = req.keep_alive and status not in (401, 408, 413) and req.refusal is None
             self._arm(watch, self.sec.request_timeout)
             await self._send(writer, watch, status, body, keep)
             if not keep:
@@ -280,17 +301,66 @@ class RpcServer:
         length = _content_length(headers)
         if length > self.sec.max_body_bytes:
             raise BadRequest(413, "body_too_large", f"body over {self.sec.max_body_bytes} bytes")
-        if self.body_bytes + length > self.body_budget:
-            raise BadRequest(503, "busy", "too many request bodies being received; try again")
-        self.body_bytes += length            # given back once the call is answered
+        req = Request(method, target, version, headers, b"", peer, tls)
+        self._precheck(req)
+        if req.refusal is not None:
+            return req                       # refused on its head: the body is never read
+        self._reserve(req, length)           # given back once the call is answered
         try:
-            body = await reader.readexactly(length) if length else b""
+            req.body = await reader.readexactly(length) if length else b""
         except BaseException as exc:
-            self.body_bytes -= length
+            self._release(req)
             if isinstance(exc, asyncio.IncompleteReadError):
                 raise BadRequest(400, "truncated", "connection closed inside the body") from None
             raise
-        return Request(method, target, version, headers, body, peer, tls)
+        return req
+
+    def _precheck(self, req: Request) -> None:
+        """Authenticate on the head what can be (everything but a signature whose client
+        sent no body digest): a refusal is answered without reading the body."""
+        if req.path == HEALTH and req.method == "GET":
+            return
+        if self.auth is None:
+            req.refusal = RpcError(503, "no_secret", "no secret configured (workers.pos_proxy.secret_file "
+                                   "or its secret_env): only the health check is served")
+            return
+        try:
+            req.identity, req.digest = self.auth.check_head(req.method, req.target, req.headers, tls=req.tls)
+        except AuthError as exc:
+            req.refusal = exc
+
+    def _reserve(self, req: Request, length: int) -> None:
+        """Room for a body: nothing an unauthenticated client sends can take the room of a caller
+        authenticated on its head; unverified bodies share a smaller pool, bounded per address."""
+        if length <= SMALL_BODY:
+            return
+        if req.identity:
+            if self.body_bytes + length > self.body_budget:
+                raise BadRequest(503, "busy", "too many request bodies being received; try again")
+            self.body_bytes += length
+            req.reserved = (length, None)
+            return
+        addr = req.peer.rpartition(":")[0]
+        if self.unverified_bytes + length > self.unverified_budget or \
+                self.peer_bytes[addr] + length > self.peer_budget:
+            raise BadRequest(503, "busy", "too many unverified request bodies being received; send "
+                             "X-OCP-Content-SHA256 (engine remote does) or try again")
+        self.unverified_bytes += length
+        self.peer_bytes[addr] += length
+        req.reserved = (length, addr)
+
+    def _release(self, req: Request) -> None:
+        if req.reserved is None:
+            return
+        length, addr = req.reserved
+        req.reserved = None
+        if addr is None:
+            self.body_bytes -= length
+            return
+        self.unverified_bytes -= length
+        self.peer_bytes[addr] -= length
+        if self.peer_bytes[addr] <= 0:
+            del self.peer_bytes[addr]
 
     async def _refuse(self, reader, writer, watch: list, exc: BadRequest) -> None:
         self.counters[f"bad_input_total.{exc.reason}"] += 1
@@ -357,9 +427,12 @@ class RpcServer:
         return status, body
 
     def _authenticate(self, req: Request) -> str:
-        if self.auth is None:
-            raise RpcError(503, "no_secret", "no secret configured (workers.pos_proxy.secret_file "
-                           "or its secret_env): only the health check is served")
+        if req.refusal is not None:
+            raise req.refusal
+        if req.identity:
+            if req.digest is not None:
+                self.auth.check_body(req.digest, req.body, req.headers)
+            return req.identity
         return self.auth.check(req.method, req.target, req.headers, req.body, tls=req.tls)
 
     async def _call(self, op: str, method: str, params: dict):
