@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -19,8 +20,7 @@ from engine.errors import EngineError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="engine", description="OCP host agent (ocp_agentd and its workers)")
     parser.add_argument("--version", action="version", version=f"engine {__version__}")
-    parser.add_argument("-c", "--config", help="agent config (TOML); default: $OCP_AGENT_CONFIG, else built-in defaults")
-    parser.add_argument("--home", help="agent home (run/, log/, data/); overrides the config")
+    _global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -31,7 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
             print(f"engine: the {info.name!r} commands are unavailable: {exc}", file=sys.stderr)
             continue
         module.register(sub)
+    for verb in sub.choices.values():      # `engine start --home H` as well as `engine --home H start`
+        _global_options(verb, after_verb=True)
     return parser
+
+
+def _global_options(parser, after_verb: bool = False) -> None:
+    """``-c/--config`` and ``--home``, before or after the verb (after wins)."""
+    default = argparse.SUPPRESS if after_verb else None
+    known = {opt for action in parser._actions for opt in action.option_strings}  # noqa: SLF001
+    if "--config" not in known:
+        parser.add_argument("-c", "--config", default=default,
+                            help="agent config (TOML); default: $OCP_AGENT_CONFIG, else the one "
+                                 "recorded in <home>/run, else <home>/conf/agent.toml, else built-in defaults")
+    if "--home" not in known:
+        parser.add_argument("--home", default=default, help="agent home (run/, log/, data/); overrides the config")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +61,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """``engine topsql | head -1``: the reader closed the pipe, a normal end, not a traceback.
+
+    stdout is pointed at /dev/null so that the interpreter's final flush does
+    not fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 if __name__ == "__main__":

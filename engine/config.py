@@ -384,6 +384,38 @@ def read_secret(file: str, env: str, *, what: str) -> str | None:
     return None
 
 
+def check_files(cfg: AgentConfig) -> None:
+    """Check now what the workers check when they start: secret files and TLS pairs.
+
+    ``check-config``, ``start`` and ``reload`` call this, so that a missing or
+    0644 secret file is refused with its reason instead of a worker going FATAL.
+    """
+    w = cfg.workers
+    if cfg.ob.configured and cfg.ob.password_file:
+        read_secret(cfg.ob.password_file, "", what="ob.password_file")
+    if w.pos_proxy.enabled and w.pos_proxy.secret_file:
+        read_secret(w.pos_proxy.secret_file, "", what="workers.pos_proxy.secret_file")
+    for name in ("node_exporter", "ocp_exporter"):
+        sec = cfg.worker(name)
+        if not sec.enabled:
+            continue
+        if sec.basic_auth_user:
+            if not sec.basic_auth_password_file:
+                raise ConfigError(cfg.source, f"workers.{name}.basic_auth_password_file",
+                                  "basic_auth_user needs a password file")
+            read_secret(sec.basic_auth_password_file, "", what=f"workers.{name}.basic_auth_password_file")
+    for name in ("pos_proxy", "node_exporter", "ocp_exporter"):
+        sec = cfg.worker(name)
+        if not sec.enabled or not (sec.tls_cert or sec.tls_key):
+            continue
+        if not (sec.tls_cert and sec.tls_key):
+            raise ConfigError(cfg.source, f"workers.{name}.tls_cert", "tls_cert and tls_key go together")
+        for key in ("tls_cert", "tls_key"):
+            path = Path(os.path.expanduser(getattr(sec, key)))
+            if not path.is_file():
+                raise ConfigError(cfg.source, f"workers.{name}.{key}", f"{path} is not a readable file")
+
+
 def redacted(cfg: AgentConfig) -> dict:
     """The config as a plain dict, safe to print (secrets stay file names only)."""
     return dataclasses.asdict(cfg)

@@ -13,10 +13,10 @@ import signal
 import socket
 import subprocess
 import time
-from multiprocessing import get_context
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -41,30 +41,64 @@ def dies_with_us():
 
 
 class Handle:
-    """A started child: a forked worker or an external program."""
+    """A started child: a forked worker or an external program.
 
-    def __init__(self, pid: int, proc):
+    ``stderr`` is the read end (non-blocking) of a forked worker's stderr pipe,
+    or None; the supervisor reads it for the worker's last words.
+    """
+
+    def __init__(self, pid: int, proc=None, stderr: int | None = None):
         self.pid = pid
         self._proc = proc
+        self.stderr = stderr
         self.create_time = process_create_time(pid)
+        self._status: int | None = None
 
     def poll(self) -> int | None:
         """Exit status if the child ended (negative: killed by that signal), else None."""
-        if isinstance(self._proc, subprocess.Popen):
+        if self._proc is not None:
             return self._proc.poll()
-        if self._proc.is_alive():
-            return None
-        return self._proc.exitcode
+        if self._status is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:          # reaped elsewhere: gone, status unknown
+                self._status = -signal.SIGKILL
+                return self._status
+            if pid == 0:
+                return None
+            self._status = os.waitstatus_to_exitcode(status)
+        return self._status
 
 
 class OS:
     """Real side effects. Tests replace it with a fake."""
 
-    def fork_worker(self, target, args: tuple) -> Handle:
-        """Fork a worker process running ``target(*args)``; it dies with us."""
-        proc = get_context("fork").Process(target=_worker_entry, args=(os.getpid(), target, args), daemon=False)
-        proc.start()
-        return Handle(proc.pid, proc)
+    def fork_worker(self, target, args: tuple, title: str = "") -> Handle:
+        """Fork a worker running ``target(*args)``; it dies with us.
+
+        The child gets only stdin, stdout and a pipe as stderr: every other
+        descriptor of the supervisor (control socket, other children's pipes,
+        segments, log files) is closed before the worker's code runs.
+        """
+        parent = os.getpid()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:                           # the child: never returns
+            code = 1
+            try:
+                os.dup2(w, 2)
+                _worker_entry(parent, target, args, title)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:              # noqa: BLE001 - last words on stderr (the pipe)
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.close(w)
+        os.set_blocking(r, False)
+        return Handle(pid, stderr=r)
 
     def spawn_program(self, command: list[str], cwd: str | None, env: dict, log_path: Path) -> Handle:
         """Start an external program (no shell), stdout/stderr appended to ``log_path``."""
@@ -87,7 +121,7 @@ class OS:
         return time.monotonic()
 
 
-def _worker_entry(parent_pid: int, target, args: tuple) -> None:
+def _worker_entry(parent_pid: int, target, args: tuple, title: str = "") -> None:
     die_with_parent(parent_pid)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
@@ -95,7 +129,57 @@ def _worker_entry(parent_pid: int, target, args: tuple) -> None:
         signal.set_wakeup_fd(-1)
     except ValueError:
         pass
+    close_inherited()
+    if title:
+        set_title(title)
     target(*args)
+
+
+def close_inherited() -> None:
+    """Close every descriptor but 0, 1 and 2 (a forked child's start: close_fds).
+
+    The logging handlers inherited from the supervisor are closed through
+    logging first, so that no file object is left to close a reused number later.
+    """
+    import logging
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        try:
+            handler.close()
+        except OSError:
+            pass
+    keep = {0, 1, 2, _tracker_fd()}
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _tracker_fd() -> int | None:
+    """multiprocessing's resource tracker pipe: shared with the parent, not ours to close."""
+    try:
+        from multiprocessing import resource_tracker
+        return resource_tracker._resource_tracker._fd  # noqa: SLF001
+    except (ImportError, AttributeError):
+        return None
+
+
+def set_title(title: str) -> None:
+    """The process title ``ps`` shows; ``comm`` (``ps -C``, ``pgrep -x``) is its first word."""
+    try:
+        import setproctitle
+    except ImportError:             # optional: without it, only comm is set
+        _libc.prctl(PR_SET_NAME, title.split()[0].encode()[:15], 0, 0, 0)
+        return
+    setproctitle.setproctitle(title)
+    setproctitle.setthreadtitle(title.split()[0])
 
 
 def port_accepts(port: int, host: str = "127.0.0.1") -> bool:

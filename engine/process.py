@@ -61,6 +61,7 @@ class Child:
     last_exit: str = ""
     last_error: str = ""
     kill_reason: str = ""
+    last_words: str = ""           # the last line the child wrote on stderr (its pipe)
     status: dict = field(default_factory=dict)
 
     @property
@@ -76,7 +77,7 @@ class Child:
         """STOPPED/BACKOFF/FATAL -> STARTING; a failed spawn goes to BACKOFF."""
         if self.state in states.ALIVE:
             return
-        self.ready, self.status, self.kill_reason = False, {}, ""
+        self.ready, self.status, self.kill_reason, self.last_words = False, {}, "", ""
         try:
             self.handle = self.starter(os_)
         except Exception as exc:  # noqa: BLE001 - any spawn failure is recorded, never raised
@@ -107,7 +108,7 @@ class Child:
         if self.kill_reason:
             self.last_error = self.kill_reason
         elif status != 0:
-            detail = self.status.get("detail")
+            detail = self.last_words or self.status.get("detail")
             self.last_error = f"{self.last_exit}: {detail}" if detail else self.last_exit
         self.handle = None
         if self.state == states.STOPPING:
@@ -171,7 +172,7 @@ class Child:
         return {
             "name": self.name, "kind": self.kind, "group": self.group, "state": self.state,
             "sub_state": self.status.get("state", ""), "detail": self.status.get("detail", ""),
-            "pid": self.pid, "uptime": round(now - self.started_at, 1) if self.handle else 0.0,
+            "pid": self.pid, "uptime": round(now - self.started_at, 1) if self.handle else None,
             "restarts": self.restarts, "last_exit": self.last_exit, "last_error": self.last_error,
             "port": self.port, "ready": self.ready, "counters": self.status.get("counters", {}),
             "retry_in": round(max(0.0, self.next_start - now), 1)

@@ -24,12 +24,13 @@ import logging
 import os
 import selectors
 import signal
+import sys
 import time
 from pathlib import Path
 
 import orjson
 
-from engine import __version__, config as config_mod, ipc, osapi, states
+from engine import __version__, config as config_mod, ipc, osapi, runinfo, states
 from engine.control import Server
 from engine.errors import ConfigError, ControlError
 from engine.process import Child, Policy
@@ -79,20 +80,22 @@ class Supervisor:
         for d in (self.run_dir, self.log_dir, self.config.home / "data"):
             d.mkdir(parents=True, exist_ok=True)
         osapi.write_pidfile(self.run_dir / PIDFILE)
+        osapi.set_title(f"ocp_agentd home={self.config.home}")
         self._clean_leftovers()
         self.segments = ipc.Segments(ipc.instance_id(self.config), create=True,
                                      names=(*self.specs, *(p.name for p in self.config.programs)))
+        try:
+            runinfo.write(self.run_dir, self.config_path, self.config.home, self.segments.instance)
+        except OSError as exc:
+            log.warning("cannot record the config in %s: %s", self.run_dir, exc)
         self.control = Server(self.run_dir, self.selector, self.handle_request)
         self._build_children()
         log.info("ocp_agentd %s started (pid %d, home %s)", __version__, os.getpid(), self.config.home)
 
     def _clean_leftovers(self) -> None:
         """What a supervisor killed with -9 left: orphans it can prove are its own, pid files."""
-        for pidfile in self.run_dir.glob("*.pid"):
-            if pidfile.name != PIDFILE:
-                pid = osapi.kill_orphan(pidfile)
-                if pid:
-                    log.warning("killed orphan %s (pid %d) of a previous supervisor", pidfile.stem, pid)
+        for what in kill_orphans(self.run_dir):
+            log.warning("%s of a previous supervisor", what)
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -167,10 +170,53 @@ class Supervisor:
 
     def _worker_starter(self, spec: WorkerSpec):
         def start(os_):
-            handle = os_.fork_worker(run_worker, (spec, self.config, self.segments.instance))
+            handle = os_.fork_worker(run_worker, (spec, self.config, self.segments.instance),
+                                     title=f"{spec.name} home={self.config.home}")
             self._write_child_pidfile(spec.name, handle)
+            self._watch_stderr(spec.name, handle)
             return handle
         return start
+
+    def _watch_stderr(self, name: str, handle) -> None:
+        """Read the worker's stderr pipe from the loop: its last line is its last words."""
+        fd = getattr(handle, "stderr", None)
+        if fd is None:
+            return
+        self.selector.register(fd, selectors.EVENT_READ, lambda _fd: self._read_stderr(name, handle))
+
+    def _read_stderr(self, name: str, handle) -> None:
+        """Relay what the worker wrote to our stderr; keep its last line; close at EOF."""
+        fd = getattr(handle, "stderr", None)
+        if fd is None:
+            return
+        eof = False
+        try:
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    eof = True
+                    break
+                self._take_words(name, chunk)
+        except BlockingIOError:
+            pass
+        except OSError:
+            eof = True
+        if eof:
+            self.selector.unregister(fd)
+            os.close(fd)
+            handle.stderr = None
+
+    def _take_words(self, name: str, chunk: bytes) -> None:
+        lines = [ln.strip() for ln in chunk.decode(errors="replace").splitlines() if ln.strip()]
+        child = self.children.get(name)
+        if lines and child is not None:
+            child.last_words = lines[-1][:500]
+        try:
+            for line in lines:
+                sys.stderr.write(f"{name}: {line}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):      # our stderr is gone (terminal closed): keep guarding
+            pass
 
     def _program_child(self, prog, policy: Policy) -> Child:
         """An external program: no heartbeat; ready once ``ready_port`` accepts, if set."""
@@ -232,8 +278,12 @@ class Supervisor:
             last = self._status_of(child)          # the worker's last words, if any
             if last and last.get("pid") == pid:
                 child.status = last
+            self._read_stderr(child.name, child.handle)     # whatever is left in the pipe
             osapi.remove_pidfile(self.run_dir / f"{child.name}.pid", pid)
             was_stopping = child.state == states.STOPPING
+            if self.stopping and not was_stopping:
+                child.state = states.STOPPING      # it went first (Ctrl-C hits the whole group)
+                was_stopping = True
             child.exited(status, now)
             if not was_stopping:
                 log.warning("%s (pid %d) %s; %s", child.name, pid, child.last_exit,
@@ -297,6 +347,7 @@ class Supervisor:
         """
         new = config_mod.load(self.config_path, home=str(self.config.home)) if self.config_path \
             else self.config
+        config_mod.check_files(new)
         old, self.config = self.config, new
         policy = Policy.from_config(new.supervisor)
         for child in self.children.values():
@@ -309,6 +360,8 @@ class Supervisor:
             elif name not in self.children or name in self.retired:
                 self._enlist(name, self._worker_child(spec, policy), spec.depends)
             elif old.worker(name) != new.worker(name) or (spec.needs_ob and old.ob != new.ob):
+                if spec.has_port:
+                    self.children[name].port = getattr(new.worker(name), "port", None)
                 changed += self._restart_if_wanted(name)
         for name in [n for n, c in self.children.items() if c.kind == "program" and n not in programs]:
             self._retire(name)
@@ -426,10 +479,14 @@ class Supervisor:
         now = self.os.now()
         return {
             "supervisor": {"pid": os.getpid(), "version": __version__, "home": str(self.config.home),
-                           "config": self.config.source, "uptime": round(time.time() - self.started_at, 1),
+                           "config": self.config_source(), "uptime": round(time.time() - self.started_at, 1),
                            "instance": self.segments.instance if self.segments else None},
             "workers": [self._describe(c, now) for c in self.children.values()],
         }
+
+    def config_source(self) -> str:
+        """The absolute path of the config file, or what stands for one (``<defaults>``)."""
+        return os.path.abspath(self.config_path) if self.config_path else self.config.source
 
     def _describe(self, child: Child, now: float) -> dict:
         out = child.describe(now)
@@ -448,7 +505,9 @@ class Supervisor:
                             "since": c.started_at, "last_error": c.last_error,
                             "uptime": now - c.started_at if c.handle else 0.0} for c in self.children.values()}
         try:
-            self.segments.board("supervisor").publish(orjson.dumps({"t": time.time(), "workers": workers}))
+            self.segments.board("supervisor").publish(orjson.dumps(
+                {"t": time.time(), "home": str(self.config.home), "config": self.config_source(),
+                 "pid": os.getpid(), "workers": workers}))
         except ValueError:
             pass
 
@@ -460,11 +519,17 @@ def run_worker(spec: WorkerSpec, config, instance: str) -> None:
     segments = ipc.Segments(instance)
     ctx = WorkerContext(spec.name, config, segments)
     ctx.install_signal_handlers()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the supervisor's: it stops us in order
     code = 0
     try:
         spec.load()(ctx)
-    except Exception:  # noqa: BLE001 - logged, then the supervisor restarts us
+    except Exception as exc:  # noqa: BLE001 - logged, then the supervisor restarts us
         logging.getLogger(f"engine.{spec.name}").exception("worker crashed")
+        try:                 # the last line on stderr: the supervisor shows it in status
+            sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
         code = 1
     finally:
         logging.shutdown()
@@ -476,6 +541,46 @@ def replace_section(config, name: str, **changes):
     workers = dataclasses.replace(config.workers, **{
         name: dataclasses.replace(config.worker(name), **changes)})
     return dataclasses.replace(config, workers=workers)
+
+
+def kill_orphans(run_dir: Path) -> list[str]:
+    """Remove a dead supervisor's worker pid files, killing each worker a file proves is its own."""
+    done = []
+    for pidfile in Path(run_dir).glob("*.pid"):
+        if pidfile.name != PIDFILE:
+            pid = osapi.kill_orphan(pidfile)
+            done.append(f"killed orphan {pidfile.stem} (pid {pid})" if pid else f"removed {pidfile.name}")
+    return done
+
+
+def clean_dead_home(config) -> list[str]:
+    """What a supervisor killed with -9 left on this home; [] if one is running.
+
+    Its pid file, its workers' pid files (killing any proven orphan), its
+    control socket and its shared-memory segments (the instance from the run
+    record, so a config that changed or broke since still finds them).
+    """
+    home = config.home
+    run_dir = home / "run"
+    if pid_of_running(home):
+        return []
+    done = kill_orphans(run_dir)
+    for name in (PIDFILE, "ocp_agentd.sock"):
+        try:
+            (run_dir / name).unlink()
+            done.append(f"removed {name}")
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            done.append(f"cannot remove {name}: {exc.strerror}")
+    record = runinfo.read(home) or {}
+    instances = {ipc.instance_id(config), record.get("instance") or ipc.instance_id(config)}
+    segs = [n for inst in instances if isinstance(inst, str) for n in ipc.stale_segments(inst)]
+    for name in segs:
+        ipc.unlink_segment(name)
+    if segs:
+        done.append(f"removed {len(segs)} shared-memory segments")
+    return done
 
 
 def pid_of_running(home: Path) -> int | None:

@@ -49,6 +49,23 @@ def hanger(ctx):
     _event(ctx, "stop")
 
 
+def raiser(ctx):
+    """Dies at once with an exception that says why, every time (not in its status)."""
+    _event(ctx, "start")
+    raise RuntimeError("the disk of the thing is gone")
+
+
+def fd_lister(ctx):
+    """Records what its descriptors point at (one "fd <target>" line each), then steady."""
+    with open(ctx.home / f"fds.{ctx.name}", "w") as out:
+        for fd in sorted(int(n) for n in os.listdir("/proc/self/fd")):
+            try:
+                out.write(f"{fd} {os.readlink(f'/proc/self/fd/{fd}')}\n")
+            except OSError:
+                pass
+    steady(ctx)
+
+
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     import orjson

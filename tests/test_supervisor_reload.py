@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from engine import config, states
-from engine.errors import ControlError
+from engine.errors import ConfigError, ControlError
 from engine.supervisor import Supervisor
 from engine.workers import WorkerSpec
 
@@ -31,7 +31,7 @@ class FakeOS:
         self.handles[self.pid] = FakeHandle(self.pid)
         return self.handles[self.pid]
 
-    def fork_worker(self, target, args):
+    def fork_worker(self, target, args, title=""):
         return self._handle()
 
     def spawn_program(self, command, cwd, env, log_path):
@@ -232,3 +232,31 @@ def test_a_program_removed_by_reload_and_still_exiting_does_not_break_the_stop(s
     sup.stop_all()
     assert "p1" not in sup.children
     assert all(c.state == states.STOPPED for c in sup.children.values())
+
+
+def test_a_reload_that_moves_a_port_shows_the_new_port_in_status(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text(f"[agent]\nhome = '{tmp_path / 'home'}'\n[workers.node_exporter]\nport = 41001\n")
+    specs = {"node_exporter": WorkerSpec("node_exporter", "agent", has_port=True)}
+    s = Supervisor(config.load(path), str(path), specs=specs, os_=FakeOS())
+    s.run_dir.mkdir(parents=True)
+    s.segments = FakeSegments()
+    s._status_of = lambda child: None
+    s._build_children()
+    s.start_all()
+    settle(s)
+    assert [w["port"] for w in s.status()["workers"]] == [41001]
+    path.write_text(f"[agent]\nhome = '{tmp_path / 'home'}'\n[workers.node_exporter]\nport = 41002\n")
+    assert s.reload() == ["node_exporter"]
+    settle(s)
+    assert [w["port"] for w in s.status()["workers"]] == [41002]
+
+
+def test_a_reload_refuses_a_secret_file_the_worker_would_refuse(sup, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("x")
+    secret.chmod(0o644)
+    sup.write(PROG + f"[workers.pos_proxy]\nsecret_file = '{secret}'\n")
+    with pytest.raises(ConfigError, match="0600"):
+        sup.reload()
+    assert sup.config.workers.pos_proxy.secret_file == ""          # the running config is kept

@@ -11,11 +11,11 @@ import orjson
 import psutil
 
 from engine import agentlog, states
-from engine.commands import load_config
-from engine.config import load as load_file
+from engine.commands import config_path, load_config, load_config_to_control
+from engine.config import check_files, load as load_file
 from engine.control import Client
 from engine.errors import ConfigError, ControlError, NotRunning
-from engine.supervisor import Supervisor, pid_of_running
+from engine.supervisor import Supervisor, clean_dead_home, pid_of_running
 from engine.workers import GROUPS
 
 
@@ -57,7 +57,8 @@ def _client(cfg) -> Client:
 
 
 def _config_path(args) -> str | None:
-    return getattr(args, "config", None) or os.environ.get("OCP_AGENT_CONFIG") or None
+    """The config file this verb uses (named, else recorded for the home; engine/runinfo.py)."""
+    return config_path(args)
 
 
 # ---------------------------------------------------------------- start
@@ -70,6 +71,7 @@ def cmd_start(args) -> int:
             return 0
         print("started:", ", ".join(_client(cfg).call("start", names=args.names)["names"]))
         return wait_ready(cfg, args.timeout)
+    check_files(cfg)
     if args.foreground:
         agentlog.setup(cfg, "ocp_agentd", foreground=True)
         return Supervisor(cfg, _config_path(args)).run_forever()
@@ -122,10 +124,13 @@ def wait_ready(cfg, timeout: float | None) -> int:
 # ---------------------------------------------------------------- stop / restart
 
 def cmd_stop(args) -> int:
-    cfg = load_config(args)
+    cfg = load_config_to_control(args)
     pid = pid_of_running(cfg.home)
     if not pid:
-        print("ocp_agentd is not running")
+        cleaned = [] if args.names else clean_dead_home(cfg)
+        print(f"ocp_agentd is not running (home {cfg.home})")
+        if cleaned:
+            print("cleaned what a killed ocp_agentd left: " + "; ".join(cleaned))
         return 0
     if args.names:
         print("stopped:", ", ".join(_client(cfg).call("stop", names=args.names)["names"]))
@@ -150,10 +155,18 @@ def _alive(pid: int) -> bool:
 
 
 def cmd_restart(args) -> int:
-    cfg = load_config(args)
+    """Workers: through the ctl. The whole agent: stop, then start with the same config.
+
+    The config is the one the running supervisor was started with (recorded in
+    its run dir) unless another is named; it is checked before anything stops,
+    so a bad file leaves the running agent alone.
+    """
     if args.names:
+        cfg = load_config_to_control(args)
         print("restarting:", ", ".join(_client(cfg).call("restart", names=args.names)["names"]))
         return 0
+    cfg = load_config(args)
+    check_files(cfg)
     args.names, args.timeout, args.foreground = [], 60.0, False
     if cmd_stop(args):
         return 1
@@ -162,7 +175,7 @@ def cmd_restart(args) -> int:
 
 
 def cmd_reload(args) -> int:
-    cfg = load_config(args)
+    cfg = load_config_to_control(args)     # the supervisor re-reads its own file and checks it
     restarted = _client(cfg).call("reload")["restarted"]
     print("config reloaded; restarted:", ", ".join(restarted) or "none")
     return 0
@@ -171,23 +184,25 @@ def cmd_reload(args) -> int:
 # ---------------------------------------------------------------- status
 
 def cmd_status(args) -> int:
-    cfg = load_config(args)
+    """Exit 0 if every worker is up or stopped on purpose; 3 if the agent is not running
+    or a worker is BACKOFF or FATAL (as supervisorctl)."""
+    cfg = load_config_to_control(args)
     try:
         status = _client(cfg).call("status")
     except NotRunning:
         if args.json:
-            print(orjson.dumps({"supervisor": None, "workers": []}).decode())
+            print(orjson.dumps({"supervisor": None, "home": str(cfg.home), "workers": []}).decode())
         else:
-            print("ocp_agentd is not running")
+            print(f"ocp_agentd is not running (home {cfg.home})")
         return 3
     status.pop("ok", None)
     if args.names:
         status["workers"] = select_workers(status["workers"], args.names)
     if args.json:
         print(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
-        return 0
-    print(render_status(status))
-    return 0
+    else:
+        print(render_status(status))
+    return 3 if any(w["state"] in (states.BACKOFF, states.FATAL) for w in status["workers"]) else 0
 
 
 def select_workers(workers: list[dict], names: list[str]) -> list[dict]:
@@ -207,7 +222,8 @@ def render_status(status: dict) -> str:
         detail = " ".join(x for x in (w["sub_state"] if w["sub_state"] not in ("", states.OK) else "",
                                       w["detail"], w["last_error"] and f"last error: {w['last_error']}",
                                       w["retry_in"] is not None and f"retry in {w['retry_in']:g}s") if x)
-        lines.append(f"{w['name']:15} {w['state']:9} {w['pid'] or '-':>7} {w['uptime']:>7.0f}s "
+        uptime = f"{w['uptime']:>7.0f}s" if w["pid"] and w["uptime"] is not None else f"{'-':>8}"
+        lines.append(f"{w['name']:15} {w['state']:9} {w['pid'] or '-':>7} {uptime} "
                      f"{w['restarts']:>8} {w['port'] or '-':>6}  {detail}")
     return "\n".join(lines)
 
@@ -237,6 +253,7 @@ def cmd_check_config(args) -> int:
         return 2
     try:
         cfg = load_file(path)
+        check_files(cfg)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
