@@ -65,7 +65,7 @@ def run(args) -> int:
         for rec in found:
             sys.stdout.write(orjson.dumps(rec).decode() + "\n")
         return 0
-    print(render(found))
+    print(render(found) if found else f"no alerts in {data_dir}")
     return 0
 
 
