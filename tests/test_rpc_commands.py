@@ -226,3 +226,51 @@ def test_shipped_allowlist_parses():
     raw = tomllib.loads((Path(__file__).parents[1] / "conf" / "agent.toml").read_text())
     templates = parse_allowlist(raw["workers"]["pos_proxy"].get("commands", {}))
     assert templates, "conf/agent.toml ships an example allow-list"
+
+
+# ---------------------------------------------------------------- issue 12: no check-then-use, no walking out
+
+def test_a_path_parameter_is_handed_over_opened_not_reopened_by_name(rpc_server, tmp_path):
+    """Issue 12: a `path` value was checked, then passed as a string the program opened again,
+    so a directory swapped for a symlink in between led outside. The program now gets the
+    checked file's descriptor (/proc/self/fd/N): the swap after the check changes nothing."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "d").mkdir(parents=True)
+    outside.mkdir()
+    (root / "d" / "f.txt").write_text("inside\n")
+    (outside / "f.txt").write_text("CANARY\n")
+    srv = rpc_server(file_roots=[str(root)], commands={"late_cat": {
+        "argv": [SH, "-c", 'sleep 1; exec /bin/cat "$0"', "{file}"], "async": True,
+        "params": {"file": {"type": "path"}}}})
+    status, env = srv.call("command/run", {"name": "late_cat", "params": {"file": str(root / "d" / "f.txt")}})
+    assert status == 200, env
+    (root / "d").rename(root / "d.old")            # what a local user with write access to the root does
+    (root / "d").symlink_to(outside)
+    from conftest import wait_for
+    record = wait_for(lambda: (r := srv.call("task/status", {"task_id": env["data"]["task_id"]})[1]["data"])
+                      and r["state"] != "running" and r, what="the task")
+    assert record["state"] == "done" and record["result"]["stdout"] == "inside\n", record
+    assert record["result"]["argv"][-1].startswith("/proc/self/fd/")
+    assert not [f for f in os.listdir("/proc/self/fd") if _points_into(f, root)]   # closed after the start
+
+
+def _points_into(fd: str, root) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}").startswith(str(root))
+    except OSError:
+        return False
+
+
+def test_the_default_str_pattern_admits_no_path(rpc_server, tmp_path):
+    """Issue 12: `cat -- <root>/{name}` with name=../../outside/canary.txt returned the canary:
+    the default `str` pattern admitted '/', '..' and '%'."""
+    root = tmp_path / "a" / "b"
+    root.mkdir(parents=True)
+    (root / "ok.txt").write_text("fine\n")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "canary.txt").write_text("CANARY\n")
+    srv = rpc_server(commands={"show": {"argv": ["/bin/cat", "--", f"{root}/{{leaf}}"],
+                                        "params": {"leaf": {"type": "str"}}}})
+    for evil in ("../../outside/canary.txt", "..", "x/../../outside/canary.txt", "%2e%2e", "a/b"):
+        assert refused(srv, "show", leaf=evil) == "bad_parameter", evil
+    assert ok(srv, "show", leaf="ok.txt")["stdout"] == "fine\n"

@@ -39,7 +39,7 @@ def build(config: config_mod.AgentConfig, *, secret: str | None = None) -> RpcSe
     files = Files(sec.file_roots, sec.max_output_bytes, sec.call_timeout)
     server = RpcServer(sec, {}, auth, audit, ssl_context=tls_context(sec))
     namespaces = [Agent(config, stats=server.stats), files,
-                  Commands(templates, files.resolve, sec.call_timeout), LogSearch(config, sec), Monitor(config, sec)]
+                  Commands(templates, files.open_path, sec.call_timeout), LogSearch(config, sec), Monitor(config, sec)]
     for ns in namespaces:
         server.ops.update(ns.ops())
     server.namespaces = namespaces

@@ -30,7 +30,9 @@ from engine.rpc.params import get_bool, get_str, only
 
 MAX_TASKS = 256
 SAFE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-DEFAULT_PATTERN = r"[A-Za-z0-9_.:@%+=,/][A-Za-z0-9_.:@%+=,/-]*"
+# no path separator, no "..", no "%": a value cannot walk out of a directory the template names
+# (a template that wants a path declares a `path` parameter, which is confined and opened)
+DEFAULT_PATTERN = r"(?!.*\.\.)[A-Za-z0-9_.:@+=,][A-Za-z0-9_.:@+=,-]*"
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")   # {{ and }} are literal braces
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 TYPES = ("str", "int", "choice", "path")
@@ -147,8 +149,14 @@ def _table(spec: dict, key: str, where: str) -> dict:
 
 # ---------------------------------------------------------------- validation
 
-def check_value(p: Param, value, resolve_path) -> str:
-    """One parameter's value as the text of an argv element; RpcError if refused."""
+def check_value(p: Param, value, open_path, fds: list) -> str:
+    """One parameter's value as the text of an argv element; RpcError if refused.
+
+    A ``path`` value is opened (``open_path`` -> (O_PATH descriptor, real path),
+    confined to the file roots) and becomes ``/proc/self/fd/N``: the program
+    opens the very file that was checked, whatever is renamed or swapped for
+    a symlink meanwhile (no check-then-use). The descriptor is appended to
+    ``fds``, to be passed to the program and closed after it starts."""
     if p.type == "int":
         if isinstance(value, bool) or not isinstance(value, int) or not p.min <= value <= p.max:
             raise bad_request(f"parameter {p.name!r}: an integer within [{p.min}, {p.max}]", "bad_parameter")
@@ -162,18 +170,23 @@ def check_value(p: Param, value, resolve_path) -> str:
     if p.type == "choice" and value not in p.choices:
         raise bad_request(f"parameter {p.name!r}: one of {', '.join(p.choices)}", "bad_parameter")
     if p.type == "path":
-        value = str(resolve_path(value))
+        fd, real = open_path(value)
+        fds.append(fd)
+        if p.pattern is not None and not p.pattern.fullmatch(str(real)):
+            raise bad_request(f"parameter {p.name!r}: does not match {p.pattern.pattern!r}", "bad_parameter")
+        return f"/proc/self/fd/{fd}"
     if p.pattern is not None and not p.pattern.fullmatch(value):
         raise bad_request(f"parameter {p.name!r}: does not match {p.pattern.pattern!r}", "bad_parameter")
     return value
 
 
-def render(t: Template, params: dict, resolve_path) -> list[str]:
-    """The argv of ``t`` with ``params`` filled in; every value validated first."""
+def render(t: Template, params: dict, open_path, fds: list) -> list[str]:
+    """The argv of ``t`` with ``params`` filled in; every value validated first. Descriptors
+    opened for ``path`` parameters are appended to ``fds`` (the caller closes them)."""
     values = {}
     for p in t.params.values():
         if p.name in params:
-            values[p.name] = check_value(p, params[p.name], resolve_path)
+            values[p.name] = check_value(p, params[p.name], open_path, fds)
         elif p.required:
             raise bad_request(f"parameter {p.name!r} is required", "bad_parameter")
         elif p.default is not None:
@@ -202,17 +215,27 @@ def _fill(m: re.Match, values: dict) -> str:
 
 # ---------------------------------------------------------------- running
 
-async def run(t: Template, argv: list[str], timeout: float) -> dict:
-    """Run ``argv`` per the template; the exit code and capped output."""
+def close_fds(fds: list) -> None:
+    """Close and forget ``fds`` (safe to call twice: the list is emptied)."""
+    while fds:
+        with contextlib.suppress(OSError):
+            os.close(fds.pop())
+
+
+async def run(t: Template, argv: list[str], timeout: float, fds: list | None = None) -> dict:
+    """Run ``argv`` per the template, handing it ``fds``; the exit code and capped output."""
+    fds = fds if fds is not None else []
     t0 = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, cwd=t.cwd, env={**SAFE_ENV, **t.env},
-            start_new_session=True, **_run_as(t))
+            start_new_session=True, pass_fds=tuple(fds), **_run_as(t))
     except OSError as exc:     # not installed here, not executable, cwd gone: the host's state
         where = exc.filename or argv[0]
         raise RpcError(409, "cannot_start", f"{t.name}: cannot start: {where}: {exc.strerror}") from None
+    finally:
+        close_fds(fds)        # the program has its copies
     out, err = _Capture(t.max_output_bytes), _Capture(t.max_output_bytes)
     timed_out = finished = False
     try:
@@ -275,9 +298,9 @@ class _Capture:
 # ---------------------------------------------------------------- the namespace
 
 class Commands:
-    def __init__(self, templates: dict[str, Template], resolve_path, call_timeout: float):
+    def __init__(self, templates: dict[str, Template], open_path, call_timeout: float):
         self.templates = templates
-        self.resolve_path = resolve_path
+        self.open_path = open_path
         self.call_timeout = call_timeout
         self.tasks: dict[str, dict] = {}
         self._running: set[asyncio.Task] = set()
@@ -299,14 +322,24 @@ class Commands:
         args = params.get("params", {})
         if not isinstance(args, dict):
             raise bad_request("'params' must be an object", "bad_parameter")
-        argv = render(t, args, self.resolve_path)
-        _run_as(t)   # refuse before starting anything
-        if t.run_async or get_bool(params, "async", False):
-            return self._start_task(t, argv)
-        return await run(t, argv, min(t.timeout, max(self.call_timeout - 1.0, 0.1)))
+        fds: list[int] = []
+        try:
+            argv = render(t, args, self.open_path, fds)
+            _run_as(t)   # refuse before starting anything
+            run_async = t.run_async or get_bool(params, "async", False)
+        except BaseException:
+            close_fds(fds)
+            raise
+        if run_async:
+            return self._start_task(t, argv, fds)             # the task closes them
+        return await run(t, argv, min(t.timeout, max(self.call_timeout - 1.0, 0.1)), fds)   # run does
 
-    def _start_task(self, t: Template, argv: list[str]) -> dict:
-        self._evict()
+    def _start_task(self, t: Template, argv: list[str], fds: list) -> dict:
+        try:
+            self._evict()
+        except BaseException:
+            close_fds(fds)
+            raise
         task_id = secrets.token_hex(8)
         record = {"task_id": task_id, "command": t.name, "state": "running", "started": time.time(),
                   "finished": None, "result": None}
@@ -314,10 +347,12 @@ class Commands:
 
         async def work():
             try:
-                record["result"] = await run(t, argv, t.timeout)
+                record["result"] = await run(t, argv, t.timeout, fds)
                 record["state"] = "done"
             except Exception as exc:   # a failed start is the task's result, not a crash
                 record["state"], record["result"] = "failed", {"error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                close_fds(fds)
             record["finished"] = time.time()
 
         job = asyncio.get_running_loop().create_task(work())

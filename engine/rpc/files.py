@@ -68,6 +68,11 @@ class Files:
             raise
         return fd, real
 
+    def open_path(self, raw: str) -> tuple[int, Path]:
+        """An ``O_PATH`` descriptor on ``raw`` (confined as every operation is) and its real
+        path: what a command's ``path`` parameter hands the program (``/proc/self/fd/N``)."""
+        return self._open_checked(raw, os.O_PATH)
+
     def _open(self, raw: str) -> tuple[int, Path]:
         fd, real = self._open_checked(raw, os.O_RDONLY | os.O_NONBLOCK)
         try:
