@@ -80,37 +80,37 @@ def test_age_rule_with_a_full_disk(logdir):
 
 
 def test_nothing_below_the_threshold(logdir):
-    make(logdir, "observer.log.1", days=100)
+    make(logdir, "observer.log.20240101000000001", days=100)
     done = clean_once([ob_target(logdir)], usage=roomy)
-    assert os.listdir(logdir) == ["observer.log.1"] and done.runs[0].result is None
+    assert os.listdir(logdir) == ["observer.log.20240101000000001"] and done.runs[0].result is None
 
 
 def test_threshold_rule_oldest_first(logdir):
     for i in range(10):
-        make(logdir, f"observer.log.{i}", size=100, days=5 - i * 0.1)
+        make(logdir, f"observer.log.{20240101000000000 + i}", size=100, days=5 - i * 0.1)
     clean_once([ob_target(logdir)], usage=full)
-    assert sorted(os.listdir(logdir)) == [f"observer.log.{i}" for i in range(4, 10)]
+    assert sorted(os.listdir(logdir)) == [f"observer.log.{20240101000000000 + i}" for i in range(4, 10)]
 
 
 def test_dry_run_deletes_nothing(logdir):
-    make(logdir, "observer.log.1", days=100)
+    make(logdir, "observer.log.20240101000000001", days=100)
     done = clean_once([ob_target(logdir)], usage=full, dry_run=True)
-    assert os.listdir(logdir) == ["observer.log.1"]
-    assert [d.name for d in done.runs[0].plan.deletions] == ["observer.log.1"]
+    assert os.listdir(logdir) == ["observer.log.20240101000000001"]
+    assert [d.name for d in done.runs[0].plan.deletions] == ["observer.log.20240101000000001"]
 
 
 def test_a_dry_run_logs_what_it_would_delete(logdir, caplog):
-    make(logdir, "observer.log.1", days=100)
+    make(logdir, "observer.log.20240101000000001", days=100)
     with caplog.at_level("INFO", logger="engine.ob_cleaner"):
         done = clean_once([ob_target(logdir)], dry_run=True, usage=full)
-    assert done.runs[0].result is None and (logdir / "observer.log.1").exists()
-    assert any("would delete" in m and "observer.log.1" in m for m in caplog.messages)
+    assert done.runs[0].result is None and (logdir / "observer.log.20240101000000001").exists()
+    assert any("would delete" in m and "observer.log.20240101000000001" in m for m in caplog.messages)
 
 
 def test_active_files_untouched_even_by_a_greedy_rule(logdir):
     for name in ("observer.log", "observer.log.wf", "rootservice.log", "election.log.wf"):
         make(logdir, name, days=100)
-    make(logdir, "observer.log.1", days=100)
+    make(logdir, "observer.log.20240101000000001", days=100)
     greedy = policy.Target("t", str(logdir), 0.0, (policy.Rule("all", r".*", 0, 0),))
     done = clean_once([greedy], usage=full)
     assert sorted(os.listdir(logdir)) == ["election.log.wf", "observer.log", "observer.log.wf", "rootservice.log"]
@@ -135,14 +135,14 @@ def test_a_file_held_open_by_a_process_is_kept(logdir):
 
 
 def test_without_proc_nothing_is_deleted_and_the_reason_says_so(logdir):
-    make(logdir, "observer.log.1", days=100)
+    make(logdir, "observer.log.20240101000000001", days=100)
     result = apply_for(plan_for(ob_target(logdir, 0.0)), open_files=OpenFiles(proc=str(logdir / "no-proc")))
-    assert (logdir / "observer.log.1").exists()
+    assert (logdir / "observer.log.20240101000000001").exists()
     assert result.rules["log"].skipped == {"open_unknown": 1} and result.rules["log"].errors == {}
 
 
 def test_open_files_scan_sees_our_own_fd(logdir):
-    path = make(logdir, "observer.log.1")
+    path = make(logdir, "observer.log.20240101000000001")
     with open(path) as fh:
         st = os.fstat(fh.fileno())
         assert OpenFiles().holds(st.st_dev, st.st_ino)
@@ -170,9 +170,9 @@ def test_no_recursion_into_directories_real_or_symlinked(tmp_path, logdir):
     sub = logdir / "sub"
     sub.mkdir()
     nested = make(sub, "observer.log.20240101000000001", days=100)
-    (logdir / "observer.log.9").symlink_to(outside, target_is_directory=True)
+    (logdir / "observer.log.20240101000000009").symlink_to(outside, target_is_directory=True)
     clean_once([ob_target(logdir, 0.0)], usage=full)
-    assert victim.exists() and nested.exists() and (logdir / "observer.log.9").is_symlink()
+    assert victim.exists() and nested.exists() and (logdir / "observer.log.20240101000000009").is_symlink()
 
 
 def test_replaced_by_a_symlink_between_plan_and_apply(tmp_path, logdir):
@@ -188,17 +188,17 @@ def test_replaced_by_a_symlink_between_plan_and_apply(tmp_path, logdir):
 
 
 def test_renamed_or_grown_between_plan_and_apply(logdir):
-    make(logdir, "observer.log.1", days=100)
-    grown = make(logdir, "observer.log.2", days=100)
-    make(logdir, "observer.log.3", days=100)
+    make(logdir, "observer.log.20240101000000001", days=100)
+    grown = make(logdir, "observer.log.20240101000000002", days=100)
+    make(logdir, "observer.log.20240101000000003", days=100)
     plan = plan_for(ob_target(logdir, 0.0))
-    os.rename(logdir / "observer.log.1", logdir / "kept.observer")      # renamed away ...
-    make(logdir, "observer.log.1", days=100)                             # ... a new file took the name
+    os.rename(logdir / "observer.log.20240101000000001", logdir / "kept.observer")      # renamed away ...
+    make(logdir, "observer.log.20240101000000001", days=100)                             # ... a new file took the name
     with open(grown, "ab") as fh:
         fh.write(b"more")
     os.utime(grown, (time.time() - 100 * DAY,) * 2)
     result = apply_for(plan)
-    assert sorted(os.listdir(logdir)) == ["kept.observer", "observer.log.1", "observer.log.2"]
+    assert sorted(os.listdir(logdir)) == ["kept.observer", "observer.log.20240101000000001", "observer.log.20240101000000002"]
     assert result.rules["log"].skipped == {"changed": 2} and result.rules["log"].deleted_files == 1
 
 
@@ -225,23 +225,23 @@ def test_a_rotation_during_the_open_files_scan_is_caught(logdir):
 
 def test_vanished_and_permission_denied_are_counted_and_the_run_goes_on(logdir):
     for i in range(4):
-        make(logdir, f"observer.log.{i}", days=100)
+        make(logdir, f"observer.log.{20240101000000000 + i}", days=100)
     plan = plan_for(ob_target(logdir, 0.0))
-    os.unlink(logdir / "observer.log.0")
+    os.unlink(logdir / "observer.log.20240101000000000")
 
     def unlink(name, *, dir_fd):
-        if name == "observer.log.2":
+        if name == "observer.log.20240101000000002":
             raise PermissionError(errno.EACCES, "Permission denied", name)
         os.unlink(name, dir_fd=dir_fd)
 
     result = apply_for(plan, unlink=unlink)
-    assert os.listdir(logdir) == ["observer.log.2"]
+    assert os.listdir(logdir) == ["observer.log.20240101000000002"]
     st = result.rules["log"]
     assert st.errors == {"vanished": 1, "EACCES": 1} and st.deleted_files == 2
 
 
 def test_a_missing_target_is_reported_and_the_others_are_cleaned(tmp_path, logdir):
-    make(logdir, "observer.log.1", days=100)
+    make(logdir, "observer.log.20240101000000001", days=100)
     missing = ob_target(tmp_path / "nope")
     done = clean_once([missing, ob_target(logdir)], usage=full)
     assert done.runs[0].error == "target_missing"
@@ -249,15 +249,15 @@ def test_a_missing_target_is_reported_and_the_others_are_cleaned(tmp_path, logdi
 
 
 def test_nothing_outside_the_target_dir_is_touched(tmp_path, logdir):
-    beside = make(tmp_path, "observer.log.1", days=100)
-    make(logdir, "observer.log.1", days=100)
+    beside = make(tmp_path, "observer.log.20240101000000001", days=100)
+    make(logdir, "observer.log.20240101000000001", days=100)
     clean_once([ob_target(logdir, 0.0)], usage=full)
     assert beside.exists() and os.listdir(logdir) == []
 
 
 def test_stopping_interrupts_between_files(logdir):
     for i in range(5):
-        make(logdir, f"observer.log.{i}", days=100)
+        make(logdir, f"observer.log.{20240101000000000 + i}", days=100)
     calls = []
     done = clean_once([ob_target(logdir, 0.0)], usage=full, tick=lambda: calls.append(1) or len(calls) > 2)
     assert done.runs[0].result.interrupted and len(os.listdir(logdir)) == 3
@@ -270,7 +270,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 KINDS = st.sampled_from(["file", "file", "file", "link_out", "link_dir", "dir"])
 NAMES = st.sampled_from(["observer.log", "observer.log.wf", "core.1", "observer.log.1.bak", "x.dat"]) | \
-    st.builds(lambda n, wf: f"observer.log.{'wf.' if wf else ''}{n}", st.integers(0, 99), st.booleans())
+    st.builds(lambda n, wf: f"observer.log.{'wf.' if wf else ''}{20240101000000000 + n}", st.integers(0, 99), st.booleans())
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -282,13 +282,13 @@ def test_a_pass_only_ever_removes_planned_regular_files_of_the_dir(tmp_path_fact
     logdir, outside = root / "log", root / "outside"
     logdir.mkdir()
     outside.mkdir()
-    bait = make(outside, "observer.log.1", days=100)
+    bait = make(outside, "observer.log.20240101000000001", days=100)
     for name, kind, days, size in layout:
         if kind == "file":
             make(logdir, name, size=size, days=days)
         elif kind == "dir":
             (logdir / name).mkdir()
-            make(logdir / name, "observer.log.2", days=100)
+            make(logdir / name, "observer.log.20240101000000002", days=100)
         else:
             (logdir / name).symlink_to(bait if kind == "link_out" else outside)
             os.utime(logdir / name, (0, 0), follow_symlinks=False)
@@ -300,6 +300,6 @@ def test_a_pass_only_ever_removes_planned_regular_files_of_the_dir(tmp_path_fact
     assert gone <= planned <= regular
     assert gone == (set() if dry else planned)
     assert not any(policy.is_active_name(n) for n in gone)
-    assert bait.exists() and sorted(os.listdir(outside)) == ["observer.log.1"]
+    assert bait.exists() and sorted(os.listdir(outside)) == ["observer.log.20240101000000001"]
     if used <= 50:
         assert planned == set()

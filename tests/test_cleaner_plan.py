@@ -27,50 +27,50 @@ def names(plan, reason=None):
 
 
 def test_below_threshold_deletes_nothing_however_old():
-    files = [entry(f"observer.log.{i}", days=100) for i in range(5)]
+    files = [entry(f"observer.log.{20240101000000000 + i}", days=100) for i in range(5)]
     plan = plan_target(ob_log(), files, DiskUsage(1000, 800), NOW)
     assert plan.deletions == [] and "nothing to do" in plan.note
 
 
 def test_above_threshold_age_first_and_enough():
-    files = [entry("observer.log.1", 100, days=9), entry("observer.log.2", 100, days=7),
-             entry("observer.log.wf.1", 100, days=9), entry("observer.log.wf.2", 100, days=31)]
+    files = [entry("observer.log.20240101000000001", 100, days=9), entry("observer.log.20240101000000002", 100, days=7),
+             entry("observer.log.wf.20240101000000001", 100, days=9), entry("observer.log.wf.20240101000000002", 100, days=31)]
     plan = plan_target(ob_log(), files, DiskUsage(1000, 850), NOW)
     # log: 8 days, wf: 30 days; 200 bytes freed brings 85% to 65%: no second pass
-    assert sorted(names(plan, AGE)) == ["observer.log.1", "observer.log.wf.2"]
+    assert sorted(names(plan, AGE)) == ["observer.log.20240101000000001", "observer.log.wf.20240101000000002"]
     assert names(plan, THRESHOLD) == []
     assert plan.predicted.percent == 65.0
 
 
 def test_still_above_deletes_oldest_first_until_keep_percentage():
-    logs = [entry(f"observer.log.{i}", 100, days=7 - i * 0.5) for i in range(10)]   # all younger than 8 d
-    wfs = [entry(f"observer.log.wf.{i}", 100, days=7 - i * 0.5) for i in range(10)]
+    logs = [entry(f"observer.log.{20240101000000000 + i}", 100, days=7 - i * 0.5) for i in range(10)]   # all younger than 8 d
+    wfs = [entry(f"observer.log.wf.{20240101000000000 + i}", 100, days=7 - i * 0.5) for i in range(10)]
     plan = plan_target(ob_log(), logs + wfs, DiskUsage(10_000, 9_900), NOW)
     assert names(plan, AGE) == []
     # log keeps 60 %: 400 of its 1000 bytes go, oldest first; wf keeps 80 %: 200 bytes go
-    assert [d.name for d in plan.deletions if d.rule == "log"] == [f"observer.log.{i}" for i in range(4)]
-    assert [d.name for d in plan.deletions if d.rule == "wf"] == ["observer.log.wf.0", "observer.log.wf.1"]
+    assert [d.name for d in plan.deletions if d.rule == "log"] == [f"observer.log.{20240101000000000 + i}" for i in range(4)]
+    assert [d.name for d in plan.deletions if d.rule == "wf"] == ["observer.log.wf.20240101000000000", "observer.log.wf.20240101000000001"]
     assert all(d.reason == THRESHOLD for d in plan.deletions)
 
 
 def test_second_pass_counts_only_what_the_age_pass_left():
-    files = [entry("observer.log.0", 1000, days=20)] + \
-            [entry(f"observer.log.{i}", 100, days=5 - i * 0.1) for i in range(1, 11)]
+    files = [entry("observer.log.20240101000000000", 1000, days=20)] + \
+            [entry(f"observer.log.{20240101000000000 + i}", 100, days=5 - i * 0.1) for i in range(1, 11)]
     plan = plan_target(ob_log(), files, DiskUsage(10_000, 9_900), NOW)
-    assert names(plan, AGE) == ["observer.log.0"]
-    assert names(plan, THRESHOLD) == [f"observer.log.{i}" for i in range(1, 5)]
+    assert names(plan, AGE) == ["observer.log.20240101000000000"]
+    assert names(plan, THRESHOLD) == [f"observer.log.{20240101000000000 + i}" for i in range(1, 5)]
 
 
 def test_never_symlinks_directories_or_active_logs():
     old = 100
-    files = [entry("observer.log.1", days=old, mode=stat.S_IFLNK | 0o777),
-             entry("observer.log.2", days=old, mode=stat.S_IFDIR | 0o755),
-             entry("observer.log.3", days=old, mode=stat.S_IFIFO | 0o644),
+    files = [entry("observer.log.20240101000000001", days=old, mode=stat.S_IFLNK | 0o777),
+             entry("observer.log.20240101000000002", days=old, mode=stat.S_IFDIR | 0o755),
+             entry("observer.log.20240101000000003", days=old, mode=stat.S_IFIFO | 0o644),
              entry("observer.log", days=old), entry("observer.log.wf", days=old),
-             entry("observer.log.4", days=old)]
+             entry("observer.log.20240101000000004", days=old)]
     greedy = policy.Target("t", "/x", 0.0, (policy.Rule("all", r"observer\.log.*", 1, 0),))
     plan = plan_target(greedy, files, DiskUsage(100, 99), NOW)
-    assert names(plan) == ["observer.log.4"]
+    assert names(plan) == ["observer.log.20240101000000004"]
     assert plan.ignored == {"symlink": 1, "not_regular_file": 2, "active_log": 2}
 
 
@@ -88,7 +88,7 @@ def test_a_file_belongs_to_its_first_matching_rule_only():
 
 
 def test_future_mtime_is_not_old():
-    plan = plan_target(ob_log(0.0), [entry("observer.log.1", days=-3)], DiskUsage(100, 99), NOW)
+    plan = plan_target(ob_log(0.0), [entry("observer.log.20240101000000001", days=-3)], DiskUsage(100, 99), NOW)
     assert names(plan, AGE) == []
 
 

@@ -21,7 +21,8 @@ def defaults():
     ("observer.log.20241219182047574", "log"),
     ("observer.log.20241219182047574.zst", "log"),
     ("rootservice.log.20241219182047", "log"),
-    ("election.log.1", "log"),
+    ("election.log.20241219182047574", "log"),
+    ("trace.log.20241219182047", "log"),
     ("observer.log.wf.20241219182047574", "wf"),
     ("rootservice.log.wf.20241219182047574.zst", "wf"),
 ])
@@ -34,6 +35,9 @@ def test_rotated_ob_logs_match_their_rule(name, rule):
     "observer.log", "observer.log.wf", "rootservice.log", "election.log.wf", "trace.log",
     "observer.log.20241219182047574.bak", "observer.log.1.tmp", "xobserver.log.1x",
     "observer_log_1", "observer.log.", "OBSERVER.LOG.1", "sub/observer.log.1", "observer.log.wf",
+    # OBServer writes 17 digits (14 in older versions): any other count is someone else's file
+    "observer.log.1", "observer.log.2024", "observer.log.wf.1", "observer.log.202412191820475", "election.log.1.zst",
+    "observer.log.202412191820475740", "observer.log.2024121918204", "observer.log.wf.202412191820475",
 ])
 def test_ob_log_rules_leave_everything_else(name):
     assert defaults()["ob_log"].rule_for(name) is None
@@ -132,7 +136,7 @@ keep_percentage = 60
 """
     with pytest.raises(ConfigError) as info:
         config.loads(text)
-    assert "targets[0].rules[0].pattern" in str(info.value) and "observer.log" in str(info.value)
+    assert "targets[0].rules[0].pattern" in str(info.value) and "would match the protected name 'a.log'" in str(info.value)
 
 
 def test_shipped_config_loads():

@@ -46,8 +46,8 @@ keep_percentage = 60
 def test_message_is_a_full_snapshot_per_rule(tmp_path):
     logdir = tmp_path / "log"
     logdir.mkdir()
-    old_file(logdir, "observer.log.1", 7)
-    old_file(logdir, "observer.log.2", 5)
+    old_file(logdir, "observer.log.20240101000000001", 7)
+    old_file(logdir, "observer.log.20240101000000002", 5)
     targets = [policy.Target("ob_log", str(logdir), 80.0, policy.default_targets(str(logdir), "/x")[0].rules),
                policy.Target("gone", str(tmp_path / "missing"), 80.0, (policy.Rule("r", r"a\.[0-9]", 1, 1),))]
     totals = Totals(targets)
@@ -134,3 +134,23 @@ def test_engine_clean_unknown_target(tmp_path, capsys):
     conf.write_text(toml_for(tmp_path))
     assert cli(["-c", str(conf), "clean", "--dry-run", "--target", "nope"]) == 2
     assert "unknown target nope" in capsys.readouterr().err
+
+
+def test_file_names_are_escaped_on_the_terminal_and_in_the_log(tmp_path, caplog):
+    import io
+
+    from engine.commands import clean
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    hostile = "x.\x1b[2J\x07\x7fone\ntwo"
+    old_file(logdir, hostile)
+    target = policy.Target("t", str(logdir), 0.0, (policy.Rule("r", r"x\.[^.]*", 0, 0),))
+    for dry in (True, False):
+        out = io.StringIO()
+        with caplog.at_level("INFO", logger="engine.ob_cleaner"):
+            clean.print_run(clean_once([target], dry_run=dry, usage=lambda fd: DiskUsage(100, 99)).runs[0], dry, out)
+        text = out.getvalue() + "\n".join(caplog.messages)
+        assert "\\x1b[2J\\x07\\x7fone\\x0atwo" in text
+        assert not any(c in text for c in "\x1b\x07\x7f")
+        assert not any(line.startswith("two") for line in text.splitlines())
+    assert os.listdir(logdir) == []

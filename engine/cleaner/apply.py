@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from engine.cleaner.plan import Deletion, Plan
+from engine.commands._text import printable
 from engine.cleaner.policy import is_active_name
 
 log = logging.getLogger("engine.ob_cleaner")
@@ -142,14 +143,14 @@ def _apply_one(d: Deletion, dir_fd: int, open_files: OpenFiles, unlink, result: 
             skip = _unchanged(d, st)
         if skip:
             stats.count("skipped", skip)
-            log.info("kept %s/%s: %s since planned", d.target, d.name, skip)
+            log.info("kept %s/%s: %s since planned", d.target, printable(d.name), skip)
             return
         unlink(d.name, dir_fd=dir_fd)
     except OSError as exc:
         reason = "vanished" if exc.errno == errno.ENOENT else errno.errorcode.get(exc.errno, "error")
         stats.count("errors", reason)
         if result.errors <= MAX_WARNINGS:   # bounded: a whole read-only dir is one story
-            log.warning("cannot delete %s/%s (rule %s): %s%s", d.target, d.name, d.rule,
+            log.warning("cannot delete %s/%s (rule %s): %s%s", d.target, printable(d.name), d.rule,
                         exc.strerror or exc, "; further errors of this run are counted only"
                         if result.errors == MAX_WARNINGS else "")
         return
@@ -157,7 +158,7 @@ def _apply_one(d: Deletion, dir_fd: int, open_files: OpenFiles, unlink, result: 
     stats.deleted_bytes += st.st_size
     result.deleted.append(d)
     log.info("deleted %s/%s: %d bytes, %.1f days old, rule %s, %s (%s)",
-             d.target, d.name, st.st_size, d.age / 86400, d.rule, d.reason, d.why)
+             d.target, printable(d.name), st.st_size, d.age / 86400, d.rule, d.reason, d.why)
 
 
 def recheck(d: Deletion, st: os.stat_result, open_files: OpenFiles) -> str:

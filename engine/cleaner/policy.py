@@ -9,47 +9,37 @@ of bytes is left.
 
 Fixed here, against obagent's flaws:
 
-- patterns are matched against the whole file name (``re.fullmatch``), never
-  searched for inside it, and never against a path: ``core.[0-9]+`` does not
-  match ``score.1.txt`` nor ``core12.db``;
-- a pattern that would match a protected name (an active log such as
-  ``observer.log`` or ``observer.log.wf``, a pid or config file) is refused
-  when the config is loaded;
+- patterns are compiled by RE2 (linear time) and matched against the whole
+  file name (``fullmatch``), never searched for inside it, and never against a
+  path: ``core.[0-9]+`` does not match ``score.1.txt`` nor ``core12.db``;
+- a pattern whose language holds a protected name (any name ending in
+  ``.log``, ``.log.wf`` or ``.pid``, or a config file: :mod:`~engine.cleaner.names`)
+  is refused when the config is loaded;
 - targets are one directory deep: nothing is deleted in a subdirectory.
 """
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 
+import re2
+
+from engine.cleaner.names import ACTIVE_SUFFIXES, Uncheckable, active_witness, is_active_name  # noqa: F401
 from engine.cleaner.paths import check_target_path, normal
 
 DAY = 86400.0
 
-# Rotated OBServer logs: observer.log.20241219182047574 and its .zst form,
-# rootservice.log.N, election.log.N, trace.log.N (and obagent's optional
-# "<prefix>." as in "libobcdc.observer.log.N").
-ROTATED_LOG = r"(?:[a-z]+\.)?[a-z]+\.log\.[0-9]+(?:\.zst)?"
-ROTATED_WF = r"(?:[a-z]+\.)?[a-z]+\.log\.wf\.[0-9]+(?:\.zst)?"
-CORE = r"core\.[0-9]+"
+# Rotated OBServer logs: observer.log.20241219182047574 (the rotation time,
+# %Y%m%d%H%M%S%03d: 17 digits; 14 in older versions) and its .zst form, the
+# same for rootservice.log, election.log, trace.log (and obagent's optional
+# "<prefix>." as in "libobcdc.observer.log.<ts>"). Not observer.log.1 nor
+# observer.log.2024: OBServer never writes those, someone else did.
+ROTATION_TS = r"(?:[0-9]{17}|[0-9]{14})"
+ROTATED_LOG = r"(?:[a-z]+\.)?[a-z]+\.log\." + ROTATION_TS + r"(?:\.zst)?"
+ROTATED_WF = r"(?:[a-z]+\.)?[a-z]+\.log\.wf\." + ROTATION_TS + r"(?:\.zst)?"
+CORE = r"core\.[0-9]+"             # core.<pid>
 # The agent's own logs, rotated by logging's RotatingFileHandler: ob_cleaner.log.3
 AGENT_LOG = r"[a-z][a-z0-9_]*\.log\.[0-9]+(?:\.zst)?"
-
-# Names no rule may ever match (checked when the config is loaded), and the
-# shape of an active log (checked again when planning).
-PROTECTED_SAMPLES = (
-    "observer.log", "observer.log.wf", "rootservice.log", "rootservice.log.wf",
-    "election.log", "election.log.wf", "trace.log", "observer.pid", "observer.conf.bin",
-    "ob_cleaner.log", "ocp_agentd.log", "core", "etc", "log", "store", "bin",
-)
-ACTIVE_SUFFIXES = (".log", ".log.wf", ".pid")
-
-
-def is_active_name(name: str) -> bool:
-    """An unsuffixed log file (``observer.log``, ``election.log.wf``), being
-    written to, or a pid file: whatever its other characters."""
-    return name.endswith(ACTIVE_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -59,10 +49,10 @@ class Rule:
     pattern: str
     retention_days: float
     keep_percentage: float
-    regex: re.Pattern = field(init=False, repr=False, compare=False)
+    regex: object = field(init=False, repr=False, compare=False)   # an RE2 pattern
 
     def __post_init__(self):
-        object.__setattr__(self, "regex", re.compile(self.pattern))
+        object.__setattr__(self, "regex", compile_pattern(self.pattern))
 
     def matches(self, filename: str) -> bool:
         return self.regex.fullmatch(filename) is not None
@@ -202,15 +192,29 @@ def _parse_rule(item, key: str) -> Rule:
     _no_unknown(item, RULE_KEYS, key)
     pattern = _string(item, "pattern", key)
     try:
-        regex = re.compile(pattern)
-    except re.error as exc:
-        raise PolicyError(f"{key}.pattern", f"bad regular expression: {exc}") from None
-    for sample in PROTECTED_SAMPLES:
-        if regex.fullmatch(sample):
-            raise PolicyError(f"{key}.pattern", f"{pattern!r} would match the protected name {sample!r}")
+        regex = compile_pattern(pattern)
+        witness = active_witness(pattern, regex.fullmatch)
+    except (ValueError, Uncheckable) as exc:
+        raise PolicyError(f"{key}.pattern", f"{pattern!r}: {exc}") from None
+    if witness:
+        raise PolicyError(f"{key}.pattern", f"{pattern!r} would match the protected name {witness!r} "
+                          "(active logs and pid files: names ending in .log, .log.wf, .pid)")
     return Rule(_string(item, "name", key), pattern,
                 _number(item, "retention_days", key, 0, 36500),
                 _number(item, "keep_percentage", key, 0, 100))
+
+
+def compile_pattern(pattern: str):
+    """``pattern`` compiled by RE2 (linear time: a backtracking pattern such as
+    ``(a|a)*c`` cannot hang a pass). ValueError if RE2 cannot compile it, or
+    could only through Python's ``re`` (backreferences, lookaround)."""
+    try:
+        compiled = re2.compile(pattern)
+    except Exception as exc:     # re2 raises several types
+        raise ValueError(f"not a regular expression RE2 accepts: {exc}") from None
+    if isinstance(compiled, re2.FallbackPattern):
+        raise ValueError("needs features RE2 lacks (backreferences, lookaround)")
+    return compiled
 
 
 def _no_unknown(item: dict, known: set, key: str) -> None:

@@ -17,6 +17,7 @@ from engine.cleaner.paths import check_target_path, system_dir_of_fd
 from engine.cleaner.listing import DiskUsage, open_dir, read_listing, read_usage
 from engine.cleaner.plan import Plan, plan_target
 from engine.cleaner.policy import Target
+from engine.commands._text import printable
 
 log = logging.getLogger("engine.ob_cleaner")
 
@@ -92,7 +93,7 @@ def _log_plan(plan: Plan) -> None:
     log.info("dry run, %s: %s", plan.target.name, plan.note)
     for d in plan.deletions:
         log.info("would delete %s/%s: %d bytes, %.1f days old, rule %s, %s (%s)",
-                 d.target, d.name, d.entry.size, d.age / 86400, d.rule, d.reason, d.why)
+                 d.target, printable(d.name), d.entry.size, d.age / 86400, d.rule, d.reason, d.why)
 
 
 def _target_error(exc: OSError) -> str:

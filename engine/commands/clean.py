@@ -12,6 +12,7 @@ import sys
 from engine.cleaner.policy import targets_from_config
 from engine.cleaner.run import clean_once
 from engine.commands import load_config
+from engine.commands._text import printable
 from engine.errors import EngineError
 
 
@@ -45,14 +46,14 @@ def print_run(r, dry_run: bool, out=None) -> int:
     ``out`` defaults to the sys.stdout of the call (not of the import)."""
     out = out or sys.stdout
     t = r.target
-    print(f"== {t.name}  {t.path}", file=out)
+    print(f"== {printable(t.name)}  {printable(t.path)}", file=out)
     if r.error:
-        print(f"  error: {r.error}: {r.detail}", file=out)
+        print(f"  error: {r.error}: {printable(r.detail)}", file=out)
         return 1
     print(f"  {r.plan.note}", file=out)
     if dry_run:
         for d in r.plan.deletions:
-            print(f"  {d.name:48} {human(d.entry.size):>9} {d.age / 86400:7.1f}d  "
+            print(f"  {printable(d.name):48} {human(d.entry.size):>9} {d.age / 86400:7.1f}d  "
                   f"{d.rule:8} {d.reason:9} {d.why}", file=out)
         for reason, n in sorted(r.plan.ignored.items()):
             print(f"  ignored {n} matching file(s): {reason}", file=out)

@@ -17,6 +17,7 @@ from engine import states
 from engine.cleaner.policy import targets_from_config
 from engine.cleaner.report import Totals
 from engine.cleaner.run import clean_once
+from engine.commands._text import printable
 
 
 def main(ctx) -> None:
@@ -49,7 +50,7 @@ def _tick(ctx) -> bool:
 
 
 def _report_state(ctx, done) -> None:
-    failed = [f"{r.target.name}: {r.detail}" for r in done.runs if r.error]
+    failed = [f"{r.target.name}: {printable(r.detail)}" for r in done.runs if r.error]
     if failed:
         ctx.set_state(states.DEGRADED, "; ".join(failed))
     else:
