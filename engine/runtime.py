@@ -19,10 +19,12 @@ private set (:meth:`WorkerContext.standalone`) and removes it at exit.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import select
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -164,6 +166,28 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG})
+_SQLITE_WRITE_CODES = frozenset({8, 10, 13, 14})     # READONLY, IOERR, FULL, CANTOPEN
+
+
+def write_error(exc: BaseException) -> str | None:
+    """The reason, if ``exc`` is the data dir failing to take a write (full disk, I/O error).
+
+    Such an error is a state to report (``degraded``) and retry at the next
+    cycle, never a reason to exit: a worker that exits on a full disk crash-loops
+    into FATAL and stays down long after the space came back.
+    """
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        return f"cannot write the data dir: {exc.strerror or exc}"
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        text = str(exc)
+        if code is not None and code & 0xFF in _SQLITE_WRITE_CODES or \
+                any(m in text for m in ("disk is full", "disk I/O error", "unable to open database")):
+            return f"cannot write the data dir: {text}"
+    return None
 
 
 def read_status(segments: ipc.Segments, name: str) -> dict | None:

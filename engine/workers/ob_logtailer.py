@@ -16,33 +16,89 @@ import orjson
 from engine import states
 from engine.logs import metrics
 from engine.logs.tailer import Tailer
+from engine.runtime import write_error
 
 PUBLISH_EVERY = 1.0
+RETRY_WRITE = 1.0           # seconds before a tailer dropped on a write error is made again
 
 
 def main(ctx):
+    """Follow, alert, publish; a data dir that cannot take a write is ``degraded``, not an exit.
+
+    On a write error (full disk) the tailer is dropped without a checkpoint and
+    made again from the last one after :data:`RETRY_WRITE` seconds, exactly as
+    a restart after a kill -9 would: lines read since are read again and the
+    events already in the alert log are recognised, not written twice.
+    """
     sec = ctx.section
-    tailer = Tailer(sec, ctx.data_dir, log=ctx.log)
-    for rid, reason in tailer.rules.errors:
-        ctx.log.error("alert rule %s rejected: %s", rid, reason)
-    for rid, reason in tailer.rules.warnings:
-        ctx.log.warning("alert rule %s: %s", rid, reason)
     ring = ctx.producer("alerts")
-    tailer.start()
-    ctx.ready()
+    tailer, ready, retry_at, reason = None, False, 0.0, ""
     last_publish = 0.0
     try:
         while not ctx.stopping:
-            busy = tailer.poll_once()
-            if time.monotonic() - last_publish >= PUBLISH_EVERY:
+            busy = False
+            try:
+                if tailer is None and time.monotonic() >= retry_at:
+                    tailer = _open(ctx)
+                if tailer is not None:
+                    busy = tailer.poll_once()
+            except Exception as exc:  # noqa: BLE001 - only write errors are kept from the supervisor
+                reason = write_error(exc)
+                if reason is None:
+                    raise
+                ctx.set_state(states.DEGRADED, reason)
+                _abandon(tailer)
+                tailer, retry_at = None, time.monotonic() + max(RETRY_WRITE, sec.poll_interval)
+            if not ready:                       # ready once it runs, or once it says why it cannot
+                ctx.ready()
+                ready = True
+            if tailer is not None and time.monotonic() - last_publish >= PUBLISH_EVERY:
                 last_publish = time.monotonic()
                 ring.put(orjson.dumps(metrics.snapshot(tailer)))
                 _report_state(ctx, tailer)
-            ctx.heartbeat(**tailer.counters())
+            ctx.heartbeat(**(tailer.counters() if tailer is not None else {}))
             if not busy:
                 ctx.wait(sec.poll_interval)          # wakes at once on SIGTERM
     finally:
-        tailer.close()
+        if tailer is not None:
+            try:
+                tailer.close()
+            except Exception as exc:  # noqa: BLE001 - a full disk at stop: the last checkpoint stands
+                if write_error(exc) is None:
+                    raise
+                _abandon(tailer)
+
+
+def _open(ctx):
+    tailer = Tailer(ctx.section, ctx.data_dir, log=ctx.log)
+    for rid, why in tailer.rules.errors:
+        ctx.log.error("alert rule %s rejected: %s", rid, why)
+    for rid, why in tailer.rules.warnings:
+        ctx.log.warning("alert rule %s: %s", rid, why)
+    try:
+        tailer.start()
+    except BaseException:
+        _abandon(tailer)
+        raise
+    return tailer
+
+
+def _abandon(tailer) -> None:
+    """Close a tailer's files without a checkpoint (its sinks may not take a write)."""
+    if tailer is None:
+        return
+    log_fh = getattr(tailer.sinks.log, "_fh", None)
+    for close in (tailer.sinks.close, *(s.close for s in tailer.streams.values())):
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - best effort: the disk is what failed
+            pass
+    for fh in (log_fh, getattr(tailer.sinks.spool, "_fh", None)):
+        if fh is not None:
+            try:
+                fh.close()                  # closes the descriptor even when the flush fails
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def _report_state(ctx, tailer) -> None:

@@ -7,6 +7,11 @@ is sent on the ``topsql`` ring. A failing cycle (wrong password, missing
 view, lost connection: typed errors) puts the worker in ``degraded`` with the
 reason and is retried next interval; nothing read and committed before is
 lost, and the stored cursors make a restart resume where it stopped.
+
+A data dir that cannot take a write (full disk, I/O error) is ``degraded``
+too, never an exit: the collector is dropped (its uncommitted cycle rolled
+back) and opened again from the store at the next interval, so the worker
+resumes by itself within one interval of the space coming back.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import orjson
 
 from engine import states
 from engine.errors import ConfigError
+from engine.runtime import write_error
 from engine.ob.connection import ObError
 from engine.topsql import summary
 from engine.topsql.collector import Collector
@@ -33,24 +39,39 @@ def main(ctx) -> None:
         while not ctx.wait(sec.interval):
             pass
         return
-    collector = Collector(ctx.config, ctx.data_dir)
+    cycles, collector = 0, None
     try:
-        _loop(ctx, sec, collector, ring)
+        while not ctx.stopping:
+            try:
+                collector = collector or Collector(ctx.config, ctx.data_dir)
+                _publish(ctx, sec, collector, ring, _cycle(ctx, collector), cycles := cycles + 1)
+            except Exception as exc:  # noqa: BLE001 - only write errors are kept from the supervisor
+                reason = write_error(exc)
+                if reason is None:
+                    raise
+                ctx.set_state(states.DEGRADED, reason)
+                _drop(collector)
+                collector = None
+            if ctx.wait(sec.interval):
+                break
     finally:
-        collector.close()
+        _drop(collector)
 
 
-def _loop(ctx, sec, collector, ring) -> None:
-    cycles = 0
-    while not ctx.stopping:
-        up = _cycle(ctx, collector)
-        cycles += 1
-        totals = collector.store.totals()
-        ring.put(orjson.dumps(summary.message(ctx.data_dir, sec, totals, collector.last, up, time.time())))
-        ctx.heartbeat(rows_fetched=totals.get("rows_fetched", 0), rows_lost=totals.get("rows_lost", 0),
-                      resets=totals.get("resets", 0), cycles=cycles)
-        if ctx.wait(sec.interval):
-            break
+def _publish(ctx, sec, collector, ring, up: bool, cycles: int) -> None:
+    totals = collector.store.totals()
+    ring.put(orjson.dumps(summary.message(ctx.data_dir, sec, totals, collector.last, up, time.time())))
+    ctx.heartbeat(rows_fetched=totals.get("rows_fetched", 0), rows_lost=totals.get("rows_lost", 0),
+                  resets=totals.get("resets", 0), cycles=cycles)
+
+
+def _drop(collector) -> None:
+    """Close a collector whose store may be failing; a failure to close changes nothing."""
+    if collector is not None:
+        try:
+            collector.close()
+        except Exception:  # noqa: BLE001 - the disk is what failed; the next open tells
+            pass
 
 
 def _cycle(ctx, collector) -> bool:
