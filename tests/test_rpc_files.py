@@ -169,3 +169,69 @@ def test_list_and_stat_describe_entries(rpc_server, tree):
     assert ok(srv, "file/stat", path=str(root / "fifo"))["type"] == "other"         # never blocks
     assert err(srv, "file/read", path=str(root / "fifo")) == (400, "not_a_file")
     assert err(srv, "file/list", path=str(root / "fifo")) == (400, "not_a_directory")
+
+
+# ---------------------------------------------------------------- issue 12
+
+@pytest.mark.parametrize("op", ["file/read", "file/tail", "file/checksum"])
+def test_a_fifo_is_refused_without_being_opened(rpc_server, tree, op):
+    """Issue 12: read, tail and checksum opened a FIFO before refusing it, which released a
+    writer blocked on it. The type is now checked on an O_PATH descriptor, which opens nothing."""
+    import threading
+    root, _ = tree
+    fifo = root / "pipe.log"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: os.close(os.open(fifo, os.O_WRONLY)), daemon=True)
+    writer.start()                               # blocks until someone opens the FIFO for reading
+    try:
+        srv = rpc_server(file_roots=[str(root)])
+        assert err(srv, op, path=str(fifo)) == (400, "not_a_file")
+        writer.join(2)
+        assert writer.is_alive(), "the FIFO was opened: its blocked writer was released"
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))     # let the writer go
+        writer.join(10)
+
+
+@pytest.mark.parametrize("roots, reason", [
+    ([""], "non-empty string"), (["relative/dir"], "not an absolute path"), ([1], "non-empty string"),
+])
+def test_file_roots_must_be_absolute_directories(rpc_server, roots, reason):
+    """Issue 12: file_roots = [""] was accepted and meant the supervisor's working directory."""
+    from engine.errors import ConfigError
+    with pytest.raises(ConfigError) as exc:
+        rpc_server(file_roots=roots)
+    assert "workers.pos_proxy.file_roots" in str(exc.value) and reason in str(exc.value)
+
+
+def test_a_path_swapped_while_it_is_resolved_is_a_4xx_never_a_500(rpc_server, tree):
+    """Issue 12: a component swapped between realpath's lstat and readlink raised EINVAL (500).
+    (A race: this run may or may not hit that window; the answer must be a 4xx whenever it does.)"""
+    import threading
+    root, _ = tree
+    flip = root / "flip"
+    stop = threading.Event()
+
+    def flipper():                       # flip/ is a directory, then a symlink to sub/, and so on
+        (root / "flipdir").mkdir()
+        (root / "flipdir" / "b.txt").write_text("x\n")
+        while not stop.is_set():
+            os.rename(root / "flipdir", flip)
+            os.rename(flip, root / "flipdir")
+            os.symlink(root / "sub", flip)
+            os.unlink(flip)
+
+    t = threading.Thread(target=flipper, daemon=True)
+    t.start()
+    statuses = []
+    try:
+        srv = rpc_server(file_roots=[str(root)])
+        client = srv.client()
+        for _ in range(300):
+            for op in ("file/stat", "file/read"):
+                statuses.append(client.call(op, {"path": str(flip / "b.txt")})[0])
+        client.close()
+    finally:
+        stop.set()
+        t.join(10)
+    assert 500 not in statuses and set(statuses) <= {200, 400, 403, 404, 409}, sorted(set(statuses))

@@ -233,3 +233,27 @@ def test_a_fifo_or_a_symlink_in_the_log_dir_is_skipped(logs, tmp_path):
         if worker.is_alive():                     # let the old code's blocked open go
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
             worker.join(10)
+
+
+# ---------------------------------------------------------------- issue 12: bad input is a 400, never a 500
+
+@pytest.mark.parametrize("op, params", [
+    ("monitor/topsql", {"start": 1e300}),
+    ("monitor/topsql", {"end": 1e300}),
+    ("monitor/topsql", {"start": -1e300}),
+    ("monitor/topsql", {"slow_ms": 1e300}),
+    ("monitor/topsql", {"tenant_id": 2 ** 63}),
+    ("monitor/topsql", {"db_id": 2 ** 63}),
+    ("monitor/plans", {"tenant_id": 2 ** 63}),
+    ("monitor/plans", {"window": 1e300}),
+    ("monitor/alerts", {"since": 1e300}),
+    ("log/search", {"since": 1e300}),
+    ("log/search", {"cursor": {"file": "observer.log", "offset": 2 ** 44, "inode": 0}}),
+    ("log/search", {"cursor": {"file": "observer.log", "offset": 2 ** 62, "inode": 0}}),
+    ("log/search", {"cursor": {"file": "observer.log", "offset": -1, "inode": 0}}),
+    ("log/search", {"tenant": 2 ** 63}),
+])
+def test_out_of_range_numbers_are_a_400_with_a_reason(server, op, params):
+    status, env = server.call(op, params)
+    assert status == 400, env
+    assert env["error"]["code"] in ("bad_request", "bad_parameter") and env["error"]["message"]

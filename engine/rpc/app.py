@@ -36,7 +36,11 @@ def build(config: config_mod.AgentConfig, *, secret: str | None = None) -> RpcSe
         key, _, reason = str(exc).partition(": ")
         raise ConfigError(config.source, f"workers.pos_proxy.{key}", reason) from None
     audit = AuditLog(config.home / "log" / sec.audit_log, config.agent.log_max_bytes, config.agent.log_backups)
-    files = Files(sec.file_roots, sec.max_output_bytes, sec.call_timeout)
+    try:
+        files = Files(sec.file_roots, sec.max_output_bytes, sec.call_timeout)
+    except ValueError as exc:
+        key, _, reason = str(exc).partition(": ")
+        raise ConfigError(config.source, f"workers.pos_proxy.{key}", reason) from None
     server = RpcServer(sec, {}, auth, audit, ssl_context=tls_context(sec))
     namespaces = [Agent(config, stats=server.stats), files,
                   Commands(templates, files.open_path, sec.call_timeout), LogSearch(config, sec), Monitor(config, sec)]

@@ -11,7 +11,9 @@ else on the host is reachable. Reads are capped by ``max_output_bytes``.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
+import logging
 import os
 import stat as stat_mod
 import time
@@ -23,11 +25,36 @@ from engine.rpc.params import MAX_OFFSET, get_int, get_str, only
 LIST_MAX = 5000
 CHUNK = 1 << 20
 HASHES = ("sha256", "sha1", "md5")
+log = logging.getLogger("engine.pos_proxy")
+
+
+def check_roots(roots, *, must_exist: bool) -> list[str]:
+    """``file_roots`` as absolute directory paths; ValueError says which entry is wrong.
+
+    An empty string would mean the supervisor's working directory and a
+    relative one a directory nobody chose, so both are refused. A root that does
+    not exist is refused in a pushed config (``must_exist``); at start it is
+    only logged, so an agent installed before OceanBase still starts."""
+    if not isinstance(roots, list):
+        raise ValueError("file_roots: a list of absolute directory paths")
+    out = []
+    for i, root in enumerate(roots):
+        if not isinstance(root, str) or not root:
+            raise ValueError(f"file_roots[{i}]: a non-empty string (an absolute directory path)")
+        root = os.path.expanduser(root)
+        if not root.startswith("/") or "\x00" in root:
+            raise ValueError(f"file_roots[{i}]: {root[:200]!r} is not an absolute path")
+        if not os.path.isdir(root):
+            if must_exist:
+                raise ValueError(f"file_roots[{i}]: {root[:200]!r} is not an existing directory")
+            log.warning("pos_proxy: file_roots[%d]: %r is not an existing directory (yet)", i, root[:200])
+        out.append(root)
+    return out
 
 
 class Files:
     def __init__(self, roots: list[str], max_output_bytes: int, call_timeout: float):
-        self.roots = [Path(os.path.realpath(os.path.expanduser(r))) for r in roots]
+        self.roots = [Path(os.path.realpath(r)) for r in check_roots(roots, must_exist=False)]
         self.max_bytes = max(1024, max_output_bytes // 2)   # room for JSON escaping
         self.call_timeout = call_timeout
 
@@ -44,7 +71,14 @@ class Files:
             raise bad_request("path must be absolute", "relative_path")
         if not self.roots:
             raise forbidden("no file roots configured (workers.pos_proxy.file_roots)", "outside_roots")
-        real = Path(os.path.realpath(raw))
+        try:
+            real = Path(os.path.realpath(raw))
+        except OSError as exc:    # a component unreadable (/proc/1/root), or swapped while resolved
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise forbidden(f"{raw[:200]!r}: permission denied while resolving it",
+                                "permission_denied") from None
+            raise bad_request(f"{raw[:200]!r} cannot be resolved ({exc.strerror}; was it changed "
+                              "meanwhile?)", "bad_path") from None
         self._check_inside(real, raw)
         return real
 
@@ -74,13 +108,23 @@ class Files:
         return self._open_checked(raw, os.O_PATH)
 
     def _open(self, raw: str) -> tuple[int, Path]:
-        fd, real = self._open_checked(raw, os.O_RDONLY | os.O_NONBLOCK)
+        """A descriptor for reading a regular file. The type is checked on an ``O_PATH``
+        descriptor first, which opens nothing (a FIFO's blocked writer is not released, a
+        device's open has no effect); the file is then opened through that descriptor
+        (``/proc/self/fd/N``), so it is the very inode that was checked."""
+        path_fd, real = self._open_checked(raw, os.O_PATH)
         try:
-            if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            mode = os.fstat(path_fd).st_mode
+            if stat_mod.S_ISLNK(mode):                     # resolved, so it was swapped in since
+                raise forbidden(f"{raw[:200]!r} is a symlink", "symlink")
+            if not stat_mod.S_ISREG(mode):
                 raise bad_request(f"{raw[:200]!r} is not a regular file", "not_a_file")
-        except BaseException:
-            os.close(fd)
-            raise
+            try:
+                fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as exc:
+                raise _os_error(exc, raw) from None
+        finally:
+            os.close(path_fd)
         return fd, real
 
     # ------------------------------------------------------------ operations
@@ -210,7 +254,6 @@ def _entry(entry: os.DirEntry) -> dict:
 
 
 def _os_error(exc: OSError, raw: str) -> RpcError:
-    import errno
     name = raw[:200]
     if exc.errno == errno.ENOENT:
         return RpcError(404, "not_found", f"{name!r} does not exist")

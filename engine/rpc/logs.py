@@ -30,7 +30,7 @@ import re2
 
 from engine.logs.parse import iter_lines, parse_header
 from engine.rpc import RpcError, bad_request
-from engine.rpc.params import MAX_OFFSET, get_bool, get_int, get_str, get_time, only
+from engine.rpc.params import MAX_ID, MAX_OFFSET, get_bool, get_int, get_str, get_time, only
 
 TYPES = ("observer", "rootservice", "election")
 LEVELS = ("DEBUG", "TRACE", "INFO", "WDIAG", "EDIAG", "WARN", "ERROR")
@@ -165,7 +165,7 @@ def _query(params: dict) -> dict:
     regex = get_str(params, "regex", "", max_len=1024)
     trace = get_str(params, "trace_id", "", max_len=128)
     tenant = params.get("tenant")
-    if tenant is not None and (isinstance(tenant, bool) or not isinstance(tenant, int)):
+    if tenant is not None and (isinstance(tenant, bool) or not isinstance(tenant, int) or not 0 <= tenant <= MAX_ID):
         raise bad_request("tenant must be an integer (tenant id)")
     since, until = get_time(params, "since"), get_time(params, "until")
     if since is not None and until is not None and since > until:
@@ -222,7 +222,7 @@ def _resume(files: list[Path], cursor) -> tuple[int, int]:
         raise bad_request("cursor: the 'next' object of a previous answer")
     name = get_str(cursor, "file", max_len=256)
     offset = get_int(cursor, "offset", lo=0, hi=MAX_OFFSET)
-    inode = get_int(cursor, "inode", 0, lo=0)
+    inode = get_int(cursor, "inode", 0, lo=0, hi=(1 << 64) - 1)
     for i, path in enumerate(files):
         try:
             ino = path.stat().st_ino

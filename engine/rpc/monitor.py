@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from engine.logs.store import query_alerts
 from engine.rpc import bad_request
-from engine.rpc.params import get_bool, get_float, get_int, get_str, get_time, only
+from engine.rpc.params import MAX_ID, get_bool, get_float, get_int, get_str, get_time, only
 from engine.topsql import PLAN_SORTABLE, SORTABLE, query_plans, query_topsql
 
 
@@ -41,7 +41,7 @@ class Monitor:
         if start is not None and end is not None and start > end:
             raise bad_request("start is after end")
         sort = _choice(params, "sort", "elapsed_sum", SORTABLE)
-        slow_ms = get_float(params, "slow_ms", None)
+        slow_ms = get_float(params, "slow_ms", None, lo=0.0, hi=1e9)
         rows = query_topsql(self.data / "obstat2", start, end, sort=sort,
                             limit=get_int(params, "limit", 50, lo=1, hi=1000), slow_ms=slow_ms,
                             tenant_id=_opt_int(params, "tenant_id"), db_id=_opt_int(params, "db_id"),
@@ -51,9 +51,9 @@ class Monitor:
 
     def plans(self, params: dict) -> dict:
         only(params, "limit", "sort", "window", "tenant_id", "sql_id")
-        window = get_float(params, "window", 3600.0)
+        window = get_float(params, "window", 3600.0, lo=0.0, hi=10 * 366 * 86400.0)
         if window is None or window <= 0:
-            raise bad_request("window: a positive number of seconds")
+            raise bad_request("window: a positive number of seconds (at most ten years)")
         rows = query_plans(self.data / "obstat2", limit=get_int(params, "limit", 50, lo=1, hi=1000),
                            sort=_choice(params, "sort", "d_elapsed_time", PLAN_SORTABLE), window=window,
                            tenant_id=_opt_int(params, "tenant_id"),
@@ -69,4 +69,4 @@ def _choice(params: dict, key: str, default: str, allowed: tuple) -> str:
 
 
 def _opt_int(params: dict, key: str) -> int | None:
-    return get_int(params, key, None) if params.get(key) is not None else None
+    return get_int(params, key, None, lo=0, hi=MAX_ID) if params.get(key) is not None else None

@@ -6,7 +6,9 @@ from datetime import datetime
 from engine.rpc import bad_request
 
 _MISSING = object()
-MAX_OFFSET = 1 << 62   # a file offset beyond any file, still valid for pread/seek (off_t is 63 bits)
+MAX_OFFSET = 1 << 40   # 1 TiB: beyond any log or file served here; larger offsets fail in seek (EINVAL)
+MAX_TIME = 253402300799.0   # 9999-12-31 23:59:59 UTC: what datetime and the stores can hold
+MAX_ID = (1 << 63) - 1      # tenant, database ids: SQLite integers
 
 
 def get_str(params: dict, key: str, default=_MISSING, *, max_len: int = 4096) -> str:
@@ -33,7 +35,8 @@ def get_int(params: dict, key: str, default=_MISSING, *, lo: int | None = None, 
     return value
 
 
-def get_float(params: dict, key: str, default=_MISSING) -> float | None:
+def get_float(params: dict, key: str, default=_MISSING, *, lo: float | None = None,
+              hi: float | None = None) -> float | None:
     value = params.get(key, default)
     if value is _MISSING:
         raise bad_request(f"parameter {key!r} is required")
@@ -41,6 +44,8 @@ def get_float(params: dict, key: str, default=_MISSING) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise bad_request(f"parameter {key!r} must be a number")
+    if lo is not None and not value >= lo or hi is not None and not value <= hi:
+        raise bad_request(f"parameter {key!r} must be within [{lo}, {hi}]")
     return float(value)
 
 
@@ -66,12 +71,14 @@ def get_time(params: dict, key: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_TIME:
+            raise bad_request(f"{key}: epoch seconds within [0, {MAX_TIME:.0f}] (year 9999)")
         return float(value)
     if isinstance(value, str):
         for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
             try:
                 return datetime.strptime(value, fmt).timestamp()
-            except ValueError:
+            except (ValueError, OverflowError, OSError):
                 continue
     raise bad_request(f"{key}: epoch seconds or 'YYYY-MM-DD HH:MM:SS'")
 
