@@ -69,14 +69,15 @@ def apply_for(plan, **kw):
 
 
 def test_age_rule_with_a_full_disk(logdir):
-    make(logdir, "observer.log.20240101000000001", days=9)
+    old = make(logdir, "observer.log.20240101000000001", days=9)
+    on_disk = old.lstat().st_blocks * 512
     make(logdir, "observer.log.wf.20240101000000001", days=9)     # wf keeps 30 days
     make(logdir, "observer.log.20240301000000001", days=1)
-    # 80.5 % used: the 10 bytes of the age pass bring it under 80 %, no second pass
-    done = clean_once([ob_target(logdir)], usage=lambda fd: DiskUsage(1000, 805))
+    # just above 80 %: the blocks freed by the age pass bring it under 80 %, no second pass
+    done = clean_once([ob_target(logdir)], usage=lambda fd: DiskUsage(100 * on_disk, 80 * on_disk + 1))
     assert sorted(os.listdir(logdir)) == ["observer.log.20240301000000001", "observer.log.wf.20240101000000001"]
     st = done.runs[0].result.rules["log"]
-    assert (st.deleted_files, st.deleted_bytes, st.errors) == (1, 10, {})
+    assert (st.deleted_files, st.deleted_bytes, st.errors) == (1, on_disk, {})
 
 
 def test_nothing_below_the_threshold(logdir):
@@ -303,3 +304,51 @@ def test_a_pass_only_ever_removes_planned_regular_files_of_the_dir(tmp_path_fact
     assert bait.exists() and sorted(os.listdir(outside)) == ["observer.log.20240101000000001"]
     if used <= 50:
         assert planned == set()
+
+
+# ------------------------------------------------------------ freed space is allocated blocks
+
+MiB = 1 << 20
+
+
+def sparse(folder, name, days, size=1 << 30):
+    path = folder / name
+    with open(path, "wb") as fh:
+        fh.truncate(size)                     # a hole: no block allocated
+    t = time.time() - days * DAY
+    os.utime(path, (t, t))
+    return path
+
+
+def real(folder, count, days0):
+    for i in range(count):
+        make(folder, f"observer.log.{20240201000000000 + i}", data=os.urandom(MiB), days=days0 - i * 0.1)
+
+
+def test_an_old_sparse_file_does_not_end_the_plan(logdir):
+    """Deleting an old sparse 1 GiB file frees nothing: the threshold step must still run."""
+    sparse(logdir, "observer.log.20240101000000001", days=100)
+    real(logdir, 10, days0=5)
+    done = clean_once([ob_target(logdir)], usage=lambda fd: DiskUsage(100 * MiB, 90 * MiB))
+    plan = done.runs[0].plan
+    assert [d.reason for d in plan.deletions].count("age") == 1
+    assert [d.reason for d in plan.deletions].count("threshold") == 4      # 40 % of the 10 MiB, oldest first
+    assert plan.predicted.percent > 80
+    st = done.runs[0].result.rules["log"]
+    assert st.deleted_files == 5 and 4 * MiB <= st.deleted_bytes < 5 * MiB
+
+
+def test_a_young_sparse_file_does_not_inflate_the_keep_share(logdir):
+    real(logdir, 10, days0=5)
+    sparse(logdir, "observer.log.20240301000000001", days=0.01)          # the newest
+    clean_once([ob_target(logdir)], usage=lambda fd: DiskUsage(100 * MiB, 90 * MiB))
+    left = sorted(os.listdir(logdir))
+    assert len(left) == 7 and "observer.log.20240301000000001" in left   # 4 of 10 real files went, not all 11
+
+
+def test_a_hard_linked_file_frees_nothing(tmp_path, logdir):
+    path = make(logdir, "observer.log.20240101000000001", data=os.urandom(MiB), days=100)
+    os.link(path, tmp_path / "elsewhere")
+    done = clean_once([ob_target(logdir, 0.0)], usage=full)
+    assert done.runs[0].plan.bytes == 0 and done.runs[0].result.rules["log"].deleted_bytes == 0
+    assert (tmp_path / "elsewhere").exists()

@@ -12,6 +12,7 @@ from engine.cleaner import policy
 from engine.cleaner.listing import DiskUsage
 from engine.cleaner.report import Totals
 from engine.cleaner.run import clean_once
+from engine.commands import clean
 from engine.runtime import WorkerContext
 from engine.workers import ob_cleaner
 
@@ -46,8 +47,8 @@ keep_percentage = 60
 def test_message_is_a_full_snapshot_per_rule(tmp_path):
     logdir = tmp_path / "log"
     logdir.mkdir()
-    old_file(logdir, "observer.log.20240101000000001", 7)
-    old_file(logdir, "observer.log.20240101000000002", 5)
+    on_disk = sum(old_file(logdir, f"observer.log.2024010100000000{i}", n).lstat().st_blocks * 512
+                  for i, n in ((1, 7), (2, 5)))
     targets = [policy.Target("ob_log", str(logdir), 80.0, policy.default_targets(str(logdir), "/x")[0].rules),
                policy.Target("gone", str(tmp_path / "missing"), 80.0, (policy.Rule("r", r"a\.[0-9]", 1, 1),))]
     totals = Totals(targets)
@@ -56,7 +57,7 @@ def test_message_is_a_full_snapshot_per_rule(tmp_path):
     assert msg["kind"] == "ob_cleaner" and msg["t"] == 123.0
     series = {(m["name"], tuple(sorted(m["labels"].items()))): m["value"] for m in msg["metrics"]}
     assert series[("ob_cleaner_deleted_files_total", (("rule", "log"), ("target", "ob_log")))] == 2
-    assert series[("ob_cleaner_deleted_bytes_total", (("rule", "log"), ("target", "ob_log")))] == 12
+    assert series[("ob_cleaner_deleted_bytes_total", (("rule", "log"), ("target", "ob_log")))] == on_disk
     assert series[("ob_cleaner_deleted_files_total", (("rule", "wf"), ("target", "ob_log")))] == 0
     assert series[("ob_cleaner_target_up", (("target", "gone"),))] == 0
     assert series[("ob_cleaner_bad_input_total", (("reason", "target_missing"),))] == 1
@@ -105,7 +106,9 @@ def test_engine_clean_dry_run_prints_the_plan_and_deletes_nothing(tmp_path, caps
     conf.write_text(toml_for(logdir))
     assert cli(["-c", str(conf), "--home", str(tmp_path / "home"), "clean", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "observer.log.20240101000000001" in out and "2.0KiB" in out and "age" in out and "100.0d" in out
+    assert "observer.log.20240101000000001" in out and "age" in out and "100.0d" in out
+    on_disk = os.lstat(logdir / "observer.log.20240101000000001").st_blocks * 512
+    assert clean.human(on_disk) in out            # what deleting it frees, not its apparent size
     assert os.listdir(logdir) == ["observer.log.20240101000000001"]
     assert cli(["-c", str(conf), "--home", str(tmp_path / "home"), "clean"]) == 0
     assert "deleted 1 files" in capsys.readouterr().out
@@ -115,7 +118,7 @@ def test_engine_clean_dry_run_prints_the_plan_and_deletes_nothing(tmp_path, caps
 def test_engine_clean_prints_to_the_stdout_of_the_call(tmp_path, monkeypatch):
     import io
 
-    from engine.commands import clean
+
     logdir = tmp_path / "log"
     logdir.mkdir()
     conf = tmp_path / "agent.toml"
@@ -139,7 +142,7 @@ def test_engine_clean_unknown_target(tmp_path, capsys):
 def test_file_names_are_escaped_on_the_terminal_and_in_the_log(tmp_path, caplog):
     import io
 
-    from engine.commands import clean
+
     logdir = tmp_path / "log"
     logdir.mkdir()
     hostile = "x.\x1b[2J\x07\x7fone\ntwo"

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from engine.cleaner.listing import freed_by_unlink
 from engine.cleaner.plan import Deletion, Plan
 from engine.commands._text import printable
 from engine.cleaner.policy import is_active_name
@@ -155,10 +156,10 @@ def _apply_one(d: Deletion, dir_fd: int, open_files: OpenFiles, unlink, result: 
                         if result.errors == MAX_WARNINGS else "")
         return
     stats.deleted_files += 1
-    stats.deleted_bytes += st.st_size
+    stats.deleted_bytes += freed_by_unlink(st)
     result.deleted.append(d)
-    log.info("deleted %s/%s: %d bytes, %.1f days old, rule %s, %s (%s)",
-             d.target, printable(d.name), st.st_size, d.age / 86400, d.rule, d.reason, d.why)
+    log.info("deleted %s/%s: %d bytes on disk, %.1f days old, rule %s, %s (%s)",
+             d.target, printable(d.name), freed_by_unlink(st), d.age / 86400, d.rule, d.reason, d.why)
 
 
 def recheck(d: Deletion, st: os.stat_result, open_files: OpenFiles) -> str:

@@ -15,7 +15,13 @@ from typing import NamedTuple
 
 
 class Entry(NamedTuple):
-    """One directory entry as ``lstat`` saw it (a tuple: 100,000 of them are cheap)."""
+    """One directory entry as ``lstat`` saw it (a tuple: 100,000 of them are cheap).
+
+    ``size`` is the apparent size (``st_size``), used only to notice a file
+    that changed; ``disk`` is what unlinking it frees: its allocated blocks
+    (``st_blocks * 512``, 0 for a sparse file's holes), and 0 when other hard
+    links keep the inode alive. -1 (hand-built entries) means "as ``size``".
+    """
     name: str
     size: int
     mtime: float
@@ -23,6 +29,12 @@ class Entry(NamedTuple):
     dev: int
     mode: int
     mtime_ns: int = 0
+    disk: int = -1
+
+    @property
+    def freed(self) -> int:
+        """Bytes an unlink would give back to the filesystem."""
+        return self.size if self.disk < 0 else self.disk
 
     @property
     def is_regular(self) -> bool:
@@ -35,7 +47,13 @@ class Entry(NamedTuple):
 
     @classmethod
     def from_stat(cls, name: str, st: os.stat_result) -> "Entry":
-        return cls(name, st.st_size, st.st_mtime, st.st_ino, st.st_dev, st.st_mode, st.st_mtime_ns)
+        return cls(name, st.st_size, st.st_mtime, st.st_ino, st.st_dev, st.st_mode, st.st_mtime_ns,
+                   freed_by_unlink(st))
+
+
+def freed_by_unlink(st: os.stat_result) -> int:
+    """Allocated bytes of the inode if this name is its last link, else 0."""
+    return st.st_blocks * 512 if st.st_nlink <= 1 else 0
 
 
 @dataclass(frozen=True)

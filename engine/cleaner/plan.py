@@ -15,6 +15,9 @@ The policy (obagent's, section 5 of oceanbase-facts.md):
    ``100 - keep_percentage`` percent of the rule's remaining bytes is planned
    (``threshold``).
 
+"Bytes" are allocated bytes (:attr:`Entry.freed`): what an unlink gives back,
+so a sparse file counts its blocks, not its apparent size.
+
 A candidate is a regular file (never a symlink, directory or device) whose
 name matches a rule's anchored pattern and is not an active log
 (``observer.log``, ``observer.log.wf``...), whatever the pattern says.
@@ -58,7 +61,9 @@ class Plan:
 
     @property
     def bytes(self) -> int:
-        return sum(d.entry.size for d in self.deletions)
+        """What the deletions free on disk: allocated blocks, not apparent sizes
+        (an old sparse 1 GiB file frees nothing; it must not end the plan)."""
+        return sum(d.entry.freed for d in self.deletions)
 
 
 def plan_target(target: Target, entries: list[Entry], usage: DiskUsage, now: float) -> Plan:
@@ -127,7 +132,7 @@ def _by_age(target: Target, rule: Rule, files: list[Entry], now: float) -> list[
 
 def _by_keep(target: Target, rule: Rule, files: list[Entry], now: float) -> list[Deletion]:
     """``files`` oldest first: take them until the rule's share of bytes is planned."""
-    goal = sum(e.size for e in files) * (100.0 - rule.keep_percentage) / 100.0
+    goal = sum(e.freed for e in files) * (100.0 - rule.keep_percentage) / 100.0
     why = (f"still above {target.disk_threshold:g}%: oldest first, "
            f"keeping {rule.keep_percentage:g}% of the rule's bytes")
     out, freed = [], 0
@@ -135,7 +140,7 @@ def _by_keep(target: Target, rule: Rule, files: list[Entry], now: float) -> list
         if freed >= goal or goal <= 0:
             break
         out.append(Deletion(target.name, rule.name, e, THRESHOLD, now - e.mtime, why))
-        freed += e.size
+        freed += e.freed
     return out
 
 

@@ -92,8 +92,8 @@ def _log_plan(plan: Plan) -> None:
     """A dry run deletes nothing but says what it would have deleted."""
     log.info("dry run, %s: %s", plan.target.name, plan.note)
     for d in plan.deletions:
-        log.info("would delete %s/%s: %d bytes, %.1f days old, rule %s, %s (%s)",
-                 d.target, printable(d.name), d.entry.size, d.age / 86400, d.rule, d.reason, d.why)
+        log.info("would delete %s/%s: %d bytes on disk, %.1f days old, rule %s, %s (%s)",
+                 d.target, printable(d.name), d.entry.freed, d.age / 86400, d.rule, d.reason, d.why)
 
 
 def _target_error(exc: OSError) -> str:

@@ -1,6 +1,6 @@
 """``engine clean [--dry-run] [--target NAME]``: one ob_cleaner pass, by hand.
 
-``--dry-run`` prints the plan (file, size, age, rule, reason) and deletes
+``--dry-run`` prints the plan (file, bytes on disk, age, rule, reason) and deletes
 nothing; without it the pass is applied once, every deletion logged, and what
 was done is printed per rule. Same config, same policy as the worker.
 """
@@ -53,7 +53,7 @@ def print_run(r, dry_run: bool, out=None) -> int:
     print(f"  {r.plan.note}", file=out)
     if dry_run:
         for d in r.plan.deletions:
-            print(f"  {printable(d.name):48} {human(d.entry.size):>9} {d.age / 86400:7.1f}d  "
+            print(f"  {printable(d.name):48} {human(d.entry.freed):>9} {d.age / 86400:7.1f}d  "
                   f"{d.rule:8} {d.reason:9} {d.why}", file=out)
         for reason, n in sorted(r.plan.ignored.items()):
             print(f"  ignored {n} matching file(s): {reason}", file=out)
