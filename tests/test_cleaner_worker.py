@@ -157,3 +157,23 @@ def test_file_names_are_escaped_on_the_terminal_and_in_the_log(tmp_path, caplog)
         assert not any(c in text for c in "\x1b\x07\x7f")
         assert not any(line.startswith("two") for line in text.splitlines())
     assert os.listdir(logdir) == []
+
+
+def test_engine_clean_exits_non_zero_and_counts_files_that_could_not_go(tmp_path, capsys):
+    """An immutable file (chattr +i: EPERM even for root) is a failure, not a quiet 0."""
+    import subprocess
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    stuck = old_file(logdir, "observer.log.20240101000000001")
+    old_file(logdir, "observer.log.20240101000000002")
+    conf = tmp_path / "agent.toml"
+    conf.write_text(toml_for(logdir))
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode != 0:
+        pytest.skip("this filesystem or user cannot set the immutable flag")
+    try:
+        assert cli(["-c", str(conf), "--home", str(tmp_path / "home"), "clean"]) == 1
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+    out = capsys.readouterr().out
+    assert "1 file(s) could not be deleted" in out and "EPERM: 1" in out and "deleted 1 files" in out
+    assert os.listdir(logdir) == [stuck.name]

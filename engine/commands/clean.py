@@ -3,6 +3,10 @@
 ``--dry-run`` prints the plan (file, bytes on disk, age, rule, reason) and deletes
 nothing; without it the pass is applied once, every deletion logged, and what
 was done is printed per rule. Same config, same policy as the worker.
+
+Exit status: 0 when every target was read and every planned file was deleted
+or deliberately kept (changed, open); 1 when a target could not be read or a
+file could not be deleted (EPERM, EROFS, an immutable flag...), with the count.
 """
 from __future__ import annotations
 
@@ -38,7 +42,10 @@ def run(args) -> int:
     failed = 0
     for r in done.runs:
         failed += print_run(r, args.dry_run)
-    return 1 if failed else 0
+    undeleted = sum(r.result.errors for r in done.runs if r.result is not None)
+    if undeleted:
+        print(f"{undeleted} file(s) could not be deleted (permission, read-only or immutable: see the log)")
+    return 1 if failed or undeleted else 0
 
 
 def print_run(r, dry_run: bool, out=None) -> int:
