@@ -127,7 +127,7 @@ def _fill(server, rows: int, servers, tenants, generated: int = 10_000) -> int:
             for ip, port, tid, top in slices:
                 cur.execute(f"INSERT INTO GV$OB_SQL_AUDIT ({cols}) SELECT {shifted} FROM GV$OB_SQL_AUDIT "
                             f"WHERE svr_ip = %s AND svr_port = %s AND tenant_id = %s ORDER BY request_id "
-                            f"LIMIT %s", (top, top, ip, port, tid, share))
+                            f"LIMIT %s", (top + 1, top + 1, ip, port, tid, share))  # ids from 0
         cur.execute("SELECT count(*) FROM GV$OB_SQL_AUDIT")
         total = cur.fetchone()[0]
     conn.close()
@@ -144,7 +144,7 @@ def bench_end_to_end(server, quick: bool) -> dict:
     conn = ObConnection(ObSection(host=server.host, port=server.port, user=server.user,
                                   read_timeout=600.0), server.password)
     sql = views.audit_fetch(4, 4096)
-    args = ("10.0.0.1", 2882, 1002, 0, n)
+    args = ("10.0.0.1", 2882, 1002, views.NO_CURSOR, n)
     text = conn.raw().cursor().mogrify(sql, args)
     client = shutil.which("mariadb") or shutil.which("mysql")
 

@@ -76,7 +76,8 @@ class ObSection:
     read_timeout: float = _f(30.0, **POSITIVE)
     version: str = _f("auto", doc="'auto', or a version such as '4.2.1' to skip detection")
     svr_ip: str = _f("", doc="the observer this host runs; empty = every server the view lists")
-    svr_port: int = _f(0, min=0, max=65535)
+    svr_port: int = _f(0, min=0, max=65535,
+                       doc="that observer's RPC port (2882 by default, SVR_PORT in the views), not the SQL port")
 
     @property
     def configured(self) -> bool:

@@ -49,7 +49,7 @@ def test_plan_cache_and_small_views(sim):
         cur.execute("SELECT first_load_time FROM oceanbase.GV$OB_PLAN_CACHE_PLAN_STAT LIMIT 1")
         assert hasattr(cur.fetchone()[0], "year")                    # a DATETIME, as on OB
         for view in ("DBA_OB_SERVERS", "DBA_OB_TENANTS", "GV$OB_SERVERS", "GV$OB_UNITS", "GV$SYSSTAT",
-                     "V$SYSSTAT", "V$OB_PLAN_CACHE_STAT", "GV$OB_MEMSTORE", "GV$OB_TENANT_MEMORY_INFO",
+                     "V$SYSSTAT", "V$OB_PLAN_CACHE_STAT", "GV$OB_MEMSTORE", "GV$OB_TENANT_MEMORY",
                      "GV$OB_MEMORY", "GV$OB_KVCACHE", "GV$OB_PROCESSLIST"):
             cur.execute(f"SELECT count(*) FROM oceanbase.{view}")
             assert cur.fetchone()[0] > 0, view

@@ -53,7 +53,7 @@ def tables(**extra):
                                    "access_count": 10, "hit_count": 9}],
         "DBA_OB_SERVERS": [{"status": "ACTIVE", "value": 2, "server_ips": "10.0.0.1,10.0.0.2",
                             "svr_ip": "10.0.0.1", "svr_port": 2882, "zone": "z1", "with_rootserver": 1}],
-        "GV$OB_SERVERS": [], "GV$OB_UNITS": [], "GV$OB_MEMSTORE": [], "GV$OB_TENANT_MEMORY_INFO": [],
+        "GV$OB_SERVERS": [], "GV$OB_UNITS": [], "GV$OB_MEMSTORE": [], "GV$OB_TENANT_MEMORY": [],
         "GV$OB_MEMORY": [], "GV$OB_KVCACHE": [], "GV$OB_PROCESSLIST": [],
     }
     base.update(extra)
@@ -135,7 +135,8 @@ def test_nulls_huge_and_garbage_values():
     assert b"ob_tenant_memstore_freeze_trigger_bytes" in text
 
 
-def test_parse_version():
+def test_parse_version_is_the_connections():
+    assert metrics.parse_version is connection.parse_version
     assert metrics.parse_version("5.7.25-OceanBase_CE-v4.2.1.0") == (4, 2, 1, 0)
     assert metrics.parse_version("3.2.4") == (3, 2, 4)
 

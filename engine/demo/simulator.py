@@ -94,7 +94,6 @@ def _fill(conn, wl: Workload, rows_per_second: int) -> None:
     """A minute of history, so TopSQL has something to show at once."""
     wl.step(rows_per_second * 60, 60.0)
     wl.refresh_views()
-    views.refresh_extras(conn, wl.servers, wl.tenants)
 
 
 def _drive(sim: Simulator, conn, rate: int, tick: float = 1.0, views_every: int = 5,

@@ -14,10 +14,13 @@ Contract:
   backoff ran out raises :class:`ConnectionLost` at once instead of hammering
   the server; one success resets it;
 - the OB version is read once per connection (``ob_version()``, else parsed
-  from ``version()``); ``major`` is 4 or 3 and picks the views' SQL.
+  from ``version()``, else from ``@@version_comment`` as obagent reads it;
+  :func:`parse_version` takes every form real 3.1 to 4.3 servers answer);
+  ``major`` is 4 or 3 and picks the views' SQL.
 """
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -27,6 +30,9 @@ from pymysql.constants import ER
 
 from engine.config import read_secret
 from engine.errors import EngineError
+from engine.ob import views
+
+log = logging.getLogger("engine.ob")
 
 MARKER = "/* MONITOR_AGENT */ "
 BACKOFF_INITIAL = 0.5
@@ -84,11 +90,39 @@ def error_for_code(code: int, text: str, *, lost: bool = False) -> ObError:
     return QueryFailed(f"query failed ({code}): {text}", code)
 
 
+_VERSION_FORMS = (
+    re.compile(r"OceanBase\S*?-v(\d+(?:\.\d+)+)", re.I),          # 4.x version(): 5.7.25-OceanBase_CE-v4.2.1.0
+    re.compile(r"^\s*(\d+(?:\.\d+)+)-OceanBase", re.I),            # 3.x version(): 3.1.5-OceanBase CE
+    re.compile(r"^\s*OceanBase(?:_CE)?\s+[vV]?(\d+(?:\.\d+)+)", re.I),  # @@version_comment: OceanBase_CE 4.3.3.0 (r...)
+    re.compile(r"^\s*[vV]?(\d+(?:\.\d+)+)\s*$"),                   # ob_version() 4.2.1.0, or V3.2.3.1
+)
+# Tried in order on a fresh connection; the first OceanBase version found wins.
+VERSION_QUERIES = ("SELECT ob_version()", "SELECT version()", "SELECT @@version_comment")
+
+
 def parse_version(text: str) -> tuple[int, ...]:
-    """'4.2.1.0' or '5.7.25-OceanBase_CE-v4.2.1.0' -> (4, 2, 1, 0); () if not OceanBase."""
-    m = re.search(r"OceanBase[^v]*-v(\d+(?:\.\d+)*)", text or "") or \
-        re.fullmatch(r"\s*(\d+(?:\.\d+)+)\s*", text or "")
-    return tuple(int(p) for p in m.group(1).split(".")) if m else ()
+    """The OceanBase version in any form a server or a config gives it; () if none.
+
+    ``4.2.1.0`` (``ob_version()``), ``V3.2.3.1``, ``5.7.25-OceanBase_CE-v4.2.1.0``
+    and ``5.7.25-OceanBase-v4.2.1.2`` (4.x ``version()``), ``3.1.5-OceanBase CE``
+    (3.1 ``version()``; 3.1 has no ``ob_version()``), ``OceanBase_CE 4.3.3.0
+    (r...)`` and ``OceanBase 3.2.3.1 (r...)`` (``@@version_comment``, which
+    obagent reads). A bare number is taken as it is (``ob_version()``, the
+    config); ``10.11.6-MariaDB-...`` gives ().
+    """
+    for form in _VERSION_FORMS:
+        m = form.search(text or "")
+        if m:
+            return tuple(int(p) for p in m.group(1).split("."))
+    return ()
+
+
+def _server_version(sql: str, text: str) -> tuple[int, ...]:
+    """A detection answer's version: ``version()``/``@@version_comment`` must say OceanBase
+    (a MySQL ``8.0.36`` is no OceanBase 8)."""
+    if "ob_version" not in sql and "oceanbase" not in (text or "").lower():
+        return ()
+    return parse_version(text)
 
 
 class ObConnection:
@@ -107,6 +141,7 @@ class ObConnection:
         self.version: tuple[int, ...] = ()
         self.last_error: ObError | None = None
         self.connects = 0
+        self.server_warning = ""
 
     @classmethod
     def from_config(cls, config) -> "ObConnection":
@@ -144,6 +179,7 @@ class ObConnection:
         self._delay = 0.0
         self._next_try = 0.0
         self.version = self._detect_version()
+        self.server_warning = self._check_server()
 
     def _fail(self, error: ObError):
         """Record ``error``, close, and schedule the next attempt (capped doubling)."""
@@ -157,16 +193,46 @@ class ObConnection:
         configured = parse_version(self.ob.version) if self.ob.version != "auto" else ()
         if configured:
             return configured
-        for sql in ("select ob_version()", "select version()"):
+        for sql in VERSION_QUERIES:
             try:
                 with self._conn.cursor() as cur:
                     cur.execute(MARKER + sql)
-                    found = parse_version(str(cur.fetchone()[0]))
+                    found = _server_version(sql, str(cur.fetchone()[0]))
             except pymysql.err.MySQLError:
                 continue
             if found:
                 return found
         return ()
+
+    def _check_server(self) -> str:
+        """'' if ``[ob] svr_ip``/``svr_port`` name an observer's RPC port, else why not (logged).
+
+        ``svr_port`` is the observer's RPC port (2882 by default), the
+        ``SVR_PORT`` of every GV$ view; set to the SQL port (2881) every
+        per-server query silently returns nothing. A server that cannot tell
+        (view missing, no privilege) gets no warning."""
+        ip, port = self.ob.svr_ip, self.ob.svr_port
+        if not ip or not port:
+            return ""
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(MARKER + views.sql("server_ports", self.major), (ip,))
+                rows = cur.fetchall()
+        except pymysql.err.MySQLError:
+            return ""
+        rpc = sorted({int(r[0]) for r in rows if r[0] is not None})
+        sql_ports = {int(r[1]) for r in rows if r[1] is not None}
+        if port in rpc:
+            return ""
+        if not rows:
+            why = f"[ob] svr_ip {ip} is no observer the cluster lists"
+        elif port in sql_ports:
+            why = f"[ob] svr_port {port} is the SQL port of {ip}, not its RPC port {rpc}"
+        else:
+            why = f"[ob] svr_port {port} is not an RPC port of {ip} (its RPC ports: {rpc})"
+        why += ": every per-server query will return nothing; set svr_port to the RPC port (2882 by default)"
+        log.warning("%s", why)
+        return why
 
     def close(self) -> None:
         if self._conn is not None:

@@ -3,8 +3,11 @@
 :func:`start` initialises a data directory under ``base`` with
 ``mariadb-install-db``, runs ``mariadbd`` on 127.0.0.1 with a free port (as
 root it needs ``--user=root``), creates a password user for the agent and the
-``oceanbase`` schema, and returns a :class:`Server`; :meth:`Server.stop` stops
-it by PID (SIGTERM, then SIGKILL) and is safe to call twice. Nothing is left
+``oceanbase`` schema of the OceanBase ``version`` it plays (4.2.1.0 unless
+told: tables from :mod:`engine.ob.catalogue`, and ``version()`` answering what
+a server of that version answers, via ``mariadbd --version=``), and returns a
+:class:`Server`; :meth:`Server.stop` stops it by PID (SIGTERM, then SIGKILL)
+and is safe to call twice. Nothing is left
 running or listening once it returns; the data directory is the caller's.
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import pymysql
 
-from engine.ob import schema
+from engine.ob import catalogue, schema
 from engine.osapi import dies_with_us
 
 USER = "monitor"
@@ -51,6 +54,7 @@ class Server:
     database: str = schema.DATABASE
     root_socket: str = ""
     log: Path = field(default=None)
+    version: tuple = schema.V4_DEFAULT
 
     @property
     def pid(self) -> int:
@@ -71,8 +75,9 @@ class Server:
                 "database": self.database, **overrides}
 
     def create_schema(self) -> None:
+        """Every view table dropped and created again, empty, for this server's version."""
         with self.connect(database=None, root=True) as conn, conn.cursor() as cur:
-            for stmt in schema.create_statements():
+            for stmt in schema.create_statements(version=self.version):
                 cur.execute(stmt)
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -95,12 +100,13 @@ class Server:
     def restart(self) -> None:
         """Stop and start again on the same port and data directory."""
         self.stop()
-        self.proc = _spawn(self.base, self.port, self.log)
+        self.proc = _spawn(self.base, self.port, self.log, self.version)
         _wait_ready(self, 60.0)
 
 
-def _args(base: Path, port: int) -> list[str]:
+def _args(base: Path, port: int, version: tuple) -> list[str]:
     return [find_binary("mariadbd") or "mariadbd", "--no-defaults", f"--datadir={base / 'data'}",
+            f"--version={catalogue.version_strings(version)['version']}",
             f"--socket={base / 'mysqld.sock'}", f"--pid-file={base / 'mysqld.pid'}",
             f"--port={port}", "--bind-address=127.0.0.1", "--user=root",
             "--lower-case-table-names=1", "--skip-name-resolve", "--skip-log-bin",
@@ -110,10 +116,10 @@ def _args(base: Path, port: int) -> list[str]:
             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"]
 
 
-def _spawn(base: Path, port: int, log: Path) -> subprocess.Popen:
+def _spawn(base: Path, port: int, log: Path, version: tuple) -> subprocess.Popen:
     out = open(log, "ab")
     try:
-        return subprocess.Popen(_args(base, port), stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen(_args(base, port, version), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 preexec_fn=dies_with_us())
     finally:
@@ -137,8 +143,10 @@ def _wait_ready(server: Server, timeout: float) -> None:
     raise RuntimeError(f"mariadbd not ready after {timeout}s: {last}")
 
 
-def start(base: str | os.PathLike, *, port: int = 0, timeout: float = 60.0) -> Server:
-    """Initialise ``base`` (if new), start the server, create user and schema."""
+def start(base: str | os.PathLike, *, port: int = 0, timeout: float = 60.0,
+          version: tuple = schema.V4_DEFAULT) -> Server:
+    """Initialise ``base`` (if new), start the server playing OceanBase ``version``,
+    create user and schema."""
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
     log = base / "mariadbd.log"
@@ -149,7 +157,8 @@ def start(base: str | os.PathLike, *, port: int = 0, timeout: float = 60.0) -> S
                         "--lower-case-table-names=1"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     port = port or free_port()
-    server = Server(base, port, _spawn(base, port, log), root_socket=str(base / "mysqld.sock"), log=log)
+    server = Server(base, port, _spawn(base, port, log, tuple(version)), root_socket=str(base / "mysqld.sock"),
+                    log=log, version=tuple(version))
     try:
         _wait_ready(server, timeout)
         with server.connect(database=None, root=True) as conn, conn.cursor() as cur:

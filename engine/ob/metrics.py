@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from engine.ob.connection import parse_version  # noqa: F401 - one parser for every version string
+
 # obagent's exported stat ids (monitor_ob.yaml): shared, plus the 3.x- and 4.x-only ones.
 SYSSTAT_IDS = [*range(10000, 10007), 20000, 20001, 20002, 30000, 30001, 30002, *range(30005, 30014),
                *range(40000, 40013), 40018, 40019, 40030, 50000, 50001, 50004, 50005, *range(50008, 50012),
@@ -101,7 +103,7 @@ QUERIES: list[Query] = [
            "access_count": _c("ob_plan_cache_access_total", "Plan cache look-ups"),
            "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")},
           min_version=V4, tenant_names=True, local=""),
-    Query("plan_cache", f"SELECT {HINT_3X} tenant_id, ip AS svr_ip, port AS svr_port, mem_used, access_count, "
+    Query("plan_cache", f"SELECT {HINT_3X} tenant_id, svr_ip, svr_port, mem_used, access_count, "
           "hit_count FROM oceanbase.gv$plan_cache_stat WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
           {"mem_used": _g("ob_plan_cache_memory_bytes", "Memory the plan cache uses"),
            "access_count": _c("ob_plan_cache_access_total", "Plan cache look-ups"),
@@ -148,7 +150,7 @@ QUERIES: list[Query] = [
            "freeze_cnt": _g("ob_tenant_memstore_freeze_times", "Freezes since the last major compaction")},
           min_version=V4, tenant_names=True, local=""),
     Query("tenant_memory", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, hold, free "
-          "FROM oceanbase.GV$OB_TENANT_MEMORY_INFO WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
+          "FROM oceanbase.GV$OB_TENANT_MEMORY WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
           {"hold": _g("ob_tenant_memory_hold_bytes", "Memory the tenant holds"),
            "free": _g("ob_tenant_memory_free_bytes", "Memory held by the tenant and free")},
           min_version=V4, tenant_names=True, local=""),
@@ -162,28 +164,18 @@ QUERIES: list[Query] = [
           "FROM oceanbase.GV$OB_KVCACHE WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port", "cache_name"),
           {"cache_size": _g("ob_cache_size_bytes", "KV cache size by cache")},
           min_version=V4, tenant_names=True, local=""),
-    Query("sessions", f"SELECT {HINT_4X} t.tenant_id, COUNT(p.id) AS all_sessions, "
-          "SUM(CASE WHEN p.id IS NOT NULL AND p.command <> 'Sleep' THEN 1 ELSE 0 END) AS active_sessions "
-          "FROM oceanbase.DBA_OB_TENANTS t LEFT JOIN oceanbase.GV$OB_PROCESSLIST p ON p.tenant = t.tenant_name "
-          "WHERE t.tenant_type <> 'META' GROUP BY t.tenant_id", ("tenant_id",),
-          {"all_sessions": _g("ob_all_session_num", "Sessions of the tenant"),
-           "active_sessions": _g("ob_active_session_num", "Sessions of the tenant running a command")},
-          min_version=V4, tenant_names=True),
+    # Per tenant, this server's sessions (obagent: GV$OB_PROCESSLIST by svr_ip/svr_port); a tenant
+    # without any gets 0 from the LEFT JOIN. Active = STATE 'ACTIVE' (running a statement), as obagent.
+    Query("sessions", f"SELECT {HINT_4X} t.tenant_id, COALESCE(s.all_sessions, 0) AS all_sessions, "
+          "COALESCE(s.active_sessions, 0) AS active_sessions FROM oceanbase.DBA_OB_TENANTS t LEFT JOIN "
+          "(SELECT tenant, COUNT(*) AS all_sessions, SUM(CASE WHEN state = 'ACTIVE' THEN 1 ELSE 0 END) "
+          "AS active_sessions FROM oceanbase.GV$OB_PROCESSLIST WHERE 1 = 1 {local} GROUP BY tenant) s "
+          "ON s.tenant = t.tenant_name WHERE t.tenant_type <> 'META'", ("tenant_id",),
+          {"all_sessions": _g("ob_all_session_num", "Sessions of the tenant on this server"),
+           "active_sessions": _g("ob_active_session_num", "Sessions of the tenant on this server running a "
+                                                          "statement (STATE 'ACTIVE')")},
+          min_version=V4, tenant_names=True, local=""),
 ]
-
-
-def parse_version(text: str) -> tuple:
-    """'4.2.1.0' or '5.7.25-OceanBase_CE-v4.2.1.0' -> (4, 2, 1, 0)."""
-    tail = text.rsplit("-v", 1)[-1] if "-v" in text else text
-    parts = []
-    for piece in tail.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    if not parts:
-        raise ValueError(f"no version in {text!r}")
-    return tuple(parts)
 
 
 def queries_for(version: tuple) -> list[Query]:

@@ -1,17 +1,26 @@
 """The workload's GV$SYSSTAT counters and the rows of the small OB views.
 
 :class:`Counters` keeps per (server, tenant) sysstat values that grow with the
-generated work (``ADD`` = counter) or are set (``SET`` = gauge), the way
-OceanBase 4.x reports them (stat_id, name, class as in obagent's list).
-:func:`view_rows` renders GV$SYSSTAT, GV$OB_SERVERS, DBA_OB_SERVERS,
-DBA_OB_TENANTS, GV$OB_UNITS, GV$OB_MEMSTORE and GV$OB_PLAN_CACHE_STAT for a
-:class:`engine.ob.workload.Workload`.
+generated work (``ADD`` = counter) or are set (``SET`` = gauge), with the
+stat ids, names and classes OceanBase uses (``ob_stat_template``; obagent's
+list): 30005-30011 transaction start / total time / commit / commit time /
+rollback / rollback time / timeout, 40000-40009 SQL counts and times by
+statement type, 40010/40011/40012 local / remote / distributed SQL counts,
+40018/40019 "other" SQL count and time, class 32 (storage) for the memstore
+stats 1300xx, class 64 (resource) for 1400xx.
+:func:`view_rows` renders every small view a server of the workload's
+version has (4.x: GV$SYSSTAT, GV$OB_SERVERS, DBA_OB_SERVERS, DBA_OB_TENANTS,
+GV$OB_UNITS, GV$OB_MEMSTORE, GV$OB_PLAN_CACHE_STAT, GV$OB_TENANT_MEMORY,
+GV$OB_MEMORY, GV$OB_KVCACHE, GV$OB_PROCESSLIST; 3.x: gv$sysstat,
+gv$plan_cache_stat and the inner tables __all_server, __all_tenant,
+__all_unit, __all_resource_pool), keyed as the workload's writer names them.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 GIB = 1 << 30
+V4 = (4,)
 
 # stat_id -> (name, class, value_type)
 STATS = {
@@ -19,24 +28,28 @@ STATS = {
     10002: ("rpc packet out", 1, "ADD"), 10003: ("rpc packet out bytes", 1, "ADD"),
     20000: ("request enqueue count", 2, "ADD"), 20001: ("request dequeue count", 2, "ADD"),
     20002: ("request queue time", 2, "ADD"),
-    30005: ("trans commit count", 4, "ADD"), 30006: ("trans commit time", 4, "ADD"),
-    30007: ("trans rollback count", 4, "ADD"), 30008: ("trans rollback time", 4, "ADD"),
-    30009: ("trans timeout count", 4, "ADD"),
+    30005: ("trans start count", 4, "ADD"), 30006: ("trans total used time", 4, "ADD"),
+    30007: ("trans commit count", 4, "ADD"), 30008: ("trans commit time", 4, "ADD"),
+    30009: ("trans rollback count", 4, "ADD"), 30010: ("trans rollback time", 4, "ADD"),
+    30011: ("trans timeout count", 4, "ADD"),
     40000: ("sql select count", 8, "ADD"), 40001: ("sql select time", 8, "ADD"),
     40002: ("sql insert count", 8, "ADD"), 40003: ("sql insert time", 8, "ADD"),
     40006: ("sql update count", 8, "ADD"), 40007: ("sql update time", 8, "ADD"),
     40008: ("sql delete count", 8, "ADD"), 40009: ("sql delete time", 8, "ADD"),
-    40010: ("sql other count", 8, "ADD"), 40011: ("sql other time", 8, "ADD"),
+    40010: ("sql local count", 8, "ADD"), 40011: ("sql remote count", 8, "ADD"),
+    40012: ("sql distributed count", 8, "ADD"),
+    40018: ("sql other count", 8, "ADD"), 40019: ("sql other time", 8, "ADD"),
     50000: ("row cache hit", 16, "ADD"), 50001: ("row cache miss", 16, "ADD"),
     50008: ("block cache hit", 16, "ADD"), 50009: ("block cache miss", 16, "ADD"),
     60000: ("io read count", 32, "ADD"), 60001: ("io read delay", 32, "ADD"),
     60002: ("io read bytes", 32, "ADD"), 60003: ("io write count", 32, "ADD"),
-    130000: ("active memstore used", 64, "SET"), 130001: ("total memstore used", 64, "SET"),
-    130002: ("major freeze trigger", 64, "SET"), 130004: ("memstore limit", 64, "SET"),
+    130000: ("active memstore used", 32, "SET"), 130001: ("total memstore used", 32, "SET"),
+    130002: ("major freeze trigger", 32, "SET"), 130004: ("memstore limit", 32, "SET"),
     140002: ("max memory size", 64, "SET"), 140003: ("memory usage", 64, "SET"),
     140005: ("max cpus", 64, "SET"), 140006: ("cpu usage", 64, "SET"),
 }
-KIND_STATS = {"select": 40000, "insert": 40002, "update": 40006, "delete": 40008, "inner": 40010}
+KIND_STATS = {"select": 40000, "insert": 40002, "update": 40006, "delete": 40008, "inner": 40018}
+PLAN_STATS = {1: 40010, 2: 40011, 3: 40012}       # plan type -> local / remote / distributed count
 
 
 def _dt(epoch: float) -> datetime:
@@ -60,11 +73,13 @@ class Counters:
             self.v[(srv, tid)] = vals
             self.v[(srv, tid, "pc")] = {"access": 0, "hit": 0, "freeze": 0}
 
-    def account(self, srv, tid, kind, elapsed, ret, hit, io_us) -> None:
+    def account(self, srv, tid, kind, elapsed, ret, hit, io_us, plan_type: int = 1) -> None:
         v = self.v[(srv, tid)]
-        base = KIND_STATS.get(kind, 40010)
+        base = KIND_STATS.get(kind, 40018)
         v[base] += 1
         v[base + 1] += elapsed
+        if plan_type in PLAN_STATS:
+            v[PLAN_STATS[plan_type]] += 1
         v[10000] += 1
         v[10001] += 200
         v[10002] += 1
@@ -72,11 +87,13 @@ class Counters:
         v[20000] += 1
         v[20001] += 1
         v[20002] += 30
-        if kind in ("insert", "update", "delete"):
-            key = 30007 if ret else 30005
+        if kind in ("insert", "update", "delete"):   # one transaction per statement
+            v[30005] += 1
+            v[30006] += elapsed
+            key = 30009 if ret else 30007           # rolled back / committed
             v[key] += 1
             v[key + 1] += elapsed
-        v[30009] += int(ret == -4012)
+            v[30011] += int(ret == -4012)
         v[50000 if hit else 50001] += 1
         v[50008] += 3
         v[50009] += int(io_us > 0)
@@ -96,57 +113,94 @@ class Counters:
 
 
 def view_rows(wl, now: float) -> dict:
-    """view -> (columns, rows) for the small views, from the workload's state."""
+    """view key -> (columns, rows) for the small views, from the workload's state.
+
+    Both versions' views are rendered; the writer keeps those its server has
+    (and, of each, the columns it has at that version)."""
     c = wl.stat
+    out: dict[str, tuple] = {}
     sysstat, servers, dba_servers, units, memstore, pcs = [], [], [], [], [], []
+    tmem, mem, kv, procs = [], [], [], []
+    all_server, all_unit = [], []
+    pid = 0
     for i, srv in enumerate(wl.servers):
         ip, port = srv
         zone = f"zone{i + 1}"
-        servers.append((ip, port, zone, port + 1, 16, 16.0, 9.0, 9.0, 64 * GIB, 40 * GIB,
+        sql_port = port - 1                          # 2881 next to the RPC port 2882, as deployed
+        servers.append((ip, port, zone, sql_port, 16, 16.0, 9.0, 9.0, 64 * GIB, 40 * GIB,
                         200 * GIB, 120 * GIB, 30 * GIB, 1000 * GIB, 100 * GIB + i * GIB,
                         "NORMAL", 60 * GIB))
-        dba_servers.append((ip, port, i + 1, zone, port + 1, "YES" if i == 0 else "NO", "ACTIVE",
+        dba_servers.append((ip, port, i + 1, zone, sql_port, "YES" if i == 0 else "NO", "ACTIVE",
                             _dt(wl.started[srv]), None, "4.2.1.0_101000012023111013-abcdef"))
-        for tid, _ in wl.tenants:
+        all_server.append((ip, port, i + 1, zone, sql_port, int(i == 0), "active",
+                           int(wl.started[srv] * 1e6), 0, "3.1.5_1-abcdef"))
+        mem.append((500, ip, port, "DEFAULT_CTX_ID", "OmtTenant", 120, GIB // 2, GIB // 3))
+        mem.append((500, ip, port, "DEFAULT_CTX_ID", "KvstorCacheMb", 10, GIB, GIB))
+        for tid, tname in wl.tenants:
             v = c.v[(srv, tid)]
             pc = c.v[(srv, tid, "pc")]
             for sid, (name, cls, vt) in STATS.items():
                 sysstat.append((tid, ip, port, sid, name, cls, v[sid], vt, sid))
             units.append((ip, port, 1000 + tid + i, tid, zone, 4.0, 2.0, 8 * GIB, 10000, 10000,
                           20 * GIB, 2 * GIB, 5 * GIB, "NORMAL"))
+            all_unit.append((1000 + tid + i, tid, 1, zone, ip, port, "ACTIVE"))
             memstore.append((ip, port, tid, v[130000], v[130002], pc["freeze"], v[130001], v[130004]))
             nplans = sum(1 for k in wl.plans if k[0] == srv and k[1] == tid)
             pcs.append((tid, ip, port, nplans, nplans * 20480, nplans * 32768, pc["access"],
                         pc["hit"], int(100 * pc["hit"] / max(pc["access"], 1)), nplans,
                         400 << 20, 8192, nplans))
-    tenants = []
+            tmem.append((tid, ip, port, 6 * GIB, 2 * GIB))
+            for cache, size in (("user_row_cache", 256 << 20), ("user_block_cache", GIB),
+                                ("index_block_cache", 128 << 20)):
+                kv.append((ip, port, tid, cache, 1, size, 97.0, 100000, 97000, 3000))
+            for k in range(wl.sessions if tid != 1 else 2):
+                pid += 1
+                active = k % 3 == 0
+                procs.append((ip, port, sql_port, 3221487600 + pid, "app", tname, "10.1.0.9:40000", "db0",
+                              "Query" if active else "Sleep", None, k, "ACTIVE" if active else "SLEEP", None))
+    tenants, all_tenant, pools = [], [], []
     for tid, name in wl.tenants:
         ttype = "SYS" if tid == 1 else "USER"
         tenants.append((tid, name, ttype, "NORMAL", "MYSQL", "zone1", "FULL{1}@zone1", "PRIMARY",
                         "NO", len(wl.servers)))
+        all_tenant.append((tid, name, "zone1", "zone1", 0, 0))
+        pools.append((tid, f"pool_{name}", len(wl.servers), tid, "zone1", tid))
         if ttype == "USER":
             tenants.append((tid - 1, f"META${tid}", "META", "NORMAL", "MYSQL", "zone1",
                             "FULL{1}@zone1", "PRIMARY", "NO", len(wl.servers)))
-    return {
-        "GV$SYSSTAT": (("CON_ID", "SVR_IP", "SVR_PORT", "STATISTIC#", "NAME", "CLASS", "VALUE",
-                        "VALUE_TYPE", "STAT_ID"), sysstat),
-        "GV$OB_SERVERS": (("SVR_IP", "SVR_PORT", "ZONE", "SQL_PORT", "CPU_CAPACITY",
-                           "CPU_CAPACITY_MAX", "CPU_ASSIGNED", "CPU_ASSIGNED_MAX", "MEM_CAPACITY",
-                           "MEM_ASSIGNED", "LOG_DISK_CAPACITY", "LOG_DISK_ASSIGNED",
-                           "LOG_DISK_IN_USE", "DATA_DISK_CAPACITY", "DATA_DISK_IN_USE",
-                           "DATA_DISK_HEALTH_STATUS", "MEMORY_LIMIT"), servers),
-        "DBA_OB_SERVERS": (("SVR_IP", "SVR_PORT", "ID", "ZONE", "SQL_PORT", "WITH_ROOTSERVER",
-                            "STATUS", "START_SERVICE_TIME", "STOP_TIME", "BUILD_VERSION"),
-                           dba_servers),
-        "DBA_OB_TENANTS": (("TENANT_ID", "TENANT_NAME", "TENANT_TYPE", "STATUS",
-                            "COMPATIBILITY_MODE", "PRIMARY_ZONE", "LOCALITY", "TENANT_ROLE",
-                            "LOCKED", "UNIT_NUM"), tenants),
-        "GV$OB_UNITS": (("SVR_IP", "SVR_PORT", "UNIT_ID", "TENANT_ID", "ZONE", "MAX_CPU",
-                         "MIN_CPU", "MEMORY_SIZE", "MAX_IOPS", "MIN_IOPS", "LOG_DISK_SIZE",
-                         "LOG_DISK_IN_USE", "DATA_DISK_IN_USE", "STATUS"), units),
-        "GV$OB_MEMSTORE": (("SVR_IP", "SVR_PORT", "TENANT_ID", "ACTIVE_SPAN", "FREEZE_TRIGGER",
-                            "FREEZE_CNT", "MEMSTORE_USED", "MEMSTORE_LIMIT"), memstore),
-        "GV$OB_PLAN_CACHE_STAT": (("TENANT_ID", "SVR_IP", "SVR_PORT", "SQL_NUM", "MEM_USED",
-                                   "MEM_HOLD", "ACCESS_COUNT", "HIT_COUNT", "HIT_RATE",
-                                   "PLAN_NUM", "MEM_LIMIT", "HASH_BUCKET", "STMTKEY_NUM"), pcs),
-    }
+    out["GV$SYSSTAT"] = (("CON_ID", "SVR_IP", "SVR_PORT", "STATISTIC#", "NAME", "CLASS", "VALUE",
+                          "VALUE_TYPE", "STAT_ID"), sysstat)
+    out["GV$OB_SERVERS"] = (("SVR_IP", "SVR_PORT", "ZONE", "SQL_PORT", "CPU_CAPACITY",
+                             "CPU_CAPACITY_MAX", "CPU_ASSIGNED", "CPU_ASSIGNED_MAX", "MEM_CAPACITY",
+                             "MEM_ASSIGNED", "LOG_DISK_CAPACITY", "LOG_DISK_ASSIGNED",
+                             "LOG_DISK_IN_USE", "DATA_DISK_CAPACITY", "DATA_DISK_IN_USE",
+                             "DATA_DISK_HEALTH_STATUS", "MEMORY_LIMIT"), servers)
+    out["DBA_OB_SERVERS"] = (("SVR_IP", "SVR_PORT", "ID", "ZONE", "SQL_PORT", "WITH_ROOTSERVER",
+                              "STATUS", "START_SERVICE_TIME", "STOP_TIME", "BUILD_VERSION"), dba_servers)
+    out["DBA_OB_TENANTS"] = (("TENANT_ID", "TENANT_NAME", "TENANT_TYPE", "STATUS",
+                              "COMPATIBILITY_MODE", "PRIMARY_ZONE", "LOCALITY", "TENANT_ROLE",
+                              "LOCKED", "UNIT_NUM"), tenants)
+    out["GV$OB_UNITS"] = (("SVR_IP", "SVR_PORT", "UNIT_ID", "TENANT_ID", "ZONE", "MAX_CPU",
+                           "MIN_CPU", "MEMORY_SIZE", "MAX_IOPS", "MIN_IOPS", "LOG_DISK_SIZE",
+                           "LOG_DISK_IN_USE", "DATA_DISK_IN_USE", "STATUS"), units)
+    out["GV$OB_MEMSTORE"] = (("SVR_IP", "SVR_PORT", "TENANT_ID", "ACTIVE_SPAN", "FREEZE_TRIGGER",
+                              "FREEZE_CNT", "MEMSTORE_USED", "MEMSTORE_LIMIT"), memstore)
+    out["GV$OB_PLAN_CACHE_STAT"] = (("TENANT_ID", "SVR_IP", "SVR_PORT", "SQL_NUM", "MEM_USED",
+                                     "MEM_HOLD", "ACCESS_COUNT", "HIT_COUNT", "HIT_RATE",
+                                     "PLAN_NUM", "MEM_LIMIT", "HASH_BUCKET", "STMTKEY_NUM"), pcs)
+    out["GV$OB_TENANT_MEMORY"] = (("TENANT_ID", "SVR_IP", "SVR_PORT", "HOLD", "FREE"), tmem)
+    out["GV$OB_MEMORY"] = (("TENANT_ID", "SVR_IP", "SVR_PORT", "CTX_NAME", "MOD_NAME", "COUNT",
+                            "HOLD", "USED"), mem)
+    out["GV$OB_KVCACHE"] = (("SVR_IP", "SVR_PORT", "TENANT_ID", "CACHE_NAME", "PRIORITY", "CACHE_SIZE",
+                             "HIT_RATIO", "TOTAL_PUT_CNT", "TOTAL_HIT_CNT", "TOTAL_MISS_CNT"), kv)
+    out["GV$OB_PROCESSLIST"] = (("SVR_IP", "SVR_PORT", "SQL_PORT", "ID", "USER", "TENANT", "HOST", "DB",
+                                 "COMMAND", "SQL_ID", "TIME", "STATE", "INFO"), procs)
+    out["__all_server"] = (("SVR_IP", "SVR_PORT", "ID", "ZONE", "INNER_PORT", "WITH_ROOTSERVER",
+                            "STATUS", "START_SERVICE_TIME", "STOP_TIME", "BUILD_VERSION"), all_server)
+    out["__all_tenant"] = (("TENANT_ID", "TENANT_NAME", "ZONE_LIST", "PRIMARY_ZONE", "LOCKED",
+                            "COMPATIBILITY_MODE"), all_tenant)
+    out["__all_unit"] = (("UNIT_ID", "RESOURCE_POOL_ID", "GROUP_ID", "ZONE", "SVR_IP", "SVR_PORT",
+                          "STATUS"), all_unit)
+    out["__all_resource_pool"] = (("RESOURCE_POOL_ID", "NAME", "UNIT_COUNT", "UNIT_CONFIG_ID",
+                                   "ZONE_LIST", "TENANT_ID"), pools)
+    return out

@@ -44,32 +44,49 @@ PLAN_COUNTERS = (
 
 _STATEMENTS = {
     # One (server, tenant) slice of the audit after a cursor; args: ip, port, tenant, cursor, limit.
+    # Request ids start at 0: a slice with nothing read yet (or reset) has cursor -1 (NO_CURSOR).
     "audit_fetch": lambda v: (
         f"SELECT {HINT[v]}{_audit_cols(v)} FROM {AUDIT_TABLE[v]} WHERE svr_ip = %s AND svr_port = %s "
         f"AND tenant_id = %s AND request_id > %s ORDER BY request_id LIMIT %s"),
-    # The newest request id of a slice (reset detection when nothing new came).
+    # The newest request id of a slice (reset detection when nothing new came): one row read
+    # from the end of the slice's key range, not an aggregate over the whole audit ring.
     "audit_max_id": lambda v: (
-        f"SELECT {HINT[v]}max(request_id) FROM {AUDIT_TABLE[v]} "
-        f"WHERE svr_ip = %s AND svr_port = %s AND tenant_id = %s"),
-    # The (server, tenant) slices to follow.
+        f"SELECT {HINT[v]}request_id FROM {AUDIT_TABLE[v]} "
+        f"WHERE svr_ip = %s AND svr_port = %s AND tenant_id = %s ORDER BY request_id DESC LIMIT 1"),
+    # The (server, tenant) slices to follow: from the units (3.x: the inner unit and pool
+    # tables, as obagent 3.x reads them), plus the sys tenant on every server.
     "audit_slices": lambda v: (
         "SELECT DISTINCT svr_ip, svr_port, tenant_id FROM oceanbase.GV$OB_UNITS "
         "UNION SELECT svr_ip, svr_port, 1 FROM oceanbase.GV$OB_SERVERS" if v >= 4 else
-        f"SELECT {HINT[v]}DISTINCT svr_ip, svr_port, tenant_id FROM {AUDIT_TABLE[v]}"),
+        f"SELECT {HINT[v]}DISTINCT u.svr_ip, u.svr_port, p.tenant_id FROM oceanbase.__all_unit u "
+        "JOIN oceanbase.__all_resource_pool p ON u.resource_pool_id = p.resource_pool_id "
+        "UNION SELECT svr_ip, svr_port, 1 FROM oceanbase.__all_server"),
+    # Only if the unit views are missing (privileges): the slices the audit itself has (reads it all).
+    "audit_slices_fallback": lambda v: f"SELECT {HINT[v]}DISTINCT svr_ip, svr_port, tenant_id FROM {AUDIT_TABLE[v]}",
     # When each observer started: a change means its request ids restarted.
     "server_starts": lambda v: (
         "SELECT svr_ip, svr_port, start_service_time FROM oceanbase.DBA_OB_SERVERS" if v >= 4 else
         f"SELECT {HINT[v]}svr_ip, svr_port, start_service_time FROM oceanbase.__all_server"),
+    # The RPC and SQL ports of the observers at one address (checks [ob] svr_port); arg: ip.
+    "server_ports": lambda v: (
+        "SELECT svr_port, sql_port FROM oceanbase.GV$OB_SERVERS WHERE svr_ip = %s" if v >= 4 else
+        f"SELECT {HINT[v]}svr_port, inner_port FROM oceanbase.__all_server WHERE svr_ip = %s"),
     "plan_stat": lambda v: (
         f"SELECT {HINT[v]}" + ", ".join("substr(statement, 1, %d)" if c == "statement" else c
                                        for c in PLAN_COLUMNS)
         + f" FROM {PLAN_TABLE[v]}"),
 }
+NO_CURSOR = -1
 
 
 def sql(name: str, major: int = 4) -> str:
     """The statement ``name`` for OB major version ``major`` (3 for 3.x, 4 and later = 4)."""
     return _STATEMENTS[name](3 if major < 4 else 4)
+
+
+def names() -> list[str]:
+    """Every statement name (for the fidelity test: each is run at 3.x and 4.x)."""
+    return list(_STATEMENTS)
 
 
 def audit_fetch(major: int, sample_chars: int) -> str:
@@ -78,10 +95,17 @@ def audit_fetch(major: int, sample_chars: int) -> str:
 
 
 def plan_stat(major: int, sample_chars: int, svr_ip: str = "", svr_port: int = 0) -> tuple[str, tuple]:
-    """The plan-cache snapshot query (optionally one server's) and its args."""
+    """The plan-cache snapshot query (optionally one server's) and its args.
+
+    At 4.x only SQL plans (``object_type = 'SQL_PLAN'``, as OCP Express reads
+    them): the plan cache also holds PL objects (procedures, functions,
+    packages, anonymous blocks) that are no statement's plan."""
     text = sql("plan_stat", major).replace("%d", str(int(sample_chars)), 1)
-    if svr_ip and svr_port:
-        return text + " WHERE svr_ip = %s AND svr_port = %s", (svr_ip, svr_port)
+    conds, args = (["object_type = 'SQL_PLAN'"] if major >= 4 else []), []
     if svr_ip:
-        return text + " WHERE svr_ip = %s", (svr_ip,)
-    return text, ()
+        conds.append("svr_ip = %s")
+        args.append(svr_ip)
+        if svr_port:
+            conds.append("svr_port = %s")
+            args.append(svr_port)
+    return (text + " WHERE " + " AND ".join(conds) if conds else text), tuple(args)

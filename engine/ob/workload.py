@@ -3,7 +3,8 @@
 What it models (``oceanbase-facts.md`` sections 1, 2 and 6):
 
 - several servers and tenants; ``REQUEST_ID`` is a per-(server, tenant)
-  sequence, contiguous and increasing;
+  sequence, contiguous and increasing, starting at 0 (as OceanBase's request
+  queue numbers them) and again at 0 after an observer restart;
 - the audit is a bounded ring per (server, tenant): past 90 % of
   ``audit_capacity`` the oldest rows are evicted down to 80 %;
 - a zipf-skewed mix of ``n_sql`` SQL_IDs (a few hot ones, a long tail), each
@@ -17,14 +18,18 @@ What it models (``oceanbase-facts.md`` sections 1, 2 and 6):
   which come back with a new PLAN_ID and FIRST_LOAD_TIME on their next run
   (that first run is a plan miss);
 - :meth:`Workload.restart_server`: the observer restarts, its audit and plan
-  cache are empty and request ids start again at 1, START_SERVICE_TIME moves;
-- GV$SYSSTAT counters that grow with the work, and rows for GV$OB_SERVERS,
-  DBA_OB_SERVERS, DBA_OB_TENANTS, GV$OB_UNITS, GV$OB_MEMSTORE and
-  GV$OB_PLAN_CACHE_STAT, refreshed by :meth:`Workload.refresh_views`.
+  cache are empty and request ids start again at 0, START_SERVICE_TIME moves;
+- GV$SYSSTAT counters that grow with the work, and rows for every other view
+  the agent reads (:func:`engine.ob.sysstat_catalog.view_rows`), refreshed by
+  :meth:`Workload.refresh_views`.
 
 It writes only through a :class:`Writer` (insert rows, delete by equality plus
 one "below" bound), so that another DB-API backend (``engine demo``'s sqlite)
-can hold the same data. Deterministic for a given ``seed`` and clock.
+can hold the same data. The writer plays one OceanBase version: it writes a
+view under the name it has at that version (``gv$sql_audit`` at 3.x for
+``GV$OB_SQL_AUDIT``), only the columns the catalogue gives it there, and
+skips views that version does not have. Deterministic for a given ``seed``
+and clock.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from engine.ob import catalogue
 from engine.ob import sysstat_catalog as stats
 
 AUDIT = "GV$OB_SQL_AUDIT"
@@ -78,34 +84,45 @@ class Writer:
 
     ``insert`` many rows of ``columns``; ``delete`` rows matching ``where``
     (column -> value) and, optionally, ``below`` = (column, bound) meaning
-    ``column < bound``.
+    ``column < bound``. Tables are named by their 4.x name (or their own, for
+    3.x inner tables) and written as the ``version`` server has them.
     """
 
-    def __init__(self, conn, *, placeholder: str = "%s", quote: str = "`", database: str = "oceanbase"):
+    def __init__(self, conn, *, placeholder: str = "%s", quote: str = "`", database: str = "oceanbase",
+                 version: tuple = catalogue.DEFAULT_VERSION[4]):
         self.conn = conn
         self.ph = placeholder
         self.q = quote
         self.prefix = f"{quote}{database}{quote}." if database else ""
+        self.version = tuple(version)
 
     def _table(self, name: str) -> str:
         return f"{self.prefix}{self.q}{name}{self.q}"
 
     def insert(self, table: str, columns, rows) -> None:
-        if not rows:
+        view = catalogue.physical(table, self.version)
+        if not rows or view is None:
             return
-        cols = ", ".join(f"{self.q}{c}{self.q}" for c in columns)
-        marks = ", ".join([self.ph] * len(columns))
+        have = {name for name, _ in view.columns_at(self.version)}
+        keep = [i for i, c in enumerate(columns) if c in have]
+        cols = ", ".join(f"{self.q}{columns[i]}{self.q}" for i in keep)
+        marks = ", ".join([self.ph] * len(keep))
+        if len(keep) < len(columns):
+            rows = [tuple(r[i] for i in keep) for r in rows]
         cur = self.conn.cursor()
-        cur.executemany(f"INSERT INTO {self._table(table)} ({cols}) VALUES ({marks})", rows)
+        cur.executemany(f"INSERT INTO {self._table(view.name)} ({cols}) VALUES ({marks})", rows)
         cur.close()
 
     def delete(self, table: str, where: dict, below: tuple | None = None) -> None:
+        view = catalogue.physical(table, self.version)
+        if view is None:
+            return
         conds = [f"{self.q}{k}{self.q} = {self.ph}" for k in where]
         args = list(where.values())
         if below:
             conds.append(f"{self.q}{below[0]}{self.q} < {self.ph}")
             args.append(below[1])
-        sql = f"DELETE FROM {self._table(table)}" + (" WHERE " + " AND ".join(conds) if conds else "")
+        sql = f"DELETE FROM {self._table(view.name)}" + (" WHERE " + " AND ".join(conds) if conds else "")
         cur = self.conn.cursor()
         cur.execute(sql, args)
         cur.close()
@@ -154,7 +171,7 @@ class Workload:
                  tenants=((1, "sys"), (1002, "mysql_a"), (1004, "mysql_b")), n_sql: int = 3000,
                  zipf_s: float = 1.1, audit_capacity: int = 200_000, seed: int = 1,
                  clock=time.time, fail_rate: float = 0.02, inner_rate: float = 0.05,
-                 rpc_rate: float = 0.03):
+                 rpc_rate: float = 0.03, sessions: int = 8):
         self.w = writer
         self.servers = list(servers)
         self.tenants = list(tenants)
@@ -162,6 +179,7 @@ class Workload:
         self.clock = clock
         self.capacity = audit_capacity
         self.fail_rate, self.inner_rate, self.rpc_rate = fail_rate, inner_rate, rpc_rate
+        self.sessions = sessions
         self.catalog = self._catalog(n_sql)
         weights = [1.0 / (k + 1) ** zipf_s for k in range(len(self.catalog))]
         self.cum = list(itertools.accumulate(weights))
@@ -200,13 +218,13 @@ class Workload:
     # ------------------------------------------------------------ lifecycle
     def _boot(self, srv) -> None:
         for tid, _ in self.tenants:
-            self.next_id[(srv, tid)] = 1
-            self.low_id[(srv, tid)] = 1
+            self.next_id[(srv, tid)] = 0
+            self.low_id[(srv, tid)] = 0
         self.next_plan_id[srv] = self.next_plan_id.get(srv, 0) + 1_000_000
         self.started[srv] = self.clock()
 
     def restart_server(self, index: int = 0) -> None:
-        """The observer at ``index`` restarts: audit and plan cache gone, ids from 1."""
+        """The observer at ``index`` restarts: audit and plan cache gone, ids from 0."""
         srv = self.servers[index]
         self.w.delete(AUDIT, {"SVR_IP": srv[0], "SVR_PORT": srv[1]})
         self.w.delete(PLAN_STAT, {"SVR_IP": srv[0], "SVR_PORT": srv[1]})
@@ -268,7 +286,7 @@ class Workload:
             cls = "rpc" if rng.random() < 0.5 else cls
         total_wait = sum(waits.values())
         self._account(plan, hit, elapsed, t, ret, ret_rows + aff, _dt(end))
-        self.stat.account(srv, tid, stmt.kind, elapsed, ret, hit, t["USER_IO_WAIT_TIME"])
+        self.stat.account(srv, tid, stmt.kind, elapsed, ret, hit, t["USER_IO_WAIT_TIME"], stmt.plan_type)
         user_id, user_name = USERS[rid % len(USERS)]
         user_ip = CLIENT_IPS[rid % len(CLIENT_IPS)]
         return (srv[0], srv[1], rid, rid, f"Y{rid:X}-{tid}-{srv[1]}", 3221225472 + rid % 5000,

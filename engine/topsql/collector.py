@@ -9,13 +9,16 @@ we aggregated. Per slice and batch (``batch_rows``):
 2. the first id returned above ``cursor + 1`` means the rows between were
    evicted before we read them: counted in ``rows_lost`` (not for a slice we
    have never read, whose older rows we never promised to see; a slice has a
-   stored cursor once a row of it was read, and a reset keeps it, at 0, so
-   that rows evicted after an observer restart count as lost);
+   stored cursor once a row of it was read, and a reset keeps it, at -1, so
+   that rows evicted after an observer restart count as lost). Request ids
+   start at 0, so "nothing read yet" is cursor -1 (``views.NO_CURSOR``) and
+   the fetch's ``request_id > cursor`` reads id 0 too;
 3. aggregates, new cursor and counters are committed in one sqlite
    transaction (:meth:`Store.commit_slice`), so a kill at any point neither
    loses nor double counts;
-4. nothing new and ``max(request_id) < cursor``: the observer restarted under
-   us, the cursor goes back to 0 (``resets``). A changed START_SERVICE_TIME
+4. nothing new and the newest id below the cursor (one row read from the end
+   of the slice, ``ORDER BY request_id DESC LIMIT 1``): the observer restarted
+   under us, the cursor goes back to -1 (``resets``). A changed START_SERVICE_TIME
    in DBA_OB_SERVERS resets every slice of that observer before reading, which
    also catches a restart that already produced more rows than our cursor
    (a NULL start time, an observer not serving, changes nothing).
@@ -100,8 +103,7 @@ class Collector:
         try:
             found = conn.query(views.sql("audit_slices", conn.major))
         except MissingView:
-            found = conn.query(f"SELECT DISTINCT svr_ip, svr_port, tenant_id FROM "
-                               f"{views.AUDIT_TABLE[4 if conn.major >= 4 else 3]}")
+            found = conn.query(views.sql("audit_slices_fallback", conn.major))
         ob = self.config.ob
         keys = {(str(ip), int(port), int(t)) for ip, port, t in found
                 if ip is not None and port is not None and t is not None}
@@ -135,7 +137,7 @@ class Collector:
         """Read one slice in batches until it is drained (or time is up)."""
         sql = views.audit_fetch(conn.major, self.sec.sample_bytes)
         cursors = self.store.cursors()
-        known, cursor = key in cursors, cursors.get(key, 0)
+        known, cursor = key in cursors, cursors.get(key, views.NO_CURSOR)
         total = lost_total = resets = 0
         while True:
             try:
@@ -148,8 +150,8 @@ class Collector:
             new_cursor = last if rows else cursor
             if rows and known and first > cursor + 1:
                 counts["rows_lost"] = first - cursor - 1
-            if not rows and cursor and self._went_back(conn, key, cursor):
-                new_cursor, counts["resets"] = 0, 1
+            if not rows and cursor > 0 and self._went_back(conn, key, cursor):
+                new_cursor, counts["resets"] = views.NO_CURSOR, 1
             known = known or bool(rows)
             samples, dropped = self.agg.drain_samples()
             if dropped:
@@ -174,7 +176,8 @@ class Collector:
         self._bad_seen = dict(self.agg.bad)
 
     def _went_back(self, conn, key, cursor) -> bool:
-        newest = conn.query(views.sql("audit_max_id", conn.major), key)[0][0]
+        rows = conn.query(views.sql("audit_max_id", conn.major), key)
+        newest = rows[0][0] if rows else None
         return newest is not None and int(newest) < cursor
 
     def _bad_delta(self) -> dict:

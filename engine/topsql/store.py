@@ -160,10 +160,11 @@ class Store:
         return kept
 
     def commit_restart(self, server: tuple, started: str, slices: list[tuple]) -> None:
-        """A (re)started observer: its slices' cursors back to 0, its start time recorded."""
+        """A (re)started observer: its slices' cursors back to -1 (its request ids start
+        again at 0), its start time recorded."""
         with self.transaction() as db:
             for key in slices:
-                db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, 0)", key)
+                db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, -1)", key)
             db.execute("INSERT OR REPLACE INTO servers VALUES (?, ?, ?)", (*server, started))
             self.add_totals_tx(db, {"resets": len(slices)} if slices else {})
 
