@@ -117,6 +117,10 @@ class NodeExporterSection:
     interval: float = _f(15.0, min=0.1)
     rootfs: str = _f("/", doc="root of /proc and /sys, injectable for tests")
     watch_processes: list = _f([], doc="process names to report (observer, obproxy)")
+    collectors: list = _f([], doc="collectors to run (empty: all, as node_exporter's defaults)")
+    disabled_collectors: list = _f([], doc="collectors not to run")
+    textfile_directory: str = _f("/var/lib/prometheus/node-exporter",
+                                 doc="directory of *.prom files for the textfile collector (Debian's default)")
     basic_auth_user: str = _f("")
     basic_auth_password_file: str = _f("", secret=True)
     tls_cert: str = _f("")

@@ -33,9 +33,9 @@ import ssl
 import time
 
 import orjson
-from prometheus_client import exposition as text_format
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.openmetrics import exposition as om_format
+
+from engine import textformat
 
 log = logging.getLogger("engine.exposition")
 
@@ -46,25 +46,14 @@ METRICS_PATH = b"/metrics"
 OM_EOF = b"# EOF\n"
 
 
-class _Families:
-    """The minimal registry ``prometheus_client``'s renderers ask for."""
-
-    def __init__(self, families):
-        self._families = families
-
-    def collect(self):
-        return iter(self._families)
-
-
 def render_text(families) -> bytes:
-    """Prometheus text format 0.0.4 of ``families``."""
-    return text_format.generate_latest(_Families(families))
+    """Prometheus text format 0.0.4 of ``families`` (engine.textformat or prometheus_client ones)."""
+    return textformat.render(families)[0]
 
 
 def render_openmetrics(families) -> bytes:
     """OpenMetrics 1.0.0 of ``families``, without the closing ``# EOF``."""
-    body = om_format.generate_latest(_Families(families))
-    return body[:-len(OM_EOF)] if body.endswith(OM_EOF) else body
+    return textformat.render(families)[1]
 
 
 def _head(status: bytes, ctype: bytes, length: int, extra: bytes = b"") -> bytes:
@@ -79,28 +68,86 @@ class Snapshot:
     alone serves HEAD, the joined bytes serve GET in one write.
     """
 
-    __slots__ = ("created", "responses", "bodies")
+    __slots__ = ("created", "responses", "bodies", "selector", "level")
 
-    def __init__(self, text: bytes, om: bytes, created: float | None = None, level: int = 6):
+    def __init__(self, text: bytes, om: bytes, created: float | None = None, level: int = 6,
+                 eager=((True, True), (True, False), (False, False))):
+        self.selector: Selector | None = None      # node_exporter's ``collect[]`` filter, when offered
         self.created = time.time() if created is None else created
-        om = om + OM_EOF
-        self.bodies = {False: text, True: om}
-        self.responses = {}
-        for is_om, body in self.bodies.items():
-            ctype = OM_TYPE if is_om else TEXT_TYPE
-            for gz in (False, True):
-                payload = gzip.compress(body, level, mtime=0) if gz else body
-                extra = b"Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" if gz else b"Vary: Accept-Encoding\r\n"
-                head = _head(b"200 OK", ctype, len(payload), extra)
-                self.responses[(is_om, gz)] = (head, head + payload)
+        self.bodies = {False: text, True: om + OM_EOF}
+        self.level = level
+        self.responses = _Responses(self)
+        for key in eager:              # what Prometheus asks for (OpenMetrics, gzip): ready before any scrape
+            self.responses[key]   # noqa: B018 (builds and caches)
+
+    def build(self, key: tuple[bool, bool]) -> tuple[bytes, bytes]:
+        """(head, head + body) of one variant."""
+        is_om, gz = key
+        body = self.bodies[is_om]
+        ctype = OM_TYPE if is_om else TEXT_TYPE
+        payload = gzip.compress(body, self.level, mtime=0) if gz else body
+        extra = b"Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" if gz else b"Vary: Accept-Encoding\r\n"
+        head = _head(b"200 OK", ctype, len(payload), extra)
+        return head, head + payload
 
     @classmethod
     def render(cls, families, extra_text: bytes = b"", extra_om: bytes = b"", created=None) -> "Snapshot":
         """Render ``families`` and append already-rendered parts (another exporter's)."""
-        return cls(render_text(families) + extra_text, render_openmetrics(families) + extra_om, created)
+        text, om = textformat.render(families)
+        return cls(text + extra_text, om + extra_om, created)
 
     def age(self) -> float:
         return max(0.0, time.time() - self.created)
+
+
+class _Responses(dict):
+    """A snapshot's four responses, each built on first use and kept (the gzipped ones cost a compression).
+
+    Prometheus' own variant (OpenMetrics, gzip) is built with the snapshot; a
+    scraper asking for another one pays its compression once per snapshot, and
+    every later scrape of it writes the kept bytes. Two threads building the
+    same variant at once produce equal bytes: the race is harmless.
+    """
+
+    def __init__(self, snap: "Snapshot"):
+        super().__init__()
+        self._snap = snap
+
+    def __missing__(self, key):
+        value = self[key] = self._snap.build(key)
+        return value
+
+
+class Selector:
+    """``collect[]`` filtering of a snapshot: ``build(names)`` makes the filtered Snapshot, cached per name set.
+
+    The parts were rendered with the snapshot, so a filtered scrape joins bytes
+    (once per distinct set and snapshot) and never runs a collector.
+    """
+
+    def __init__(self, build, known: frozenset):
+        self.build = build
+        self.known = known
+        self._cache: dict[tuple, Snapshot] = {}
+
+    def select(self, names) -> Snapshot:
+        """The filtered snapshot; ValueError for a name not collected."""
+        key = tuple(sorted(set(names)))
+        unknown = [n for n in key if n not in self.known]
+        if unknown:
+            raise ValueError(f"missing collector: {', '.join(unknown)}")
+        snap = self._cache.get(key)
+        if snap is None:
+            if len(self._cache) > 64:          # bounded: a client cycling through sets cannot grow it
+                self._cache.clear()
+            snap = self._cache[key] = self.build(key)
+        return snap
+
+
+def collect_params(query: bytes) -> list[str]:
+    """The ``collect[]`` values of a query string (percent-decoded)."""
+    from urllib.parse import parse_qsl
+    return [v for k, v in parse_qsl(query.decode("latin-1")) if k == "collect[]"]
 
 
 def _choices(header: bytes):
@@ -347,12 +394,19 @@ class _Connection(asyncio.Protocol):
             reply = _simple(b"401 Unauthorized", b"Unauthorized\n",
                             extra=b'WWW-Authenticate: Basic realm="engine exporter"\r\n')
             return self._send(401, reply, method, connection)
-        path = target.partition(b"?")[0]
+        path, _, query = target.partition(b"?")
         snaps = self.server.snapshots
         if path == METRICS_PATH or path in snaps:
             snap = snaps.get(path)
             if snap is None:
                 return self._send(503, _simple(b"503 Service Unavailable", b"no collection yet\n"), method, connection)
+            names = collect_params(query) if b"collect" in query else []
+            if names and snap.selector is not None:
+                try:
+                    snap = snap.selector.select(names)
+                except ValueError as exc:
+                    self.server.stats.bad_request("unknown_collector")
+                    return self._send(400, _simple(b"400 Bad Request", str(exc).encode() + b"\n"), method, connection)
             reply = snap.responses[(wants_openmetrics(headers.get(b"accept", b"")),
                                     wants_gzip(headers.get(b"accept-encoding", b"")))]
             self.server.stats.scrapes += 1

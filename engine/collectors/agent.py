@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import orjson
 import psutil
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from engine.textformat import Counter, Gauge
 
 from engine.collectors import collector
 
@@ -54,14 +54,14 @@ def collect(env):
         return []
     workers = parse_board(env.supervisor_board(), env.bad)
     cache = env.state.setdefault("agent_procs", {})
-    state = GaugeMetricFamily("ocp_agent_worker_state", "The supervisor's state of each worker (1 = current).",
+    state = Gauge("ocp_agent_worker_state", "The supervisor's state of each worker (1 = current).",
                               labels=["worker", "state"])
-    up = GaugeMetricFamily("ocp_agent_worker_up", "Whether the worker's process is alive.", labels=["worker"])
-    restarts = CounterMetricFamily("ocp_agent_worker_restarts_total", "Restarts of the worker by ocp_agentd.",
+    up = Gauge("ocp_agent_worker_up", "Whether the worker's process is alive.", labels=["worker"])
+    restarts = Counter("ocp_agent_worker_restarts_total", "Restarts of the worker by ocp_agentd.",
                                    labels=["worker"])
-    cpu = CounterMetricFamily("ocp_agent_worker_cpu_seconds_total", "CPU time (user + system) of the worker's process.",
+    cpu = Counter("ocp_agent_worker_cpu_seconds_total", "CPU time (user + system) of the worker's process.",
                               labels=["worker"])
-    rss = GaugeMetricFamily("ocp_agent_worker_resident_memory_bytes", "Resident memory of the worker's process.",
+    rss = Gauge("ocp_agent_worker_resident_memory_bytes", "Resident memory of the worker's process.",
                             labels=["worker"])
     live = set()
     for name, entry in sorted(workers.items()):

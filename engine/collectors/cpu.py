@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client.core import CounterMetricFamily
+from engine.textformat import Counter
 
 from engine.collectors import collector, read_text
 
@@ -32,9 +32,9 @@ def parse_cpu_stat(text: str, bad) -> dict[str, list[float]]:
 @collector("cpu")
 def collect(env):
     cpus = parse_cpu_stat(read_text(env.proc("stat")), env.bad)
-    seconds = CounterMetricFamily("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.",
+    seconds = Counter("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.",
                                   labels=["cpu", "mode"])
-    guest = CounterMetricFamily("node_cpu_guest_seconds_total",
+    guest = Counter("node_cpu_guest_seconds_total",
                                 "Seconds the CPUs spent in guests (VMs) for each mode.", labels=["cpu", "mode"])
     for cpu in sorted(cpus, key=int):
         ticks = cpus[cpu]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from engine.textformat import Counter, Gauge
 
 from engine.collectors import collector, read_text
 
@@ -58,12 +58,40 @@ def parse_diskstats(text: str, bad) -> dict[str, list[float]]:
     return out
 
 
+def parse_udev(text: str) -> dict[str, str]:
+    """{property: value} of the ``E:KEY=value`` lines of a udev database entry."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("E:"):
+            key, _, value = line[2:].partition("=")
+            out[key] = value
+    return out
+
+
+def info_family(env, text: str, devices) -> Gauge:
+    """node_disk_info{device,major,minor,path,wwn,model,serial,revision} from /run/udev/data when present."""
+    fam = Gauge("node_disk_info", "Info of /sys/block/<block_device>.",
+                labels=["device", "major", "minor", "model", "path", "revision", "serial", "wwn"])
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 14 or parts[2] not in devices:
+            continue
+        try:
+            udev = parse_udev(read_text(env.root("run", "udev", "data", f"b{parts[0]}:{parts[1]}")))
+        except OSError:
+            udev = {}
+        fam.add_metric([parts[2], parts[0], parts[1], udev.get("ID_MODEL", ""), udev.get("ID_PATH", ""),
+                        udev.get("ID_REVISION", ""), udev.get("ID_SERIAL_SHORT", ""), udev.get("ID_WWN", "")], 1)
+    return fam
+
+
 @collector("diskstats")
 def collect(env):
-    devices = parse_diskstats(read_text(env.proc("diskstats")), env.bad)
-    families = []
+    text = read_text(env.proc("diskstats"))
+    devices = parse_diskstats(text, env.bad)
+    families = [info_family(env, text, devices)]
     for index, name, kind, scale, doc in COLUMNS:
-        cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+        cls = Counter if kind == "counter" else Gauge
         fam = cls(name, doc, labels=["device"])
         for device, values in sorted(devices.items()):
             if index < len(values):

@@ -1,7 +1,7 @@
 """filefd: allocated and maximum file handles, from /proc/sys/fs/file-nr."""
 from __future__ import annotations
 
-from prometheus_client.core import GaugeMetricFamily
+from engine.textformat import Gauge
 
 from engine.collectors import collector, read_text
 
@@ -16,5 +16,5 @@ def parse_file_nr(text: str) -> tuple[float, float]:
 @collector("filefd")
 def collect(env):
     allocated, maximum = parse_file_nr(read_text(env.proc("sys", "fs", "file-nr")))
-    return [GaugeMetricFamily("node_filefd_allocated", "File descriptor statistics: allocated.", value=allocated),
-            GaugeMetricFamily("node_filefd_maximum", "File descriptor statistics: maximum.", value=maximum)]
+    return [Gauge("node_filefd_allocated", "File descriptor statistics: allocated.", value=allocated),
+            Gauge("node_filefd_maximum", "File descriptor statistics: maximum.", value=maximum)]

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 
-from prometheus_client.core import GaugeMetricFamily
+from engine.textformat import Gauge
 
 from engine.collectors import collector, read_text
 
-MOUNT_EXCLUDE = re.compile(r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)")
+# Debian's node_exporter 1.5 defaults (upstream's exclude /run/credentials only; Debian all of /run, /mnt, /media)
+MOUNT_EXCLUDE = re.compile(r"^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)")
 FSTYPE_EXCLUDE = re.compile(
     r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|"
     r"overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$")
@@ -63,7 +64,7 @@ def collect(env):
         "device_error": ("node_filesystem_device_error",
                          "Whether an error occurred while getting statistics for the given device."),
     }
-    fams = {k: GaugeMetricFamily(n, d, labels=LABELS) for k, (n, d) in names.items()}
+    fams = {k: Gauge(n, d, labels=LABELS) for k, (n, d) in names.items()}
     for device, mountpoint, fstype, options in parse_mounts(read_mounts(env), env.bad):
         labels = [device, fstype, env.strip_root(mountpoint)]
         try:

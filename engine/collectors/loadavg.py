@@ -1,7 +1,7 @@
 """loadavg: 1, 5 and 15 minute load averages from /proc/loadavg."""
 from __future__ import annotations
 
-from prometheus_client.core import GaugeMetricFamily
+from engine.textformat import Gauge
 
 from engine.collectors import collector, read_text
 
@@ -16,5 +16,5 @@ def parse_loadavg(text: str) -> tuple[float, float, float]:
 @collector("loadavg")
 def collect(env):
     loads = parse_loadavg(read_text(env.proc("loadavg")))
-    return [GaugeMetricFamily(f"node_load{n}", f"{n}m load average.", value=v)
+    return [Gauge(f"node_load{n}", f"{n}m load average.", value=v)
             for n, v in zip((1, 5, 15), loads)]

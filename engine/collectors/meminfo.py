@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from prometheus_client.core import GaugeMetricFamily
+from engine.textformat import Gauge
 
 from engine.collectors import collector, read_text
 
@@ -37,5 +37,5 @@ def parse_meminfo(text: str, bad) -> dict[str, float]:
 @collector("meminfo")
 def collect(env):
     fields = parse_meminfo(read_text(env.proc("meminfo")), env.bad)
-    return [GaugeMetricFamily(f"node_memory_{key}", f"Memory information field {key}.", value=value)
+    return [Gauge(f"node_memory_{key}", f"Memory information field {key}.", value=value)
             for key, value in sorted(fields.items())]

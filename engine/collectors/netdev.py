@@ -1,12 +1,20 @@
-"""netdev: per-interface receive and transmit counters from /proc/net/dev."""
+"""netdev: per-interface receive and transmit counters from /proc/net/dev (+ rx_nohandler from sysfs).
+
+node_exporter 1.5 reads the same kernel counters over rtnetlink; Debian's
+package excludes devices matching ``^lo$`` by default, and so do we.
+``receive_nohandler`` (packets dropped for want of a protocol handler) is not
+in /proc/net/dev: it comes from /sys/class/net/<iface>/statistics/rx_nohandler.
+"""
 from __future__ import annotations
 
-from prometheus_client.core import CounterMetricFamily
+import re
 
-from engine.collectors import collector, read_text
+from engine.collectors import collector, parse_int, read_attr, read_text
+from engine.textformat import Counter
 
 RECEIVE = ("bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast")
 TRANSMIT = ("bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed")
+DEVICE_EXCLUDE = re.compile(r"^lo$")
 
 
 def parse_net_dev(text: str, bad) -> dict[str, list[float]]:
@@ -28,13 +36,20 @@ def parse_net_dev(text: str, bad) -> dict[str, list[float]]:
 
 @collector("netdev")
 def collect(env):
-    devices = parse_net_dev(read_text(env.proc("net", "dev")), env.bad)
+    devices = {d: v for d, v in parse_net_dev(read_text(env.proc("net", "dev")), env.bad).items()
+               if not DEVICE_EXCLUDE.match(d)}
     families = []
     for offset, direction, fields in ((0, "receive", RECEIVE), (8, "transmit", TRANSMIT)):
         for i, field in enumerate(fields):
-            fam = CounterMetricFamily(f"node_network_{direction}_{field}_total",
-                                      f"Network device statistic {direction}_{field}.", labels=["device"])
+            fam = Counter(f"node_network_{direction}_{field}_total",
+                          f"Network device statistic {direction}_{field}.", labels=["device"])
             for device, values in sorted(devices.items()):
                 fam.add_metric([device], values[offset + i])
             families.append(fam)
-    return families
+    nohandler = Counter("node_network_receive_nohandler_total", "Network device statistic receive_nohandler.",
+                        labels=["device"])
+    for device in sorted(devices):
+        value = parse_int(read_attr(env.sys("class", "net", device, "statistics", "rx_nohandler")))
+        if value is not None:
+            nohandler.add_metric([device], value)
+    return families + [nohandler]

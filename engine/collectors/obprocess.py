@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import psutil
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from engine.textformat import Counter, Gauge
 
 from engine.collectors import collector
 
@@ -50,13 +50,13 @@ def collect(env):
         return []
     totals = read_usage(tuple(env.watch_processes))
     specs = {
-        "up": (GaugeMetricFamily, "ob_process_up", "Whether at least one process of this name runs."),
-        "count": (GaugeMetricFamily, "ob_process_num", "Processes of this name running."),
-        "cpu": (CounterMetricFamily, "ob_process_cpu_seconds_total", "CPU seconds (user + system) of these processes."),
-        "rss": (GaugeMetricFamily, "ob_process_resident_memory_bytes", "Resident memory of these processes."),
-        "vms": (GaugeMetricFamily, "ob_process_virtual_memory_bytes", "Virtual memory of these processes."),
-        "fds": (GaugeMetricFamily, "ob_process_open_fds", "Open file descriptors of these processes."),
-        "threads": (GaugeMetricFamily, "ob_process_threads", "Threads of these processes."),
+        "up": (Gauge, "ob_process_up", "Whether at least one process of this name runs."),
+        "count": (Gauge, "ob_process_num", "Processes of this name running."),
+        "cpu": (Counter, "ob_process_cpu_seconds_total", "CPU seconds (user + system) of these processes."),
+        "rss": (Gauge, "ob_process_resident_memory_bytes", "Resident memory of these processes."),
+        "vms": (Gauge, "ob_process_virtual_memory_bytes", "Virtual memory of these processes."),
+        "fds": (Gauge, "ob_process_open_fds", "Open file descriptors of these processes."),
+        "threads": (Gauge, "ob_process_threads", "Threads of these processes."),
     }
     fams = {k: cls(name, doc, labels=["process"]) for k, (cls, name, doc) in specs.items()}
     for name, t in sorted(totals.items()):

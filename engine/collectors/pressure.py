@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client.core import CounterMetricFamily
+from engine.textformat import Counter
 
 from engine.collectors import collector, read_text
 
@@ -49,5 +49,5 @@ def collect(env):
         for kind, seconds in totals.items():
             if (resource, kind) in SERIES:
                 name, doc = SERIES[(resource, kind)]
-                families.append(CounterMetricFamily(name, doc, value=seconds))
+                families.append(Counter(name, doc, value=seconds))
     return families

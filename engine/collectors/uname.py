@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client.core import GaugeMetricFamily
+from engine.textformat import Gauge
 
 from engine.collectors import collector, read_text
 
@@ -23,7 +23,7 @@ def read_uname(env) -> dict[str, str]:
 @collector("uname")
 def collect(env):
     info = read_uname(env)
-    fam = GaugeMetricFamily("node_uname_info", "Labeled system information as provided by the uname system call.",
+    fam = Gauge("node_uname_info", "Labeled system information as provided by the uname system call.",
                             labels=LABELS)
     fam.add_metric([info[k] for k in LABELS], 1)
     return [fam]

@@ -1,10 +1,16 @@
 """node_exporter (port 63000): host metrics, names compatible with Prometheus' node_exporter.
 
-Every ``interval`` the collectors (engine/collectors/) run in a thread; the
-result is rendered once into a :class:`~engine.exposition.Snapshot` that every
-scrape is served from, and the host part is published on the ``host`` board
-for ocp_exporter (orjson ``{"t", "interval", "text", "om"}``: the rendered
-0.0.4 text and OpenMetrics bodies, without node_exporter's own health series).
+Every ``interval`` the enabled collectors (engine/collectors/, config
+``collectors`` / ``disabled_collectors``) run in a thread; each one's families
+are rendered once into finished bytes, and the whole exposition into a
+:class:`~engine.exposition.Snapshot` that every scrape is served from. A scrape
+with ``collect[]=cpu&collect[]=meminfo`` (node_exporter's filter) gets the
+named collectors' precomputed parts joined (cached per set for the snapshot's
+life): it never runs a collector either.
+
+The host part (collectors, without the exporter's own health and process
+series) is published on the ``host`` board for ocp_exporter (orjson ``{"t",
+"interval", "text", "om"}``).
 """
 from __future__ import annotations
 
@@ -15,8 +21,8 @@ import time
 import orjson
 import psutil
 
-from engine import exposition
-from engine.collectors import Env, collect_all
+from engine import exposition, selfmetrics, textformat
+from engine.collectors import Env, collect_each, enabled, scrape_families
 
 NS = "node_exporter"
 log = logging.getLogger("engine.node_exporter")
@@ -29,19 +35,34 @@ class NodeExporter:
         self.section = section
         self.server = server
         self.host_board = host_board
+        self.names = enabled(section.collectors, section.disabled_collectors)
         reader = (lambda: supervisor_board.read()[1]) if supervisor_board is not None else None
         self.env = Env(rootfs=section.rootfs, watch_processes=tuple(section.watch_processes),
-                       supervisor_board=reader)
+                       textfile_directory=section.textfile_directory, supervisor_board=reader)
 
     def collect(self) -> exposition.Snapshot:
         started, t0 = time.time(), time.perf_counter()
-        host = collect_all(self.env)
-        host_text, host_om = exposition.render_text(host), exposition.render_openmetrics(host)
+        families, status = collect_each(self.env, self.names)
+        families = drop_collisions(families, self.env.bad)
+        parts = {name: textformat.render(fams) for name, fams in families.items()}
+        scrape_text, scrape_om = textformat.render(scrape_families(status))
+        host_text = b"".join(t for t, _ in parts.values()) + scrape_text
+        host_om = b"".join(o for _, o in parts.values()) + scrape_om
         self._publish_host(started, host_text, host_om)
-        health = exposition.server_families(NS, self.server, started, time.perf_counter() - t0)
-        health.append(self.env.bad.family(f"{NS}_bad_input_total", self.server.stats.bad))
-        return exposition.Snapshot(host_text + exposition.render_text(health),
-                                   host_om + exposition.render_openmetrics(health), created=started)
+        own = selfmetrics.process_families() + [selfmetrics.build_info(NS)]
+        own += exposition.server_families(NS, self.server, started, time.perf_counter() - t0)
+        own.append(self.env.bad.family(f"{NS}_bad_input_total", self.server.stats.bad))
+        own_text, own_om = textformat.render(own)
+
+        def select(names: tuple[str, ...]) -> exposition.Snapshot:
+            chosen = {n: status[n] for n in names}
+            s_text, s_om = textformat.render(scrape_families(chosen))
+            return exposition.Snapshot(b"".join(parts[n][0] for n in names) + s_text + own_text,
+                                       b"".join(parts[n][1] for n in names) + s_om + own_om, created=started)
+
+        snap = exposition.Snapshot(host_text + own_text, host_om + own_om, created=started)
+        snap.selector = exposition.Selector(select, frozenset(parts))
+        return snap
 
     def _publish_host(self, started: float, text: bytes, om: bytes) -> None:
         if self.host_board is None:
@@ -52,6 +73,20 @@ class NodeExporter:
             self.env.bad("host_board_too_large", f"{len(value)} bytes")
             return
         self.host_board.publish(value)
+
+
+def drop_collisions(families: dict[str, list], bad) -> dict[str, list]:
+    """The textfile collector may not re-export a name another collector has (Prometheus would reject it)."""
+    if not families.get("textfile"):
+        return families
+    taken = {f.name for name, fams in families.items() if name != "textfile" for f in fams}
+    kept = []
+    for fam in families["textfile"]:
+        if fam.name in taken:
+            bad("textfile_name_taken", fam.name)
+        else:
+            kept.append(fam)
+    return {**families, "textfile": kept}
 
 
 def main(ctx) -> None:

@@ -1,16 +1,19 @@
-"""processes: runnable and blocked processes, forks, context switches, interrupts (/proc/stat)."""
+"""stat: boot time, forks, context switches, interrupts, running and blocked processes (/proc/stat).
+
+node_exporter's ``stat`` collector (the per-CPU lines are ``cpu``'s).
+"""
 from __future__ import annotations
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
 from engine.collectors import collector, read_text
+from engine.textformat import Counter, Gauge
 
 FIELDS = {  # /proc/stat key -> (metric, kind, help)
+    "intr": ("node_intr_total", "counter", "Total number of interrupts serviced."),
+    "ctxt": ("node_context_switches_total", "counter", "Total number of context switches."),
+    "btime": ("node_boot_time_seconds", "gauge", "Node boot time, in unixtime."),
+    "processes": ("node_forks_total", "counter", "Total number of forks."),
     "procs_running": ("node_procs_running", "gauge", "Number of processes in runnable state."),
     "procs_blocked": ("node_procs_blocked", "gauge", "Number of processes blocked waiting for I/O to complete."),
-    "processes": ("node_forks_total", "counter", "Total number of forks."),
-    "ctxt": ("node_context_switches_total", "counter", "Total number of context switches."),
-    "intr": ("node_intr_total", "counter", "Total number of interrupts serviced."),
 }
 
 
@@ -27,12 +30,11 @@ def parse_stat_counters(text: str, bad) -> dict[str, float]:
     return out
 
 
-@collector("processes")
+@collector("stat")
 def collect(env):
     values = parse_stat_counters(read_text(env.proc("stat")), env.bad)
     families = []
-    for key, value in values.items():
-        name, kind, doc = FIELDS[key]
-        cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-        families.append(cls(name, doc, value=value))
+    for key, (name, kind, doc) in FIELDS.items():
+        if key in values:
+            families.append((Counter if kind == "counter" else Gauge)(name, doc, value=values[key]))
     return families
