@@ -152,8 +152,9 @@ def _table(spec: dict, key: str, where: str) -> dict:
 def check_value(p: Param, value, open_path, fds: list) -> str:
     """One parameter's value as the text of an argv element; RpcError if refused.
 
-    A ``path`` value is opened (``open_path`` -> (O_PATH descriptor, real path),
-    confined to the file roots) and becomes ``/proc/self/fd/N``: the program
+    A ``path`` value is opened (``open_path`` -> (O_PATH descriptor, real path, tail),
+    confined to the file roots) and becomes ``/proc/self/fd/N`` (plus ``/name`` for
+    a file yet to be created, in the directory opened): the program
     opens the very file that was checked, whatever is renamed or swapped for
     a symlink meanwhile (no check-then-use). The descriptor is appended to
     ``fds``, to be passed to the program and closed after it starts."""
@@ -170,11 +171,11 @@ def check_value(p: Param, value, open_path, fds: list) -> str:
     if p.type == "choice" and value not in p.choices:
         raise bad_request(f"parameter {p.name!r}: one of {', '.join(p.choices)}", "bad_parameter")
     if p.type == "path":
-        fd, real = open_path(value)
+        fd, real, tail = open_path(value)
         fds.append(fd)
         if p.pattern is not None and not p.pattern.fullmatch(str(real)):
             raise bad_request(f"parameter {p.name!r}: does not match {p.pattern.pattern!r}", "bad_parameter")
-        return f"/proc/self/fd/{fd}"
+        return f"/proc/self/fd/{fd}{tail}"
     if p.pattern is not None and not p.pattern.fullmatch(value):
         raise bad_request(f"parameter {p.name!r}: does not match {p.pattern.pattern!r}", "bad_parameter")
     return value

@@ -102,10 +102,22 @@ class Files:
             raise
         return fd, real
 
-    def open_path(self, raw: str) -> tuple[int, Path]:
-        """An ``O_PATH`` descriptor on ``raw`` (confined as every operation is) and its real
-        path: what a command's ``path`` parameter hands the program (``/proc/self/fd/N``)."""
-        return self._open_checked(raw, os.O_PATH)
+    def open_path(self, raw: str) -> tuple[int, Path, str]:
+        """What a command's ``path`` parameter hands the program: an ``O_PATH`` descriptor on
+        ``raw`` (confined as every operation is), its real path, and "" (the program is
+        given ``/proc/self/fd/N``). A path that does not exist yet (a file the program is to
+        create) gives its directory's descriptor and "/<name>" to append."""
+        try:
+            fd, real = self._open_checked(raw, os.O_PATH)
+            return fd, real, ""
+        except RpcError as exc:
+            if exc.code != "not_found":
+                raise
+        parent, name = os.path.split(raw.rstrip("/"))
+        if not name or name in (".", "..") or not parent:
+            raise RpcError(404, "not_found", f"{raw[:200]!r} does not exist")
+        fd, real = self._open_checked(parent, os.O_PATH | os.O_DIRECTORY)
+        return fd, real / name, "/" + name
 
     def _open(self, raw: str) -> tuple[int, Path]:
         """A descriptor for reading a regular file. The type is checked on an ``O_PATH``
