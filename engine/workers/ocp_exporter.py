@@ -19,6 +19,7 @@ worker: the next collection connects and queries again.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -149,7 +150,7 @@ def main(ctx) -> None:
     sec, ob = ctx.section, ctx.config.ob
     db = ob_server = None
     if ob.configured:
-        db = ObConnection.from_config(ctx.config)
+        db = connection(ctx.config)
         ob_server = (ob.svr_ip, ob.svr_port) if ob.svr_ip else None
     else:
         ctx.set_state(states.WAITING_FOR_CONFIG, "no [ob] host configured; serving host and agent metrics")
@@ -161,6 +162,19 @@ def main(ctx) -> None:
     finally:
         if db is not None:
             db.close()
+
+
+def connection(config) -> ObConnection:
+    """The exporter's OBServer connection: no wait longer than one interval.
+
+    A stalled OBServer (stopped, black-holed) must show as ``ob_up 0`` at the
+    next collection, not after ``ob.read_timeout`` (30 s) plus an interval;
+    obstat2 keeps the configured timeouts for its long audit reads.
+    """
+    sec = config.workers.ocp_exporter
+    ob = dataclasses.replace(config.ob, read_timeout=min(config.ob.read_timeout, sec.interval),
+                             connect_timeout=min(config.ob.connect_timeout, sec.interval))
+    return ObConnection.from_config(dataclasses.replace(config, ob=ob))
 
 
 def _report_state(ctx, exporter: OcpExporter) -> None:

@@ -1,0 +1,43 @@
+"""``ocp_exporter_ob_up`` drops within about two intervals of an OBServer stall, whatever
+``ob.read_timeout`` says (it stayed 1 for read_timeout + interval)."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from engine import config, exposition
+from engine.workers import ocp_exporter
+from conftest import wait_for
+from sim_process import simulator_process
+
+pytestmark = pytest.mark.integration
+
+
+def ob_up(snapshot) -> float:
+    for line in snapshot[b"/metrics"].bodies[False].decode().splitlines():
+        if line.startswith("ocp_exporter_ob_up "):
+            return float(line.split()[1])
+    raise AssertionError("no ocp_exporter_ob_up")
+
+
+def test_ob_up_drops_during_a_stall_long_before_the_read_timeout(tmp_path):
+    with simulator_process(tmp_path / "sim") as sim:
+        cfg = config.from_dict({"ob": {**sim.ob(), "read_timeout": 600.0, "connect_timeout": 600.0},
+                                "workers": {"ocp_exporter": {"interval": 1.0}}}, home=str(tmp_path / "home"))
+        sec = cfg.workers.ocp_exporter
+        exporter = ocp_exporter.OcpExporter(sec, exposition.server_from_section(sec, "workers.ocp_exporter"),
+                                            db=ocp_exporter.connection(cfg))
+        assert ob_up(exporter.collect()) == 1
+        sim.pause()
+        got = []
+        thread = threading.Thread(target=lambda: got.append(exporter.collect()), daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: got, timeout=90, what="a collection during the stall to end")
+            assert ob_up(got[0]) == 0
+        finally:
+            sim.resume()
+        wait_for(lambda: ob_up(exporter.collect()) == 1, what="up again after the stall")
+        thread.join(30)
+        exporter.db.close()
