@@ -276,62 +276,17 @@ def test_a_request_captured_before_a_restart_is_a_replay_after_it(tmp_path):
 
 def test_a_request_captured_before_a_kill_9_is_a_replay_after_it(tmp_path):
     """The real worker, killed with SIGKILL (no chance to flush anything), then started again."""
-    import signal
-    import socket
-    import sys
-    from conftest import wait_for
-    port = _free_port()
-    secret = tmp_path / "secret"
-    secret.write_text(SECRET)
-    secret.chmod(0o600)
-    cfg = tmp_path / "agent.toml"
-    cfg.write_text(f'[agent]\nhome = "{tmp_path / "home"}"\n[workers.pos_proxy]\nport = {port}\n'
-                   f'secret_file = "{secret}"\n')
-
-    def start():
-        proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(cfg), "run", "pos_proxy"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: _connects(port) or proc.poll() is not None, what="pos_proxy listening")
-        assert proc.poll() is None
-        return proc
-
-    def raw(data: bytes) -> bytes:
-        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-            sock.sendall(data)
-            out = b""
-            while chunk := sock.recv(65536):
-                out += chunk
-        return out
-
+    from fixtures.pos_proxy import WorkerProcess
+    worker = WorkerProcess(tmp_path)
     captured = _raw_signed(TARGET, b"{}")
-    proc = start()
     try:
-        assert _answer(raw(captured)) == (200, "")
+        worker.start()
+        assert _answer(worker.raw(captured)) == (200, "")
+        worker.kill()
+        worker.start()
+        assert _answer(worker.raw(captured)) == (401, "replayed_nonce")
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    proc = start()
-    try:
-        assert _answer(raw(captured)) == (401, "replayed_nonce")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _connects(port: int) -> bool:
-    import socket
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
+        worker.kill()
 
 
 def test_a_clock_stepped_back_after_the_nonce_was_forgotten_is_no_replay(rpc_server):

@@ -257,3 +257,36 @@ def test_out_of_range_numbers_are_a_400_with_a_reason(server, op, params):
     status, env = server.call(op, params)
     assert status == 400, env
     assert env["error"]["code"] in ("bad_request", "bad_parameter") and env["error"]["message"]
+
+
+def _peak_rss(pid: int) -> int:
+    """The process's peak resident set (VmHWM), bytes."""
+    with open(f"/proc/{pid}/status") as fh:
+        for row in fh:
+            if row.startswith("VmHWM:"):
+                return int(row.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_sparse_hole_does_not_make_a_search_read_it_whole(tmp_path):
+    """Issue 12: the bisection read a region without newlines whole: a 256 MiB hole (what a
+    copytruncate leaves) followed by one line grew the worker by 519 MiB in one call.
+    Every read is bounded now: the real worker's peak RSS stays put."""
+    from fixtures.pos_proxy import WorkerProcess
+    logs = tmp_path / "oblog"
+    logs.mkdir()
+    with open(logs / "election.log", "wb") as fh:
+        fh.truncate(256 << 20)
+        fh.seek(256 << 20)
+        fh.write(b"\n" + line(1, msg="after the hole"))
+    worker = WorkerProcess(tmp_path, f'[workers.ob_logtailer]\nlog_dir = "{logs}"\n')
+    try:
+        worker.start()
+        assert worker.call("time")[0] == 200
+        before = _peak_rss(worker.pid)
+        status, env = worker.call("log/search", {"log_type": "election", "since": BASE})
+        assert status == 200, env
+        assert ["after the hole" in e["line"] for e in env["data"]["entries"]] == [True]
+        assert _peak_rss(worker.pid) - before < 64 << 20
+    finally:
+        worker.kill()

@@ -37,6 +37,7 @@ LEVELS = ("DEBUG", "TRACE", "INFO", "WDIAG", "EDIAG", "WARN", "ERROR")
 _RANK = {lvl: i for i, lvl in enumerate(LEVELS)}
 MAX_ENTRY_BYTES = 16384
 BISECT_MIN = 1 << 20
+PROBE_BYTES = 65536 + MAX_ENTRY_BYTES     # what one bisection step reads, at most
 
 
 class LogSearch:
@@ -234,7 +235,11 @@ def _resume(files: list[Path], cursor) -> tuple[int, int]:
 
 
 def _bisect(fh, size: int, since: float) -> int:
-    """An offset at or before the first line with ts >= ``since`` (on a line start, or 0)."""
+    """An offset at or before the first line with ts >= ``since`` (on a line start, or 0).
+
+    Every read is bounded (:data:`PROBE_BYTES` per probe): a region without
+    newlines, such as the sparse hole a copytruncate leaves, costs no more memory
+    than any other."""
     lo, hi = 0, size
     while hi - lo > 65536:
         mid = (lo + hi) // 2
@@ -246,18 +251,22 @@ def _bisect(fh, size: int, since: float) -> int:
     if lo == 0:
         return 0
     fh.seek(lo)
-    fh.readline()                                # to the start of the next line
-    return fh.tell()
+    data = fh.read(PROBE_BYTES)
+    nl = data.find(b"\n")
+    return lo + nl + 1 if nl >= 0 else lo     # no line start near: the scan skips what is not a line
 
 
 def _first_ts_after(fh, start: int, end: int) -> float | None:
+    """The timestamp of the first entry header starting in ``(start, end)``, reading at most
+    :data:`PROBE_BYTES`."""
     fh.seek(start)
-    fh.readline()
-    while fh.tell() < end:
-        line = fh.readline()
-        if not line:
-            return None
-        h = parse_header(line.rstrip(b"\n"))
+    data = fh.read(min(PROBE_BYTES, max(0, end - start) + MAX_ENTRY_BYTES))
+    pos = data.find(b"\n") + 1
+    limit = min(len(data), end - start)
+    while 0 < pos < limit:
+        nl = data.find(b"\n", pos)
+        h = parse_header(data[pos:nl if nl >= 0 else len(data)])
         if h is not None:
             return h["ts"]
+        pos = nl + 1
     return None
