@@ -127,3 +127,24 @@ def test_total_memstore_is_active_plus_64_mib_and_stays_under_the_alert_threshol
     for active, total, limit in rows:
         assert total == active + (64 << 20)
         assert total / limit < 0.85                   # the shipped ObMemstoreHigh threshold
+
+
+def test_sysstat_ids_are_oceanbases(db):
+    """30005-30011 transactions, 40010-40012 local/remote/distributed, 40018/40019 other, class 32 for 1300xx."""
+    from engine.ob.sysstat_catalog import STATS
+    wl = make(db, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),), fail_rate=0.2, inner_rate=0.2)
+    wl.step(2000)
+    wl.refresh_views()
+    v = dict(q(db, 'SELECT STAT_ID, VALUE FROM "GV$SYSSTAT"'))
+    names = dict(q(db, 'SELECT STAT_ID, NAME FROM "GV$SYSSTAT"'))
+    classes = dict(q(db, 'SELECT STAT_ID, CLASS FROM "GV$SYSSTAT"'))
+    dml = q(db, "SELECT count(*) FROM \"GV$OB_SQL_AUDIT\" WHERE QUERY_SQL LIKE 'INSERT%' OR QUERY_SQL LIKE "
+                "'UPDATE%' OR QUERY_SQL LIKE 'DELETE%'")[0][0]
+    assert v[30005] == v[30007] + v[30009] == dml > 0                      # started = committed + rolled back
+    assert v[30009] > 0 and v[30010] > 0 and v[30006] >= v[30008]
+    assert names[30011] == "trans timeout count" and names[40018] == "sql other count"
+    assert v[40010] + v[40011] + v[40012] == 2000 and min(v[40010], v[40011], v[40012]) > 0
+    inner = q(db, 'SELECT count(*) FROM "GV$OB_SQL_AUDIT" WHERE IS_INNER_SQL = 1')[0][0]
+    assert v[40018] == inner > 0 and v[40019] > 0
+    assert {classes[s] for s in (130000, 130001, 130002, 130004)} == {32} and classes[140006] == 64
+    assert 30012 not in STATS and set(range(30005, 30012)) <= set(STATS)

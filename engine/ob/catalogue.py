@@ -261,7 +261,7 @@ CATALOGUE: tuple[View, ...] = (
          SYS_ALL),
     View("GV$OB_SERVERS", SERVERS, SV4 + "3200.gv-ob_servers-of-mysql-mode.md", SYS_ALL, since=V4),
     View("DBA_OB_SERVERS", DBA_SERVERS, SYS4 + "dba_ob_servers", SYS_ONLY, since=V4),
-    View("DBA_OB_TENANTS", TENANTS, DICT4 + "dba_ob_tenants", SYS_ONLY, since=V4),
+    View("DBA_OB_TENANTS", TENANTS, DICT4 + "dba_ob_tenants", SYS_ALL, since=V4),
     View("GV$OB_UNITS", UNITS, SV4 + "4600.gv-ob_units-of-mysql-mode.md", SYS_ALL, since=V4),
     View("GV$OB_MEMSTORE", MEMSTORE, SV4 + "1600.gv-ob_memstore-of-mysql-mode.md", SYS_ALL, since=V4),
     View("GV$OB_TENANT_MEMORY", TENANT_MEMORY,
