@@ -9,16 +9,21 @@ Contract:
 - just before, the name is ``lstat``-ed through the same fd and must still be
   the planned regular file: same device, inode, size and mtime (a file renamed,
   replaced, grown or touched since planning is skipped as ``changed``), not an
-  active log name, and not open in any process (``/proc/*/fd``); as that last
-  check may rescan /proc, the name is ``lstat``-ed once more after it, right
-  before the unlink;
+  active log name, and not open in the ``/proc`` snapshot (unless the plan is
+  blind: then the snapshot proves nothing and is not consulted);
+- then the file itself is opened and a write lease asked for
+  (:class:`~engine.cleaner.openfiles.Lease`): refused if any process has it
+  open (``open``); held, no process can open it until the unlink is done. The
+  name is ``lstat``-ed once more under the lease, right before the unlink;
 - a file that cannot be deleted (vanished, permission, any OSError) is logged
   and counted per rule and reason, and the run goes on with the next one;
 - every deletion is logged (name, bytes, age, rule, reason).
 
-What remains possible: a process opening the file in the instant between the
-open-files check and the unlink; OBServer opens rotated files only to compress
-them, and the compressor's own output is a new name.
+What remains possible: where no lease can be had (NFS, a file neither the
+agent's nor CAP_LEASE-able, counted in ``Result.unleased``), a process opening
+the file after the snapshot (at most ``max_age``, 1 s, old) and before the
+unlink; and a rename onto the name between the last ``lstat`` and the unlink
+(microseconds; Linux has no "unlink this inode").
 """
 from __future__ import annotations
 
@@ -26,14 +31,14 @@ import errno
 import logging
 import os
 import stat
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from engine.cleaner.listing import freed_by_unlink
+from engine.cleaner.openfiles import UNSUPPORTED, Lease, OpenFiles, scan_open_files  # noqa: F401
 from engine.cleaner.plan import Deletion, Plan
-from engine.commands._text import printable
 from engine.cleaner.policy import is_active_name
+from engine.commands._text import printable
 
 log = logging.getLogger("engine.ob_cleaner")
 
@@ -59,6 +64,7 @@ class Result:
     rules: dict = field(default_factory=dict)     # rule name -> RuleStats
     deleted: list = field(default_factory=list)   # Deletion objects done
     interrupted: bool = False
+    unleased: int = 0                             # files checked against the snapshot only
 
     def stats(self, rule: str) -> RuleStats:
         return self.rules.setdefault(rule, RuleStats())
@@ -72,69 +78,42 @@ class Result:
         return sum(sum(s.errors.values()) for s in self.rules.values())
 
 
-class OpenFiles:
-    """(dev, inode) of every file some process holds open, from ``/proc/*/fd``.
-
-    Read again once older than ``max_age`` seconds, so a long run does not act
-    on a stale picture. ``proc`` is injectable for tests.
-    """
-
-    def __init__(self, proc: str = "/proc", max_age: float = 1.0, clock=time.monotonic):
-        self.proc, self.max_age, self.clock = proc, max_age, clock
-        self._held: set = set()
-        self._at: float | None = None
-
-    def holds(self, dev: int, inode: int) -> bool:
-        now = self.clock()
-        if self._at is None or now - self._at > self.max_age:
-            self._held, self._at = scan_open_files(self.proc), now
-        return (dev, inode) in self._held
-
-
-def scan_open_files(proc: str = "/proc") -> set:
-    """(dev, inode) of the files open in every process we can see."""
-    held = set()
-    for pid in os.listdir(proc):
-        if not pid.isdigit():
-            continue
-        fd_dir = f"{proc}/{pid}/fd"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:          # gone, or not ours to see
-            continue
-        for fd in fds:
-            try:
-                if not os.readlink(f"{fd_dir}/{fd}").startswith("/"):
-                    continue     # socket:, pipe:, anon_inode:
-                st = os.stat(f"{fd_dir}/{fd}")
-            except OSError:
-                continue
-            held.add((st.st_dev, st.st_ino))
-    return held
-
-
 def apply_plan(plan: Plan, dir_fd: int, *, open_files: OpenFiles | None = None,
-               unlink: Callable = os.unlink, tick: Callable[[], bool] | None = None) -> Result:
+               unlink: Callable = os.unlink, tick: Callable[[], bool] | None = None,
+               leases: bool = True) -> Result:
     """Delete the plan's files through ``dir_fd``; ``tick()`` is called per file
     (heartbeat) and a True return stops the run early (the worker is stopping).
-    ``unlink`` is the seam tests use to inject a failure."""
+    ``unlink`` is the seam tests use to inject a failure; ``leases=False``
+    tests the snapshot-only path of filesystems without leases."""
     open_files = open_files or OpenFiles()
     result = Result(plan.target.name)
     for rule in plan.target.rules:
         result.stats(rule.name)
+    snapshot = None if plan.blind else open_files     # a blind snapshot proves nothing
     for d in plan.deletions:
         if tick is not None and tick():
             result.interrupted = True
             break
-        _apply_one(d, dir_fd, open_files, unlink, result)
+        _apply_one(d, dir_fd, snapshot, unlink, result, leases)
+    if result.unleased:
+        log.info("%s: no lease possible on %d file(s) (filesystem or ownership): their openness was "
+                 "checked against the /proc snapshot only", plan.target.name, result.unleased)
     return result
 
 
-def _apply_one(d: Deletion, dir_fd: int, open_files: OpenFiles, unlink, result: Result) -> None:
+def _apply_one(d: Deletion, dir_fd: int, open_files: OpenFiles | None, unlink, result: Result,
+               leases: bool) -> None:
     stats = result.stats(d.rule)
+    lease = Lease()
     try:
         st = os.stat(d.name, dir_fd=dir_fd, follow_symlinks=False)
         skip = recheck(d, st, open_files)
+        if not skip:
+            verdict = lease.take(dir_fd, d.name, d.entry.dev, d.entry.inode) if leases else UNSUPPORTED
+            if verdict == UNSUPPORTED:
+                result.unleased += 1
+            else:
+                skip = verdict
         if not skip:
             # The open-files check may have rescanned /proc (milliseconds): look
             # again right before the unlink, so a rotation that renamed another
@@ -155,6 +134,8 @@ def _apply_one(d: Deletion, dir_fd: int, open_files: OpenFiles, unlink, result: 
                         exc.strerror or exc, "; further errors of this run are counted only"
                         if result.errors == MAX_WARNINGS else "")
         return
+    finally:
+        lease.release()
     stats.deleted_files += 1
     stats.deleted_bytes += freed_by_unlink(st)
     result.deleted.append(d)
@@ -162,22 +143,23 @@ def _apply_one(d: Deletion, dir_fd: int, open_files: OpenFiles, unlink, result: 
              d.target, printable(d.name), freed_by_unlink(st), d.age / 86400, d.rule, d.reason, d.why)
 
 
-def recheck(d: Deletion, st: os.stat_result, open_files: OpenFiles) -> str:
-    """'' if the name is still the planned, closed, regular, rotated file;
+def recheck(d: Deletion, st: os.stat_result, open_files: OpenFiles | None) -> str:
+    """'' if the name is still the planned, regular, rotated file that the
+    snapshot (``open_files``; None: blind, not consulted) does not show open;
     otherwise the reason to keep it."""
     skip = _unchanged(d, st)
     if skip:
         return skip
     if is_active_name(d.name):
         return "active_log"
+    if open_files is None:
+        return ""
     try:
         if open_files.holds(st.st_dev, st.st_ino):
             return "open"
     except OSError:              # no /proc to look at: cannot tell, so keep it
         return "open_unknown"
     return ""
-
-
 def _unchanged(d: Deletion, st: os.stat_result) -> str:
     """'' if ``st`` is still the planned regular file, else why not."""
     e = d.entry

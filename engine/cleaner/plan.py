@@ -34,6 +34,9 @@ from engine.cleaner.policy import Rule, Target, is_active_name
 
 AGE = "age"
 THRESHOLD = "threshold"
+# Blind (the open-files scan cannot see the writers): a file goes only if it is
+# past its rule's retention and untouched for at least this long.
+BLIND_MIN_AGE = 3600.0
 
 
 class Deletion(NamedTuple):
@@ -58,6 +61,7 @@ class Plan:
     deletions: list[Deletion] = field(default_factory=list)
     note: str = ""                       # why nothing, or how much
     ignored: dict = field(default_factory=dict)   # matched but refused: reason -> count
+    blind: str = ""                      # why open files cannot be seen ('' = they can)
 
     @property
     def bytes(self) -> int:
@@ -66,17 +70,25 @@ class Plan:
         return sum(d.entry.freed for d in self.deletions)
 
 
-def plan_target(target: Target, entries: list[Entry], usage: DiskUsage, now: float) -> Plan:
-    """The deletions for ``target`` given its ``entries`` and ``usage`` at ``now``."""
-    plan = Plan(target, usage, usage)
+def plan_target(target: Target, entries: list[Entry], usage: DiskUsage, now: float,
+                blind: str = "") -> Plan:
+    """The deletions for ``target`` given its ``entries`` and ``usage`` at ``now``.
+
+    ``blind`` (why the open-files scan cannot see the processes writing here):
+    every file is taken as possibly open, so only what age alone requires
+    goes: files past their rule's retention and older than BLIND_MIN_AGE
+    (an hour: nothing still being written); the threshold step is skipped.
+    """
+    plan = Plan(target, usage, usage, blind=blind)
     if usage.percent <= target.disk_threshold:
         plan.note = f"usage {usage.percent:.1f}% <= threshold {target.disk_threshold:g}%: nothing to do"
         return plan
     groups = candidates(target, entries, plan.ignored)
+    min_age = BLIND_MIN_AGE if blind else 0.0
     for rule in target.rules:
-        plan.deletions.extend(_by_age(target, rule, groups[rule.name], now))
+        plan.deletions.extend(_by_age(target, rule, groups[rule.name], now, min_age))
     plan.predicted = usage.minus(plan.bytes)
-    if plan.predicted.percent > target.disk_threshold:
+    if plan.predicted.percent > target.disk_threshold and not blind:
         planned = {d.name for d in plan.deletions}
         for rule in target.rules:
             rest = [e for e in groups[rule.name] if e.name not in planned]
@@ -85,6 +97,9 @@ def plan_target(target: Target, entries: list[Entry], usage: DiskUsage, now: flo
     plan.note = (f"usage {usage.percent:.1f}% > threshold {target.disk_threshold:g}%: "
                  f"{len(plan.deletions)} files, {plan.bytes} bytes, "
                  f"predicted usage {plan.predicted.percent:.1f}%")
+    if blind:
+        plan.note += (f"; open files cannot be seen ({blind}): only files past their retention "
+                      f"and untouched for {BLIND_MIN_AGE / 3600:g} h, no threshold step")
     return plan
 
 
@@ -119,9 +134,9 @@ def refusal(e: Entry) -> str:
     return ""
 
 
-def _by_age(target: Target, rule: Rule, files: list[Entry], now: float) -> list[Deletion]:
+def _by_age(target: Target, rule: Rule, files: list[Entry], now: float, min_age: float) -> list[Deletion]:
     """``files`` oldest first: the old ones are a prefix."""
-    out, why, limit = [], f"older than {rule.retention_days:g} days", rule.retention_seconds
+    out, why, limit = [], f"older than {rule.retention_days:g} days", max(rule.retention_seconds, min_age)
     for e in files:
         age = now - e.mtime
         if age <= limit:

@@ -122,6 +122,16 @@ def targets_from_config(config) -> list[Target]:
     return default_targets(config.workers.ob_logtailer.log_dir, str(config.home / "log"))
 
 
+def writer_pid_files(config) -> list[str]:
+    """The pid files of the processes writing the targets' files: the
+    observer's ``run/observer.pid`` in its home (the log dir's parent). The
+    open-files scan must see that process, or the pass is blind."""
+    log_dir = config.workers.ob_logtailer.log_dir
+    if not log_dir or not normal(log_dir).startswith("/"):
+        return []
+    return [os.path.join(os.path.dirname(normal(log_dir)), "run", "observer.pid")]
+
+
 def check_default_targets(config) -> None:
     """Refuse (PolicyError naming the key the path comes from) a derived target
     that is empty, relative, a system directory or not a directory.

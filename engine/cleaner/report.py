@@ -26,6 +26,8 @@ class Totals:
         self.bad_input: dict = {}  # reason -> count
         self.usage: dict = {}      # target -> used ratio at the last pass
         self.up: dict = {}         # target -> 1 if it could be read at the last pass
+        self.visible: dict = {}    # target -> 1 if open files could be seen at the last pass
+        self.unleased: dict = {}   # target -> files checked against the /proc snapshot only
         self.thresholds = {t.name: t.disk_threshold / 100.0 for t in targets}
         for t in targets:
             for r in t.rules:
@@ -44,8 +46,10 @@ class Totals:
                 _inc(self.bad_input, "vanished_in_listing", run.vanished_in_listing)
             if run.plan is not None:
                 self.usage[name] = run.plan.usage.percent / 100.0
+                self.visible[name] = 0 if run.plan.blind else 1
             if run.result is None:
                 continue
+            _inc(self.unleased, name, run.result.unleased)
             for rule, st in run.result.rules.items():
                 _inc(self.files, (name, rule), st.deleted_files)
                 _inc(self.bytes, (name, rule), st.deleted_bytes)
@@ -69,6 +73,10 @@ class Totals:
         for t, v in self.usage.items():
             m.append(_metric("ob_cleaner_disk_used_ratio", "gauge",
                              "Used share of the target's filesystem at the last pass", {"target": t}, v))
+        for t, v in self.visible.items():
+            m.append(_metric("ob_cleaner_open_files_visible", "gauge",
+                             "1 if the open-files scan could see the log writers at the last pass "
+                             "(0: only files past retention were deleted)", {"target": t}, v))
         for t, v in self.thresholds.items():
             m.append(_metric("ob_cleaner_disk_threshold_ratio", "gauge",
                              "The target's disk-usage threshold", {"target": t}, v))
@@ -76,6 +84,10 @@ class Totals:
         m += _series("ob_cleaner_deleted_bytes_total", "Bytes freed, by target and rule", self.bytes)
         m += _series("ob_cleaner_errors_total", "Files that could not be deleted, by reason", self.errors)
         m += _series("ob_cleaner_skipped_total", "Planned files kept at the re-check, by reason", self.skipped)
+        for t, v in self.unleased.items():
+            m.append(_metric("ob_cleaner_unleased_total", "counter",
+                             "Files deleted or kept without a lease: openness checked against the /proc "
+                             "snapshot only", {"target": t}, v))
         for reason, v in self.bad_input.items():
             m.append(_metric("ob_cleaner_bad_input_total", "counter",
                              "Targets that could not be read, by reason", {"reason": reason}, v))

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from engine.cleaner.apply import OpenFiles, Result, apply_plan
-from engine.cleaner.paths import check_target_path, system_dir_of_fd
 from engine.cleaner.listing import DiskUsage, open_dir, read_listing, read_usage
+from engine.cleaner.openfiles import blind_reason
+from engine.cleaner.paths import check_target_path, system_dir_of_fd
 from engine.cleaner.plan import Plan, plan_target
-from engine.cleaner.policy import Target
+from engine.cleaner.policy import Target, is_active_name
 from engine.commands._text import printable
 
 log = logging.getLogger("engine.ob_cleaner")
@@ -42,23 +43,38 @@ class Pass:
 def clean_once(targets: list[Target], *, dry_run: bool = False,
                usage: Callable[[int], DiskUsage] = read_usage, clock=time.time,
                open_files: OpenFiles | None = None, unlink=os.unlink,
-               tick: Callable[[], bool] | None = None) -> Pass:
+               tick: Callable[[], bool] | None = None, pid_files=(), leases: bool = True) -> Pass:
     """Plan every target and, unless ``dry_run``, apply the plans.
 
-    ``usage`` (dir fd -> DiskUsage) is the seam for a simulated disk.
+    ``usage`` (dir fd -> DiskUsage) is the seam for a simulated disk;
+    ``pid_files`` are the writers' pid files (the observer's, see
+    :func:`~engine.cleaner.policy.writer_pid_files`) whose process the
+    open-files scan must see, or the pass is blind.
     """
     out = Pass(started=clock())
     t0 = time.monotonic()
-    open_files = open_files or OpenFiles()
+    how = _How(dry_run, usage, clock, open_files or OpenFiles(), unlink, tick, tuple(pid_files), leases)
     for target in targets:
-        out.runs.append(_one(target, dry_run, usage, clock, open_files, unlink, tick))
+        out.runs.append(_one(target, how))
         if tick is not None and tick():
             break
     out.duration = time.monotonic() - t0
     return out
 
 
-def _one(target, dry_run, usage, clock, open_files, unlink, tick) -> TargetRun:
+@dataclass
+class _How:
+    dry_run: bool
+    usage: Callable
+    clock: Callable
+    open_files: OpenFiles
+    unlink: Callable
+    tick: Callable | None
+    pid_files: tuple
+    leases: bool
+
+
+def _one(target: Target, how: _How) -> TargetRun:
     run = TargetRun(target)
     refused = check_target_path(target.path, must_exist=False)
     if refused:     # the load refuses these too; a Target built by hand is checked here
@@ -76,11 +92,15 @@ def _one(target, dry_run, usage, clock, open_files, unlink, tick) -> TargetRun:
             run.error, run.detail = "target_refused", f"{target.path} is now the system directory {system}"
             return run
         entries, run.vanished_in_listing = read_listing(fd)
-        run.plan = plan_target(target, entries, usage(fd), clock())
-        if dry_run:
+        active = [e.name for e in entries if e.is_regular and is_active_name(e.name)]
+        blind = blind_reason(how.open_files, fd, active, how.pid_files)
+        run.plan = plan_target(target, entries, how.usage(fd), how.clock(), blind=blind)
+        del entries, active
+        if how.dry_run:
             _log_plan(run.plan)
         elif run.plan.deletions:
-            run.result = apply_plan(run.plan, fd, open_files=open_files, unlink=unlink, tick=tick)
+            run.result = apply_plan(run.plan, fd, open_files=how.open_files, unlink=how.unlink,
+                                    tick=how.tick, leases=how.leases)
     except OSError as exc:
         run.error, run.detail = "target_unreadable", f"{target.path}: {exc.strerror or exc}"
     finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from engine.cleaner.policy import targets_from_config
+from engine.cleaner.policy import targets_from_config, writer_pid_files
 from engine.cleaner.run import clean_once
 from engine.commands import load_config
 from engine.commands._text import printable
@@ -38,7 +38,7 @@ def run(args) -> int:
         targets = [t for t in targets if t.name in args.target]
     if not args.dry_run:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    done = clean_once(targets, dry_run=args.dry_run)
+    done = clean_once(targets, dry_run=args.dry_run, pid_files=writer_pid_files(cfg))
     failed = 0
     for r in done.runs:
         failed += print_run(r, args.dry_run)

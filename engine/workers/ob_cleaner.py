@@ -5,7 +5,8 @@ Thin: the policy, planning and deletion live in :mod:`engine.cleaner`. Every
 passes the metrics snapshot is re-sent every ``publish_interval`` seconds on the
 ``cleaner`` ring, so a restarted exporter has it again soon. A target that
 cannot be read puts the worker in ``degraded`` (with the reason) until a pass
-reads it again; the other targets are cleaned regardless.
+reads it again; the other targets are cleaned regardless. So does a pass
+that cannot see the processes writing the logs (:func:`~engine.cleaner.openfiles.blind_reason`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 import orjson
 
 from engine import states
-from engine.cleaner.policy import targets_from_config
+from engine.cleaner.policy import targets_from_config, writer_pid_files
 from engine.cleaner.report import Totals
 from engine.cleaner.run import clean_once
 from engine.commands._text import printable
@@ -23,6 +24,7 @@ from engine.commands._text import printable
 def main(ctx) -> None:
     sec = ctx.section
     targets = targets_from_config(ctx.config)
+    pid_files = writer_pid_files(ctx.config)
     totals = Totals(targets)
     ring = ctx.producer("cleaner")
     ctx.ready()
@@ -31,7 +33,7 @@ def main(ctx) -> None:
     next_pass = time.monotonic()
     while not ctx.stopping:
         if sec.enabled and time.monotonic() >= next_pass:
-            done = clean_once(targets, dry_run=sec.dry_run, tick=lambda: _tick(ctx))
+            done = clean_once(targets, dry_run=sec.dry_run, tick=lambda: _tick(ctx), pid_files=pid_files)
             totals.add(done)
             _report_state(ctx, done)
             next_pass = time.monotonic() + sec.interval
@@ -50,7 +52,11 @@ def _tick(ctx) -> bool:
 
 
 def _report_state(ctx, done) -> None:
+    """degraded while a target cannot be read, or while open files cannot be
+    seen (then only files past their retention are deleted: say so)."""
     failed = [f"{r.target.name}: {printable(r.detail)}" for r in done.runs if r.error]
+    failed += [f"{r.target.name}: open files cannot be seen ({printable(r.plan.blind)}); "
+               "only files past their retention are deleted" for r in done.runs if r.plan and r.plan.blind]
     if failed:
         ctx.set_state(states.DEGRADED, "; ".join(failed))
     else:
