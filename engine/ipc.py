@@ -26,8 +26,8 @@ The edges and boards are fixed in :data:`EDGES` and :data:`BOARDS` (plus one
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
-from multiprocessing import resource_tracker, shared_memory
 
 from engine.workers import WORKERS
 
@@ -68,22 +68,46 @@ def segment_name(instance: str, name: str) -> str:
     return f"{PREFIX}{instance}_{name}".replace(".", "_")
 
 
-class _Shm(shared_memory.SharedMemory):
-    """SharedMemory whose finalizer tolerates a native view still alive at exit."""
+class _Shm:
+    """A POSIX shared-memory segment (/dev/shm/<name>) mapped read-write, as ``.buf``.
+
+    Not multiprocessing.shared_memory: that registers every segment with its
+    resource tracker, a Python process of its own (8 MiB of the agent's PSS)
+    that would unlink a segment when the first process that touched it exits;
+    here only the supervisor (the creator) decides when a segment goes.
+    """
+
+    def __init__(self, name: str, create: bool = False, size: int = 0):
+        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+        fd = os.open(f"/dev/shm/{name.lstrip('/')}", flags, 0o600)
+        try:
+            if create:
+                os.ftruncate(fd, size)
+            self.size = os.fstat(fd).st_size
+            self._mmap = mmap.mmap(fd, self.size)
+        finally:
+            os.close(fd)
+        self.name = name
+        self.buf: memoryview | None = memoryview(self._mmap)
+
+    def close(self) -> None:
+        """Unmap; BufferError while a native view of ``buf`` is still alive."""
+        if self.buf is not None:
+            self.buf.release()
+            self.buf = None
+        if self._mmap is not None:
+            self._mmap.close()
+            self._mmap = None
 
     def __del__(self):
         try:
             self.close()
-        except BufferError:
+        except (BufferError, AttributeError):
             pass
 
 
 class _Segment:
-    """One shared-memory segment, kept away from multiprocessing's resource tracker.
-
-    The tracker would unlink a segment when the first process that touched it
-    exits; here only the supervisor (the creator) decides when a segment goes.
-    """
+    """One shared-memory segment; the creator (the supervisor) unlinks it."""
 
     def __init__(self, name: str, size: int, create: bool):
         self.name = name
@@ -92,7 +116,6 @@ class _Segment:
             self.shm = _Shm(name=name, create=True, size=size)
         else:
             self.shm = _Shm(name=name)
-        _untrack(self.shm)
         self.owner = create
 
     def close(self) -> None:
@@ -103,13 +126,6 @@ class _Segment:
 
     def unlink(self) -> None:
         unlink_segment(self.name)
-
-
-def _untrack(shm) -> None:
-    try:
-        resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001
-    except Exception:  # the tracker may not be running at all
-        pass
 
 
 def unlink_segment(name: str) -> bool:
