@@ -315,3 +315,27 @@ def test_a_clock_stepped_back_after_the_nonce_was_forgotten_is_no_replay(rpc_ser
     assert captured.split(b"X-OCP-Nonce: ")[1][:32].decode() not in auth.nonces._seen
     wall[0] -= 10                            # ... and stepped back again
     assert _answer(srv.raw(captured)) == (401, "stale_timestamp")
+
+
+def test_tls_handshakes_count_against_max_connections_and_time_out(rpc_server, cert):
+    """Issue 12: TCP connections that never started TLS were not counted (asyncio handshakes
+    before the server sees them) and held a descriptor each for the whole request timeout."""
+    import socket
+    from conftest import wait_for
+    srv = rpc_server(tls_cert=cert[0], tls_key=cert[1], max_connections=4, request_timeout=2.0)
+    silent = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(4)]
+    try:
+        wait_for(lambda: srv.stats()["connections"] == 4)
+        extra = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        assert extra.recv(100) == b""                    # over the limit: closed at once
+        extra.close()
+        wait_for(lambda: srv.stats()["refused_connections_total"] == 1)
+        for sock in silent:                              # the handshake timeout closes them
+            assert sock.recv(100) == b""
+        wait_for(lambda: srv.stats()["connections"] == 0)
+    finally:
+        for sock in silent:
+            sock.close()
+    client = srv.client(tls=True, cafile=cert[0], insecure=True)
+    assert client.call("time")[0] == 200
+    client.close()

@@ -1,10 +1,18 @@
 """The audit log: one JSON line per RPC call, under ``<home>/log``.
 
 A record says who called (peer address, identity), what (operation and its
-parameters, secrets masked, long values cut), how it ended (HTTP status, error
-code) and how long it took. It is written for refused calls too (a 401 names
-its reason), so an operator can see an attack as well as a mistake. The file
-rotates like the agent's own logs (``agent.log_max_bytes``, ``log_backups``).
+parameters, secrets masked, long values cut in the middle so that a file name
+at the end survives; ``resolved``: the real path a file operation touched),
+how it ended (HTTP status, error code) and how long it took. The file rotates
+like the agent's own logs (``agent.log_max_bytes``, ``log_backups``).
+
+Refused unauthenticated calls are recorded too, so an operator can see an
+attack as well as a mistake, but at a bounded rate: a burst of
+:data:`REFUSAL_BURST`, then :data:`REFUSAL_RATE` a second; the rest are
+counted and written as one summary record (``op`` = ``"(refusals)"``, counts
+by reason and by client address) at most every :data:`SUMMARY_EVERY`
+seconds, so that a flood of refusals cannot rotate the history of real calls
+away. Authenticated calls are always recorded in full.
 """
 from __future__ import annotations
 
@@ -19,19 +27,30 @@ import orjson
 log = logging.getLogger("engine.pos_proxy")
 MASK = "***"
 MAX_VALUE_CHARS = 256
+MAX_DEPTH = 8
+REFUSAL_BURST = 20
+REFUSAL_RATE = 2.0            # full refusal records a second, once the burst is spent
+SUMMARY_EVERY = 10.0
+SUMMARY_PEERS = 10
 _SECRET_KEY = re.compile(r"secret|passw|token|credential|private|(^|_)key$|^config$", re.I)
 
 
-def mask(value, key: str = ""):
-    """``value`` with secret-looking keys replaced and long strings cut."""
+def mask(value, key: str = "", depth: int = 0):
+    """``value`` with secret-looking keys replaced, long strings cut in the middle (the end
+    of a path is what names the file), and nesting cut at :data:`MAX_DEPTH`."""
     if key and _SECRET_KEY.search(key):
         return MASK
+    if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
+        return "...(nested deeper)"
     if isinstance(value, dict):
-        return {str(k)[:64]: mask(v, str(k)) for k, v in list(value.items())[:50]}
+        return {str(k)[:64]: mask(v, str(k), depth + 1) for k, v in list(value.items())[:50]}
     if isinstance(value, list):
-        return [mask(v) for v in value[:50]]
+        return [mask(v, "", depth + 1) for v in value[:50]]
     if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
-        return value[:MAX_VALUE_CHARS] + f"...({len(value)} chars)"
+        half = MAX_VALUE_CHARS // 2
+        return f"{value[:half]}...({len(value)} chars)...{value[-half:]}"
+    if isinstance(value, int) and not isinstance(value, bool) and not -(1 << 63) <= value < (1 << 64):
+        return str(value)
     return value
 
 
@@ -50,6 +69,9 @@ class AuditLog:
         self._fh = None
         self._size = 0
         self._warned = -1e9
+        self._tokens = float(REFUSAL_BURST)
+        self._refill = time.monotonic()
+        self._suppressed: dict = {}       # {"n", "since", "reasons": {}, "peers": {}} while refusals are held
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._open()
@@ -61,14 +83,60 @@ class AuditLog:
         self._size = self._fh.tell()
 
     def record(self, *, peer: str, identity: str, op: str, params, status: int,
-               code: str, duration_ms: float, trace_id: str) -> None:
+               code: str, duration_ms: float, trace_id: str, resolved=None) -> None:
         if self.path is None:
             return
-        line = orjson.dumps({
-            "t": round(time.time(), 3), "peer": peer, "who": identity, "op": op[:200],
-            "params": mask(params), "status": status, "code": code,
-            "duration_ms": round(duration_ms, 3), "trace_id": trace_id,
-        }, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+        if not identity and not self._admit_refusal(peer, code):
+            return
+        rec = {"t": round(time.time(), 3), "peer": peer, "who": identity, "op": op[:200],
+               "params": mask(params), "status": status, "code": code,
+               "duration_ms": round(duration_ms, 3), "trace_id": trace_id}
+        if resolved is not None:
+            rec["resolved"] = mask(resolved)
+        try:
+            line = orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+        except orjson.JSONEncodeError:    # something mask() let through: the call is still recorded
+            rec["params"] = "(not recordable)"
+            line = orjson.dumps(rec, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+        self._write(line)
+
+    def _admit_refusal(self, peer: str, code: str) -> bool:
+        """True if this refusal gets a record of its own; else it is counted for the summary."""
+        now = time.monotonic()
+        self._tokens = min(REFUSAL_BURST, self._tokens + (now - self._refill) * REFUSAL_RATE)
+        self._refill = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        held = self._suppressed
+        if not held:
+            held.update(n=0, since=round(time.time(), 3), first=now, reasons={}, peers={})
+        held["n"] += 1
+        held["reasons"][code] = held["reasons"].get(code, 0) + 1
+        addr = peer.rpartition(":")[0] or peer
+        if addr in held["peers"] or len(held["peers"]) < SUMMARY_PEERS:
+            held["peers"][addr] = held["peers"].get(addr, 0) + 1
+        else:
+            held["peers"]["(others)"] = held["peers"].get("(others)", 0) + 1
+        return False
+
+    def tick(self) -> None:
+        """Write the summary of held refusals once :data:`SUMMARY_EVERY` passed (called often)."""
+        held = self._suppressed
+        if held.get("n") and time.monotonic() - held["first"] >= SUMMARY_EVERY:
+            self.flush_summary()
+
+    def flush_summary(self) -> None:
+        held, self._suppressed = self._suppressed, {}
+        if not held.get("n") or self.path is None:
+            return
+        self._write(orjson.dumps({
+            "t": round(time.time(), 3), "peer": "", "who": "", "op": "(refusals)", "params": None,
+            "status": 0, "code": "suppressed", "count": held["n"], "since": held["since"],
+            "reasons": held["reasons"], "peers": held["peers"], "duration_ms": 0.0, "trace_id": "",
+        }, option=orjson.OPT_APPEND_NEWLINE))
+
+    def _write(self, line: bytes) -> None:
         try:
             if self._fh is None:           # a failed rotation or reopen: try again now
                 self._open()
@@ -96,7 +164,9 @@ class AuditLog:
         self._open()
 
     def close(self) -> None:
-        """Records after this are dropped."""
+        """Records after this are dropped (held refusals are summed up first)."""
+        if self.path is not None:
+            self.flush_summary()
         if self._fh is not None:
             self._fh.close()
             self._fh = None

@@ -149,7 +149,7 @@ def _table(spec: dict, key: str, where: str) -> dict:
 
 # ---------------------------------------------------------------- validation
 
-def check_value(p: Param, value, open_path, fds: list) -> str:
+def check_value(p: Param, value, open_path, fds: list, paths: dict | None = None) -> str:
     """One parameter's value as the text of an argv element; RpcError if refused.
 
     A ``path`` value is opened (``open_path`` -> (O_PATH descriptor, real path, tail),
@@ -173,6 +173,8 @@ def check_value(p: Param, value, open_path, fds: list) -> str:
     if p.type == "path":
         fd, real, tail = open_path(value)
         fds.append(fd)
+        if paths is not None:
+            paths[p.name] = str(real)
         if p.pattern is not None and not p.pattern.fullmatch(str(real)):
             raise bad_request(f"parameter {p.name!r}: does not match {p.pattern.pattern!r}", "bad_parameter")
         return f"/proc/self/fd/{fd}{tail}"
@@ -181,13 +183,13 @@ def check_value(p: Param, value, open_path, fds: list) -> str:
     return value
 
 
-def render(t: Template, params: dict, open_path, fds: list) -> list[str]:
+def render(t: Template, params: dict, open_path, fds: list, paths: dict | None = None) -> list[str]:
     """The argv of ``t`` with ``params`` filled in; every value validated first. Descriptors
     opened for ``path`` parameters are appended to ``fds`` (the caller closes them)."""
     values = {}
     for p in t.params.values():
         if p.name in params:
-            values[p.name] = check_value(p, params[p.name], open_path, fds)
+            values[p.name] = check_value(p, params[p.name], open_path, fds, paths)
         elif p.required:
             raise bad_request(f"parameter {p.name!r} is required", "bad_parameter")
         elif p.default is not None:
@@ -324,16 +326,18 @@ class Commands:
         if not isinstance(args, dict):
             raise bad_request("'params' must be an object", "bad_parameter")
         fds: list[int] = []
+        paths: dict[str, str] = {}
         try:
-            argv = render(t, args, self.open_path, fds)
+            argv = render(t, args, self.open_path, fds, paths)
             _run_as(t)   # refuse before starting anything
             run_async = t.run_async or get_bool(params, "async", False)
         except BaseException:
             close_fds(fds)
             raise
         if run_async:
-            return self._start_task(t, argv, fds)             # the task closes them
-        return await run(t, argv, min(t.timeout, max(self.call_timeout - 1.0, 0.1)), fds)   # run does
+            return {**self._start_task(t, argv, fds), "paths": paths}     # the task closes them
+        result = await run(t, argv, min(t.timeout, max(self.call_timeout - 1.0, 0.1)), fds)   # run does
+        return {**result, "paths": paths}
 
     def _start_task(self, t: Template, argv: list[str], fds: list) -> dict:
         try:

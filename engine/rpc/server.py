@@ -52,6 +52,7 @@ _SINGLE = frozenset(("content-length", "authorization", "x-ocp-timestamp", "x-oc
                      "x-ocp-content-sha256", "transfer-encoding", "host"))
 SMALL_BODY = 16384          # read without a reservation: bounded by the connections, like a head
 TLS_HANDSHAKE_TIMEOUT = 5.0
+MAX_JSON_DEPTH = 32         # no parameter needs more; deeper bodies are refused before any handler
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
 _HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)[ \t]*")
@@ -244,6 +245,7 @@ class RpcServer:
                 if watch[0] < now and not watch[1]:
                     watch[1] = True
                     task.cancel()
+            self.audit.tick()
 
     async def _serve(self, reader, writer, watch: list) -> None:
         peer = _peer(writer)
@@ -421,9 +423,12 @@ class RpcServer:
             status, code = 413, "output_too_large"
             body = self._envelope(False, None, code, f"result over {self.sec.max_output_bytes} bytes; "
                                   "ask for less (a smaller range or limit)", trace, t0, status)
+        resolved = None
+        if status == 200 and isinstance(data, dict) and op.startswith(("file/", "command/")):
+            resolved = data.get("path") or data.get("paths")      # what was touched, resolved
         self.audit.record(peer=req.peer, identity=identity, op=op, params=params if identity else None,
                           status=status, code=code, duration_ms=(time.perf_counter() - t0) * 1000,
-                          trace_id=trace)
+                          trace_id=trace, resolved=resolved)
         return status, body
 
     def _authenticate(self, req: Request) -> str:
@@ -554,4 +559,20 @@ def _params(req: Request) -> dict:
         raise RpcError(400, "bad_json", "the body is not valid JSON") from None
     if not isinstance(params, dict):
         raise RpcError(400, "bad_json", "the body must be a JSON object of parameters")
+    if not _shallow(params, MAX_JSON_DEPTH):
+        raise RpcError(400, "bad_json", f"parameters nested deeper than {MAX_JSON_DEPTH} levels")
     return params
+
+
+def _shallow(value, limit: int) -> bool:
+    """True if no object or array in ``value`` is nested deeper than ``limit`` (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
