@@ -197,6 +197,32 @@ class ObCleanerSection:
 
 
 @dataclass(frozen=True)
+class MonitorDbSection:
+    """The central store (OCP's MonitorDB, docs/fleet.md). An empty url means: none."""
+    url: str = _f("", doc="mysql://user@host:port/database (OceanBase, MariaDB, MySQL); empty = none")
+    password_file: str = _f("", secret=True)
+    password_env: str = _f("OCP_AGENT_MONITORDB_PASSWORD")
+    cluster_name: str = _f("", doc="OCP's cluster_name of the rows; empty = the [ob] host")
+    cluster_id: int = _f(0, min=0)
+    host: str = _f("", doc="this agent's host name in the rows; empty = the hostname")
+    connect_timeout: float = _f(5.0, **POSITIVE)
+    read_timeout: float = _f(30.0, **POSITIVE)
+    batch_records: int = _f(200, min=1, doc="spooled batches per central transaction")
+    spool_max_bytes: int = _f(256 << 20, min=4096, doc="local spool bound; batches beyond are dropped and counted")
+    retry_max: float = _f(30.0, min=0.1, doc="longest wait between two tries while the store is down")
+    partitioned: bool = _f(True, doc="PARTITION BY RANGE (begin_interval_time) where the server supports it")
+    partition_hours: float = _f(24.0, min=0.01)
+    partitions_ahead: int = _f(2, min=1)
+    retention_days: float = _f(8.0, min=0.001, doc="OCP keeps SQL history 8 days")
+    retention_interval: float = _f(600.0, min=1.0)
+    lease_seconds: float = _f(120.0, min=1.0, doc="retention runs on the lease holder only")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url)
+
+
+@dataclass(frozen=True)
 class WorkersSection:
     pos_proxy: PosProxySection = field(default_factory=PosProxySection)
     node_exporter: NodeExporterSection = field(default_factory=NodeExporterSection)
@@ -223,6 +249,7 @@ class AgentConfig:
     supervisor: SupervisorSection = field(default_factory=SupervisorSection)
     ob: ObSection = field(default_factory=ObSection)
     workers: WorkersSection = field(default_factory=WorkersSection)
+    monitordb: MonitorDbSection = field(default_factory=MonitorDbSection)
     programs: list = _f([], item=ProgramSection)
     source: str = _f("<defaults>", internal=True)
 

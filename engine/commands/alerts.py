@@ -1,7 +1,8 @@
 """``engine alerts``: the alerts ob_logtailer raised, from its local store.
 
 Reads ``<home>/data/ob_logtailer/alerts.jsonl`` (no running agent needed);
-``--json`` prints one JSON object per alert per line.
+``--json`` prints one JSON object per alert per line. ``--store URL`` reads
+every host's alerts from the central store instead (docs/fleet.md).
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def register(sub) -> None:
     p.add_argument("--severity", choices=SEVERITIES)
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--store", help="read the fleet's central store mysql://user@host:port/db (default: local)")
+    p.add_argument("--cluster", help="central store: one cluster_name")
+    p.add_argument("--host", help="central store: one agent host name")
     p.set_defaults(func=run)
 
 
@@ -58,9 +62,20 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"engine alerts: {exc}", file=sys.stderr)
         return 2
-    data_dir = cfg.home / "data" / "ob_logtailer"
-    found = store.query_alerts(data_dir, since=since, until=until, rule=args.rule,
-                               severity=args.severity, limit=args.limit)
+    kw = dict(since=since, until=until, rule=args.rule, severity=args.severity, limit=args.limit)
+    if args.store:
+        from engine.commands.topsql import central_conn
+        from engine.monitordb import query
+        conn = central_conn(cfg, args.store)
+        try:
+            found = query.query_alerts(conn, cluster=args.cluster, host=args.host, **kw)
+        finally:
+            conn.close()
+    elif args.cluster is not None or args.host is not None:
+        print("engine alerts: --cluster and --host filter the central store: add --store URL", file=sys.stderr)
+        return 2
+    else:
+        found = store.query_alerts(cfg.home / "data" / "ob_logtailer", **kw)
     if args.json:
         for rec in found:
             sys.stdout.write(orjson.dumps(rec).decode() + "\n")

@@ -70,12 +70,15 @@ class AlertLog:
 
 
 class Sinks:
-    """The alert log plus, when configured, the Alertmanager spool."""
+    """The alert log plus, when configured, the Alertmanager spool and the central store's
+    spool (``central``: :class:`engine.monitordb.AlertSink`, append/sync/close)."""
 
-    def __init__(self, log: AlertLog, spool=None):
-        self.log, self.spool = log, spool
+    def __init__(self, log: AlertLog, spool=None, central=None):
+        self.log, self.spool, self.central = log, spool, central
 
     def write(self, events: list[dict]) -> None:
+        if self.central is not None:         # before the log, for the reason given below
+            self.central.append(events)
         # The spool first: after a kill between the two, the restart does not
         # find the events in the alert log, so it writes them to both again
         # (one more copy for Alertmanager, which folds it). The other order
@@ -85,6 +88,8 @@ class Sinks:
         self.log.append(events)
 
     def sync(self) -> None:
+        if self.central is not None:
+            self.central.sync()
         if self.spool is not None:
             self.spool.sync()
         self.log.sync()
@@ -93,3 +98,5 @@ class Sinks:
         self.log.close()
         if self.spool is not None:
             self.spool.close()
+        if self.central is not None:
+            self.central.close()

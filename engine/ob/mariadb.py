@@ -55,6 +55,7 @@ class Server:
     root_socket: str = ""
     log: Path = field(default=None)
     version: tuple = schema.V4_DEFAULT
+    durable: bool = False
 
     @property
     def pid(self) -> int:
@@ -100,26 +101,26 @@ class Server:
     def restart(self) -> None:
         """Stop and start again on the same port and data directory."""
         self.stop()
-        self.proc = _spawn(self.base, self.port, self.log, self.version)
+        self.proc = _spawn(self.base, self.port, self.log, self.version, self.durable)
         _wait_ready(self, 60.0)
 
 
-def _args(base: Path, port: int, version: tuple) -> list[str]:
+def _args(base: Path, port: int, version: tuple, durable: bool = False) -> list[str]:
     return [find_binary("mariadbd") or "mariadbd", "--no-defaults", f"--datadir={base / 'data'}",
             f"--version={catalogue.version_strings(version)['version']}",
             f"--socket={base / 'mysqld.sock'}", f"--pid-file={base / 'mysqld.pid'}",
             f"--port={port}", "--bind-address=127.0.0.1", "--user=root",
             "--lower-case-table-names=1", "--skip-name-resolve", "--skip-log-bin",
             "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
-            "--innodb-flush-log-at-trx-commit=0", "--skip-innodb-doublewrite",
+            f"--innodb-flush-log-at-trx-commit={1 if durable else 0}", "--skip-innodb-doublewrite",
             "--max-connections=200", "--max-allowed-packet=64M",
             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"]
 
 
-def _spawn(base: Path, port: int, log: Path, version: tuple) -> subprocess.Popen:
+def _spawn(base: Path, port: int, log: Path, version: tuple, durable: bool = False) -> subprocess.Popen:
     out = open(log, "ab")
     try:
-        return subprocess.Popen(_args(base, port, version), stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen(_args(base, port, version, durable), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 preexec_fn=dies_with_us())
     finally:
@@ -144,9 +145,13 @@ def _wait_ready(server: Server, timeout: float) -> None:
 
 
 def start(base: str | os.PathLike, *, port: int = 0, timeout: float = 60.0,
-          version: tuple = schema.V4_DEFAULT) -> Server:
+          version: tuple = schema.V4_DEFAULT, durable: bool = False) -> Server:
     """Initialise ``base`` (if new), start the server playing OceanBase ``version``,
-    create user and schema."""
+    create user and schema.
+
+    ``durable``: every commit is flushed (``innodb_flush_log_at_trx_commit=1``),
+    so a committed transaction survives a SIGKILL of the server (the central
+    store's tests); the stand-in default trades that for speed."""
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
     log = base / "mariadbd.log"
@@ -157,8 +162,8 @@ def start(base: str | os.PathLike, *, port: int = 0, timeout: float = 60.0,
                         "--lower-case-table-names=1"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     port = port or free_port()
-    server = Server(base, port, _spawn(base, port, log, tuple(version)), root_socket=str(base / "mysqld.sock"),
-                    log=log, version=tuple(version))
+    server = Server(base, port, _spawn(base, port, log, tuple(version), durable),
+                    root_socket=str(base / "mysqld.sock"), log=log, version=tuple(version), durable=durable)
     try:
         _wait_ready(server, timeout)
         with server.connect(database=None, root=True) as conn, conn.cursor() as cur:

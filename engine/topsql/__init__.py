@@ -10,6 +10,6 @@
   (stable interface for ``engine topsql`` and pos_proxy);
 - :mod:`.summary`: the message for the exporter.
 """
-from engine.topsql.query import PLAN_SORTABLE, SORTABLE, query_plans, query_topsql
+from engine.topsql.query import PLAN_SORTABLE, SORTABLE, query_plans, query_samples, query_topsql
 
-__all__ = ["query_topsql", "query_plans", "SORTABLE", "PLAN_SORTABLE"]
+__all__ = ["query_topsql", "query_plans", "query_samples", "SORTABLE", "PLAN_SORTABLE"]

@@ -54,7 +54,9 @@ class Collector:
         self.config = config
         self.sec = config.workers.obstat2
         self.store = Store(data_dir, self.sec.max_samples_per_interval)
-        self.ship = None      # set by the central store: ship(db, slice_key, groups, samples) in the commit
+        # set by engine.monitordb.attach_obstat2: called inside the store's transactions
+        self.ship = None          # ship(db, slice_key, groups, kept_samples)
+        self.ship_plans = None    # ship_plans(db, now, deltas)
         self.conn = conn
         self.clock = clock
         self.agg = make_aggregator(self.sec)
@@ -201,4 +203,4 @@ class Collector:
                 current.append(rec)
         if bad:
             self.store.add_totals({"bad_input:plan_row": bad})
-        return plans_mod.record(self.store, current, self.clock())
+        return plans_mod.record(self.store, current, self.clock(), self.ship_plans)

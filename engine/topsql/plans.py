@@ -93,8 +93,10 @@ def load_snapshot(db) -> dict[tuple, dict]:
     return {key_of(r): r for r in (dict(zip(SNAP_COLS, row)) for row in cur)}
 
 
-def record(store, current: list[dict], now: float) -> dict:
-    """Diff ``current`` against the stored snapshot, store both; the counts."""
+def record(store, current: list[dict], now: float, also=None) -> dict:
+    """Diff ``current`` against the stored snapshot, store both; the counts.
+
+    ``also(db, now, deltas)`` runs inside the same transaction (the central store's spool)."""
     previous = load_snapshot(store.db)
     deltas, counts = diff(previous, current)
     with store.transaction() as db:
@@ -104,5 +106,7 @@ def record(store, current: list[dict], now: float) -> dict:
         cols = ("t",) + KEY + ("sql_id", "db_id") + PLAN_COUNTERS
         db.executemany(f"INSERT INTO plan_deltas VALUES ({', '.join('?' * len(cols))})",
                        [(now,) + tuple(d[c] for c in cols[1:]) for d in deltas])
+        if also is not None:
+            also(db, now, deltas)
         store.add_totals_tx(db, {**counts, "plan_snapshots": 1})
     return {**counts, "plans": len(current), "plan_deltas": len(deltas)}

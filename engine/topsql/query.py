@@ -109,3 +109,39 @@ def query_plans(data_dir, limit: int = 50, sort: str = "d_elapsed_time", window:
         return [dict(r) for r in db.execute(sql, args)]
     finally:
         db.close()
+
+
+def query_samples(data_dir, start: float | None = None, end: float | None = None, limit: int = 100,
+                  min_ms: float | None = None, tenant_id: int | None = None, db=None, user=None,
+                  sql_id: str | None = None, host=None, sort: str = "elapsed_time") -> list[dict]:
+    """SlowSQL executions one by one from the local store (buckets in [start, end), default
+    the last hour), slowest first (``sort="request_time"``: newest first). ``db`` and ``user``
+    match a name or an id; ``host`` the observer's svr_ip."""
+    if sort not in ("elapsed_time", "request_time"):
+        raise ValueError("sort by elapsed_time or request_time")
+    db_ = open_readonly(data_dir)
+    if db_ is None:
+        return []
+    end = time.time() if end is None else end
+    start = end - 3600 if start is None else start
+    where, args = ["bucket >= ?", "bucket < ?"], [int(start), int(end)]
+    for col, val in (("tenant_id", tenant_id), ("sql_id", sql_id), ("svr_ip", host)):
+        if val is not None:
+            where.append(f"{col} = ?")
+            args.append(val)
+    for val, name_col, id_col in ((db, "db_name", "db_id"), (user, "user_name", "user_id")):
+        if val is not None:
+            where.append(f"({name_col} = ? OR {id_col} = ?)")
+            args += [str(val), int(val) if str(val).isdigit() else None]
+    if min_ms is not None:
+        where.append("elapsed_time >= ?")
+        args.append(int(min_ms * 1000))
+    args.append(int(limit))
+    try:
+        names = [r[1] for r in db_.execute("PRAGMA table_info(samples)")]
+        if not names:
+            return []
+        return [dict(r) for r in db_.execute(
+            f"SELECT * FROM samples WHERE {' AND '.join(where)} ORDER BY {sort} DESC, request_id LIMIT ?", args)]
+    finally:
+        db_.close()

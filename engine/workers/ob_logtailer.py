@@ -13,7 +13,8 @@ import time
 
 import orjson
 
-from engine import states
+from engine import monitordb, states
+from engine.errors import ConfigError
 from engine.logs import metrics
 from engine.logs.tailer import Tailer
 from engine.runtime import write_error
@@ -71,6 +72,10 @@ def main(ctx):
 
 def _open(ctx):
     tailer = Tailer(ctx.section, ctx.data_dir, log=ctx.log)
+    try:
+        tailer.sinks.central = monitordb.alert_sink(ctx.config, ctx.data_dir)
+    except ConfigError as exc:       # a bad [monitordb] secret: alerts stay local, say why
+        ctx.log.error("central store not used: %s", exc)
     for rid, why in tailer.rules.errors:
         ctx.log.error("alert rule %s rejected: %s", rid, why)
     for rid, why in tailer.rules.warnings:
@@ -107,6 +112,9 @@ def _report_state(ctx, tailer) -> None:
         problems.append(f"log_dir {ctx.section.log_dir} does not exist")
     if tailer.rules.errors:
         problems.append(f"{len(tailer.rules.errors)} alert rules rejected")
+    central = tailer.sinks.central
+    if central is not None and central.shipper.last_error:
+        problems.append(f"central store unreachable ({central.shipper.last_error}), alerts spooled")
     if tailer.client is not None and tailer.client.backoff:
         problems.append(f"alertmanager unreachable ({tailer.client.last_error}), alerts spooled")
     ctx.set_state(states.DEGRADED if problems else states.OK, "; ".join(problems))

@@ -19,7 +19,7 @@ import time
 
 import orjson
 
-from engine import states
+from engine import monitordb, states
 from engine.errors import ConfigError
 from engine.runtime import write_error
 from engine.ob.connection import ObError
@@ -39,47 +39,77 @@ def main(ctx) -> None:
         while not ctx.wait(sec.interval):
             pass
         return
-    cycles, collector = 0, None
+    cycles, collector, shipper = 0, None, None
     try:
         while not ctx.stopping:
             try:
-                collector = collector or Collector(ctx.config, ctx.data_dir)
-                _publish(ctx, sec, collector, ring, _cycle(ctx, collector), cycles := cycles + 1)
+                if collector is None:
+                    collector, shipper = _open(ctx)
+                up = _cycle(ctx, collector, shipper)
+                _publish(ctx, sec, collector, ring, up, cycles := cycles + 1, shipper)
             except Exception as exc:  # noqa: BLE001 - only write errors are kept from the supervisor
                 reason = write_error(exc)
                 if reason is None:
                     raise
                 ctx.set_state(states.DEGRADED, reason)
-                _drop(collector)
-                collector = None
+                _drop(collector, shipper)
+                collector = shipper = None
             if ctx.wait(sec.interval):
                 break
     finally:
-        _drop(collector)
+        _drop(collector, shipper)
 
 
-def _publish(ctx, sec, collector, ring, up: bool, cycles: int) -> None:
+def _open(ctx):
+    """The collector and, with ``[monitordb]`` set, the shipper of its central-store spool."""
+    collector = Collector(ctx.config, ctx.data_dir)
+    try:
+        return collector, monitordb.attach_obstat2(collector, ctx.config, ctx.data_dir)
+    except ConfigError as exc:          # a bad [monitordb] secret: collect locally, say why
+        ctx.log.error("central store not used: %s", exc)
+        return collector, None
+    except BaseException:
+        _drop(collector, None)
+        raise
+
+
+def _publish(ctx, sec, collector, ring, up: bool, cycles: int, shipper=None) -> None:
     totals = collector.store.totals()
     ring.put(orjson.dumps(summary.message(ctx.data_dir, sec, totals, collector.last, up, time.time())))
     ctx.heartbeat(rows_fetched=totals.get("rows_fetched", 0), rows_lost=totals.get("rows_lost", 0),
-                  resets=totals.get("resets", 0), cycles=cycles)
+                  resets=totals.get("resets", 0), cycles=cycles, **_central_counters(shipper))
 
 
-def _drop(collector) -> None:
+def _drop(collector, shipper) -> None:
     """Close a collector whose store may be failing; a failure to close changes nothing."""
-    if collector is not None:
-        try:
-            collector.close()
-        except Exception:  # noqa: BLE001 - the disk is what failed; the next open tells
-            pass
+    for close in ((shipper.stop if shipper is not None else None),
+                  (collector.close if collector is not None else None)):
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - the disk is what failed; the next open tells
+                pass
 
 
-def _cycle(ctx, collector) -> bool:
+def _central_counters(shipper) -> dict:
+    if shipper is None:
+        return {}
+    return {k: v for k, v in shipper.state().items() if isinstance(v, int)}
+
+
+def _cycle(ctx, collector, shipper=None) -> bool:
     """One cycle; True if it read the server. Errors become the worker's state."""
     try:
         report = collector.cycle(stop=lambda: ctx.stopping, tick=ctx.heartbeat)
     except (ObError, ConfigError) as exc:
         ctx.set_state(states.DEGRADED, str(exc))
         return False
-    ctx.set_state(states.OK, f"{report['slices']} slices, {report['rows']} rows")
+    detail = f"{report['slices']} slices, {report['rows']} rows"
+    if shipper is not None:
+        shipper.wake()
+        if shipper.last_error:
+            ctx.set_state(states.DEGRADED, f"{detail}; central store unreachable ({shipper.last_error}), "
+                                           "batches spooled")
+            return True
+    ctx.set_state(states.OK, detail)
     return True
