@@ -29,13 +29,20 @@ class Shipper:
         self.shipped_batches = self.shipped_rows = self.skipped_batches = self.errors = 0
         self.last_error = ""
         self.backoff = 0.0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = None
 
     # ------------------------------------------------------------ one step
     def run_once(self) -> int:
-        """Ship up to ``batch_records`` batches; how many left the spool. Raises on failure."""
+        """Ship up to ``batch_records`` batches; how many left the spool. Raises on failure.
+
+        Serialized: the thread and a caller's :meth:`drain` never share the connection at once."""
+        with self._lock:
+            return self._ship()
+
+    def _ship(self) -> int:
         batches = self.spool.peek(self.batch_records)
         if not batches:
             return 0
@@ -61,7 +68,8 @@ class Shipper:
     def _failed(self, exc: Exception) -> None:
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"[:300]
-        self.central.close()
+        with self._lock:
+            self.central.close()
         self.backoff = min(self.retry_max, max(0.5, self.backoff * 2))
 
     # ------------------------------------------------------------ the thread
@@ -78,7 +86,8 @@ class Shipper:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.central.close()
+        with self._lock:
+            self.central.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
