@@ -78,6 +78,9 @@ class ObSection:
     svr_ip: str = _f("", doc="the observer this host runs; empty = every server the view lists")
     svr_port: int = _f(0, min=0, max=65535,
                        doc="that observer's RPC port (2882 by default, SVR_PORT in the views), not the SQL port")
+    cluster_name: str = _f("", doc="ob_cluster_name label on every OB series (obagent's monagent.ob.cluster.name)")
+    cluster_id: str = _f("", doc="ob_cluster_id label (obagent's monagent.ob.cluster.id)")
+    zone: str = _f("", doc="obzone label; empty: each server's zone from DBA_OB_SERVERS")
 
     @property
     def configured(self) -> bool:

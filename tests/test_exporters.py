@@ -114,6 +114,13 @@ def fill_ob(server) -> None:
             cur.execute(stmt)
 
 
+def series(text: str) -> dict:
+    """{(name, sorted label items): value} of an exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+    return {(x.name, tuple(sorted(x.labels.items()))): x.value
+            for f in text_string_to_metric_families(text) for x in f.samples}
+
+
 def root_sql(server, *stmts) -> None:
     with server.connect(root=True) as conn, conn.cursor() as cur:
         for stmt in stmts:
@@ -123,7 +130,7 @@ def root_sql(server, *stmts) -> None:
 @pytest.mark.integration
 def test_prometheus_scrapes_both_exporters_with_ob_series(agent, ob_tables, prometheus):
     fill_ob(ob_tables)
-    a = agent(ob_tables.ob_config(), password=ob_tables.password)
+    a = agent({**ob_tables.ob_config(), "cluster_name": "c1", "cluster_id": "7"}, password=ob_tables.password)
     alerts = a.segments.ring("alerts")
     alerts.put(orjson.dumps({"kind": "ob_logtailer", "t": time.time(), "metrics": [
         {"name": "ob_logtailer_alerts_total", "type": "counter", "help": "Alerts emitted",
@@ -133,12 +140,20 @@ def test_prometheus_scrapes_both_exporters_with_ob_series(agent, ob_tables, prom
     assert promtool_problems(a.metrics("node_exporter").encode()) == []
     assert promtool_problems(ocp.encode()) == []
     assert not [line for line in ocp.splitlines() if line.startswith(("node_", "ocp_agent_"))]   # no duplicates
-    assert 'ob_sysstat{stat_id="40000",svr_ip="127.0.0.1",svr_port="2882",tenant_id="1002",' \
-           'tenant_name="mysql_a"} 42.0' in ocp
+    s = series(ocp)
+    assert s[("ob_sysstat", (("ob_cluster_id", "7"), ("ob_cluster_name", "c1"), ("ob_tenant_id", "1002"),
+                             ("obzone", "z1"), ("stat_id", "40000"), ("svr_ip", "127.0.0.1"), ("svr_port", "2882"),
+                             ("tenant_name", "mysql_a")))] == 42
     assert 'stat_id="130001"' not in ocp                      # a NULL value: no sample
-    assert 'tenant_id="1001",tenant_name=""} 5.0' in ocp      # sysstat keeps META tenants, as obagent does
+    meta = [k for k in s if k[0] == "ob_sysstat" and ("ob_tenant_id", "1001") in k[1]]
+    assert meta and ("tenant_name", "") in meta[0][1]         # sysstat keeps META tenants, as obagent does
     assert "9.223372036854776e+18" in ocp                     # the largest bigint survives
-    assert 'ob_tenant_memstore_limit_bytes{svr_ip="127.0.0.1",svr_port="2882",tenant_id="1001"' not in ocp
+    assert not [k for k in s if k[0] == "ob_tenant_memstore_limit_bytes" and ("ob_tenant_id", "1001") in k[1]]
+    # obagent's endpoints: basic and extra split as obagent's, with obagent's names and labels
+    basic, extra = a.metrics("ocp_exporter", "/metrics/ob/basic"), a.metrics("ocp_exporter", "/metrics/ob/extra")
+    assert "ob_sysstat{" in basic and "ob_memstore_total_bytes{" not in basic and "ob_sysstat{" not in extra
+    assert 'ob_memstore_total_bytes{' in extra and 'ob_disk_total_bytes{' in basic
+    assert promtool_problems(basic.encode()) == [] and promtool_problems(extra.encode()) == []
 
     prom = prometheus({"node_exporter": f"127.0.0.1:{a.ports['node_exporter']}",
                        "ocp_exporter": f"127.0.0.1:{a.ports['ocp_exporter']}",
@@ -150,7 +165,7 @@ def test_prometheus_scrapes_both_exporters_with_ob_series(agent, ob_tables, prom
                  'node_filesystem_avail_bytes{job="node_exporter"}',
                  'node_load1{job="ocp_host"}',
                  'ob_sysstat{job="ocp_exporter",stat_id="40000",tenant_name="mysql_a"}',
-                 'ob_server_num{status="INACTIVE"}',
+                 'ob_server_num{status="inactive"}',
                  'ob_tenant_memstore_limit_bytes{tenant_name="mysql_a"}',
                  'ob_logtailer_alerts_total{rule="clog_disk_full"}',
                  'ocp_exporter_scrapes_total', 'node_exporter_scrapes_total'):
@@ -163,8 +178,8 @@ def test_prometheus_scrapes_both_exporters_with_ob_series(agent, ob_tables, prom
 
     # the inactive server recovers: its series leaves the exposition and Prometheus (obagent #59)
     root_sql(ob_tables, "UPDATE oceanbase.DBA_OB_SERVERS SET STATUS = 'ACTIVE'")
-    wait_until(lambda: 'status="INACTIVE"' not in a.metrics("ocp_exporter"), what="INACTIVE gone")
-    wait_until(lambda: not prom.query('ob_server_num{status="INACTIVE"}'), what="INACTIVE gone in Prometheus")
+    wait_until(lambda: 'status="inactive"' not in a.metrics("ocp_exporter"), what="INACTIVE gone")
+    wait_until(lambda: not prom.query('ob_server_num{status="inactive"}'), what="INACTIVE gone in Prometheus")
 
 
 @pytest.mark.integration
@@ -182,7 +197,8 @@ def test_missing_view_and_database_down_mid_run(agent, ob_tables):
     # ... and is tried again every collection: once the view exists, it reports
     root_sql(ob_tables, schema.ddl("GV$OB_TENANT_MEMORY"),
              "INSERT INTO oceanbase.`GV$OB_TENANT_MEMORY` VALUES (1002, '127.0.0.1', 2882, 100, 60)")
-    wait_until(lambda: 'ob_tenant_memory_free_bytes{svr_ip="127.0.0.1"' in a.metrics("ocp_exporter"),
+    wait_until(lambda: any(k[0] == "ob_tenant_memory_free_bytes" and ("svr_ip", "127.0.0.1") in k[1]
+                           for k in series(a.metrics("ocp_exporter"))),
                what="the view, once created, is queried")
 
     ob_tables.kill()                                   # the database dies under a running exporter
@@ -237,13 +253,13 @@ def test_inactive_server_alert_fires_and_resolves(tmp_path):
     test.write_text(orjson.dumps({
         "rule_files": [str(CONF / "ob_alerts.yml")], "evaluation_interval": "1m",
         "tests": [{"interval": "1m", "input_series": [
-            {"series": 'ob_server_num{status="INACTIVE",server_ips="10.0.0.2",instance="h:62889"}',
+            {"series": 'ob_server_num{status="inactive",server_ips="10.0.0.2",instance="h:62889"}',
              "values": "1 1 1 1 stale"},
             {"series": 'ob_sysstat{stat_id="130001",tenant_name="t",svr_ip="a",instance="h"}', "values": "90x5"},
             {"series": 'ob_sysstat{stat_id="130004",tenant_name="t",svr_ip="a",instance="h"}', "values": "100x15"}],
             "alert_rule_test": [
                 {"eval_time": "3m", "alertname": "ObServerInactive", "exp_alerts": [{"exp_labels": {
-                    "severity": "critical", "status": "INACTIVE", "server_ips": "10.0.0.2", "instance": "h:62889"},
+                    "severity": "critical", "status": "inactive", "server_ips": "10.0.0.2", "instance": "h:62889"},
                     "exp_annotations": {
                         "summary": "1 OBServer(s) inactive: 10.0.0.2",
                         "description": "The cluster reports inactive servers. Resolves as soon as none is "
@@ -284,3 +300,83 @@ def test_listeners_bind_all_interfaces_by_default_and_the_demo_stays_on_loopback
     for any_ports in (False, True):
         demo = demo_config(tmp_path, sim, tmp_path / "s", "", any_ports=any_ports).workers
         assert {demo.node_exporter.bind, demo.ocp_exporter.bind, demo.pos_proxy.bind} == {"127.0.0.1"}
+
+
+OBAGENT_RULES = Path(__file__).resolve().parent / "data" / "obagent_rules.yml"
+# obagent rules that cannot fire on OceanBase 4.x, with anyone's exporter: their series are
+# 3.x-only in obagent itself (ob_zone_stat from __all_zone, ob_partition_num from
+# __all_virtual_partition_info), or the expression cannot be true (a CPU share above 100 %).
+NOT_ON_4X = {"ob_cluster_frozen_version_delta_over_threshold", "ob_cluster_merge_timeout", "ob_cluster_merge_error",
+             "ob_host_partition_count_over_threshold", "ob_host_cpu_percent"}
+NOT_YET = {"ob_cluster_exists_index_fail_table"}          # ob_index_error_num (CDB_INDEXES): not collected yet
+
+
+@pytest.mark.integration
+def test_obagent_rules_load_and_fire_on_our_series(agent, ob_tables, prometheus):
+    """obagent's shipped rules in a real Prometheus scraping our exporters the way obagent is scraped
+    (/metrics/ob/basic, /metrics/ob/extra, /metrics/node/host), fed by the MariaDB stand-in set past
+    every threshold: each rule is healthy, and each one 4.x has the data for is pending or firing."""
+    fill_ob(ob_tables)
+    root_sql(ob_tables,
+             "INSERT INTO oceanbase.GV$SYSSTAT (CON_ID, SVR_IP, SVR_PORT, CLASS, VALUE, STAT_ID, NAME) VALUES "
+             "(1002, '127.0.0.1', 2882, 64, 95, 140006, 'cpu usage'), (1002, '127.0.0.1', 2882, 64, 100, 140005, "
+             "'max cpus'), (1002, '127.0.0.1', 2882, 64, 120, 130000, 'active memstore used'), "
+             "(1002, '127.0.0.1', 2882, 64, 100, 130002, 'major freeze trigger')",
+             "UPDATE oceanbase.GV$SYSSTAT SET VALUE = 90 WHERE STAT_ID = 130001",
+             "UPDATE oceanbase.GV$SYSSTAT SET VALUE = 100 WHERE STAT_ID = 130004",
+             "INSERT INTO oceanbase.GV$OB_PROCESSLIST (SVR_IP, SVR_PORT, ID, TENANT, STATE) "
+             "SELECT '127.0.0.1', 2882, seq, 'mysql_a', 'ACTIVE' FROM seq_1_to_210000")
+    a = agent({**ob_tables.ob_config(), "cluster_name": "c1", "cluster_id": "7"}, password=ob_tables.password)
+    wait_text(a, "ocp_exporter", "ob_active_session_num{", "ob_disk_total_bytes{")
+    target = f"127.0.0.1:{a.ports['ocp_exporter']}"
+    prom = prometheus({"ob_basic": {"targets": target, "metrics_path": "/metrics/ob/basic"},
+                       "ob_extra": {"targets": target, "metrics_path": "/metrics/ob/extra"},
+                       "node": {"targets": target, "metrics_path": HOST}},
+                      rule_files=[OBAGENT_RULES])
+    assert prom.wait_for('up{job="ob_basic"} == 1') and prom.wait_for('up{job="node"} == 1')
+
+    def states() -> dict:
+        return {r["name"]: (r["health"], r["state"]) for g in prom.api("rules")["groups"] for r in g["rules"]}
+    expected = {name for name in states()} - NOT_ON_4X - NOT_YET - {
+        "ob_host_disk_percent_over_threshold", "ob_host_net_recv_percent_over_threshold",
+        "ob_host_net_send_percent_over_threshold", "ob_host_load1_per_cpu_over_threshold",
+        "ob_host_mem_percent_over_threshold", "ob_host_disk_readonly"}    # host thresholds: promtool test below
+    wait_until(lambda: all(states()[n][1] in ("pending", "firing") for n in expected), timeout=60,
+               what=f"obagent rules {sorted(expected)} pending or firing")
+    got = states()
+    assert len(got) == 18 and all(health == "ok" for health, _ in got.values()), got
+    alert = prom.query('ALERTS{alertname="tenant_memstore_percent_over_threshold"}')[0]["metric"]
+    assert alert["tenant_name"] == "mysql_a" and alert["svr_ip"] == "127.0.0.1"
+    inactive = prom.query('ALERTS{alertname="ob_cluster_exists_inactive_server"}')[0]["metric"]
+    assert inactive["ob_cluster_name"] == "c1" and inactive["ob_cluster_id"] == "7"
+
+
+def test_obagent_host_rules_fire_on_our_node_series(tmp_path):
+    """The host rules' thresholds (97 % full, 100 MB/s, load 64, 90 % memory, read-only), in promtool's
+    rule unit test, on series with exactly the names and labels our node_exporter exports on this host."""
+    from engine.collectors import Env, collect_all
+    promtool = need_binary("/usr/bin/promtool")
+    fams = {f.name: f for f in collect_all(Env(), ["filesystem", "netdev", "loadavg", "meminfo"])}
+
+    def one(name: str) -> str:
+        sample = fams[name].samples[0]
+        labels = dict(sample.labels, instance="h:63000")
+        return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+    fs, nic = fams["node_filesystem_size_bytes"].samples[0].labels, fams["node_network_receive_bytes_total"]
+    assert fs and nic.samples
+    series = [(one("node_filesystem_size_bytes"), "100x5"), (one("node_filesystem_avail_bytes"), "2x5"),
+              (one("node_filesystem_readonly"), "1x5"), (one("node_load1"), "70x5"),
+              (one("node_network_receive_bytes_total"), "0+12000000000x5"),
+              (one("node_network_transmit_bytes_total"), "0+12000000000x5"),
+              (one("node_memory_MemTotal_bytes"), "100x5"), (one("node_memory_MemFree_bytes"), "2x5"),
+              (one("node_memory_Cached_bytes"), "3x5"), (one("node_memory_Buffers_bytes"), "1x5")]
+    host_rules = ["ob_host_disk_percent_over_threshold", "ob_host_net_recv_percent_over_threshold",
+                  "ob_host_net_send_percent_over_threshold", "ob_host_load1_per_cpu_over_threshold",
+                  "ob_host_mem_percent_over_threshold", "ob_host_disk_readonly"]
+    test = tmp_path / "host_rules_test.yml"
+    test.write_text(orjson.dumps({"rule_files": [str(OBAGENT_RULES)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": [{"series": s, "values": v} for s, v in series],
+        "promql_expr_test": [{"expr": f'count(ALERTS{{alertname="{n}",alertstate="firing"}})', "eval_time": "4m",
+                              "exp_samples": [{"labels": "{}", "value": 1}]} for n in host_rules]}]}).decode())
+    out = subprocess.run([promtool, "test", "rules", str(test)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -90,10 +90,12 @@ def test_collect_names_and_tenant_names():
     got = metrics.collect(FakeDb(tables()), (4, 2, 1), bad())
     fams = by_name(got.families)
     sysstat = fams["ob_sysstat"].samples[0]
-    assert sysstat.labels == {"tenant_id": "1002", "stat_id": "40000", "svr_ip": "10.0.0.1", "svr_port": "2882",
-                              "tenant_name": "mysql_a"} and sysstat.value == 7
+    assert sysstat.labels == {"ob_tenant_id": "1002", "stat_id": "40000", "svr_ip": "10.0.0.1", "svr_port": "2882",
+                              "tenant_name": "mysql_a", "obzone": "z1", "ob_cluster_name": "",
+                              "ob_cluster_id": ""} and sysstat.value == 7
     assert fams["ob_plan_cache_hit"].type == "counter"
-    assert fams["ob_server_num"].samples[0].labels == {"status": "ACTIVE", "server_ips": "10.0.0.1,10.0.0.2"}
+    assert fams["ob_server_num"].samples[0].labels == {"status": "ACTIVE", "server_ips": "10.0.0.1,10.0.0.2",
+                                                       "obzone": "", "ob_cluster_name": "", "ob_cluster_id": ""}
     assert all(r.ok for r in got.results)
 
 
@@ -109,9 +111,9 @@ def test_a_missing_view_fails_only_its_query_and_is_tried_again():
 
 
 def test_connection_lost_mid_collection_fails_fast_and_keeps_what_ran():
-    db = FakeDb(tables(), lose_after=2)
+    db = FakeDb(tables(), lose_after=3)
     got = metrics.collect(db, (4, 2, 1), bad())
-    assert len(db.calls) == 3                       # tenants, sysstat, then the one that lost it
+    assert len(db.calls) == 4                       # tenants, zones, sysstat, then the one that lost it
     assert "ob_sysstat" in by_name(got.families)
     failed = [r for r in got.results if not r.ok]
     assert failed and all(r.error == "connection" for r in failed)

@@ -64,7 +64,7 @@ def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
         "agent": {"home": str(home)},
         "supervisor": {"min_uptime": 2.0},
         "ob": {"host": sim["host"], "port": sim["port"], "user": sim["user"],
-               "password_env": "OCP_AGENT_DEMO_OB_PASSWORD"},
+               "password_env": "OCP_AGENT_DEMO_OB_PASSWORD", "cluster_name": "demo", "cluster_id": "1"},
         "workers": {
             "pos_proxy": {"secret_file": str(secret_file), "file_roots": [log_dir]},
             "node_exporter": {"interval": 5.0},

@@ -52,12 +52,13 @@ class Query:
     name: str
     sql: str
     labels: tuple[str, ...]                  # result columns that become labels (same name)
-    metrics: dict[str, Metric]               # result column -> metric
+    metrics: dict[str, Metric | tuple]       # result column -> metric (or several: ours and obagent's name)
     min_version: tuple = (0,)
     max_version: tuple = (999,)
     tenant_names: bool = False               # add tenant_name from the tenant list by tenant_id
     keep_unknown_tenants: bool = False       # rows of tenants not in the list (META) are kept (obagent: sysstat)
     local: str | None = None                 # column prefix for the svr_ip/svr_port filter; None: cluster-wide
+    path: str = "basic"                      # obagent's endpoint: /metrics/ob/basic or /metrics/ob/extra
 
     def statement(self, server: tuple | None) -> tuple[str, tuple]:
         """(SQL, args): ``{local}`` becomes this server's filter when ``server`` is set."""
@@ -109,7 +110,8 @@ QUERIES: list[Query] = [
            "access_count": _c("ob_plan_cache_access_total", "Plan cache look-ups"),
            "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")},
           max_version=V4, tenant_names=True, local=""),
-    Query("server_num", f"SELECT {HINT_4X} status, COUNT(*) AS value, "
+    # status lower-cased as obagent's 3.x and its shipped rule (status="inactive") have it
+    Query("server_num", f"SELECT {HINT_4X} LOWER(status) AS status, COUNT(*) AS value, "
           "GROUP_CONCAT(svr_ip ORDER BY svr_ip SEPARATOR ',') AS server_ips "
           "FROM oceanbase.DBA_OB_SERVERS GROUP BY status", ("status", "server_ips"),
           {"value": _g("ob_server_num", "OBServers in the cluster, by status")}, min_version=V4),
@@ -117,19 +119,50 @@ QUERIES: list[Query] = [
           "CASE WHEN with_rootserver = 'YES' THEN 1 ELSE 0 END AS with_rootserver "
           "FROM oceanbase.DBA_OB_SERVERS WHERE 1 = 1 {local}", ("svr_ip", "svr_port", "zone"),
           {"with_rootserver": _g("ob_role", "1 if the server hosts the rootservice")}, min_version=V4, local=""),
-    Query("server_resource", f"SELECT {HINT_4X} svr_ip, svr_port, cpu_capacity, cpu_assigned, mem_capacity, "
-          "mem_assigned, log_disk_capacity, log_disk_assigned, log_disk_in_use, data_disk_capacity, data_disk_in_use "
-          "FROM oceanbase.GV$OB_SERVERS WHERE 1 = 1 {local}", ("svr_ip", "svr_port"),
-          {"cpu_capacity": _g("ob_server_resource_cpu", "CPUs the server offers to units"),
-           "cpu_assigned": _g("ob_server_resource_cpu_assigned", "CPUs assigned to units"),
+    # cpu = CPU_CAPACITY_MAX, cpu_assigned = CPU_ASSIGNED_MAX, as obagent 4.x reads them
+    Query("server_resource", f"SELECT {HINT_4X} svr_ip, svr_port, cpu_capacity_max, cpu_assigned_max, mem_capacity, "
+          "mem_assigned, log_disk_capacity, log_disk_assigned, log_disk_in_use, data_disk_capacity, data_disk_in_use, "
+          "data_disk_capacity - data_disk_in_use AS data_disk_free, cpu_assigned_max / cpu_capacity_max AS cpu_pct, "
+          "mem_assigned / mem_capacity AS mem_pct FROM oceanbase.GV$OB_SERVERS WHERE 1 = 1 {local}", ("svr_ip", "svr_port"),
+          {"cpu_capacity_max": _g("ob_server_resource_cpu", "CPUs the server offers to units (CPU_CAPACITY_MAX)"),
+           "cpu_assigned_max": _g("ob_server_resource_cpu_assigned", "CPUs assigned to units (CPU_ASSIGNED_MAX)"),
+           "cpu_pct": _g("ob_server_resource_cpu_assigned_percent", "Assigned / offered CPUs (a ratio, as obagent)"),
            "mem_capacity": _g("ob_server_resource_memory_bytes", "Memory the server offers to units"),
            "mem_assigned": _g("ob_server_resource_memory_assigned_bytes", "Memory assigned to units"),
+           "mem_pct": _g("ob_server_resource_memory_assigned_percent", "Assigned / offered memory (a ratio)"),
            "log_disk_capacity": _g("ob_server_resource_log_disk_bytes", "Log disk capacity"),
            "log_disk_assigned": _g("ob_server_resource_log_disk_assigned_bytes", "Log disk assigned to units"),
            "log_disk_in_use": _g("ob_server_resource_log_disk_used_bytes", "Log disk in use"),
-           "data_disk_capacity": _g("ob_server_resource_disk_bytes", "Data disk capacity"),
-           "data_disk_in_use": _g("ob_server_resource_disk_used_bytes", "Data disk in use")},
+           "data_disk_capacity": (_g("ob_server_resource_disk_bytes", "Data disk capacity"),
+                                  _g("ob_disk_total_bytes", "Data disk capacity (obagent's name)")),
+           "data_disk_in_use": _g("ob_server_resource_disk_used_bytes", "Data disk in use"),
+           "data_disk_free": _g("ob_disk_free_bytes", "Data disk capacity not in use (obagent's name)")},
           min_version=V4, local=""),
+    # obagent's per-tenant totals over this server's units
+    Query("tenant_totals", f"SELECT {HINT_4X} u.tenant_id, u.svr_ip, u.svr_port, SUM(u.max_cpu) AS max_cpu, "
+          "SUM(u.min_cpu) AS min_cpu, SUM(u.memory_size) AS memory_size, SUM(u.data_disk_in_use) AS data_disk, "
+          "SUM(u.log_disk_in_use) AS log_disk FROM oceanbase.GV$OB_UNITS u JOIN oceanbase.DBA_OB_TENANTS t "
+          "ON u.tenant_id = t.tenant_id WHERE t.tenant_type <> 'META' {local} GROUP BY u.tenant_id, u.svr_ip, u.svr_port",
+          ("tenant_id", "svr_ip", "svr_port"),
+          {"max_cpu": _g("ob_tenant_resource_max_cpu", "The tenant's units' max CPUs on the server"),
+           "min_cpu": _g("ob_tenant_resource_min_cpu", "The tenant's units' min CPUs on the server"),
+           "memory_size": (_g("ob_tenant_resource_max_memory", "The tenant's units' memory on the server"),
+                           _g("ob_tenant_resource_min_memory", "The tenant's units' memory on the server (4.x: one size)")),
+           "data_disk": _g("ob_tenant_disk_data_size", "Data disk the tenant's units use on the server"),
+           "log_disk": _g("ob_tenant_disk_log_size", "Log disk the tenant's units use on the server")},
+          min_version=V4, tenant_names=True, local="u."),
+    Query("tenant_assigned", f"SELECT {HINT_4X} u.tenant_id, s.svr_ip, s.svr_port, s.cpu_capacity, s.cpu_assigned, "
+          "s.mem_capacity, s.mem_assigned FROM oceanbase.GV$OB_SERVERS s JOIN oceanbase.GV$OB_UNITS u "
+          "ON s.svr_ip = u.svr_ip AND s.svr_port = u.svr_port JOIN oceanbase.DBA_OB_TENANTS t "
+          "ON u.tenant_id = t.tenant_id WHERE t.tenant_type <> 'META' {local}", ("tenant_id", "svr_ip", "svr_port"),
+          {"cpu_capacity": _g("ob_tenant_assigned_cpu_total", "CPUs of the server the tenant has a unit on"),
+           "cpu_assigned": _g("ob_tenant_assigned_cpu_assigned", "CPUs assigned on that server"),
+           "mem_capacity": _g("ob_tenant_assigned_mem_total", "Memory of the server the tenant has a unit on"),
+           "mem_assigned": _g("ob_tenant_assigned_mem_assigned", "Memory assigned on that server")},
+          min_version=V4, tenant_names=True, local="s."),
+    Query("unit_num", f"SELECT {HINT_4X} svr_ip, svr_port, COUNT(*) AS value FROM oceanbase.GV$OB_UNITS "
+          "WHERE 1 = 1 {local} GROUP BY svr_ip, svr_port", ("svr_ip", "svr_port"),
+          {"value": _g("ob_unit_num", "Units on the server")}, min_version=V4, local="", path="extra"),
     Query("tenant_resource", f"SELECT {HINT_4X} u.tenant_id, u.svr_ip, u.svr_port, u.max_cpu, u.min_cpu, "
           "u.memory_size, u.log_disk_size, u.log_disk_in_use, u.data_disk_in_use "
           "FROM oceanbase.GV$OB_UNITS u JOIN oceanbase.DBA_OB_TENANTS t ON u.tenant_id = t.tenant_id "
@@ -143,12 +176,16 @@ QUERIES: list[Query] = [
           min_version=V4, tenant_names=True, local="u."),
     Query("memstore", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, active_span, memstore_used, freeze_trigger, "
           "memstore_limit, freeze_cnt FROM oceanbase.GV$OB_MEMSTORE WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
-          {"active_span": _g("ob_tenant_memstore_active_bytes", "Active memstore"),
-           "memstore_used": _g("ob_tenant_memstore_used_bytes", "Memstore in use (active and frozen)"),
-           "freeze_trigger": _g("ob_tenant_memstore_freeze_trigger_bytes", "Active memstore that triggers a freeze"),
+          {"active_span": (_g("ob_tenant_memstore_active_bytes", "Active memstore"),
+                           _g("ob_memstore_active_bytes", "Active memstore (obagent's name)")),
+           "memstore_used": (_g("ob_tenant_memstore_used_bytes", "Memstore in use (active and frozen)"),
+                             _g("ob_memstore_total_bytes", "Memstore in use, active and frozen (obagent's name)")),
+           "freeze_trigger": (_g("ob_tenant_memstore_freeze_trigger_bytes", "Active memstore that triggers a freeze"),
+                              _g("ob_memstore_freeze_trigger_bytes", "Freeze trigger (obagent's name)")),
            "memstore_limit": _g("ob_tenant_memstore_limit_bytes", "Memstore limit"),
-           "freeze_cnt": _g("ob_tenant_memstore_freeze_times", "Freezes since the last major compaction")},
-          min_version=V4, tenant_names=True, local=""),
+           "freeze_cnt": (_g("ob_tenant_memstore_freeze_times", "Freezes since the last major compaction"),
+                          _g("ob_memstore_freeze_times", "Freezes since the last major compaction (obagent's name)"))},
+          min_version=V4, tenant_names=True, local="", path="extra"),
     Query("tenant_memory", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, hold, free "
           "FROM oceanbase.GV$OB_TENANT_MEMORY WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
           {"hold": _g("ob_tenant_memory_hold_bytes", "Memory the tenant holds"),
@@ -159,7 +196,7 @@ QUERIES: list[Query] = [
           "GROUP BY svr_ip, svr_port", ("svr_ip", "svr_port"),
           {"hold": _g("ob_tenant500_memory_hold_bytes", "Memory of the server's own tenant (500), held"),
            "used": _g("ob_tenant500_memory_used_bytes", "Memory of the server's own tenant (500), used")},
-          min_version=V4, local=""),
+          min_version=V4, local="", path="extra"),
     Query("kvcache", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, cache_name, cache_size "
           "FROM oceanbase.GV$OB_KVCACHE WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port", "cache_name"),
           {"cache_size": _g("ob_cache_size_bytes", "KV cache size by cache")},
@@ -176,6 +213,12 @@ QUERIES: list[Query] = [
                                                           "statement (STATE 'ACTIVE')")},
           min_version=V4, tenant_names=True, local=""),
 ]
+
+
+def metric_names() -> set[str]:
+    """Every family name the queries can produce (reserved: a monitor's summary may not take one)."""
+    return {m.name for q in QUERIES for spec in q.metrics.values()
+            for m in (spec if isinstance(spec, tuple) else (spec,))}
 
 
 def queries_for(version: tuple) -> list[Query]:
@@ -235,6 +278,7 @@ class Collection:
     """One collection's outcome: the families and each query's result."""
     families: list = field(default_factory=list)
     results: list = field(default_factory=list)
+    paths: dict = field(default_factory=dict)     # "basic" / "extra" -> families (obagent's endpoints)
 
 
 def run_query(db, query: Query, server: tuple | None) -> list[dict]:
@@ -243,18 +287,65 @@ def run_query(db, query: Query, server: tuple | None) -> list[dict]:
     return db.query_dicts(sql, args or None)
 
 
-def build_families(query: Query, rows: list[dict], tenants: dict, bad) -> list:
+# result column -> label name, as obagent names them
+RENAME = {"tenant_id": "ob_tenant_id", "zone": "obzone"}
+ZONES = Query("zones", f"SELECT {HINT_4X} svr_ip, svr_port, zone FROM oceanbase.DBA_OB_SERVERS",
+              ("svr_ip", "svr_port", "zone"), {}, min_version=V4)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The labels obagent's retag step puts on every OB series: ``ob_cluster_name``, ``ob_cluster_id``
+    (from ``[ob]``), ``obzone`` (``[ob] zone``, else the row's server's zone in DBA_OB_SERVERS) and, for
+    cluster-wide queries, this host's ``svr_ip``/``svr_port`` when ``[ob] svr_ip`` is set."""
+    name: str = ""
+    id: str = ""
+    zone: str = ""
+    server: tuple | None = None
+
+    def with_zones(self, zones: dict) -> "ClusterLabels":
+        return ClusterLabels(self, zones)
+
+
+@dataclass(frozen=True)
+class ClusterLabels:
+    cluster: Cluster
+    zones: dict                                   # svr_ip -> zone
+
+    def names(self, query: Query) -> list[str]:
+        """The labels added to ``query``'s families, after its own and tenant_name."""
+        out = [] if "zone" in query.labels else ["obzone"]
+        out += ["ob_cluster_name", "ob_cluster_id"]
+        if "svr_ip" not in query.labels and self.cluster.server:
+            out += ["svr_ip", "svr_port"]
+        return out
+
+    def values(self, query: Query, row_labels: dict) -> list[str]:
+        c = self.cluster
+        out = [] if "zone" in query.labels else [c.zone or self.zones.get(row_labels.get("svr_ip") or
+                                                                           (c.server or ("",))[0], "")]
+        out += [c.name, c.id]
+        if "svr_ip" not in query.labels and c.server:
+            out += [str(c.server[0]), str(c.server[1])]
+        return out
+
+
+def build_families(query: Query, rows: list[dict], tenants: dict, bad, labels: ClusterLabels | None = None) -> list:
     """The query's families from its rows; rows repeating a label set keep the first.
 
-    With ``tenant_names``, rows of tenants missing from the tenant list (META
-    tenants) are left out, as obagent does, except where the query keeps them.
+    Label names are obagent's (``ob_tenant_id``, ``obzone``, plus the cluster
+    labels of ``labels``). With ``tenant_names``, rows of tenants missing from
+    the tenant list (META tenants) are left out, as obagent does, except where
+    the query keeps them.
     """
-    labels = list(query.labels) + (["tenant_name"] if query.tenant_names else [])
-    fams = {}
+    labels = labels or Cluster().with_zones({})
+    extra = labels.names(query)
+    names = [RENAME.get(c, c) for c in query.labels] + (["tenant_name"] if query.tenant_names else []) + extra
+    fams: dict[str, list] = {}
     seen = set()
-    for col, metric in query.metrics.items():
-        cls = CounterMetricFamily if metric.kind == "counter" else GaugeMetricFamily
-        fams[col] = cls(metric.name, metric.help, labels=labels)
+    for col, spec in query.metrics.items():
+        fams[col] = [(CounterMetricFamily if m.kind == "counter" else GaugeMetricFamily)(m.name, m.help, labels=names)
+                     for m in (spec if isinstance(spec, tuple) else (spec,))]
     for row in rows:
         values = [to_label(row.get(col)) for col in query.labels]
         if query.tenant_names:
@@ -267,27 +358,38 @@ def build_families(query: Query, rows: list[dict], tenants: dict, bad) -> list:
             bad("duplicate_row")
             continue
         seen.add(key)
+        values += labels.values(query, dict(zip(query.labels, values)))
         for col in query.metrics:
             number = to_number(row.get(col), bad)
             if number is not None:
-                fams[col].add_metric(values, number)
-    return list(fams.values())
+                for fam in fams[col]:
+                    fam.add_metric(values, number)
+    return [f for group in fams.values() for f in group]
 
 
-def collect(db, version: tuple, bad, server: tuple | None = None) -> Collection:
+def collect(db, version: tuple, bad, server: tuple | None = None, cluster: Cluster | None = None) -> Collection:
     """Run every query for ``version`` on ``db``; see the module docstring for isolation.
 
     ``server`` = (svr_ip, svr_port) restricts the per-server views to this
     host's observer. After a lost connection the remaining queries are
     reported failed at once (``db`` reconnects, with backoff, next time)
-    rather than each waiting out a timeout.
+    rather than each waiting out a timeout. ``Collection.paths`` sorts the
+    families by obagent endpoint (``basic``, ``extra``).
     """
     out = Collection()
+    cluster = cluster or Cluster(server=server)
     tenants_q = TENANTS_4X if version >= V4 else TENANTS_3X
     tenant_rows, result = _timed(db, tenants_q, server)
     out.results.append(result)
     tenants = {to_label(r.get("tenant_id")): to_label(r.get("tenant_name")) for r in tenant_rows}
     lost = result.error == "connection"
+    zones = {}
+    if version >= V4 and not lost and not cluster.zone:
+        zone_rows, result = _timed(db, ZONES, None)
+        out.results.append(result)
+        zones = {to_label(r.get("svr_ip")): to_label(r.get("zone")) for r in zone_rows}
+        lost = result.error == "connection"
+    labels = cluster.with_zones(zones)
     for query in queries_for(version):
         if lost:
             out.results.append(QueryResult(query.name, False, 0.0, error="connection"))
@@ -296,7 +398,9 @@ def collect(db, version: tuple, bad, server: tuple | None = None) -> Collection:
         out.results.append(result)
         lost = result.error == "connection"
         if result.ok:
-            out.families.extend(build_families(query, rows, tenants, bad))
+            fams = build_families(query, rows, tenants, bad, labels)
+            out.families.extend(fams)
+            out.paths.setdefault(query.path, []).extend(fams)
     return out
 
 

@@ -26,7 +26,7 @@ import time
 import orjson
 from prometheus_client.core import GaugeMetricFamily
 
-from engine import exposition, states
+from engine import exposition, states, textformat
 from engine.ob import metrics as ob_metrics
 from engine.ob.connection import ObConnection
 from engine.ob.summaries import Summaries
@@ -34,6 +34,20 @@ from engine.ob.summaries import Summaries
 NS = "ocp_exporter"
 EDGES = ("alerts", "topsql", "cleaner", "rpc")
 HOST_PATH = b"/metrics/node/host"
+NODE_OB_PATH = b"/metrics/node/ob"                        # obagent: the OBServer processes on this host
+OB_PATHS = {"basic": b"/metrics/ob/basic", "extra": b"/metrics/ob/extra"}
+
+
+def _only(text: bytes, om: bytes, prefix: bytes) -> tuple[bytes, bytes]:
+    """The families of rendered ``text``/``om`` whose name starts with ``prefix`` (HELP/TYPE lines included)."""
+    def keep(body: bytes) -> bytes:
+        out = []
+        for line in body.splitlines(keepends=True):
+            name = line[7:] if line.startswith((b"# HELP ", b"# TYPE ")) else line
+            if name.startswith(prefix):
+                out.append(line)
+        return b"".join(out)
+    return keep(text), keep(om)
 log = logging.getLogger("engine.ocp_exporter")
 
 
@@ -46,15 +60,17 @@ class OcpExporter:
     """
 
     def __init__(self, section, server: exposition.ExpositionServer, *, db=None, ob_server=None,
-                 host_board=None, rings: dict | None = None):
+                 host_board=None, rings: dict | None = None, cluster: ob_metrics.Cluster | None = None):
         self.section = section
+        self.cluster = cluster or ob_metrics.Cluster(server=ob_server)
+        self.by_path: dict[str, list] = {}
         self.server = server
         self.db = db
         self.ob_server = ob_server
         self.host_board = host_board
         self.rings = rings or {}
         self.bad = exposition.BadInput(log)
-        names = {m.name for q in ob_metrics.QUERIES for m in q.metrics.values()}
+        names = ob_metrics.metric_names()
         reserved = frozenset(names | {n[:-len("_total")] for n in names if n.endswith("_total")})
         self.summaries = Summaries(self.bad, ttl=section.message_ttl, max_series=section.max_message_series,
                                    reserved=reserved)
@@ -63,7 +79,11 @@ class OcpExporter:
 
     # ------------------------------------------------------------ OB part
     def collect_ob(self) -> tuple[list, list]:
-        """(families, query results) of the OB part; ([], [connect failed]) when it cannot connect."""
+        """(families, query results) of the OB part; ([], [connect failed]) when it cannot connect.
+
+        ``self.by_path`` gets the families per obagent endpoint (``basic``, ``extra``).
+        """
+        self.by_path = {}
         if self.db is None:
             return [], []
         t0 = time.perf_counter()
@@ -76,7 +96,8 @@ class OcpExporter:
             self.last_ob_ok = False
             return [], [ob_metrics.QueryResult("connect", False, time.perf_counter() - t0, error=kind)]
         version = self.db.version or (4,)
-        got = ob_metrics.collect(self.db, version, self.bad, self.ob_server)
+        got = ob_metrics.collect(self.db, version, self.bad, self.ob_server, self.cluster)
+        self.by_path = got.paths
         for r in got.results:
             if not r.ok:
                 self._count_error(r.name, r.error)
@@ -126,11 +147,18 @@ class OcpExporter:
         health += exposition.server_families(NS, self.server, started, time.perf_counter() - t0)
         health.append(self.bad.family(f"{NS}_bad_input_total", self.server.stats.bad))
         everything = families + health
-        text, om = exposition.render_text(everything), exposition.render_openmetrics(everything)
+        text, om = textformat.render(everything)
         if self.section.host_in_metrics:
             text, om = text + host_text, om + host_om
-        return {exposition.METRICS_PATH: exposition.Snapshot(text, om, created=started),
-                HOST_PATH: exposition.Snapshot(host_text, host_om, created=started)}
+        lazy = ()                      # obagent's paths: each response built on its first scrape
+        snaps = {exposition.METRICS_PATH: exposition.Snapshot(text, om, created=started),
+                 HOST_PATH: exposition.Snapshot(host_text, host_om, created=started, eager=lazy),
+                 NODE_OB_PATH: exposition.Snapshot(*_only(host_text, host_om, b"ob_process_"), created=started,
+                                                   eager=lazy)}
+        for name, path in OB_PATHS.items():
+            snaps[path] = exposition.Snapshot(*textformat.render(self.by_path.get(name, [])), created=started,
+                                              eager=lazy)
+        return snaps
 
     def _health(self, results, host_text: bytes, host_age) -> list:
         configured = GaugeMetricFamily(f"{NS}_ob_configured", "1 once an OBServer connection is configured",
@@ -149,14 +177,17 @@ class OcpExporter:
 def main(ctx) -> None:
     sec, ob = ctx.section, ctx.config.ob
     db = ob_server = None
+    cluster = ob_metrics.Cluster(ob.cluster_name, ob.cluster_id, ob.zone)
     if ob.configured:
         db = connection(ctx.config)
         ob_server = (ob.svr_ip, ob.svr_port) if ob.svr_ip else None
+        cluster = ob_metrics.Cluster(ob.cluster_name, ob.cluster_id, ob.zone, ob_server)
     else:
         ctx.set_state(states.WAITING_FOR_CONFIG, "no [ob] host configured; serving host and agent metrics")
     server = exposition.server_from_section(sec, "workers.ocp_exporter")
     rings = {edge: ctx.consumer(edge) for edge in EDGES}
-    exporter = OcpExporter(sec, server, db=db, ob_server=ob_server, host_board=ctx.board("host"), rings=rings)
+    exporter = OcpExporter(sec, server, db=db, ob_server=ob_server, host_board=ctx.board("host"), rings=rings,
+                           cluster=cluster)
     try:
         exposition.serve(ctx, server, exporter.collect, sec.interval, after=lambda: _report_state(ctx, exporter))
     finally:
