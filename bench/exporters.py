@@ -1,290 +1,287 @@
-"""Scrapes of our node_exporter against Prometheus' own node_exporter, plus idle CPU of both our exporters.
+"""Exporters: what collecting host metrics costs per series, scrape latency while the OBServer stalls.
 
-Peer: /usr/bin/prometheus-node-exporter (Debian ``prometheus-node-exporter``),
-started here on a free loopback port and stopped by PID. Ours: the
-node_exporter worker, in a child process of its own (so that its CPU is
-measured apart from the load generator's), stopped by PID.
+Peer: /usr/bin/prometheus-node-exporter (Debian ``prometheus-node-exporter``,
+default collectors), started here on a free loopback port and stopped by
+PID; skipped if not installed. Ours: the node_exporter (and ocp_exporter)
+worker in a child process of its own, so that its CPU is measured apart from
+the load generator's. The load generator is one asyncio client sending
+Prometheus' own scrape headers (OpenMetrics ``Accept``, ``Accept-Encoding:
+gzip``) over keep-alive connections. Ours and the peer alternate, several
+rounds; medians and spread.
 
-The load generator is an asyncio client with 1 and 16 concurrent keep-alive
-connections, each sending Prometheus' own scrape headers (OpenMetrics
-``Accept``, ``Accept-Encoding: gzip``) back to back. Per target and
-concurrency it reports requests/s, p50 and p99 latency and the server's CPU
-seconds per scrape (user + system of the server process over the run). Ours
-and the peer run alternately, several rounds; medians are compared.
+1. **Collection cost per series** (the key): node_exporter collects on every
+   scrape; ours collects every ``interval`` and serves a snapshot. So both
+   run at the same rhythm, one collection and one scrape per second (ours:
+   ``interval = 1``), for ``window`` seconds: the server process's CPU
+   (user + system, everything it does) per scrape, divided by the series the
+   scrape returns (sample lines). ``node_exporter_collect_cpu_per_series_over_ours``
+   = peer's CPU per series / ours (target >= 1).
+2. **Scrape latency while the OBServer stalls**: ocp_exporter against the demo
+   simulator through a TCP relay the bench can freeze (bytes held, the
+   connection kept open: a database that stopped answering); scrapes back to
+   back, p99 with the database healthy and while it stalls (target: p99 while
+   stalled <= 50 ms: a scrape never waits for SQL); ``ob_up_while_stalled``
+   says whether ocp_exporter noticed (0: its SQL timed out, as designed).
+3. **Scrape throughput** of ours (a precomputed snapshot) and of the peer
+   (collecting per scrape): requests/s and p50/p99 at 1 and 16 keep-alive
+   connections. Labelled as what it is: serving a snapshot against
+   collecting; no target.
 
-Idle: both our exporters (node_exporter and ocp_exporter, one child process,
-shared segments, 15 s collection interval) scraped every 15 s, as Prometheus
-would; their CPU over the window as a percentage of one core.
-
-Targets: >= 20x the peer's scrapes/s at concurrency 1 and >= 100x at 16, p99
-< 2 ms, less CPU per scrape than the peer, idle < 1% of one core.
+Cost curves: CPU per scrape as the series count grows (extra series from a
+``.prom`` file read by both textfile collectors), and requests/s and p99
+by the number of concurrent scrapers.
 """
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
+import threading
 import time
+from multiprocessing import get_context
 from pathlib import Path
 
 import psutil
 
-from bench._common import alternate, ratio, result, target
+from bench._common import Sample, chart, curve, have_program, ratio, result, rounds, spread, target
+from bench._scrape import PEER, _scrape, _stop, measure, start_ours, start_peer
 
-PEER = "/usr/bin/prometheus-node-exporter"
-REQUEST = (b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Prometheus/2.42.0\r\n"
-           b"Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-           b"text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\nAccept-Encoding: gzip\r\n"
-           b"X-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n")
+CTX = get_context("fork")
+STALL_P99_MS = 50.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def scrape_body(port: int) -> bytes:
+    """One uncompressed text-format scrape."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/metrics", headers={"Accept": "text/plain;version=0.0.4"})
+    body = conn.getresponse().read()
+    conn.close()
+    return body
 
 
-# ---------------------------------------------------------------- load generator
-
-class _Scraper(asyncio.Protocol):
-    """One keep-alive connection scraping back to back until ``deadline``."""
-
-    def __init__(self, deadline: float, latencies: list, done: asyncio.Future):
-        self.deadline, self.latencies, self.done = deadline, latencies, done
-        self.buf = bytearray()
-        self.need = -1
-        self.chunked = False
-        self.sent = 0.0
-
-    def connection_made(self, transport):
-        self.transport = transport
-        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._send()
-
-    def _send(self):
-        self.sent = time.perf_counter()
-        self.transport.write(REQUEST)
-
-    def data_received(self, data):
-        self.buf += data
-        while True:
-            if self.need < 0:
-                end = self.buf.find(b"\r\n\r\n")
-                if end < 0:
-                    return
-                head = bytes(self.buf[:end]).lower()
-                if not head.startswith(b"http/1.1 200"):
-                    self._finish(RuntimeError(head[:80].decode(errors="replace")))
-                    return
-                del self.buf[:end + 4]
-                if b"content-length:" in head:
-                    self.need = int(head.split(b"content-length:")[1].split(b"\r\n")[0])
-                else:                                   # Go's net/http streams gzip bodies chunked
-                    self.need = 0
-                    self.chunked = True
-            if self.chunked:
-                if not self._chunks():
-                    return
-            elif len(self.buf) < self.need:
-                return
-            else:
-                del self.buf[:self.need]
-            self.need, self.chunked = -1, False
-            now = time.perf_counter()
-            self.latencies.append(now - self.sent)
-            if now >= self.deadline:
-                self._finish(None)
-                return
-            self._send()
-
-    def _chunks(self) -> bool:
-        """Consume whole chunks; True once the last (size 0) chunk and its CRLF are in."""
-        while True:
-            line_end = self.buf.find(b"\r\n")
-            if line_end < 0:
-                return False
-            size = int(bytes(self.buf[:line_end]).split(b";")[0], 16)
-            if len(self.buf) < line_end + 2 + size + 2:
-                return False
-            del self.buf[:line_end + 2 + size + 2]
-            if size == 0:
-                return True
-
-    def connection_lost(self, exc):
-        self._finish(exc or RuntimeError("connection closed by the server"))
-
-    def _finish(self, exc):
-        if not self.done.done():
-            self.done.set_exception(exc) if exc else self.done.set_result(None)
-            self.transport.close()
+def snapshot_age(port: int) -> float:
+    import http.client
+    import orjson
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/healthz")
+    body = conn.getresponse().read()
+    conn.close()
+    return round(orjson.loads(body).get("snapshot_age_seconds") or 0.0, 3)
 
 
-async def _scrape(port: int, concurrency: int, seconds: float) -> list[float]:
-    loop = asyncio.get_running_loop()
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    futures = []
-    for _ in range(concurrency):
-        done = loop.create_future()
-        await loop.create_connection(lambda d=done: _Scraper(deadline, latencies, d), "127.0.0.1", port)
-        futures.append(done)
-    await asyncio.gather(*futures)
-    return latencies
+def series_count(port: int) -> int:
+    """Sample lines of one scrape."""
+    return sum(1 for line in scrape_body(port).splitlines() if line and not line.startswith(b"#"))
 
 
-def measure(pid: int, port: int, concurrency: int, seconds: float) -> dict:
-    """requests/s, p50/p99 latency (ms) and server CPU microseconds per scrape, for one run."""
+def cpu_per_second(pid: int, port: int, window: float) -> float:
+    """CPU seconds per second of ``pid`` while scraped once a second (one collection each, both sides)."""
     proc = psutil.Process(pid)
-    cpu0, t0 = sum(proc.cpu_times()[:2]), time.perf_counter()
-    latencies = asyncio.run(_scrape(port, concurrency, seconds))
-    elapsed, cpu = time.perf_counter() - t0, sum(proc.cpu_times()[:2]) - cpu0
-    latencies.sort()
-    n = len(latencies)
-    return {"rps": n / elapsed, "p50_ms": latencies[n // 2] * 1e3,
-            "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1e3, "cpu_us_per_scrape": 1e6 * cpu / max(n, 1)}
+    t0 = time.monotonic()
+    cpu0 = sum(proc.cpu_times()[:2])
+    due = t0
+    while time.monotonic() - t0 < window:
+        asyncio.run(_scrape(port, 1, 0.0))
+        due += 1.0
+        time.sleep(max(0.0, due - time.monotonic()))
+    return (sum(proc.cpu_times()[:2]) - cpu0) / (time.monotonic() - t0)
 
 
-# ---------------------------------------------------------------- servers
+def write_prom(folder: str, n: int) -> None:
+    """``n`` extra gauge series in ``folder/bench.prom`` (atomically replaced), read by both textfile collectors."""
+    lines = ["# HELP bench_extra A series added by engine bench.", "# TYPE bench_extra gauge"]
+    lines += [f'bench_extra{{i="{i}"}} {i}' for i in range(n)]
+    tmp = os.path.join(folder, ".bench.prom.tmp")
+    with open(tmp, "w") as fh:
+        fh.write("\n".join(lines) + "\n" if n else "")
+    os.replace(tmp, os.path.join(folder, "bench.prom"))
 
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+
+# ---------------------------------------------------------------- 1 and curves: collection cost
+
+def collection_cost(ours, peer, textdir: str, window: float, n_rounds: int) -> tuple[dict, dict]:
+    write_prom(textdir, 0)
+    time.sleep(1.5)
+    series = {"ours": series_count(ours[1]), "node_exporter": series_count(peer[1])}
+    got = rounds(n_rounds, {"ours": lambda: cpu_per_second(ours[0], ours[1], window),
+                            "node_exporter": lambda: cpu_per_second(peer[0], peer[1], window)})
+    return got, series
+
+
+def series_curve(ours, peer, textdir: str, points: tuple, window: float) -> dict:
+    ys: dict[str, list] = {"ours": [], "node_exporter": []}
+    counts: dict[str, list] = {"ours": [], "node_exporter": []}
+    for n in points:
+        write_prom(textdir, n)
+        time.sleep(1.5)                    # past one collection of ours
+        for who, (pid, port) in (("ours", ours), ("node_exporter", peer)):
+            counts[who].append(series_count(port))
+            ys[who].append(round(cpu_per_second(pid, port, window) * 1e3, 3))
+    write_prom(textdir, 0)
+    return curve(f"CPU per scrape (1 collection + 1 scrape per s) by extra series; series: {counts}",
+                 "extra textfile series", "CPU ms per scrape", list(points), ys)
+
+
+# ---------------------------------------------------------------- 3: throughput
+
+def throughput(ours, peer, levels: tuple, seconds: float, n_rounds: int) -> dict:
+    """{conc: {"ours": [run...], "node_exporter": [run...]}} of :func:`measure` results."""
+    out = {}
+    for conc in levels:
+        runs: dict[str, list] = {"ours": [], "node_exporter": []}
+
+        def one(who, pid, port, c=conc):
+            def go():
+                r = measure(pid, port, c, seconds)
+                runs[who].append(r)
+                return r["rps"]
+            return go
+        rounds(n_rounds, {"ours": one("ours", *ours), "node_exporter": one("node_exporter", *peer)})
+        out[conc] = runs
+    return out
+
+
+# ---------------------------------------------------------------- 2: the database stalls
+
+def _relay(listener: socket.socket, upstream: tuple, stalled) -> None:
+    """Child: forwards every connection to ``upstream``; while ``stalled`` is set bytes are held."""
+    def pump(src, dst):
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if s.recv(16).startswith(b"HTTP/1.1 200"):
-                    return
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                while stalled.is_set():
+                    time.sleep(0.005)
+                dst.sendall(data)
         except OSError:
             pass
-        time.sleep(0.05)
-    raise TimeoutError(f"port {port} not serving")
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+    while True:
+        client, _ = listener.accept()
+        up = socket.create_connection(upstream)
+        for a, b in ((client, up), (up, client)):
+            threading.Thread(target=pump, args=(a, b), daemon=True).start()
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+def stall_latency(home: str, seconds: float) -> dict:
+    """ocp_exporter scraped back to back, the database healthy then frozen: p50/p99 ms of each."""
+    from bench.footprint import start_simulator
+    sim_proc, sim_conn, sim = start_simulator(Path(home) / "sim")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    stalled = CTX.Event()
+    relay = CTX.Process(target=_relay, args=(listener, (sim["host"], sim["port"]), stalled), daemon=True)
+    relay.start()
+    os.environ["ENGINE_BENCH_OB_PASSWORD"] = sim["password"]
+    ob = {"host": "127.0.0.1", "port": listener.getsockname()[1], "user": sim["user"],
+          "password_env": "ENGINE_BENCH_OB_PASSWORD"}
+    proc, ports = start_ours(os.path.join(home, "ocp"), "ocp_exporter", 1.0, {"ob": ob})
+    try:
+        port = ports["ocp_exporter"]
+        deadline = time.monotonic() + 60
+        while b"ob_server_num" not in scrape_body(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("ocp_exporter shows no OB series after 60 s (the SQL never went through)")
+            time.sleep(0.5)
+        with_ob = series_count(port)
+        healthy = sorted(asyncio.run(_scrape(port, 1, seconds)))
+        stalled.set()
+        time.sleep(1.5)                    # the next collection is now stuck in its SQL
+        frozen = sorted(asyncio.run(_scrape(port, 1, seconds)))
+        age = snapshot_age(port)
+        up = [ln for ln in scrape_body(port).splitlines() if ln.startswith(b"ocp_exporter_ob_up")]
+        up_stalled = float(up[0].split()[-1]) if up else -1.0     # 0: it saw the stall (SQL timed out)
+        stalled.clear()
+    finally:
+        _stop(proc)
+        relay.kill()
+        relay.join(10)
+        listener.close()
+        sim_conn.close()
+        sim_proc.join(20)
+        if sim_proc.is_alive():
+            sim_proc.kill()
 
-
-def start_ours(home: str, workers: str, interval: float) -> tuple[subprocess.Popen, dict]:
-    ports = {"node_exporter": free_port(), "ocp_exporter": free_port()}
-    args = [sys.executable, __file__, "--serve", home, workers, str(interval),
-            str(ports["node_exporter"]), str(ports["ocp_exporter"])]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
-    for name in workers.split(","):
-        _wait_port(ports[name], proc)
-    return proc, ports
-
-
-def start_peer() -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen([PEER, f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_port(port, proc)
-    return proc, port
-
-
-def serve(home: str, workers: str, interval: float, node_port: int, ocp_port: int) -> None:
-    """Child process: run the named workers (threads) on one private set of segments until SIGTERM."""
-    import threading
-    from engine import config, ipc
-    from engine.runtime import WorkerContext
-    cfg = config.from_dict({"agent": {"home": home, "instance": f"bench{os.getpid()}"}, "workers": {
-        "node_exporter": {"port": node_port, "interval": interval},
-        "ocp_exporter": {"port": ocp_port, "interval": interval}}})
-    segments = ipc.Segments(ipc.instance_id(cfg), create=True)
-    contexts, threads = [], []
-    for name in workers.split(","):
-        ctx = WorkerContext(name, cfg, segments)
-        main = __import__(f"engine.workers.{name}", fromlist=["main"]).main
-        contexts.append(ctx)
-        threads.append(threading.Thread(target=main, args=(ctx,), name=name))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    for t in threads:
-        t.start()
-    stop.wait()
-    for ctx in contexts:
-        ctx.request_stop()
-    for t in threads:
-        t.join(30)
-    segments.close()
+    def pct(lat, q):
+        return round(lat[min(len(lat) - 1, int(len(lat) * q))] * 1e3, 3)
+    return {"healthy_p50_ms": pct(healthy, 0.5), "healthy_p99_ms": pct(healthy, 0.99),
+            "stalled_p50_ms": pct(frozen, 0.5), "stalled_p99_ms": pct(frozen, 0.99),
+            "stalled_scrapes": len(frozen), "series": with_ob, "snapshot_age_at_stall_end_s": age,
+            "ob_up_while_stalled": up_stalled}
 
 
 # ---------------------------------------------------------------- scenario
 
-def idle_cpu_percent(home: str, window: float, scrape_every: float = 15.0) -> float:
-    """Both our exporters at a 15 s interval, scraped every 15 s: CPU % of one core over ``window``."""
-    proc, ports = start_ours(home, "node_exporter,ocp_exporter", 15.0)
-    try:
-        time.sleep(2.0)                        # past the first collection and start-up
-        ps = psutil.Process(proc.pid)
-        cpu0, t0 = sum(ps.cpu_times()[:2]), time.monotonic()
-        next_scrape = t0
-        while time.monotonic() - t0 < window:
-            if time.monotonic() >= next_scrape:
-                for port in ports.values():
-                    asyncio.run(_scrape(port, 1, 0.0))
-                next_scrape += scrape_every
-            time.sleep(0.2)
-        return 100.0 * (sum(ps.cpu_times()[:2]) - cpu0) / (time.monotonic() - t0)
-    finally:
-        _stop(proc)
-
-
 def run(quick: bool = False) -> dict:
-    seconds, rounds, idle_window = (1.0, 1, 16.0) if quick else (4.0, 3, 60.0)
+    window, n_rounds, seconds = (2.0, 1, 0.5) if quick else (10.0, 3, 2.0)
+    levels = (1, 16) if quick else (1, 4, 16, 64)
+    points = (0, 1000) if quick else (0, 2000, 10000)
+    metrics, peers, ratios, targets, spreads, charts, curves, skipped = {}, {}, {}, {}, {}, [], [], {}
     with tempfile.TemporaryDirectory(prefix="bench-exporters-") as home:
-        ours, ports = start_ours(home, "node_exporter", 15.0)
-        peer, peer_port = start_peer()
+        stall = stall_latency(home, 1.0 if quick else 10.0)
+        metrics.update({f"ocp_scrape_{k}": v for k, v in stall.items()})
+        targets["ocp_scrape_stalled_p99_ms"] = target(stall["stalled_p99_ms"], STALL_P99_MS, higher_is_better=False)
+        charts.append(chart("ocp_exporter scrape latency, database healthy / stalled", "ms",
+                            {"ours p50 healthy": stall["healthy_p50_ms"], "ours p99 healthy": stall["healthy_p99_ms"],
+                             "ours p50 stalled": stall["stalled_p50_ms"], "ours p99 stalled": stall["stalled_p99_ms"]},
+                            higher_is_better=False))
+        if not have_program(PEER):
+            skipped["node_exporter"] = f"{PEER} not installed (Debian prometheus-node-exporter)"
+            return result(metrics, peers, ratios, targets, charts=charts, skipped=skipped)
+        textdir = os.path.join(home, "textfile")
+        os.mkdir(textdir)
+        write_prom(textdir, 0)
+        ours_proc, ports = start_ours(home, "node_exporter", 1.0,
+                                      {"workers": {"node_exporter": {"textfile_directory": textdir}}})
+        peer_proc, peer_port = start_peer(textdir)
+        ours, peer = (ours_proc.pid, ports["node_exporter"]), (peer_proc.pid, peer_port)
         try:
-            runs = {}
-            for conc in (1, 16):
-                results = {"ours": [], "peer": []}
-
-                def one(who, port, pid, c=conc):
-                    def go():
-                        r = measure(pid, port, c, seconds)
-                        results[who].append(r)
-                        return r["rps"]
-                    return go
-
-                alternate(rounds, {"ours": one("ours", ports["node_exporter"], ours.pid),
-                                   "peer": one("peer", peer_port, peer.pid)})
-                runs[conc] = {who: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-                              for who, rs in results.items()}
+            cost, series = collection_cost(ours, peer, textdir, window, n_rounds)
+            curves.append(series_curve(ours, peer, textdir, points, window / 2))
+            tput = throughput(ours, peer, levels, seconds, n_rounds)
         finally:
-            _stop(ours)
-            _stop(peer)
-        idle = idle_cpu_percent(home, idle_window)
-    metrics, peers, ratios, targets = {}, {}, {}, {}
-    for conc, r in runs.items():
-        for k, v in r["ours"].items():
-            metrics[f"c{conc}_{k}"] = round(v, 3)
-        for k, v in r["peer"].items():
-            peers[f"node_exporter_c{conc}_{k}"] = round(v, 3)
-        rps, cpu = f"vs_node_exporter_c{conc}_rps", f"node_exporter_cpu_per_scrape_over_ours_c{conc}"
-        ratios[rps] = ratio(r["ours"]["rps"], r["peer"]["rps"])
-        ratios[cpu] = ratio(r["peer"]["cpu_us_per_scrape"], r["ours"]["cpu_us_per_scrape"])
-        targets[rps] = target(ratios[rps], 20 if conc == 1 else 100)
-        targets[f"c{conc}_p99_ms"] = target(r["ours"]["p99_ms"], 2.0, higher_is_better=False)
-        targets[cpu] = target(ratios[cpu], 1.0)
-    metrics["idle_cpu_percent_both_exporters"] = round(idle, 3)
-    targets["idle_cpu_percent_both_exporters"] = target(idle, 1.0, higher_is_better=False)
-    return result(metrics, peers, ratios, targets)
-
-
-if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--serve":
-    serve(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+            _stop(ours_proc)
+            _stop(peer_proc)
+    per_series = {who: Sample([v * 1e6 / series[who] for v in s.values]) for who, s in cost.items()}
+    metrics["collect_render_cpu_us_per_series"] = round(per_series["ours"].median, 3)
+    metrics["collect_render_cpu_percent_at_1s"] = round(cost["ours"].median * 100, 3)
+    metrics["series"] = series["ours"]
+    peers["node_exporter_scrape_cpu_us_per_series"] = round(per_series["node_exporter"].median, 3)
+    peers["node_exporter_cpu_percent_at_1s"] = round(cost["node_exporter"].median * 100, 3)
+    peers["node_exporter_series"] = series["node_exporter"]
+    key = "node_exporter_collect_cpu_per_series_over_ours"
+    ratios[key] = ratio(per_series["node_exporter"].median, per_series["ours"].median)
+    targets[key] = target(ratios[key], 1.0)
+    spreads.update(spread(per_series, "cpu_us_per_series_"))
+    charts.insert(0, chart("CPU per series, one collection + one scrape per second", "µs CPU per series",
+                           {"ours collect+render": per_series["ours"].summary(),
+                            "node_exporter per scrape": per_series["node_exporter"].summary()},
+                           higher_is_better=False))
+    rps: dict[str, list] = {"ours (snapshot)": [], "node_exporter (collects)": []}
+    p99: dict[str, list] = {"ours p99": [], "node_exporter p99": []}
+    for conc, runs in tput.items():
+        med = {who: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for who, rs in runs.items()}
+        rps["ours (snapshot)"].append(round(med["ours"]["rps"]))
+        rps["node_exporter (collects)"].append(round(med["node_exporter"]["rps"]))
+        p99["ours p99"].append(round(med["ours"]["p99_ms"], 3))
+        p99["node_exporter p99"].append(round(med["node_exporter"]["p99_ms"], 3))
+        if conc in (1, 16):
+            for k in ("rps", "p50_ms", "p99_ms"):
+                metrics[f"snapshot_c{conc}_{k}"] = round(med["ours"][k], 3)
+                peers[f"node_exporter_c{conc}_{k}"] = round(med["node_exporter"][k], 3)
+            ratios[f"snapshot_rps_vs_node_exporter_c{conc}"] = ratio(med["ours"]["rps"], med["node_exporter"]["rps"])
+    curves.append(curve("scrapes/s by concurrent scrapers (ours serves a snapshot, node_exporter collects)",
+                        "concurrent scrapers", "scrapes/s", list(levels), rps, log_x=True))
+    curves.append(curve("scrape p99 by concurrent scrapers", "concurrent scrapers", "ms", list(levels), p99,
+                        log_x=True))
+    return result(metrics, peers, ratios, targets, spread=spreads, charts=charts, curves=curves, skipped=skipped)

@@ -41,7 +41,7 @@ from pathlib import Path
 import psutil
 
 from bench._common import chart, have_program, result, target
-from bench.exporters import PEER, _scrape, _stop, _wait_port, free_port
+from bench._scrape import PEER, _scrape, _stop, _wait_port, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CTX = get_context("fork")
