@@ -65,8 +65,8 @@ def test_bench_rpc_prints_its_shape():
     out = load_scenario("rpc").run(quick=True)
     for c in (1, 32):
         assert out["metrics"][f"signed_calls_per_s_c{c}"] > 0 and out["metrics"][f"p99_ms_c{c}"] > 0
-        assert out["peers"][f"threading_http_calls_per_s_c{c}"] > 0
-        assert f"vs_threading_http_c{c}" in out["ratios"] and f"vs_threading_http_c{c}" in out["targets"]
+        assert out["peers"][f"asyncio_calls_per_s_c{c}"] > 0
+        assert f"vs_asyncio_c{c}" in out["ratios"] and f"vs_asyncio_c{c}" in out["targets"]
 
 
 def test_tls_options_without_tls_and_bad_ports_fail_clearly(monkeypatch, capsys):
