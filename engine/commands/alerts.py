@@ -62,6 +62,7 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"engine alerts: {exc}", file=sys.stderr)
         return 2
+    data_dir = args.store or (cfg.home / "data" / "ob_logtailer")
     kw = dict(since=since, until=until, rule=args.rule, severity=args.severity, limit=args.limit)
     if args.store:
         from engine.commands.topsql import central_conn
@@ -75,7 +76,7 @@ def run(args) -> int:
         print("engine alerts: --cluster and --host filter the central store: add --store URL", file=sys.stderr)
         return 2
     else:
-        found = store.query_alerts(cfg.home / "data" / "ob_logtailer", **kw)
+        found = store.query_alerts(data_dir, **kw)
     if args.json:
         for rec in found:
             sys.stdout.write(orjson.dumps(rec).decode() + "\n")
