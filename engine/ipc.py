@@ -22,12 +22,22 @@ worker's restart, and all unlinked when it stops:
 
 The edges and boards are fixed in :data:`EDGES` and :data:`BOARDS` (plus one
 ``status.<worker>`` board per worker and program).
+
+A segment is shared with processes that may be buggy or killed mid-write, so
+the native core checks every length, offset and sequence it reads
+(ext/ring.pyx). A corruption is counted (``corruptions``), logged (at most once
+a minute per segment) and repaired: a ring drops what it held and goes on, a
+board read that finds its slot stuck answers "nothing yet", and a segment whose
+header cannot be right (a capacity or slot size that does not fit) is
+re-initialized in place with its known size when attached.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import mmap
 import os
+import time
 
 from engine.workers import WORKERS
 
@@ -38,6 +48,8 @@ except ImportError as exc:  # pragma: no cover - only on an unbuilt checkout
                       "(or `python setup.py build_ext --inplace`)") from exc
 
 PREFIX = "ocpagent_"
+log = logging.getLogger("engine.ipc")
+LOG_EVERY = 60.0
 
 # edge name -> (producer, consumer, capacity in bytes)
 EDGES: dict[str, tuple[str, str, int]] = {
@@ -170,13 +182,37 @@ def standalone_pids(instance: str) -> set[int]:
     return pids
 
 
-def _core_or_close(seg: _Segment, core_class, create: bool, size: int):
-    """The native core over ``seg``; a segment it refuses (bad magic, too small) is closed."""
+def _core_or_close(seg: _Segment, core_class, create: bool, size: int, repair_size: int = 0):
+    """The native core over ``seg``; a segment it refuses (bad magic, too small) is closed.
+
+    One whose header is corrupt (its magic right, its size impossible) is
+    re-initialized in place with ``repair_size`` when that is given.
+    """
     try:
-        return core_class(seg.shm.buf, create, size)
+        try:
+            return core_class(seg.shm.buf, create, size)
+        except _ring.CorruptSegment as exc:
+            if create or not repair_size:
+                raise
+            log.error("%s: %s; re-initialized (what it held is lost)", seg.name, exc)
+            return core_class(seg.shm.buf, True, repair_size)
     except Exception:
         seg.close()
         raise
+
+
+class _Watch:
+    """Logs a core's corruption counter when it moves (at most every LOG_EVERY seconds)."""
+
+    def __init__(self, name: str):
+        self.name, self.seen, self.logged_at = name, 0, 0.0
+
+    def check(self, core) -> None:
+        n = core.corrupt
+        if n != self.seen and time.monotonic() - self.logged_at >= LOG_EVERY:
+            why = getattr(core, "last_corruption", "") or "a slot stuck while being written"
+            log.error("%s: corrupt segment (%d so far): %s; repaired in place", self.name, n, why)
+            self.seen, self.logged_at = n, time.monotonic()
 
 
 class Ring:
@@ -184,34 +220,51 @@ class Ring:
 
     HEADER = _ring.RING_HEADER_BYTES
 
-    def __init__(self, name: str, capacity: int = 1 << 20, create: bool = False):
-        if create:
-            capacity = _ring.round_capacity(capacity)
+    def __init__(self, name: str, capacity: int = 1 << 20, create: bool = False, repair: bool = False):
+        """``repair``: re-initialize a corrupt header in place with ``capacity`` when attaching."""
+        capacity = _ring.round_capacity(capacity)
         self._seg = _Segment(name, self.HEADER + capacity, create)
-        self._core = _core_or_close(self._seg, _ring.RingCore, create, capacity if create else 0)
+        self._core = _core_or_close(self._seg, _ring.RingCore, create, capacity if create else 0,
+                                    capacity if repair else 0)
+        self._watch = _Watch(name)
         self.name = name
 
     def put(self, record: bytes) -> bool:
         """Append one record; False (and a counted drop) if the ring is full."""
-        return self._core.put(record)
+        ok = self._core.put(record)
+        if not ok:
+            self._watch.check(self._core)
+        return ok
 
     def put_many(self, records) -> int:
         """Append records in order until one does not fit; how many went in."""
-        return self._core.put_many(records)
+        done = self._core.put_many(records)
+        self._watch.check(self._core)
+        return done
 
     def get(self, timeout: float | None = 0.0) -> bytes | None:
         """The oldest record, waiting up to ``timeout`` seconds (None: forever)."""
-        return self._core.get(-1.0 if timeout is None else timeout)
+        out = self._core.get(-1.0 if timeout is None else timeout)
+        if out is None:
+            self._watch.check(self._core)
+        return out
 
     def get_many(self, max_items: int = 1024, timeout: float | None = 0.0,
                  max_bytes: int = 256 << 10) -> list[bytes]:
         """Up to ``max_items`` records or about ``max_bytes`` of payload; waits
         like :meth:`get` only while empty."""
-        return self._core.get_many(max_items, -1.0 if timeout is None else timeout, max_bytes)
+        out = self._core.get_many(max_items, -1.0 if timeout is None else timeout, max_bytes)
+        self._watch.check(self._core)
+        return out
 
     @property
     def drops(self) -> int:
         return self._core.drops
+
+    @property
+    def corruptions(self) -> int:
+        """Corruptions this process found and repaired (records dropped with them)."""
+        return self._core.corrupt
 
     @property
     def used_bytes(self) -> int:
@@ -232,9 +285,12 @@ class Ring:
 class Board:
     """The latest value of something, torn-free, in shared memory."""
 
-    def __init__(self, name: str, slot_bytes: int = 64 << 10, create: bool = False):
+    def __init__(self, name: str, slot_bytes: int = 64 << 10, create: bool = False, repair: bool = False):
+        """``repair``: re-initialize a corrupt header in place with ``slot_bytes`` when attaching."""
         self._seg = _Segment(name, _ring.board_size(slot_bytes) if create else 0, create)
-        self._core = _core_or_close(self._seg, _ring.BoardCore, create, slot_bytes if create else 0)
+        self._core = _core_or_close(self._seg, _ring.BoardCore, create, slot_bytes if create else 0,
+                                    slot_bytes if repair else 0)
+        self._watch = _Watch(name)
         self.name = name
 
     def publish(self, value: bytes) -> int:
@@ -242,8 +298,16 @@ class Board:
         return self._core.publish(value)
 
     def read(self) -> tuple[int, bytes]:
-        """(sequence, value) of the latest publication; (0, b"") before the first."""
-        return self._core.read()
+        """(sequence, value) of the latest publication; (0, b"") before the first, or
+        while its slot stays stuck mid-write (a corruption, counted)."""
+        seq, value = self._core.read()
+        if not seq:
+            self._watch.check(self._core)
+        return seq, value
+
+    @property
+    def corruptions(self) -> int:
+        return self._core.corrupt
 
     @property
     def max_bytes(self) -> int:
@@ -291,16 +355,16 @@ class Segments:
         if edge not in EDGES:
             raise KeyError(f"no such edge {edge!r}; edges: {', '.join(EDGES)}")
         if edge not in self._open:
-            self._open[edge] = Ring(self.name(edge))
+            self._open[edge] = Ring(self.name(edge), EDGES[edge][2], repair=True)
         return self._open[edge]
 
     def board(self, key: str) -> Board:
         if key not in self._open:
+            size = BOARDS.get(key, (None, STATUS_BOARD_BYTES))[1]
             if self.create:  # a program added by a config reload
-                size = BOARDS.get(key, (None, STATUS_BOARD_BYTES))[1]
                 self._open[key] = Board(self.name(key), size, create=True)
             else:
-                self._open[key] = Board(self.name(key))
+                self._open[key] = Board(self.name(key), size, repair=True)
         return self._open[key]
 
     def close(self) -> None:

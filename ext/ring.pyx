@@ -17,6 +17,18 @@ Ring layout (little-endian, offsets in bytes)::
 A record that would run past the end is preceded by a WRAP length at the old
 position and written at offset 0. ``head`` is stored with release semantics
 after the record is in place: that store is the commit.
+
+Every word read from the segment is checked before it is used: a crashed or
+buggy process may have written anything there. At attach, the capacity (ring)
+or slot size (board) must fit the mapping. The consumer checks ``head - tail``,
+each record's length and offset, and every WRAP against the bytes committed;
+anything out of bounds is corruption: it is counted (``corrupt``, the reason in
+``last_corruption``) and the ring is reset in place (tail := head, what was in
+it is dropped), so the next record goes through. The producer refuses a record
+(a drop, and a corruption counted) while ``head - tail`` exceeds the capacity,
+and realigns a head that is not a multiple of 8. A board read retries a slot
+being written a bounded number of times (:data:`READ_RETRIES`), then answers
+(0, b"") and counts a corruption: a slot stuck at an odd sequence never spins.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
@@ -80,6 +92,7 @@ cdef extern from *:
     int eng_futex_wait(uint32_t *addr, uint32_t val, double seconds) nogil
     void eng_futex_wake(uint32_t *addr) nogil
     double eng_now() nogil
+    int usleep(unsigned int usec) nogil
 
 cdef enum:
     C_EINTR = 4
@@ -96,6 +109,13 @@ RING_HEADER_BYTES = C_RING_HEADER
 BOARD_HEADER_BYTES = C_BOARD_HEADER
 SLOT_HEADER_BYTES = C_SLOT_HEADER
 cdef uint32_t WRAP = 0xFFFFFFFF
+READ_RETRIES = 2000      # board reads of a slot being written before giving up (a few ms)
+cdef int C_READ_RETRIES = READ_RETRIES
+cdef int C_FAST_RETRIES = 64
+
+
+class CorruptSegment(ValueError):
+    """A segment whose header cannot be right (a size that does not fit the mapping)."""
 
 
 def round_capacity(size_t capacity):
@@ -122,6 +142,8 @@ cdef class RingCore:
     cdef readonly uint64_t capacity
     cdef uint64_t mask
     cdef uint64_t pending   # producer: head including records not yet committed
+    cdef readonly uint64_t corrupt
+    cdef readonly str last_corruption
 
     def __cinit__(self, buf, bint create, size_t capacity=0):
         cdef unsigned char[::1] mv = buf
@@ -142,6 +164,10 @@ cdef class RingCore:
             hdr[0] = RING_MAGIC
         elif hdr[0] != RING_MAGIC:
             raise ValueError("not a ring segment (bad magic)")
+        elif hdr[1] & (hdr[1] - 1) or hdr[1] < 4096 or hdr[1] > <uint64_t>mv.shape[0] - C_RING_HEADER:
+            raise CorruptSegment(f"corrupt ring: capacity {hdr[1]} in a segment of {mv.shape[0]} bytes")
+        self.corrupt = 0
+        self.last_corruption = ""
         self.capacity = hdr[1]
         self.mask = self.capacity - 1
         self.data = self.base + C_RING_HEADER
@@ -156,14 +182,30 @@ cdef class RingCore:
         self.view = None
         self.base = NULL
 
+    cdef int _check_head(self) except -1:
+        """Producer: realign a head that is not a multiple of 8 (only corruption makes one)."""
+        if self.pending & 7:
+            self._corrupted(f"head {self.pending} is not 8-aligned")
+            self.pending = (self.pending + 7) & ~(<uint64_t>7)
+            self._commit(self.pending)
+        return 0
+
+    cdef int _corrupted(self, str why) except -1:
+        self.corrupt += 1
+        self.last_corruption = why
+        return 0
+
     cdef inline bint _write(self, const char *src, size_t n) nogil:
         """Place one record after ``pending``; False if it does not fit. No commit."""
         cdef uint64_t head = self.pending
         cdef uint64_t tail = eng_load_acq(self.tail)
-        cdef uint64_t free = self.capacity - (head - tail)
+        cdef uint64_t free
         cdef uint64_t off = head & self.mask
         cdef size_t size = rec_size(n)
         cdef uint64_t need = size
+        if head - tail > self.capacity:     # a corrupt tail (or head): the consumer resets it
+            return False
+        free = self.capacity - (head - tail)
         if off + size > self.capacity:
             need += self.capacity - off
         if need > free or n >= WRAP:
@@ -185,12 +227,19 @@ cdef class RingCore:
             eng_add32(self.futex)
             eng_futex_wake(self.futex)
 
+    cdef int _refused(self) except -1:
+        self.drops_p[0] += 1
+        if eng_load_rlx(self.head) - eng_load_acq(self.tail) > self.capacity:
+            self._corrupted("head - tail exceeds the capacity (producer)")
+        return 0
+
     def put(self, bytes record not None):
         if self.base == NULL:
             raise ValueError("ring is closed")
         self.pending = eng_load_rlx(self.head)
+        self._check_head()
         if not self._write(PyBytes_AS_STRING(record), PyBytes_GET_SIZE(record)):
-            self.drops_p[0] += 1
+            self._refused()
             return False
         self._commit(self.pending)
         return True
@@ -201,11 +250,12 @@ cdef class RingCore:
         if self.base == NULL:
             raise ValueError("ring is closed")
         self.pending = eng_load_rlx(self.head)
+        self._check_head()
         for rec in records:
             if rec is None:
                 raise TypeError("a record is bytes, not None")
             if not self._write(PyBytes_AS_STRING(rec), PyBytes_GET_SIZE(rec)):
-                self.drops_p[0] += 1
+                self._refused()
                 break
             done += 1
         if done:
@@ -213,21 +263,37 @@ cdef class RingCore:
         return done
 
     cdef inline object _read_one(self):
+        """The next record, or None: when empty, or after a corruption (counted, ring reset)."""
         cdef uint64_t tail = eng_load_rlx(self.tail)
         cdef uint64_t head = eng_load_acq(self.head)
-        cdef uint64_t off
+        cdef uint64_t off, used, skip
         cdef uint32_t n
         if tail == head:
             return None
+        used = head - tail
+        if used > self.capacity or used < 8 or tail & 7:
+            return self._reset(head, f"head {head} and tail {tail} cannot both be right")
         off = tail & self.mask
         n = (<uint32_t *>(self.data + off))[0]
         if n == WRAP:
-            tail += self.capacity - off
+            skip = self.capacity - off
+            if skip + 8 > used:
+                return self._reset(head, f"wrap at offset {off} past the committed bytes")
+            tail += skip
+            used -= skip
             off = 0
             n = (<uint32_t *>(self.data + off))[0]
+        if n == WRAP or rec_size(n) > used or rec_size(n) > self.capacity - off:
+            return self._reset(head, f"record length {n} at offset {off} overruns the ring")
         out = PyBytes_FromStringAndSize(<char *>(self.data + off + 8), n)
         eng_store_rel(self.tail, tail + rec_size(n))
         return out
+
+    cdef object _reset(self, uint64_t head, str why):
+        """Drop what the ring holds (tail := head): the next record goes through."""
+        self._corrupted(why)
+        eng_store_rel(self.tail, head)
+        return None
 
     cdef bint _wait(self, double deadline):
         """Sleep until the head moves or the deadline (<0: none) passes; False on timeout."""
@@ -326,6 +392,7 @@ cdef class BoardCore:
     cdef uint64_t *gen
     cdef readonly uint64_t slot_bytes
     cdef uint64_t stride
+    cdef readonly uint64_t corrupt
 
     def __cinit__(self, buf, bint create, size_t slot_bytes=0):
         cdef unsigned char[::1] mv = buf
@@ -345,6 +412,9 @@ cdef class BoardCore:
             hdr[0] = BOARD_MAGIC
         elif hdr[0] != BOARD_MAGIC:
             raise ValueError("not a board segment (bad magic)")
+        elif hdr[1] > <uint64_t>mv.shape[0] or board_size(hdr[1]) > <size_t>mv.shape[0]:
+            raise CorruptSegment(f"corrupt board: slot size {hdr[1]} in a segment of {mv.shape[0]} bytes")
+        self.corrupt = 0
         self.slot_bytes = hdr[1]
         self.stride = (C_SLOT_HEADER + self.slot_bytes + 63) & ~(<size_t>63)
         self.gen = hdr + 2
@@ -376,11 +446,17 @@ cdef class BoardCore:
         return g + 1
 
     def read(self):
+        """(generation, value); (0, b"") before the first publication, or when the
+        slot stays odd or oversized for :data:`READ_RETRIES` tries (counted in ``corrupt``)."""
         cdef uint64_t g, s1, s2, n
         cdef uint64_t *slot
+        cdef int tries
         if self.base == NULL:
             raise ValueError("board is closed")
-        while True:
+        for tries in range(C_READ_RETRIES):
+            if tries >= C_FAST_RETRIES:
+                with nogil:
+                    usleep(1)            # a writer busy on this slot: let it finish
             g = eng_load_acq(self.gen)
             if g == 0:
                 return (0, b"")
@@ -396,3 +472,5 @@ cdef class BoardCore:
             s2 = eng_load_rlx(slot)
             if s1 == s2:
                 return (g, out)
+        self.corrupt += 1
+        return (0, b"")

@@ -15,8 +15,14 @@ RING_HEADER_BYTES = 256
 BOARD_HEADER_BYTES = 64
 SLOT_HEADER_BYTES = 16
 WRAP = 0xFFFFFFFF
+READ_RETRIES = 2000
+
+
+class CorruptSegment(ValueError):
+    """A segment whose header cannot be right (a size that does not fit the mapping)."""
 
 _Q = struct.Struct("<Q")
+_MASK = 0xFFFFFFFFFFFFFFFF
 _I = struct.Struct("<I")
 
 
@@ -46,6 +52,12 @@ class RingCore:
             self._set(0, RING_MAGIC)
         elif self._get(0) != RING_MAGIC:
             raise ValueError("not a ring segment (bad magic)")
+        else:
+            cap = self._get(8)
+            if cap & (cap - 1) or cap < 4096 or cap > len(self.mv) - RING_HEADER_BYTES:
+                raise CorruptSegment(f"corrupt ring: capacity {cap} in a segment of {len(self.mv)} bytes")
+        self.corrupt = 0
+        self.last_corruption = ""
         self.capacity = self._get(8)
         self.mask = self.capacity - 1
 
@@ -58,9 +70,28 @@ class RingCore:
     def release(self) -> None:
         self.mv.release()
 
+    def _corrupted(self, why: str) -> None:
+        self.corrupt += 1
+        self.last_corruption = why
+
+    def _check_head(self) -> int:
+        head = self._get(64)
+        if head & 7:
+            self._corrupted(f"head {head} is not 8-aligned")
+            head = (head + 7) & ~7 & _MASK
+            self._set(64, head)
+        return head
+
+    def _refused(self) -> None:
+        self._set(72, (self._get(72) + 1) & _MASK)
+        if (self._get(64) - self._get(128)) % (1 << 64) > self.capacity:
+            self._corrupted("head - tail exceeds the capacity (producer)")
+
     def _write(self, head: int, rec: bytes) -> int | None:
         n = len(rec)
         tail = self._get(128)
+        if (head - tail) % (1 << 64) > self.capacity:
+            return None
         free = self.capacity - (head - tail)
         off = head & self.mask
         size = _rec_size(n)
@@ -78,39 +109,53 @@ class RingCore:
         return head + size
 
     def put(self, record: bytes) -> bool:
-        new = self._write(self._get(64), record)
+        new = self._write(self._check_head(), record)
         if new is None:
-            self._set(72, self._get(72) + 1)
+            self._refused()
             return False
-        self._set(64, new)
+        self._set(64, new & _MASK)
         return True
 
     def put_many(self, records) -> int:
-        head, done = self._get(64), 0
+        head, done = self._check_head(), 0
         for rec in records:
             new = self._write(head, rec)
             if new is None:
-                self._set(72, self._get(72) + 1)
+                self._refused()
                 break
             head, done = new, done + 1
         if done:
-            self._set(64, head)
+            self._set(64, head & _MASK)
         return done
 
     def _read_one(self) -> bytes | None:
         tail, head = self._get(128), self._get(64)
         if tail == head:
             return None
+        used = (head - tail) % (1 << 64)
+        if used > self.capacity or used < 8 or tail & 7:
+            return self._reset(head, f"head {head} and tail {tail} cannot both be right")
         off = tail & self.mask
         n = _I.unpack_from(self.mv, RING_HEADER_BYTES + off)[0]
         if n == WRAP:
-            tail += self.capacity - off
+            skip = self.capacity - off
+            if skip + 8 > used:
+                return self._reset(head, f"wrap at offset {off} past the committed bytes")
+            tail += skip
+            used -= skip
             off = 0
             n = _I.unpack_from(self.mv, RING_HEADER_BYTES)[0]
+        if n == WRAP or _rec_size(n) > used or _rec_size(n) > self.capacity - off:
+            return self._reset(head, f"record length {n} at offset {off} overruns the ring")
         base = RING_HEADER_BYTES + off + 8
         out = bytes(self.mv[base:base + n])
-        self._set(128, tail + _rec_size(n))
+        self._set(128, (tail + _rec_size(n)) & _MASK)
         return out
+
+    def _reset(self, head: int, why: str) -> None:
+        self._corrupted(why)
+        self._set(128, head)
+        return None
 
     def _wait(self, timeout: float) -> bool:
         deadline = None if timeout < 0 else time.monotonic() + timeout
@@ -143,7 +188,7 @@ class RingCore:
 
     @property
     def used_bytes(self) -> int:
-        return self._get(64) - self._get(128)
+        return (self._get(64) - self._get(128)) % (1 << 64)
 
 
 def board_size(slot_bytes: int) -> int:
@@ -164,6 +209,11 @@ class BoardCore:
             _Q.pack_into(self.mv, 0, BOARD_MAGIC)
         elif _Q.unpack_from(self.mv, 0)[0] != BOARD_MAGIC:
             raise ValueError("not a board segment (bad magic)")
+        else:
+            slot = _Q.unpack_from(self.mv, 8)[0]
+            if slot > len(self.mv) or board_size(slot) > len(self.mv):
+                raise CorruptSegment(f"corrupt board: slot size {slot} in a segment of {len(self.mv)} bytes")
+        self.corrupt = 0
         self.slot_bytes = _Q.unpack_from(self.mv, 8)[0]
         self.stride = (SLOT_HEADER_BYTES + self.slot_bytes + 63) & ~63
 
@@ -178,16 +228,18 @@ class BoardCore:
             raise ValueError(f"value of {len(value)} bytes exceeds the board's {self.slot_bytes}")
         g = _Q.unpack_from(self.mv, 16)[0]
         slot = self._slot((g + 1) & 1)
-        s = (_Q.unpack_from(self.mv, slot)[0] + 1) | 1
+        s = ((_Q.unpack_from(self.mv, slot)[0] + 1) | 1) & _MASK
         _Q.pack_into(self.mv, slot, s)
         _Q.pack_into(self.mv, slot + 8, len(value))
         self.mv[slot + 16:slot + 16 + len(value)] = value
-        _Q.pack_into(self.mv, slot, s + 1)
-        _Q.pack_into(self.mv, 16, g + 1)
-        return g + 1
+        _Q.pack_into(self.mv, slot, (s + 1) & _MASK)
+        _Q.pack_into(self.mv, 16, (g + 1) & _MASK)
+        return (g + 1) & _MASK
 
     def read(self) -> tuple[int, bytes]:
-        while True:
+        for tries in range(READ_RETRIES):
+            if tries >= 64:
+                time.sleep(0.000001)
             g = _Q.unpack_from(self.mv, 16)[0]
             if g == 0:
                 return (0, b"")
@@ -198,3 +250,5 @@ class BoardCore:
             out = bytes(self.mv[slot + 16:slot + 16 + n])
             if _Q.unpack_from(self.mv, slot)[0] == s1:
                 return (g, out)
+        self.corrupt += 1
+        return (0, b"")
