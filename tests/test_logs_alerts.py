@@ -14,7 +14,7 @@ def hit(g, ts, tenant=1, errcode=-4264):
 
 def test_repeats_fold_then_update():
     now = [1000.0]
-    g = Grouper(host="h", clock=lambda: now[0])
+    g = Grouper(host="h", clock=lambda: now[0], mono=lambda: now[0])
     fire = hit(g, 100.0)
     assert [e["event"] for e in fire] == ["fire"] and fire[0]["summary"] == "CLOG full on h"
     assert hit(g, 110.0) == [] and hit(g, 150.0) == []
@@ -27,7 +27,7 @@ def test_repeats_fold_then_update():
 
 def test_quiet_log_expires_by_wall_clock():
     now = [1000.0]
-    g = Grouper(host="h", clock=lambda: now[0])
+    g = Grouper(host="h", clock=lambda: now[0], mono=lambda: now[0])
     hit(g, 100.0)
     hit(g, 101.0)
     assert g.expire() == []
@@ -38,10 +38,10 @@ def test_quiet_log_expires_by_wall_clock():
 
 def test_state_survives_a_restart():
     now = [1000.0]
-    g = Grouper(host="h", clock=lambda: now[0])
+    g = Grouper(host="h", clock=lambda: now[0], mono=lambda: now[0])
     hit(g, 100.0)
     hit(g, 101.0)
-    g2 = Grouper(host="h", clock=lambda: now[0])
+    g2 = Grouper(host="h", clock=lambda: now[0], mono=lambda: now[0])
     g2.restore(g.state() + [["junk"], 5])
     assert hit(g2, 102.0) == []
     now[0] += 61
@@ -50,7 +50,7 @@ def test_state_survives_a_restart():
 
 def test_a_line_dated_in_the_future_does_not_end_throttling():
     now = [1000.0]
-    g = Grouper(host="h", clock=lambda: now[0])
+    g = Grouper(host="h", clock=lambda: now[0], mono=lambda: now[0])
     hit(g, 990.0)
     hit(g, 253402300799.0, tenant=9)                          # garbage dated 9999-12-31
     assert hit(g, 991.0) == []

@@ -16,7 +16,7 @@ def test_reused_inode_is_a_new_file(tmp_path):
     tailer = make_tailer(log, data)
     poll_until(tailer, lambda: len(marks(data)) == 3)
     tailer.close()
-    saved = checkpoint.load(data)["streams"]["observer.log"]
+    saved = checkpoint.load(data)["streams"]["observer.log"]["files"][0]
     # while the tailer is down the file is deleted and a new, longer one takes its place
     w.close()
     os.unlink(w.path)
@@ -30,7 +30,7 @@ def test_reused_inode_is_a_new_file(tmp_path):
     if (st.st_dev, st.st_ino) != (saved["dev"], saved["ino"]):
         # the filesystem did not hand the number out again: record it as if it had
         ckpt = orjson.loads((data / checkpoint.NAME).read_bytes())
-        ckpt["streams"]["observer.log"].update(dev=st.st_dev, ino=st.st_ino)
+        ckpt["streams"]["observer.log"]["files"][0].update(dev=st.st_dev, ino=st.st_ino)
         (data / checkpoint.NAME).write_bytes(orjson.dumps(ckpt))
     tailer = make_tailer(log, data)
     poll_until(tailer, lambda: len(marks(data)) == 6)

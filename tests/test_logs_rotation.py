@@ -69,16 +69,16 @@ def test_lines_written_just_before_the_rename_are_read(tmp_path):
     tailer = make_tailer(log, data)
     poll_until(tailer, lambda: len(marks(data)) == 1)
     stream = tailer.streams["observer.log"]
-    look = stream._replaced
+    look = stream._is_live
 
     def write_and_rotate_first():
-        stream._replaced = look
+        stream._is_live = look
         w.mark()                            # lands in the old file after the tailer's read
         w.rotate()
         w.mark()
         return look()
 
-    stream._replaced = write_and_rotate_first
+    stream._is_live = write_and_rotate_first
     poll_until(tailer, lambda: len(marks(data)) == 3)
     assert marks(data) == [1, 2, 3]
     tailer.close()

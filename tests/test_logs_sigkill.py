@@ -33,6 +33,12 @@ def start_worker(config):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def current_offset(ckpt) -> int:
+    """The processed offset of the file being read, from the checkpoint's ledger."""
+    pos = ckpt["streams"]["observer.log"]
+    return next(e["offset"] for e in pos["files"] if e["fp"] == pos["current"])
+
+
 def fired(data):
     return [(int(r["fields"]["seq"]), r["offset"]) for r in store.read_records(data) if r["event"] == "fire"]
 
@@ -73,14 +79,17 @@ checkpoint_interval = 0.5
                 ckpt = checkpoint.load(data)
             except ValueError:
                 continue
-            if ckpt and fired(data) and max(o for _, o in fired(data)) >= ckpt["streams"]["observer.log"]["offset"] \
-                    and w.seq >= 1000:
-                break
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        for name in ipc.stale_segments(ipc.standalone_instance(instance, proc.pid)):
-            ipc.unlink_segment(name)
-        at_kill = checkpoint.load(data)["streams"]["observer.log"]["offset"]
+            if not (ckpt and fired(data) and max(o for _, o in fired(data)) >= current_offset(ckpt)
+                    and w.seq >= 1000):
+                continue
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            for name in ipc.stale_segments(ipc.standalone_instance(instance, proc.pid)):
+                ipc.unlink_segment(name)
+            at_kill = current_offset(checkpoint.load(data))
+            if any(o >= at_kill for _, o in fired(data)):
+                break                        # killed with alerts after its last checkpoint
+            proc = start_worker(config)      # it checkpointed just before the kill: again
         killed_with = len(fired(data))
         for _ in range(300):
             w.mark()

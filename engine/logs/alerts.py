@@ -63,15 +63,20 @@ def render(template: str, fields: dict) -> str:
 class Grouper:
     """Turns hits into fire/update events; see the module docstring."""
 
-    def __init__(self, host: str | None = None, clock=time.time):
+    def __init__(self, host: str | None = None, clock=time.time, mono=time.monotonic):
         self.host = host or socket.gethostname()
-        self.clock = clock
+        self.clock = clock            # wall time: records' t, a line without a header
+        self.mono = mono              # intervals: a wall-clock step must not hold windows open
         self.groups: dict[str, dict] = {}
         self.log_now = 0.0             # newest line time seen
 
     def observe(self, rule, line: bytes, path: str, offset: int, log_type: str,
-                header: dict | None, captures: dict | None, file_id: str = "") -> list[dict]:
-        """One hit; the events it causes (a fire, maybe preceded by an update)."""
+                header: dict | None, captures: dict | None, line_id: str = "") -> list[dict]:
+        """One hit; the events it causes (a fire, maybe preceded by an update).
+
+        ``line_id`` identifies the line in its file (see FileStream.line_id): the
+        alert id is the rule, that identity and the offset, so the same line read
+        again (after a kill, from a copy) gives the same id and two lines never share one."""
         ts = header["ts"] if header else self.clock()
         self._saw(ts)
         context = {"log_type": log_type, "host": self.host, "path": path,
@@ -84,10 +89,9 @@ class Grouper:
             group["last_seen"] = max(group["last_seen"], ts)
             return []
         events = [self._close(key)] if group is not None else []
-        record = self._record(rule, fields, line, path, offset, ts, key)
-        record["file_id"] = file_id
+        record = self._record(rule, fields, line, path, offset, ts, key, line_id)
         self.groups[key] = {"record": record, "first_seen": ts, "last_seen": ts, "count": 1,
-                            "reported": 1, "throttle": rule.throttle, "opened": self.clock()}
+                            "reported": 1, "throttle": rule.throttle, "opened": self.mono()}
         if len(self.groups) > MAX_GROUPS:
             events += [self._close(k) for k in list(self.groups)[:len(self.groups) - MAX_GROUPS]]
         return [e for e in events if e] + [dict(record)]
@@ -101,7 +105,7 @@ class Grouper:
         parts = [rule.id] + [f"{g}={_text(fields.get(g))}" for g in rule.group_by]
         return "\x1f".join(parts)
 
-    def _record(self, rule, fields, line, path, offset, ts, key) -> dict:
+    def _record(self, rule, fields, line, path, offset, ts, key, line_id="") -> dict:
         labels = {"alertname": rule.id, "severity": rule.severity, "host": self.host}
         for name in ("log_type", "level", "module", "tenant", "errcode"):
             if fields.get(name) not in (None, ""):
@@ -111,7 +115,8 @@ class Grouper:
                 labels[name] = _text(fields[name])
         digest = hashlib.sha1(key.encode("utf-8", "replace")).hexdigest()[:12]
         shown = {k: v for k, v in fields.items() if k not in ("message", "host", "rule", "severity")}
-        return {"id": f"{rule.id}-{digest}-{int(ts * 1e6)}", "event": "fire", "rule": rule.id,
+        ident = f"{line_id}-{offset}" if line_id else f"{digest}-{int(ts * 1e6)}-{offset}"
+        return {"id": f"{rule.id}-{ident}", "event": "fire", "rule": rule.id,
                 "severity": rule.severity, "labels": labels,
                 "summary": render(rule.summary, fields), "description": render(rule.description, fields),
                 "fields": shown, "line": _text(line[:LINE_BYTES]), "path": path, "offset": offset,
@@ -126,7 +131,7 @@ class Grouper:
 
     def expire(self) -> list[dict]:
         """Close the groups whose window has passed; their update events."""
-        now = self.clock()
+        now = self.mono()
         done = [k for k, g in self.groups.items()
                 if self.log_now >= g["first_seen"] + g["throttle"] or now - g["opened"] >= g["throttle"]]
         return [e for e in (self._close(k) for k in done) if e]
@@ -143,6 +148,6 @@ class Grouper:
                     and {"record", "first_seen", "count", "reported", "throttle"} <= set(item[1]):
                 group = item[1]
                 group.setdefault("last_seen", group["first_seen"])
-                group["opened"] = self.clock()
+                group["opened"] = self.mono()
                 self.groups[item[0]] = group
                 self._saw(group["last_seen"])

@@ -1,4 +1,9 @@
-"""The checkpoint: file positions and open alert groups, written atomically.
+"""The checkpoint: each followed name's file ledger and the open alert groups, written atomically.
+
+Version 2: ``streams[name] = {"files": [{fp, fp_len, offset, skipping, header,
+size}...], "current": fp}`` (see :mod:`engine.logs.follow`). A version 1
+checkpoint (one file per name, by inode) is still read: its file becomes the
+one ledger entry, so an upgrade neither skips nor repeats.
 
 ``<data_dir>/checkpoint.json``: written to a temporary file, fsynced, renamed
 over the old one, and the directory fsynced. A reader therefore sees the old
@@ -13,7 +18,8 @@ from pathlib import Path
 import orjson
 
 NAME = "checkpoint.json"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
 
 
 def save(data_dir: str | Path, streams: dict, groups: list, t: float) -> None:
@@ -45,7 +51,7 @@ def load(data_dir: str | Path) -> dict | None:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("streams"), dict):
+    if not isinstance(data, dict) or data.get("version") not in READS or not isinstance(data.get("streams"), dict):
         raise ValueError(f"{path}: not a version {VERSION} checkpoint")
     for name, pos in data["streams"].items():
         problem = _bad_position(pos)
@@ -56,14 +62,29 @@ def load(data_dir: str | Path) -> dict | None:
     return data
 
 
-_POSITION = {"dev": int, "ino": int, "offset": int, "fp": str, "fp_len": int}
+_POSITION_V1 = {"dev": int, "ino": int, "offset": int, "fp": str, "fp_len": int}
+_ENTRY = {"offset": int, "fp": str, "fp_len": int}
 
 
 def _bad_position(pos) -> str:
     """Why a stream position cannot be used ('' if it can): valid JSON is not enough."""
     if not isinstance(pos, dict):
         return "not an object"
-    for key, kind in _POSITION.items():
+    if "files" in pos:
+        if not isinstance(pos["files"], list):
+            return "files not a list"
+        for entry in pos["files"]:
+            problem = _bad_fields(entry, _ENTRY)
+            if problem:
+                return problem
+        return ""
+    return _bad_fields(pos, _POSITION_V1)
+
+
+def _bad_fields(pos, fields: dict) -> str:
+    if not isinstance(pos, dict):
+        return "not an object"
+    for key, kind in fields.items():
         if not isinstance(pos.get(key), kind) or isinstance(pos.get(key), bool):
             return f"{key} missing or not {kind.__name__}"
     if pos["offset"] < 0 or pos["fp_len"] < 0:

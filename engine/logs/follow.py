@@ -1,31 +1,47 @@
-"""Following OBServer log files the way OBServer writes them, without losing a byte.
+"""Following OBServer log files the way OBServer and operators rotate them, without losing a byte.
 
-One :class:`FileStream` per live name (``observer.log``, ``observer.log.wf``...).
-What it does, in the order it checks (mtail-style semantics, written down):
+One :class:`FileStream` per live name (``observer.log``, ``rootservice.log``...).
 
-- **Reading**: large blocks (4 MiB) from the open file descriptor; only
-  complete lines are handed on, a partial last line is held until its newline
-  arrives. A line longer than ``max_line_bytes`` is cut: its first
-  ``max_line_bytes`` are handed on as a line, the rest is skipped up to the
-  next newline (counted ``line_too_long``).
-- **Rotation by rename** (``observer.log`` -> ``observer.log.20241219182047574``)
-  and **delete + re-create**: at end of file the live path is stat'ed; when it
-  names another (dev, inode), the old descriptor is read to its very end first
-  (a partial last line there is handed on as a line), rotated files that
-  appeared in between are read in name order, then the new file from offset 0.
-- **Truncation / copytruncate**: the file is smaller than the offset, or its
-  first bytes no longer match the fingerprint taken when it was opened: read
-  again from offset 0 (counted ``truncations``).
-- **Files that do not exist yet** are waited for and read from their start.
-  ``.zst`` (compressed rotated) files are never read.
+**Identity is content, not inode.** A file is known by the fingerprint of its
+first bytes (SHA-1 of the first ``FP_BYTES``, fewer while it is shorter, with
+the length); a line is known by that fingerprint and its byte offset
+(:meth:`FileStream.line_id`). A renamed file keeps its fingerprint, a copy
+(copytruncate) has the same one, a re-created file or a re-used inode has
+another. The stream keeps a small *ledger*: for every file of this name it
+has seen (the live one and the rotated ones, ``<name>.<14-17 digits>``), its
+fingerprint and how far it was processed. The ledger is the checkpoint.
 
-Identity of a file = (dev, inode, fingerprint): a SHA-1 of its first
-``FP_BYTES`` bytes (fewer while the file is shorter, with the length). The
-fingerprint tells a re-used inode number from the file that had it.
+**Reading order.** The candidates are the rotated files in name order (the
+suffix is the rotation time), then the live path. The stream reads the first
+candidate with unread bytes (a file it does not know is read from 0), to its
+end, then looks again. So any number of rotations between two looks, in any
+mix of rename, copytruncate and delete-and-recreate, is read in order; so are
+the lines OBServer writes into a file just after renaming it; and a copy made
+by copytruncate is finished from the offset already processed, because it has
+the same fingerprint as the file it copies.
 
-:meth:`FileStream.position` is what the checkpoint keeps; :meth:`FileStream.resume`
-finds that file again after a restart, among the live file and its rotated
-siblings, and queues whatever was written after it.
+- **Reading**: large blocks (4 MiB) from the open descriptor; only complete
+  lines are handed on, a partial last line waits for its newline. A line longer
+  than ``max_line_bytes`` is cut (its head is handed on, the rest skipped,
+  counted ``line_too_long``). The unterminated last line of a rotated file is
+  handed on once it has not grown for ``TAIL_GRACE`` seconds.
+- **The live file** is read until its end; then the path is stat'ed: if it
+  names another file (rotated away, deleted and re-created), the stream reads
+  the old descriptor to its end and looks again. A deleted live file is read on
+  through its descriptor until a new one appears. At most every ``RESCAN``
+  seconds it looks at the rotated files even when the live one did not change.
+- **Truncation** (the file is shorter than the offset, or its first bytes
+  changed): the stream looks again; the copy, if any, is read on from the
+  processed offset. Bytes it had seen in the file but that are neither in the
+  copy nor read are counted in :attr:`Stats.lost` by reason (``copytruncate``:
+  written between the copy and the truncation; ``gone_unread``: a file deleted
+  or truncated before they were read). That is the one loss a follower cannot
+  avoid; it is counted, never hidden.
+- **First start**: the files already there are the baseline (rotated ones
+  done; the live one from its end, ``start_at = "end"``, or its start). Any
+  file that appears later is new and read from its start, also after a
+  restart: the ledger (possibly empty) is checkpointed from the first poll.
+- ``.zst`` files, FIFOs and devices are never read.
 """
 from __future__ import annotations
 
@@ -35,24 +51,20 @@ import mmap
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass, field
 
 FP_BYTES = 128
 READ_BYTES = 4 << 20
 ROTATED_RE = r"\.(\d{14,17})"
+TAIL_GRACE = 2.0          # seconds an unterminated last line of a rotated file waits for its rest
+RESCAN = 1.0              # seconds between two looks at the rotated files while the live one is idle
+MAX_LEDGER = 4096         # files remembered per name (oldest forgotten first)
 
 
 def log_type_of(name: str) -> str:
     """observer.log.wf -> observer."""
     return name.split(".", 1)[0]
-
-
-def _mtime(path: str) -> float:
-    """-1 for a file deleted since it was listed (ob_cleaner recycles rotated logs)."""
-    try:
-        return os.path.getmtime(path)
-    except OSError:
-        return -1.0
 
 
 # O_NONBLOCK: opening a FIFO someone put where a log should be must not block
@@ -72,125 +84,275 @@ class Stats:
     truncations: int = 0
     opens: int = 0
     bad: dict = field(default_factory=dict)
+    lost: dict = field(default_factory=dict)          # reason -> bytes known lost
 
     def bad_input(self, reason: str, n: int = 1) -> None:
         self.bad[reason] = self.bad.get(reason, 0) + n
+
+    def lose(self, reason: str, nbytes: int) -> None:
+        if nbytes > 0:
+            self.lost[reason] = self.lost.get(reason, 0) + nbytes
+
+
+def _entry(fp: str, fp_len: int, offset: int = 0, size: int = 0) -> dict:
+    """A ledger entry: what is known of one file (persisted fields first)."""
+    return {"fp": fp, "fp_len": fp_len, "offset": offset, "skipping": False, "header": None,
+            "size": max(size, offset), "eof": -1, "tail_at": None, "truncated": False,
+            "rotated": False, "dev": None, "ino": None}
+
+
+PERSISTED = ("fp", "fp_len", "offset", "skipping", "header", "size", "dev", "ino", "truncated")
 
 
 class FileStream:
     """One followed name in a directory; see the module docstring for the semantics."""
 
-    def __init__(self, directory: str, name: str, max_line_bytes: int, stats: Stats | None = None):
+    def __init__(self, directory: str, name: str, max_line_bytes: int, stats: Stats | None = None,
+                 mono=time.monotonic):
         self.dir, self.name = directory, name
         self.path = os.path.join(directory, name)
         self.log_type = log_type_of(name)
         self.max_line_bytes = max_line_bytes
         self.stats = stats or Stats()
+        self.mono = mono
+        self.ledger: list[dict] = []
+        self.entry: dict | None = None    # the ledger entry of the open file
         self.fd: int | None = None
         self.current = ""                 # the path the open file had when opened
         self.dev = self.ino = 0
-        self.fp, self.fp_len = "", 0
-        self.offset = 0                   # end of the last line handed on and processed
         self.pending = b""                # bytes after offset, read but not yet a complete line
-        self.skipping = False             # inside a cut over-long line
-        self.queue: list[str] = []        # rotated files to read, in order, before the live one
-        self.prev_header: bytes | None = None
         self.size = 0                     # size at the last stat (for lag)
         self._synthetic = False           # the last block ended with a newline we added
         self._block: mmap.mmap | None = None   # the reused read buffer
+        self._head_cache: dict = {}       # (dev, ino, size, mtime_ns) -> first FP_BYTES bytes
+        self._last_scan = 0.0
+        self._resumed_current: str | None = None
 
-    # ------------------------------------------------------------ opening
-    def _open(self, path: str, offset: int) -> bool:
+    # ------------------------------------------------------------ the open file's state
+    @property
+    def offset(self) -> int:
+        return self.entry["offset"] if self.entry else 0
+
+    @property
+    def prev_header(self) -> bytes | None:
+        h = self.entry["header"] if self.entry else None
+        return h.encode("latin-1") if h is not None else None
+
+    @property
+    def fp(self) -> str:
+        return self.entry["fp"] if self.entry else ""
+
+    # ------------------------------------------------------------ start
+    def open_new(self, at_end: bool) -> bool:
+        """A first start: what is there now is the baseline (see the module docstring)."""
+        found = self._candidates()
+        present = {(st.st_dev, st.st_ino): head for _, st, head in found}
+        for path, st, head in found:
+            e = self._match(head, st, present) or self._learn(head, st)
+            if path != self.path:
+                e["offset"] = e["size"] = e["eof"] = st.st_size      # rotated before we came: done
+            elif at_end:
+                e["offset"] = e["size"] = self._last_line_end(path, st.st_size)
+        return self._select()
+
+    def _last_line_end(self, path: str, size: int) -> int:
         try:
             fd = os.open(path, OPEN_FLAGS)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                self.stats.bad_input("open_failed")
-            return False
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):      # a FIFO or device named like a log: never read it
+        except OSError:
+            return 0
+        try:
+            start = max(0, size - (1 << 16))
+            tail = os.pread(fd, size - start, start)
+        finally:
             os.close(fd)
-            self.stats.bad_input("not_a_regular_file")
-            return False
-        self.close()
-        self.fd, self.current, self.dev, self.ino = fd, path, st.st_dev, st.st_ino
-        self.fp_len = min(FP_BYTES, st.st_size)
-        self.fp = fingerprint(fd, self.fp_len)
-        self.offset, self.pending, self.skipping, self.size = min(offset, st.st_size), b"", False, st.st_size
-        self.prev_header, self._synthetic = None, False
-        self.stats.opens += 1
-        return True
-
-    def open_new(self, at_end: bool) -> bool:
-        """A first start: the live file from its start, or from the end of its last complete line."""
-        if not self._open(self.path, 0):
-            return False
-        if at_end:
-            self.offset = self._last_line_end()
-        return True
-
-    def _last_line_end(self) -> int:
-        size = os.fstat(self.fd).st_size
-        start = max(0, size - (1 << 16))
-        tail = os.pread(self.fd, size - start, start)
         nl = tail.rfind(b"\n")
         return start + nl + 1 if nl >= 0 else (size if size - start >= 1 << 16 else 0)
+
+    def position(self) -> dict:
+        """What to checkpoint: the ledger, and which entry is open."""
+        return {"name": self.name, "files": [{k: e[k] for k in PERSISTED} for e in self.ledger],
+                "current": self.entry["fp"] if self.entry else None}
+
+    def resume(self, pos: dict) -> bool:
+        """Restore the ledger of a checkpoint; the files are then found by their first bytes."""
+        self.ledger = []
+        if "files" not in pos and "fp" in pos:          # a version 1 checkpoint: one file
+            pos = {"files": [pos], "current": pos["fp"]}
+        for saved in pos.get("files", []):
+            size = saved.get("size")
+            e = _entry(saved["fp"], saved["fp_len"], saved["offset"], size if isinstance(size, int) else 0)
+            e["skipping"], e["header"] = bool(saved.get("skipping")), saved.get("header")
+            e["truncated"] = bool(saved.get("truncated"))
+            if isinstance(saved.get("dev"), int) and isinstance(saved.get("ino"), int):
+                e["dev"], e["ino"] = saved["dev"], saved["ino"]
+            self.ledger.append(e)
+        self._resumed_current = pos.get("current")
+        return self._select()
 
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
 
-    # ------------------------------------------------------------ checkpoint
-    def position(self) -> dict:
-        """What to checkpoint: identity of the open file and the processed offset."""
-        return {"name": self.name, "current": self.current, "dev": self.dev, "ino": self.ino,
-                "fp": self.fp, "fp_len": self.fp_len, "offset": self.offset, "skipping": self.skipping,
-                "header": self.prev_header.decode("latin-1") if self.prev_header else None}
+    # ------------------------------------------------------------ the ledger
+    def _candidates(self) -> list[tuple[str, os.stat_result, bytes]]:
+        """(path, stat, first bytes) of the rotated files, oldest first, then the live one.
 
-    def resume(self, pos: dict) -> bool:
-        """Re-open the checkpointed file wherever rotation put it; queue what came after.
-
-        False when it is gone (deleted, or its inode re-used by another file):
-        then everything still here is read from its start.
+        Only regular files with a complete first line (or FP_BYTES bytes) are
+        identifiable; the others have nothing to read yet.
         """
-        candidates = self.rotated() + [self.path]
-        for by_inode in (True, False):     # the file itself; else a copy of it (copytruncate while down)
-            for i, path in enumerate(candidates):
-                if self._same_file(path, pos, by_inode) and self._open(path, pos["offset"]):
-                    self.queue = candidates[i + 1:]
-                    self.prev_header = pos["header"].encode("latin-1") if pos.get("header") else None
-                    self.fp, self.fp_len = pos["fp"], pos["fp_len"]
-                    self.skipping = bool(pos.get("skipping"))    # inside a cut line: its rest is not a line
-                    return True
-        self.stats.bad_input("checkpointed_file_gone")
-        self.queue = [p for p in self.rotated() if _mtime(p) >= pos.get("t", 0)]
-        return self._next_file()
+        out = []
+        for path in self.rotated() + [self.path]:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                if path == self.path:
+                    self.stats.bad_input("not_a_regular_file")
+                continue
+            head = self._head(path, st)
+            if head is not None and (len(head) >= FP_BYTES or b"\n" in head):
+                out.append((path, st, head))
+        return out
+
+    def _head(self, path: str, st) -> bytes | None:
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        head = self._head_cache.get(key)
+        if head is None:
+            try:
+                fd = os.open(path, OPEN_FLAGS)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                    self.stats.bad_input("open_failed")
+                return None
+            try:
+                head = os.pread(fd, FP_BYTES, 0)
+            finally:
+                os.close(fd)
+            if len(self._head_cache) > 4 * MAX_LEDGER:
+                self._head_cache.clear()
+            self._head_cache[key] = head
+        return head
+
+    def _match(self, head: bytes, st, present: dict) -> dict | None:
+        """The ledger entry of the file ``st`` that starts with ``head`` (the longest
+        fingerprint that fits). Another inode with the same first bytes is that file
+        only if it is a copy: the entry's own inode now holds other bytes (truncated).
+        A file re-created with the same first bytes as a deleted one is a new file
+        (its lines still have the deleted one's identities, see line_id)."""
+        best, digests = None, {}
+        for e in self.ledger:
+            n = e["fp_len"]
+            if n > len(head) or (best is not None and n <= best["fp_len"]):
+                continue
+            d = digests.get(n)
+            if d is None:
+                d = digests[n] = hashlib.sha1(head[:n]).hexdigest()
+            if d == e["fp"] and self._same_or_copy(e, st, present):
+                best = e
+        if best is not None and best["fp_len"] < len(head):      # it grew: a longer fingerprint
+            best["fp_len"] = len(head)
+            best["fp"] = hashlib.sha1(head).hexdigest()
+        return best
 
     @staticmethod
-    def _same_file(path: str, pos: dict, by_inode: bool = True) -> bool:
-        """The checkpointed file: same (dev, inode) and first bytes; or, not
-        ``by_inode``, a copy: same (non-empty) first bytes, at least ``offset`` long."""
-        try:
-            st = os.stat(path)
-        except OSError:
+    def _same_or_copy(e: dict, st, present: dict) -> bool:
+        inode = (st.st_dev, st.st_ino)
+        if e["ino"] is None or inode == (e["dev"], e["ino"]) or e["truncated"]:
+            return True
+        other = present.get((e["dev"], e["ino"]))
+        return other is not None and hashlib.sha1(other[:e["fp_len"]]).hexdigest() != e["fp"]
+
+    def _learn(self, head: bytes, st) -> dict:
+        e = _entry(hashlib.sha1(head).hexdigest(), len(head))
+        e["dev"], e["ino"] = st.st_dev, st.st_ino
+        self.ledger.append(e)
+        if len(self.ledger) > MAX_LEDGER:
+            del self.ledger[0]
+        return e
+
+    def _select(self) -> bool:
+        """Open the first candidate with unread bytes (else the live file); forget the
+        files that are gone. A deleted file still open is kept until something else
+        has bytes to read: the writer may still be appending to it."""
+        self._last_scan = self.mono()
+        best: dict[int, tuple] = {}
+        order: list[int] = []
+        found = self._candidates()
+        present = {(st.st_dev, st.st_ino): head for _, st, head in found}
+        for path, st, head in found:
+            e = self._match(head, st, present) or self._learn(head, st)
+            old = best.get(id(e))
+            if old is None:
+                order.append(id(e))
+            elif st.st_size < old[1].st_size or (st.st_size == old[1].st_size and path != self.path):
+                continue                      # a copy being made: the same bytes under two names
+            best[id(e)] = (path, st, e)
+        open_gone = self.entry if self.fd is not None and id(self.entry) not in best else None
+        for e in self.ledger:
+            if id(e) not in best and e is not open_gone:
+                self._forget(e)
+        self.ledger = [e for e in self.ledger if id(e) in best or e is open_gone]
+        if self._resumed_current is not None:
+            if not any(e["fp"] == self._resumed_current for e in self.ledger):
+                self.stats.bad_input("checkpointed_file_gone")
+            self._resumed_current = None
+        chosen = live = None
+        for key in order:
+            path, st, e = best[key]
+            self._account(e, st.st_size)
+            if chosen is None and self._unread(e, st.st_size, path):
+                chosen = (path, st, e)
+            if path == self.path:
+                live = (path, st, e)
+        if chosen is None:
+            if open_gone is not None:
+                return True
+            chosen = live
+        if chosen is None:
+            self.close()
+            self.entry = None
             return False
-        if by_inode and (st.st_dev, st.st_ino) != (pos["dev"], pos["ino"]):
-            return False
-        if not by_inode and (not pos["fp_len"] or st.st_size < pos["offset"]):
-            return False
-        if st.st_size < pos["fp_len"]:
-            return False
-        if not stat.S_ISREG(st.st_mode):
-            return False
+        path, st, e = chosen
+        if self.fd is not None and e is self.entry and (st.st_dev, st.st_ino) == (self.dev, self.ino):
+            return True
+        return self._open(path, e)
+
+    def _account(self, e: dict, size: int) -> None:
+        """A copy shorter than what was seen of the file: those bytes are gone."""
+        if size < e["size"]:
+            self.stats.lose("copytruncate", e["size"] - max(size, e["offset"]))
+            e["size"] = size
+            if e["offset"] > size:
+                e["offset"] = size
+        e["size"] = max(e["size"], size)
+
+    def _forget(self, e: dict) -> None:
+        self.stats.lose("truncated_unread" if e["truncated"] else "gone_unread", e["size"] - e["offset"])
+
+    def _unread(self, e: dict, size: int, path: str) -> bool:
+        if size > max(e["eof"], e["offset"]):
+            return True
+        tail_waits = e["tail_at"] is not None and size > e["offset"] and path != self.path
+        return tail_waits and self.mono() - e["tail_at"] >= TAIL_GRACE
+
+    def _open(self, path: str, e: dict) -> bool:
         try:
             fd = os.open(path, OPEN_FLAGS)
-        except OSError:                    # deleted since the stat (ob_cleaner)
+        except OSError:
             return False
-        try:
-            return fingerprint(fd, pos["fp_len"]) == pos["fp"]
-        finally:
-            os.close(fd)
+        st = os.fstat(fd)
+        head = os.pread(fd, e["fp_len"], 0)
+        if not stat.S_ISREG(st.st_mode) or hashlib.sha1(head).hexdigest() != e["fp"]:
+            os.close(fd)                      # replaced between the look and the open: next poll
+            return False
+        self.close()
+        self.fd, self.current, self.dev, self.ino, self.entry = fd, path, st.st_dev, st.st_ino, e
+        e["dev"], e["ino"], e["truncated"] = st.st_dev, st.st_ino, False
+        self.pending, self._synthetic, self.size = b"", False, st.st_size
+        self.stats.opens += 1
+        return True
 
     def rotated(self) -> list[str]:
         """Rotated siblings (``<name>.<14-17 digits>``), oldest first; never ``.zst``."""
@@ -202,6 +364,16 @@ class FileStream:
         found = sorted((m.group(1).ljust(17, "0"), n) for n in names if (m := pattern.match(n)))
         return [os.path.join(self.dir, n) for _, n in found]
 
+    # ------------------------------------------------------------ line identity
+    def line_id(self, end: int) -> str:
+        """The identity of the line that ends (after its newline) at ``end`` in the open
+        file: the fingerprint of the file's first min(FP_BYTES, end) bytes, which a
+        copy or a renamed file shares, and which no later append changes."""
+        e = self.entry
+        if end >= FP_BYTES and e["fp_len"] == FP_BYTES:
+            return e["fp"][:16]
+        return hashlib.sha1(os.pread(self.fd, min(end, FP_BYTES), 0)).hexdigest()[:16]
+
     # ------------------------------------------------------------ reading
     def read_block(self) -> tuple[bytes | memoryview, int] | None:
         """``(buffer, its file offset)``: the next bytes to scan (pending + new),
@@ -210,16 +382,18 @@ class FileStream:
         is a view of a reused block: valid until the next call.
         """
         if self.fd is None:
-            if not self._next_file():
+            if not self._select():
                 return None
+            return b"", self.offset
         if len(self.pending) > self.max_line_bytes:      # a line that never ended
             return self._cut(self.pending)
-        try:
-            st = os.fstat(self.fd)
-        except OSError:
-            st = None
-        if st is not None and self._truncated(st):
-            return self._on_truncate(st)
+        st = os.fstat(self.fd)
+        e = self.entry
+        if st.st_size < e["offset"] + len(self.pending) or \
+                fingerprint(self.fd, e["fp_len"]) != e["fp"]:
+            return self._on_truncate()
+        self._grow_fingerprint(st.st_size)
+        e["size"] = max(e["size"], st.st_size)
         keep = len(self.pending)
         if self._block is None:
             # anonymous memory: pages are resident once read into, not all at once as a
@@ -227,164 +401,120 @@ class FileStream:
             self._block = mmap.mmap(-1, READ_BYTES + self.max_line_bytes + 1)
         view = memoryview(self._block)
         view[:keep] = self.pending
-        got = os.preadv(self.fd, [view[keep:keep + READ_BYTES]], self.offset + keep)
+        got = os.preadv(self.fd, [view[keep:keep + READ_BYTES]], e["offset"] + keep)
         if not got:
-            return self._at_eof(st)
+            return self._at_eof()
         self.stats.bytes += got
-        if self.skipping:
+        if e["offset"] + keep + got > e["eof"]:
+            e["tail_at"] = None              # it grew: an unterminated tail waits again
+        if e["skipping"]:
             return self._skip(view, got)
         end = keep + got
         if end > self.max_line_bytes and self._block.find(b"\n", 0, self.max_line_bytes + 1) < 0:
             return self._cut(view[:end])
-        return view[:end], self.offset
+        return view[:end], e["offset"]
 
     def _skip(self, view: memoryview, got: int) -> tuple[memoryview, int]:
         """Drop the rest of a cut line, up to and including its newline."""
+        e = self.entry
         nl = self._block.find(b"\n", 0, got)
         if nl < 0:
-            self.offset += got
-            return view[:0], self.offset
-        self.offset += nl + 1
-        self.skipping = False
-        return view[nl + 1:got], self.offset
+            e["offset"] += got
+            return view[:0], e["offset"]
+        e["offset"] += nl + 1
+        e["skipping"] = False
+        return view[nl + 1:got], e["offset"]
 
     def _cut(self, buf) -> tuple[bytes, int]:
         """An over-long line: hand on its head as a line, skip the rest."""
         self.stats.bad_input("line_too_long")
-        base = self.offset
-        self.offset += self.max_line_bytes
-        self.pending, self.skipping = b"", True
+        e = self.entry
+        base = e["offset"]
+        e["offset"] += self.max_line_bytes
+        self.pending, e["skipping"] = b"", True
         self._synthetic = True
         return bytes(buf[:self.max_line_bytes]) + b"\n", base
 
     def advance(self, buf: bytes, consumed: int, lines: int, last_header: bytes | None) -> None:
         """``consumed`` bytes of ``buf`` (from :meth:`read_block`) are processed."""
+        e = self.entry
+        self.stats.lines += lines
+        if e is None:
+            return
+        e["header"] = last_header.decode("latin-1") if last_header is not None else None
         if self._synthetic:
             self._synthetic = False          # offset already moved; the newline is not in the file
-            self.stats.lines += lines
-            self.prev_header = last_header
             return
-        self.offset += consumed
+        e["offset"] += consumed
         self.pending = bytes(buf[consumed:])
-        self.stats.lines += lines
-        self.prev_header = last_header
 
-    def _on_truncate(self, st) -> tuple[bytes, int] | None:
-        """Truncated in place (or truncated and rewritten): finish from a copy, else restart at 0."""
+    def _on_truncate(self) -> tuple[bytes, int] | None:
+        """Truncated in place (or truncated and rewritten): the copy, if any, is read on."""
         self.stats.truncations += 1
-        if self._follow_copy():
-            return b"", 0
-        self.offset, self.pending, self.skipping, self.prev_header = 0, b"", False, None
-        self.fp_len = min(FP_BYTES, st.st_size)
-        self.fp = fingerprint(self.fd, self.fp_len)
-        return (b"", 0) if st.st_size else None
+        self.entry["truncated"] = True
+        self.close()
+        self.entry = None
+        return (b"", 0) if self._select() else None
 
-    def _at_eof(self, st) -> tuple[bytes, int] | None:
-        """End of the open file: rotated or replaced? else wait for more."""
-        if st is not None:
-            self._grow_fingerprint(st.st_size)
-        if self.current != self.path or self._replaced():
-            if self._grew():           # written to between our read and the look at the path
-                return b"", 0
-            return self._finish_file()
-        return None
+    def _at_eof(self) -> tuple[bytes, int] | None:
+        """End of the open file: rotated, replaced, or a rotated file to look at? else wait."""
+        e = self.entry
+        live = self._is_live()
+        if live and self.mono() - self._last_scan < RESCAN:
+            return None
+        if self._grew():                 # written to between our read and the look at the path
+            return b"", e["offset"]
+        if not live and self.pending:
+            if e["tail_at"] is None:
+                e["tail_at"] = self.mono()
+            elif self.mono() - e["tail_at"] >= TAIL_GRACE:
+                return self._hand_on_tail()
+        e["eof"] = e["offset"] + len(self.pending)
+        if not live and not e["rotated"]:
+            e["rotated"] = True
+            self.stats.rotations += 1
+        was = (self.dev, self.ino)
+        if not self._select():
+            return None
+        return None if live and (self.dev, self.ino) == was and not self._grew() else (b"", self.offset)
+
+    def _hand_on_tail(self) -> tuple[bytes, int]:
+        e = self.entry
+        tail, base = self.pending + b"\n", e["offset"]
+        self.pending = b""
+        self.stats.bad_input("unterminated_last_line")
+        self._synthetic = True
+        e["offset"] += len(tail) - 1
+        e["tail_at"] = None
+        return tail, base
+
+    def _is_live(self) -> bool:
+        """The open file is what the live path names (a deleted live file with no
+        successor yet counts as live: it is read on through its descriptor)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return self.current == self.path
+        return (st.st_dev, st.st_ino) == (self.dev, self.ino)
 
     def _grew(self) -> bool:
         try:
             return os.fstat(self.fd).st_size > self.offset + len(self.pending)
-        except OSError:
+        except (OSError, TypeError):
             return False
 
-    def _follow_copy(self) -> bool:
-        """copytruncate: finish reading from the copy (same first bytes, longer
-        than what was read), then read the truncated live file from its start."""
-        done = self.offset + len(self.pending)
-        for path in reversed(self.rotated()):
-            try:
-                if os.path.getsize(path) <= done or not self._same_start(path):
-                    continue
-            except OSError:
-                continue
-            offset, pending, skipping, header = self.offset, self.pending, self.skipping, self.prev_header
-            fp, fp_len = self.fp, self.fp_len
-            if self._open(path, offset):
-                self.pending, self.skipping, self.prev_header = pending, skipping, header
-                self.fp, self.fp_len = fp, fp_len
-                self.queue = [self.path]
-                return True
-        return False
-
-    def _same_start(self, path: str) -> bool:
-        fd = os.open(path, OPEN_FLAGS)
-        try:
-            return fingerprint(fd, self.fp_len) == self.fp
-        finally:
-            os.close(fd)
-
-    def _truncated(self, st) -> bool:
-        if st.st_size < self.offset + len(self.pending):
-            return True
-        return bool(self.fp_len) and fingerprint(self.fd, self.fp_len) != self.fp
-
     def _grow_fingerprint(self, size: int) -> None:
-        if self.fp_len < FP_BYTES and size > self.fp_len:
-            self.fp_len = min(FP_BYTES, size)
-            self.fp = fingerprint(self.fd, self.fp_len)
-
-    def _replaced(self) -> bool:
-        """The live path now names another file (rotated away, or deleted and re-created)."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return False               # gone for now: keep the old one until a new file appears
-        self.size = st.st_size
-        return (st.st_dev, st.st_ino) != (self.dev, self.ino)
-
-    def _finish_file(self) -> tuple[bytes, int] | None:
-        """Hand on a last line without newline, then move to the next file."""
-        if self.pending:
-            tail, base = self.pending + b"\n", self.offset
-            self.pending = b""
-            self.stats.bad_input("unterminated_last_line")
-            self._synthetic = True
-            self.offset += len(tail) - 1
-            return tail, base
-        if self.current == self.path:
-            self.queue = self._rotated_since() + [self.path]
-            self.stats.rotations += 1
-        self.close()
-        return (b"", 0) if self._next_file() else None
-
-    def _rotated_since(self) -> list[str]:
-        """Rotated files newer than the one just finished (several rotations between two looks)."""
-        rotated = self.rotated()
-        for i, path in enumerate(rotated):
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) == (self.dev, self.ino):
-                return rotated[i + 1:]
-        return []
-
-    def _next_file(self) -> bool:
-        while self.queue:
-            path = self.queue.pop(0)
-            if self._open(path, 0):
-                return True
-        return self._open(self.path, 0) if self.fd is None else False
+        e = self.entry
+        if e["fp_len"] < FP_BYTES and size > e["fp_len"]:
+            e["fp_len"] = min(FP_BYTES, size)
+            e["fp"] = fingerprint(self.fd, e["fp_len"])
 
     def lag_bytes(self) -> int:
-        size = self.size
-        if self.fd is not None:
-            try:
-                size = os.fstat(self.fd).st_size
-            except OSError:
-                pass
-        queued = 0
-        for path in self.queue:
-            try:
-                queued += os.path.getsize(path)
-            except OSError:
-                pass
-        return max(0, size - self.offset) + queued
+        """Bytes of this name's files not processed yet."""
+        if self.fd is None:
+            return 0
+        try:
+            size = os.fstat(self.fd).st_size
+        except OSError:
+            size = self.size
+        return max(0, size - self.offset)

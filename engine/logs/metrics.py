@@ -38,6 +38,10 @@ def snapshot(tailer) -> dict:
     ]
     for reason, n in sorted(st.bad.items()):
         out.append(_m("ob_logtailer_bad_input_total", "counter", "Bad input, by reason", n, reason=reason))
+    for reason, n in sorted(st.lost.items()):
+        out.append(_m("ob_logtailer_lost_bytes_total", "counter",
+                      "Log bytes seen but gone before they could be read (copytruncate window, "
+                      "a file deleted or truncated while behind), by reason", n, reason=reason))
     for log_type, n in sorted(tailer.lag_bytes().items()):
         out.append(_m("ob_logtailer_lag_bytes", "gauge", "Bytes written but not yet read", n, log_type=log_type))
     for log_type, s in sorted(tailer.lag_seconds.items()):

@@ -205,10 +205,7 @@ def _compile_regex(pattern: str):
         raise ValueError(f"invalid regex: {exc}") from None
     if isinstance(compiled, re2.FallbackPattern):
         raise ValueError("regex needs features RE2 lacks (backreferences, lookaround)")
-    try:
-        literals = required_literals(pattern)
-    except re.error:
-        literals = ()
+    literals = required_literals(pattern)
     groups = tuple(sorted(compiled.groupindex, key=compiled.groupindex.get))
     bad = [g for g in groups if g in HEADER_FIELDS or g in CONTEXT_FIELDS]
     if bad:
@@ -220,39 +217,169 @@ def _compile_regex(pattern: str):
 
 
 def required_literals(pattern: str) -> tuple[bytes, ...]:
-    """Byte strings, one of which occurs in every match of ``pattern``; () if unknown.
+    r"""Byte strings, one of which occurs in every match of ``pattern`` *as RE2 reads
+    it*; () if unknown (the rule then runs without a pre-filter).
 
-    Sound, not complete: the longest run of plain literal characters in the
-    top-level sequence, or one such run per branch of a top-level alternation.
-    Case-insensitive patterns get none.
+    Sound, not complete. The pattern is read with RE2's own syntax by a small
+    tokenizer (:func:`_tokens`) that knows only what it must: plain characters
+    and escaped punctuation are literal; a character class (``[...]``, with
+    POSIX ``[:digit:]`` classes, a leading ``]``, escapes), ``.``, ``^``, ``$``, an
+    escape like ``\d`` or ``\pN`` and any group are "something else"; a
+    quantifier makes the atom before it optional. The best literal is the
+    longest run of literal characters in the top-level sequence, or one per
+    branch of a top-level alternation. Anything it does not understand (flags
+    such as ``(?i)``, ``\Q...\E``, ``\C``, bytes >= 0x80 in a class...) gives ().
     """
-    parser = getattr(re, "_parser", None) or __import__("sre_parse")
-    tree = parser.parse(pattern)
-    if tree.state.flags & re.IGNORECASE:
+    try:
+        branches = _top_branches(pattern)
+    except _Unknown:
         return ()
-    items = list(tree)
-    while len(items) == 1 and items[0][0] == parser.SUBPATTERN:
-        _, add_flags, _, sub = items[0][1]
-        if add_flags & re.IGNORECASE:
+    found = []
+    for branch in branches:
+        best = _longest_run(branch)
+        if len(best) < MIN_LITERAL:
             return ()
-        items = list(sub)
-    if len(items) == 1 and items[0][0] == parser.BRANCH:
-        found = []
-        for branch in items[0][1][1]:
-            best = _longest_run(list(branch), parser)
-            if len(best) < MIN_LITERAL:
-                return ()
-            found.append(best)
-        return tuple(dict.fromkeys(found))
-    best = _longest_run(items, parser)
-    return (best,) if len(best) >= MIN_LITERAL else ()
+        found.append(best)
+    return tuple(dict.fromkeys(found))
 
 
-def _longest_run(items: list, parser) -> bytes:
+class _Unknown(Exception):
+    """Syntax the literal extractor does not model: no pre-filter."""
+
+
+_OTHER = object()          # an atom that is not one known literal character
+_QUANT = object()          # a quantifier: the atom before it may be absent or repeated
+_OPEN, _CLOSE, _BAR = object(), object(), object()     # "(" ")" "|" as syntax, not as literal chars
+
+
+def _top_branches(pattern: str) -> list[list]:
+    """The top-level alternation's branches, each a list of atoms (str of one char, _OTHER, _QUANT)."""
+    tokens = list(_tokens(pattern))
+    while tokens and tokens[0] is _OPEN and _closing(tokens, 0) == len(tokens) - 1:
+        tokens = tokens[1:-1]             # the whole pattern in one group: look inside
+    branches, cur, depth = [], [], 0
+    for tok in tokens:
+        if tok is _OPEN:
+            depth += 1
+            cur.append(_OTHER)
+        elif tok is _CLOSE:
+            depth -= 1
+        elif depth:
+            continue
+        elif tok is _BAR:
+            branches.append(cur)
+            cur = []
+        else:
+            cur.append(tok)
+    branches.append(cur)
+    return branches
+
+
+def _closing(tokens: list, i: int) -> int:
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j] is _OPEN:
+            depth += 1
+        elif tokens[j] is _CLOSE:
+            depth -= 1
+            if depth == 0:
+                return j
+    raise _Unknown("unbalanced")
+
+
+def _tokens(p: str):
+    """RE2 syntax as atoms: one literal char (str), _OTHER, _QUANT, _OPEN, _CLOSE, _BAR."""
+    i, n = 0, len(p)
+    while i < n:
+        c = p[i]
+        if c == "\\":
+            if i + 1 >= n:
+                raise _Unknown("trailing backslash")
+            d = p[i + 1]
+            if d.isascii() and not d.isalnum():
+                yield d                    # escaped punctuation: itself
+                i += 2
+                continue
+            if d in "QEC" or d == "x" or d.isdigit():
+                raise _Unknown(f"\\{d}")   # literal text, bytes, hex, octal: not modelled
+            if d in "pP":
+                i += 3 if i + 2 < n and p[i + 2] != "{" else (p.index("}", i) + 1 if "}" in p[i:] else n)
+            else:
+                i += 2                     # \d \w \s \b \A \z \n \t ... : not a literal char
+            yield _OTHER
+        elif c == "[":
+            i = _class_end(p, i)
+            yield _OTHER
+        elif c == "(":
+            if p.startswith("(?", i):
+                if p.startswith("(?P<", i) or p.startswith("(?<", i):
+                    close = p.find(">", i)
+                    if close < 0:
+                        raise _Unknown("group name")
+                    i = close + 1
+                elif p.startswith("(?:", i):
+                    i += 3
+                else:
+                    raise _Unknown("flags")  # (?i) (?s) (?U) (?i:...): may change what matches
+            else:
+                i += 1
+            yield _OPEN
+        elif c in ")|":
+            i += 1
+            yield _CLOSE if c == ")" else _BAR
+        elif c in "*+?":
+            i += 1
+            if i < n and p[i] == "?":
+                i += 1
+            yield _QUANT
+        elif c == "{":
+            m = re.match(r"\{(\d+)(,(\d*))?\}\??", p[i:])
+            if m:                           # a repetition (possibly {0}): as a quantifier
+                i += m.end()
+                yield _QUANT
+            else:                           # RE2 takes a bad repetition as the literal "{"
+                i += 1
+                yield _OTHER
+        elif c in ".^$":
+            i += 1
+            yield _OTHER
+        else:
+            i += 1
+            yield c
+
+
+def _class_end(p: str, i: int) -> int:
+    """The index after the ``]`` that closes the class opened at ``p[i]``."""
+    j = i + 1
+    if j < len(p) and p[j] == "^":
+        j += 1
+    if j < len(p) and p[j] == "]":
+        j += 1                              # a leading ] is a member
+    while j < len(p):
+        if p[j] == "\\":
+            j += 2
+        elif p.startswith("[:", j):
+            close = p.find(":]", j + 2)
+            if close < 0:
+                raise _Unknown("class")
+            j = close + 2
+        elif p[j] == "]":
+            return j + 1
+        else:
+            j += 1
+    raise _Unknown("unclosed class")
+
+
+def _longest_run(atoms: list) -> bytes:
+    """The longest run of literal characters that every match of ``atoms`` contains."""
     best, run = b"", []
-    for op, av in items + [(None, None)]:
-        if op == parser.LITERAL:
-            run.append(chr(av))
+    for atom in atoms + [_OTHER]:
+        if atom is _QUANT:                  # the char before may be absent: it ends the run
+            if run:
+                run.pop()
+            atom = _OTHER
+        if isinstance(atom, str):
+            run.append(atom)
             continue
         text = "".join(run).encode()
         if len(text) > len(best):

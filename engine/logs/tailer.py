@@ -4,9 +4,12 @@ One :meth:`Tailer.poll_once` reads what is new in every followed file (a
 bounded amount per file, so heartbeats and checkpoints keep flowing), runs
 the rules over it, turns hits into alert events and appends them to the
 sinks. At most every ``checkpoint_interval`` seconds, and at stop, it makes
-the sinks durable and *then* checkpoints the offsets and open alert groups
-(:mod:`engine.logs.checkpoint`): after a kill -9 nothing is lost, and events
-are repeated only for lines read after the last checkpoint.
+the sinks durable and *then* checkpoints the file ledgers and open alert groups
+(:mod:`engine.logs.checkpoint`): after a kill -9 nothing is lost, and the lines
+read again after the last checkpoint give the same events (same ids), which
+the idempotent sinks do not write twice (:mod:`engine.logs.sinks`).
+Intervals (checkpoint, discovery) use the monotonic clock: a wall-clock step
+changes neither.
 """
 from __future__ import annotations
 
@@ -16,9 +19,7 @@ import os
 import re
 import time
 
-import orjson
-
-from engine.logs import checkpoint, parse, store
+from engine.logs import checkpoint, parse
 from engine.logs.alertmanager import Client, Spool
 from engine.logs.alerts import Grouper
 from engine.logs.follow import ROTATED_RE, FileStream, Stats
@@ -31,50 +32,19 @@ BAD_LOG_EVERY = 60.0
 ROTATED = re.compile(ROTATED_RE + r"$|\.zst$")
 
 
-REPLAY_TAIL_BYTES = 16 << 20
-
-
-def _replay_key(event: dict) -> tuple:
-    return (event["event"], event["rule"], event.get("file_id"), event["offset"], event["count"])
-
-
-def written_since(data_dir, t: float) -> set:
-    """Keys of the events the alert log got at or after ``t`` (its last 16 MiB,
-    across its rotation to ``.1``)."""
-    keys, budget = set(), REPLAY_TAIL_BYTES
-    for path in reversed(store.log_paths(data_dir)):          # the newest file first
-        try:
-            with open(path, "rb") as fh:
-                size = fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, size - budget))
-                tail = fh.read()
-        except OSError:
-            continue
-        budget -= len(tail)
-        for raw in tail.split(b"\n"):
-            try:
-                rec = orjson.loads(raw)
-                if rec["t"] >= t:
-                    keys.add(_replay_key(rec))
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                continue
-        if budget <= 0:
-            break
-    return keys
-
-
 class Tailer:
     def __init__(self, section, data_dir, *, host: str | None = None, rules: RuleSet | None = None,
-                 log: logging.Logger | None = None, clock=time.time):
+                 log: logging.Logger | None = None, clock=time.time, mono=time.monotonic):
         self.sec = section
         self.data_dir = data_dir
         self.log = log or logging.getLogger("engine.ob_logtailer")
         self.clock = clock
+        self.mono = mono
         self.rules = rules if rules is not None else load_rules(section.rules or None)
         self.stats = Stats()
         self.streams: dict[str, FileStream] = {}
         self.matchers: dict[str, parse.Matcher] = {}
-        self.grouper = Grouper(host or section.host or None, clock=clock)
+        self.grouper = Grouper(host or section.host or None, clock=clock, mono=mono)
         spool = Spool(data_dir) if section.alertmanager_url else None
         self.sinks = Sinks(AlertLog(data_dir), spool)
         self.client = Client(section.alertmanager_url, spool, section.alertmanager_batch,
@@ -84,23 +54,17 @@ class Tailer:
         self.fired: dict[tuple[str, str], int] = {}
         self.lag_seconds: dict[str, float] = {}
         self._saved: dict | None = None
-        self._last_checkpoint = 0.0
-        self._last_discover = 0.0
+        self._last_checkpoint = -1e18
+        self._last_discover = -1e18
         self._first_start = True
-        self._dirty = False
-        self._replay: set = set()        # events already written after the last checkpoint
-        self.replayed = 0                  # ... recognised and not written again
+        self._dirty = True                 # the first poll checkpoints, files or not
         self._bad_logged: dict = {}
-        self._bad_log_at = 0.0
+        self._bad_log_at = -1e18
 
-    def _replayed(self, event: dict) -> bool:
-        """Written before a kill -9, after the checkpoint: not written again."""
-        key = _replay_key(event)
-        if key in self._replay:
-            self._replay.discard(key)
-            self.replayed += 1
-            return True
-        return False
+    @property
+    def replayed(self) -> int:
+        """Events recognised as written already (lines read again after a restart)."""
+        return self.sinks.repeated
 
     # ------------------------------------------------------------ start
     def start(self) -> None:
@@ -115,16 +79,15 @@ class Tailer:
             self._first_start = False
             self._saved = saved["streams"]
             self.grouper.restore(saved.get("groups"))
-            self._replay = written_since(self.data_dir, saved.get("t", 0))
         self.discover()
 
     def discover(self) -> None:
         """Streams for the configured names and globs (rotated and .zst names excluded)."""
-        self._last_discover = time.monotonic()
+        self._last_discover = self.mono()
         for name in self._names():
             if name in self.streams:
                 continue
-            stream = FileStream(self.sec.log_dir, name, self.sec.max_line_bytes, self.stats)
+            stream = FileStream(self.sec.log_dir, name, self.sec.max_line_bytes, self.stats, mono=self.mono)
             pos = (self._saved or {}).get(name)
             if pos is not None:
                 stream.resume(pos)
@@ -156,16 +119,19 @@ class Tailer:
     # ------------------------------------------------------------ the loop
     def poll_once(self) -> bool:
         """One pass over every file; True if there was anything to read."""
-        if time.monotonic() - self._last_discover >= DISCOVER_EVERY:
+        if self.mono() - self._last_discover >= DISCOVER_EVERY:
             self.discover()
         busy, events = False, []
         for stream in self.streams.values():
             busy |= self._drain(stream, events)
         events += self.grouper.expire()
-        self.sinks.write(events)
+        for ev in self.sinks.write(events):
+            if ev["event"] == "fire":
+                key = (ev["rule"], ev["severity"])
+                self.fired[key] = self.fired.get(key, 0) + 1
         if events or busy:
             self._dirty = True
-        if self.clock() - self._last_checkpoint >= self.sec.checkpoint_interval:
+        if self.mono() - self._last_checkpoint >= self.sec.checkpoint_interval:
             self.checkpoint()
         if self.client is not None:
             self.client.pump()
@@ -174,12 +140,12 @@ class Tailer:
 
     def _log_bad_input(self) -> None:
         """What went wrong since the last report, at most once a minute."""
-        if self.stats.bad == self._bad_logged or time.monotonic() - self._bad_log_at < BAD_LOG_EVERY:
+        if self.stats.bad == self._bad_logged or self.mono() - self._bad_log_at < BAD_LOG_EVERY:
             return
         delta = {k: v - self._bad_logged.get(k, 0) for k, v in self.stats.bad.items()
                  if v != self._bad_logged.get(k, 0)}
         self.log.warning("bad input: %s", ", ".join(f"{k} +{v}" for k, v in sorted(delta.items())))
-        self._bad_logged, self._bad_log_at = dict(self.stats.bad), time.monotonic()
+        self._bad_logged, self._bad_log_at = dict(self.stats.bad), self.mono()
 
     def _drain(self, stream: FileStream, events: list) -> bool:
         read, busy = 0, False
@@ -205,14 +171,8 @@ class Tailer:
         for rule, s, e, header, captures in hits:
             key = (rule.id, rule.severity)
             self.matches[key] = self.matches.get(key, 0) + 1
-            new = self.grouper.observe(rule, bytes(buf[s:e]), stream.current, base + s, stream.log_type,
-                                       header, captures, f"{stream.dev}:{stream.ino}")
-            for ev in new:
-                if self._replay and self._replayed(ev):
-                    continue
-                if ev["event"] == "fire":
-                    self.fired[key] = self.fired.get(key, 0) + 1
-                events.append(ev)
+            events += self.grouper.observe(rule, bytes(buf[s:e]), stream.current, base + s, stream.log_type,
+                                           header, captures, stream.line_id(base + e + 1))
         if last is not None and last is not stream.prev_header:
             head = parse.parse_header(last)
             if head is not None:
@@ -221,15 +181,12 @@ class Tailer:
 
     def checkpoint(self) -> None:
         """Make the alerts durable, then record the offsets that produced them."""
-        self._last_checkpoint = self.clock()
-        positions = {n: {**s.position(), "t": self._last_checkpoint} for n, s in self.streams.items()
-                     if s.fd is not None or s.current}
-        if not self._dirty and positions.keys() == (self._saved or {}).keys() and \
-                all(positions[n]["offset"] == self._saved[n].get("offset") and
-                    positions[n]["ino"] == self._saved[n].get("ino") for n in positions):
+        self._last_checkpoint = self.mono()
+        positions = {n: s.position() for n, s in self.streams.items()}
+        if not self._dirty and positions == self._saved:
             return
         self.sinks.sync()
-        checkpoint.save(self.data_dir, positions, self.grouper.state(), self._last_checkpoint)
+        checkpoint.save(self.data_dir, positions, self.grouper.state(), self.clock())
         self._saved, self._dirty = positions, False
 
     def close(self) -> None:
