@@ -247,3 +247,46 @@ def test_concurrent_pushes_do_not_collide(tmp_path, monkeypatch):
     assert errors == []
     assert path.read_text() in texts and (tmp_path / "agent.toml.prev").read_text() in texts + [first]
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["agent.toml", "agent.toml.prev"]
+
+
+# ---------------------------------------------------------------- issue 12: a push cannot lock the server out
+
+@pytest.mark.integration
+def test_a_push_pos_proxy_could_not_start_with_is_refused(agent, tmp_path):
+    """Issue 12: missing tls files, file_roots = [1], audit_log = "" were accepted (200) and
+    pos_proxy then exited six times in 4 s. The push is checked by the code the worker runs."""
+    before = agent["path"].read_text()
+    base = config_text(agent["home"], agent["port"], agent["secret"])
+    cases = {"tls_cert": f'tls_cert = "{tmp_path}/no-cert.pem"\ntls_key = "{tmp_path}/no-key.pem"\n',
+             "file_roots": "file_roots = [1]\n", "file_roots[0]": f'file_roots = ["{tmp_path}/nope"]\n',
+             "audit_log": 'audit_log = ""\n'}
+    bad = tmp_path / "bad.toml"
+    for key, lines in cases.items():
+        bad.write_text(base.replace("[workers.pos_proxy]\n", "[workers.pos_proxy]\n" + lines))
+        refused = remote(agent, "agent/config/push", f"config=@{bad}")[0]
+        assert refused["status"] == 400 and refused["error"]["code"] == "bad_config", (key, refused)
+        assert f"workers.pos_proxy.{key}" in refused["error"]["message"], refused
+    assert agent["path"].read_text() == before
+    assert _ready(remote(agent, "agent/status")[0])
+
+
+@pytest.mark.integration
+def test_a_push_whose_pos_proxy_does_not_come_up_is_taken_back(agent, tmp_path):
+    """What no check can foresee (here: the new port is taken): the new pos_proxy fails to
+    start, puts the previous config back by itself and the agent comes back as it was."""
+    before = agent["path"].read_text()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        new = tmp_path / "new.toml"
+        new.write_text(config_text(agent["home"], taken.getsockname()[1], agent["secret"]))
+        pushed = remote(agent, "agent/config/push", f"config=@{new}")[0]
+        assert pushed["successful"] and "pos_proxy" in pushed["data"]["restarted"], pushed
+        wait_for(lambda: agent["path"].read_text() == before, what="the previous config restored")
+        wait_for(lambda: _ready(remote(agent, "agent/status")[0]), what="pos_proxy back on its old port")
+        assert (tmp_path / "agent.toml.failed").read_text() == new.read_text()
+        assert not (agent["home"] / "run" / "pos_proxy_push.json").exists()
+        assert remote(agent, "time")[0]["successful"]
+    finally:
+        taken.close()

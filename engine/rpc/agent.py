@@ -15,10 +15,8 @@ reload; if the supervisor refuses the reload, the previous file is put back.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import tempfile
 import threading
 import time
 import tomllib
@@ -27,8 +25,7 @@ from pathlib import Path
 from engine import __version__, config as config_mod
 from engine.control import Client
 from engine.errors import ConfigError, ControlError, NotRunning
-from engine.rpc import RpcError, bad_request
-from engine.rpc.commands import parse_allowlist
+from engine.rpc import RpcError, bad_request, push
 from engine.rpc.params import get_list, get_str, only
 from engine.rpc.server import inline
 
@@ -121,17 +118,25 @@ class Agent:
             return self._write_and_reload(target, text, reload)
 
     def _write_and_reload(self, target: Path, text: str, reload: bool) -> dict:
-        prev = write_atomically(target, text.encode())
+        home = self.config.home
+        # with a reload, the next pos_proxy confirms the push, or takes it back (engine.rpc.push)
+        prev = push.write_atomically(target, text.encode(),
+                                     before=(lambda: push.begin(home, target)) if reload else None)
         if not reload:
             return {"written": str(target), "reloaded": False}
         try:
             answer = self.control.call("reload")
         except NotRunning as exc:
+            push.confirm(home)
             return {"written": str(target), "reloaded": False, "note": str(exc)}
         except (ControlError, OSError) as exc:
-            write_atomically(target, prev, keep_prev=False)
+            push.write_atomically(target, prev, keep_prev=False)
+            push.confirm(home)
             raise RpcError(409, "reload_refused", f"{exc}; the previous config file was restored") from None
-        return {"written": str(target), "reloaded": True, "restarted": answer.get("restarted", [])}
+        restarted = answer.get("restarted", [])
+        if "pos_proxy" not in restarted:
+            push.confirm(home)              # this pos_proxy goes on: nothing to wait for
+        return {"written": str(target), "reloaded": True, "restarted": restarted}
 
     def validate(self, text: str) -> config_mod.AgentConfig:
         """The pushed config, parsed as the supervisor will; RpcError 400 with the reason if bad."""
@@ -142,51 +147,15 @@ class Agent:
             raise RpcError(400, "bad_config", f"<pushed>: TOML syntax: {exc}") from None
         except ConfigError as exc:
             raise RpcError(400, "bad_config", str(exc)) from None
-        sec = new.workers.pos_proxy
+        from engine.rpc import app          # app wires this module in: imported when first needed
         try:
-            parse_allowlist(sec.commands, sec.max_output_bytes)
-        except ValueError as exc:
-            raise RpcError(400, "bad_config", f"<pushed>: workers.pos_proxy.{exc}") from None
-        try:
-            secret = config_mod.read_secret(sec.secret_file, sec.secret_env, what="workers.pos_proxy.secret")
+            secret = app.prepare(new, pushed=True)["secret"]
         except ConfigError as exc:
             raise RpcError(400, "bad_config", str(exc)) from None
         if not secret:
             raise RpcError(400, "bad_config", "<pushed>: workers.pos_proxy: no secret could be read "
                            "(secret_file / secret_env): pos_proxy would lock every caller out")
         return new
-
-
-def write_atomically(target: Path, data: bytes, *, keep_prev: bool = True) -> bytes:
-    """Replace ``target`` with ``data`` (same mode); returns the previous content, kept as
-    ``<target>.prev`` (same mode too) unless ``keep_prev`` is false (putting it back)."""
-    prev = target.read_bytes() if target.exists() else b""
-    mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
-    if prev and keep_prev:
-        _replace(target.with_name(target.name + ".prev"), prev, mode)
-    _replace(target, data, mode)
-    dfd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-    return prev
-
-
-def _replace(path: Path, data: bytes, mode: int) -> None:
-    """``path`` holds ``data`` with ``mode``, or (after a crash) its old content: never a torn file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)   # 0600, ours alone
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)      # not the umask's idea
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _is_file(source: str) -> bool:

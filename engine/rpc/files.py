@@ -53,8 +53,8 @@ def check_roots(roots, *, must_exist: bool) -> list[str]:
 
 
 class Files:
-    def __init__(self, roots: list[str], max_output_bytes: int, call_timeout: float):
-        self.roots = [Path(os.path.realpath(r)) for r in check_roots(roots, must_exist=False)]
+    def __init__(self, roots: list[str], max_output_bytes: int, call_timeout: float, *, must_exist: bool = False):
+        self.roots = [Path(os.path.realpath(r)) for r in check_roots(roots, must_exist=must_exist)]
         self.max_bytes = max(1024, max_output_bytes // 2)   # room for JSON escaping
         self.call_timeout = call_timeout
 

@@ -1,6 +1,8 @@
 """pos_proxy (port 62888): the authenticated RPC the management server runs the host through.
 
-Thin: builds the server (:func:`engine.rpc.app.build`), binds, says ready,
+Thin: builds the server (:func:`engine.rpc.app.build`), binds, says ready
+(confirming a pushed config; one it cannot come up with is taken back,
+:mod:`engine.rpc.push`),
 heartbeats its counters every second and closes once asked to stop. Without a
 secret it still serves the health check and reports ``waiting for config``.
 """
@@ -13,7 +15,9 @@ import time
 import orjson
 
 from engine import states
-from engine.rpc import app
+from engine.control import Client
+from engine.errors import ConfigError
+from engine.rpc import app, push
 
 HEARTBEAT = 1.0
 PUBLISH_EVERY = 5          # heartbeats between two metric snapshots for ocp_exporter
@@ -28,8 +32,14 @@ def main(ctx) -> None:
 
 
 async def _serve(ctx) -> None:
-    server = app.build(ctx.config)
-    port = await server.start()
+    try:
+        server = app.build(ctx.config)
+        port = await server.start()
+    except (ConfigError, OSError) as exc:     # cannot come up: a push not yet confirmed is taken back
+        home = ctx.config.home
+        push.restore_if_pending(home, str(exc), lambda: Client(home / "run", timeout=10.0).call("reload"))
+        raise
+    push.confirm(ctx.config.home)
     ctx.log.info("pos_proxy listening on %s:%d%s", ctx.section.bind, port,
                  " (TLS)" if server.ssl_context else "")
     if server.auth is None:
