@@ -70,6 +70,17 @@ def _fresh(admin, name: str) -> str:
     return name
 
 
+def _timed_threads(work, hosts: int) -> float:
+    """Wall time of ``work(h)`` for every host at once, one thread per host (as agents ship)."""
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(h,)) for h in range(hosts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def upserts(server, admin, hosts: int, intervals: int, statements: int, run_id: list) -> float:
     """rows/s of ``hosts`` threads applying their batches through the exactly-once path."""
     run_id[0] += 1
@@ -85,13 +96,7 @@ def upserts(server, admin, hosts: int, intervals: int, statements: int, run_id: 
         for seq, batch in enumerate(work[h], 1):
             centrals[h].apply(f"host-{h}/bench", f"host-{h}", [(seq, "stat", batch)])
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=ship, args=(h,)) for h in range(hosts)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.perf_counter() - t0
+    took = _timed_threads(ship, hosts)
     for c in centrals:
         c.close()
     return hosts * intervals * statements / took
@@ -126,13 +131,7 @@ def plain_inserts(server, admin, hosts: int, intervals: int, statements: int, ru
                 cur.executemany(sql, [tuple(r) for r in batch])
             conn.commit()
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=ship, args=(h,)) for h in range(hosts)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.perf_counter() - t0
+    took = _timed_threads(ship, hosts)
     for c in centrals + [c0]:
         c.close()
     return hosts * intervals * statements / took
