@@ -41,3 +41,15 @@ def test_ob_up_drops_during_a_stall_long_before_the_read_timeout(tmp_path):
         wait_for(lambda: ob_up(exporter.collect()) == 1, what="up again after the stall")
         thread.join(30)
         exporter.db.close()
+
+
+@pytest.mark.parametrize("interval, read_timeout, expected", [(0.3, 30.0, 5.0), (15.0, 30.0, 15.0),
+                                                                (60.0, 30.0, 30.0), (0.3, 2.0, 2.0)])
+def test_the_exporter_waits_one_interval_but_never_less_than_five_seconds(interval, read_timeout, expected):
+    """A short interval does not cut a query that is merely slow (CI lost every collection at 0.3 s);
+    a long one does not stretch past ``ob.read_timeout``."""
+    cfg = config.from_dict({"ob": {"host": "127.0.0.1", "read_timeout": read_timeout},
+                            "workers": {"ocp_exporter": {"interval": interval}}})
+    ob = ocp_exporter.connection(cfg).ob
+    assert ob.read_timeout == expected
+    assert ob.connect_timeout == min(max(interval, 5.0), cfg.ob.connect_timeout)

@@ -195,16 +195,24 @@ def main(ctx) -> None:
             db.close()
 
 
+MIN_READ_WAIT = 5.0     # seconds: see connection()
+
+
 def connection(config) -> ObConnection:
-    """The exporter's OBServer connection: no wait longer than one interval.
+    """The exporter's OBServer connection: no wait longer than one interval, nor shorter than 5 s.
 
     A stalled OBServer (stopped, black-holed) must show as ``ob_up 0`` at the
     next collection, not after ``ob.read_timeout`` (30 s) plus an interval;
-    obstat2 keeps the configured timeouts for its long audit reads.
+    obstat2 keeps the configured timeouts for its long audit reads. The floor
+    keeps a short interval from cutting a query that is merely slow on a busy
+    host (a GROUP BY over 200,000 sessions took over 0.3 s on a loaded CI
+    machine and every collection failed): a cut read loses the connection and
+    with it every view of that collection.
     """
     sec = config.workers.ocp_exporter
-    ob = dataclasses.replace(config.ob, read_timeout=min(config.ob.read_timeout, sec.interval),
-                             connect_timeout=min(config.ob.connect_timeout, sec.interval))
+    bound = max(sec.interval, MIN_READ_WAIT)
+    ob = dataclasses.replace(config.ob, read_timeout=min(config.ob.read_timeout, bound),
+                             connect_timeout=min(config.ob.connect_timeout, bound))
     return ObConnection.from_config(dataclasses.replace(config, ob=ob))
 
 
