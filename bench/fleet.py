@@ -59,7 +59,7 @@ def _batches(host: int, intervals: int, statements: int) -> list[list]:
 
 def _central(url: str):
     from engine.monitordb.central import Central, parse_url
-    from engine.ob.mariadb import PASSWORD
+    from engine.testbed.mariadb import PASSWORD
     return Central(parse_url(url, PASSWORD), read_timeout=600)
 
 
@@ -164,8 +164,8 @@ def exactness(central_server, base: str, quick: bool) -> bool:
     """Three agents, a real workload, the central sums against an SQL GROUP BY over the audit."""
     from engine import config, monitordb
     from engine.monitordb import query
-    from engine.ob import mariadb
-    from engine.ob.workload import Workload, Writer
+    from engine.testbed import mariadb
+    from engine.testbed.workload import Workload, Writer
     from engine.topsql.collector import Collector
     servers = (("10.0.0.1", 2882), ("10.0.0.2", 2882), ("10.0.0.3", 2882))
     ob = mariadb.start(os.path.join(base, "ob"))
@@ -207,7 +207,7 @@ def exactness(central_server, base: str, quick: bool) -> bool:
 
 
 def run(quick: bool = False) -> dict:
-    from engine.ob import mariadb
+    from engine.testbed import mariadb
     base = tempfile.mkdtemp(prefix="bench_fleet_")
     server = mariadb.start(os.path.join(base, "central"), durable=True)
     os.environ["OCP_AGENT_MONITORDB_PASSWORD"] = server.password

@@ -60,7 +60,7 @@ class _MemoryWriter:
 
 def make_rows(n: int, n_sql: int = 3000) -> list[tuple]:
     """``n`` audit rows (COLUMNS order, as pymysql returns them) over ``n_sql`` SQL_IDs."""
-    from engine.ob.workload import Workload
+    from engine.testbed.workload import Workload
     writer = _MemoryWriter()
     wl = Workload(writer, audit_capacity=10 ** 9, n_sql=n_sql)
     wl.step(min(n, 30_000))
@@ -234,7 +234,7 @@ def _polars_group_by(frame):
 
 def _fill(server, rows: int, servers, tenants, generated: int = 10_000) -> int:
     """``generated`` workload rows, then copied in SQL (ids shifted per slice) up to ``rows``."""
-    from engine.ob.workload import AUDIT_COLUMNS, Workload, Writer
+    from engine.testbed.workload import AUDIT_COLUMNS, Workload, Writer
     conn = server.connect()
     wl = Workload(Writer(conn), servers=servers, tenants=tenants, audit_capacity=10 ** 9)
     wl.step(min(rows, generated))
@@ -333,7 +333,7 @@ def bench_end_to_end(server, quick: bool, n_rounds: int) -> tuple[dict, dict, in
 def bench_cycle(server, home: str, quick: bool) -> dict:
     """CPU of one cycle over ``seconds`` of a 10,000 rows/s workload, as % of one core."""
     from engine import config
-    from engine.ob.mariadb import PASSWORD
+    from engine.testbed.mariadb import PASSWORD
     from engine.topsql.collector import Collector
     seconds = 2 if quick else 10
     with server.connect() as conn, conn.cursor() as cur:
@@ -360,7 +360,7 @@ def bench_cycle(server, home: str, quick: bool) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    from engine.ob import mariadb
+    from engine.testbed import mariadb
     n_rounds = 1 if quick else 5
     agg, groups = bench_aggregation(quick, n_rounds)
     ids_curve = sql_id_curve(quick)

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import need_binary
 from engine import config, ipc, states
-from engine.ob import schema
+from engine.testbed import schema
 from engine.runtime import WorkerContext, read_status
 from engine.workers import node_exporter, ocp_exporter
 from test_collectors import promtool_problems

@@ -7,7 +7,7 @@ import pytest
 from engine import config, monitordb
 from engine.cli import main as cli
 from engine.logs.sinks import AlertLog, Sinks
-from engine.ob.workload import Workload, Writer
+from engine.testbed.workload import Workload, Writer
 from engine.topsql.collector import Collector
 from test_monitordb_fleet import SERVERS, agent, truth
 

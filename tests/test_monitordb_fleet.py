@@ -11,7 +11,7 @@ import pytest
 
 from engine import config, monitordb
 from engine.monitordb import query
-from engine.ob.workload import Workload, Writer
+from engine.testbed.workload import Workload, Writer
 from engine.topsql.collector import Collector
 from conftest import wait_for
 

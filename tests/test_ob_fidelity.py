@@ -23,7 +23,7 @@ from engine import config
 from engine.config import ObSection
 from engine.ob import catalogue, inventory, metrics, views
 from engine.ob.connection import ObConnection, ObError
-from engine.ob.workload import Workload, Writer
+from engine.testbed.workload import Workload, Writer
 
 ROOT = Path(__file__).resolve().parents[1]
 DIALECT = "mysql, normalization_strategy = lowercase"

@@ -3,8 +3,8 @@ import sqlite3
 
 import pytest
 
-from engine.ob import schema
-from engine.ob.workload import ERRORS, Workload, Writer
+from engine.testbed import schema
+from engine.testbed.workload import ERRORS, Workload, Writer
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_total_memstore_is_active_plus_64_mib_and_stays_under_the_alert_threshol
 
 def test_sysstat_ids_are_oceanbases(db):
     """30005-30011 transactions, 40010-40012 local/remote/distributed, 40018/40019 other, class 32 for 1300xx."""
-    from engine.ob.sysstat_catalog import STATS
+    from engine.testbed.sysstat_catalog import STATS
     wl = make(db, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),), fail_rate=0.2, inner_rate=0.2)
     wl.step(2000)
     wl.refresh_views()

@@ -11,7 +11,7 @@ import pytest
 
 from engine import config
 from engine.ob import connection as obc
-from engine.ob.workload import Workload, Writer
+from engine.testbed.workload import Workload, Writer
 from engine.topsql.collector import Collector
 from conftest import wait_for
 
@@ -347,7 +347,7 @@ def test_wrong_password_and_missing_view_are_typed_and_retried(env, tmp_path, mo
 
 
 def test_malformed_values(env, tmp_path):
-    from engine.ob.workload import AUDIT_COLUMNS
+    from engine.testbed.workload import AUDIT_COLUMNS
     wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),))
     wl.step(100)
     with env.connect() as conn, conn.cursor() as cur:

@@ -8,7 +8,7 @@ import pytest
 
 from engine import config, ipc, states
 from engine.cli import main as cli
-from engine.ob.workload import Workload, Writer
+from engine.testbed.workload import Workload, Writer
 from engine.runtime import WorkerContext, read_status
 from engine.workers import obstat2
 

@@ -9,7 +9,7 @@ import pytest
 
 from engine import config, ipc, states
 from engine.logs import store
-from engine.ob.workload import Workload, Writer
+from engine.testbed.workload import Workload, Writer
 from engine.runtime import WorkerContext, read_status
 from engine.workers import ob_logtailer, obstat2
 from conftest import wait_for

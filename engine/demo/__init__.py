@@ -1,4 +1,4 @@
 """The embedded demo's simulated OBServer: a MySQL-protocol server over SQLite
 (:mod:`~engine.demo.mysqld`), synthetic observer logs with rotation
 (:mod:`~engine.demo.oblog`), and :mod:`~engine.demo.simulator` tying them to
-the workload generator of :mod:`engine.ob`."""
+the workload generator of :mod:`engine.testbed`."""

@@ -5,7 +5,7 @@
 - a MySQL-protocol server on 127.0.0.1 (an ephemeral port unless given),
   user ``root@sys`` with a random password (``sim.password``), serving the
   OB 4.x views from ``<workdir>/ob.sqlite3``;
-- a workload thread that fills them with :class:`engine.ob.workload.Workload`
+- a workload thread that fills them with :class:`engine.testbed.workload.Workload`
   (audit rows every second, the small views every few seconds, a share of the
   plan cache evicted now and then), through its own SQLite connection;
 - synthetic observer/rootservice/election logs (and ``.wf``) in
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from engine.demo import oblog, views
 from engine.demo.mysqld import MiniMySQL, connect_sqlite
-from engine.ob.workload import Workload, Writer
+from engine.testbed.workload import Workload, Writer
 
 log = logging.getLogger("engine.demo")
 

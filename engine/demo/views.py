@@ -3,7 +3,7 @@
 Every view an OceanBase 4.x server has in the catalogue (the agent's whole
 read set: audit, plan cache, sysstat, servers, tenants, units, memstore,
 tenant memory, memory, KV cache, process list) becomes a table, filled by the
-workload (:func:`engine.ob.sysstat_catalog.view_rows`). Adapted here, not in
+workload (:func:`engine.testbed.sysstat_catalog.view_rows`). Adapted here, not in
 engine.ob:
 
 - SQLite refuses a type name such as ``bigint(20) unsigned``: ``unsigned`` is
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from engine.ob import schema
+from engine.testbed import schema
 
 LOCAL_VIEWS = {"V$SYSSTAT": "GV$SYSSTAT", "V$OB_PLAN_CACHE_STAT": "GV$OB_PLAN_CACHE_STAT",
                "V$OB_SQL_AUDIT": "GV$OB_SQL_AUDIT", "V$OB_PLAN_CACHE_PLAN_STAT": "GV$OB_PLAN_CACHE_PLAN_STAT",

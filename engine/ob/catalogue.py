@@ -2,10 +2,10 @@
 
 This is the single source of truth for what exists on a real OBServer:
 
-- the MariaDB stand-in (:mod:`engine.ob.schema`, :mod:`engine.ob.mariadb`)
+- the MariaDB stand-in (:mod:`engine.testbed.schema`, :mod:`engine.testbed.mariadb`)
   and the demo simulator (:mod:`engine.demo.views`) create their tables from
   it, for the version they play (:func:`views_at`);
-- the workload (:mod:`engine.ob.workload`) writes only the columns a view has
+- the workload (:mod:`engine.testbed.workload`) writes only the columns a view has
   at that version;
 - ``tests/test_ob_fidelity.py`` parses every SQL text the agent sends and
   fails when it names a view or a column this catalogue does not have for

@@ -20,7 +20,7 @@ What it models (``oceanbase-facts.md`` sections 1, 2 and 6):
 - :meth:`Workload.restart_server`: the observer restarts, its audit and plan
   cache are empty and request ids start again at 0, START_SERVICE_TIME moves;
 - GV$SYSSTAT counters that grow with the work, and rows for every other view
-  the agent reads (:func:`engine.ob.sysstat_catalog.view_rows`), refreshed by
+  the agent reads (:func:`engine.testbed.sysstat_catalog.view_rows`), refreshed by
   :meth:`Workload.refresh_views`.
 
 It writes only through a :class:`Writer` (insert rows, delete by equality plus
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from engine.ob import catalogue
-from engine.ob import sysstat_catalog as stats
+from engine.testbed import sysstat_catalog as stats
 
 AUDIT = "GV$OB_SQL_AUDIT"
 PLAN_STAT = "GV$OB_PLAN_CACHE_PLAN_STAT"

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pymysql
 
-from engine.ob import catalogue, schema
+from engine.ob import catalogue
+from engine.testbed import schema
 from engine.osapi import dies_with_us
 
 USER = "monitor"
