@@ -10,7 +10,7 @@ import orjson
 
 from engine import exposition
 from engine.ob import connection, metrics
-from engine.ob.summaries import Summaries
+from engine.exporter.summaries import Summaries
 from engine.workers.ocp_exporter import OcpExporter
 from engine.config import OcpExporterSection
 

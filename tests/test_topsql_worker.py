@@ -139,7 +139,7 @@ def test_the_largest_top_n_keeps_the_health_series_in_the_exporter(tmp_path):
 
     from engine._ref.topsql import EXTRA_DEFAULTS, METRICS
     from engine.exposition import BadInput
-    from engine.ob.summaries import Summaries
+    from engine.exporter.summaries import Summaries
     from engine.topsql import summary
     from engine.topsql.store import Store
     data = tmp_path / "d"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import orjson
 
-from engine.ob.summaries import Summaries
+from engine.exporter.summaries import Summaries
 from engine.workers.pos_proxy import snapshot
 
 

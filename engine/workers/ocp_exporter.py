@@ -6,7 +6,7 @@ Every ``interval``, in a thread of its own:
    connection, each isolated; without an OBServer config the worker shows
    ``waiting for config`` and serves the rest;
 2. the monitor workers' latest summaries from the ``alerts``, ``topsql`` and
-   ``cleaner`` rings (engine/ob/summaries.py);
+   ``cleaner`` rings (engine/exporter/summaries.py);
 3. node_exporter's host part from the ``host`` board, dropped when older than
    three of its intervals (node_exporter down: no stale host series);
 
@@ -29,7 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from engine import exposition, states, textformat
 from engine.ob import metrics as ob_metrics
 from engine.ob.connection import ObConnection
-from engine.ob.summaries import Summaries
+from engine.exporter.summaries import Summaries
 
 NS = "ocp_exporter"
 EDGES = ("alerts", "topsql", "cleaner", "rpc")

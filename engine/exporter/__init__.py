@@ -1,0 +1,9 @@
+"""ocp_exporter's own logic, beside its thin worker module
+(:mod:`engine.workers.ocp_exporter`): :mod:`.summaries` keeps the latest
+full-snapshot message of each monitor worker (read from the rings;
+format in docs/CONTRIBUTING.md) and renders it as families.
+
+Elsewhere: the OB queries are :mod:`engine.ob.metrics`, the host series come
+from node_exporter's board (:mod:`engine.collectors`), and rendering and
+serving the exposition is :mod:`engine.exposition`.
+"""
