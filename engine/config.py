@@ -128,6 +128,8 @@ class NodeExporterSection:
     basic_auth_password_file: str = _f("", secret=True)
     tls_cert: str = _f("")
     tls_key: str = _f("")
+    web_config_file: str = _f("", doc="exporter-toolkit web-config.yml (node_exporter's --web.config.file): "
+                              "TLS, client certificates, bcrypt basic auth; replaces the basic_auth/tls keys")
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class OcpExporterSection:
     basic_auth_password_file: str = _f("", secret=True)
     tls_cert: str = _f("")
     tls_key: str = _f("")
+    web_config_file: str = _f("", doc="exporter-toolkit web-config.yml, as for node_exporter")
 
 
 @dataclass(frozen=True)
@@ -434,6 +437,8 @@ def check_files(cfg: AgentConfig) -> None:
         sec = cfg.worker(name)
         if not sec.enabled:
             continue
+        if sec.web_config_file:
+            _check_web_config(cfg, name, sec)
         if sec.basic_auth_user:
             if not sec.basic_auth_password_file:
                 raise ConfigError(cfg.source, f"workers.{name}.basic_auth_password_file",
@@ -449,6 +454,16 @@ def check_files(cfg: AgentConfig) -> None:
             path = Path(os.path.expanduser(getattr(sec, key)))
             if not path.is_file():
                 raise ConfigError(cfg.source, f"workers.{name}.{key}", f"{path} is not a readable file")
+
+
+def _check_web_config(cfg: AgentConfig, name: str, sec) -> None:
+    """The web-config.yml loads (YAML, keys, key pair, CA, bcrypt hashes) and is the only auth/TLS setting."""
+    from engine import webconfig
+    for key in ("basic_auth_user", "tls_cert", "tls_key"):
+        if getattr(sec, key):
+            raise ConfigError(cfg.source, f"workers.{name}.{key}",
+                              "web_config_file sets TLS and basic auth: drop this key or web_config_file")
+    webconfig.load(sec.web_config_file)
 
 
 def redacted(cfg: AgentConfig) -> dict:

@@ -207,7 +207,7 @@ class ExpositionServer:
 
     def __init__(self, *, auth: tuple[str, str] | None = None, ssl_context: ssl.SSLContext | None = None,
                  stale_after: float = 60.0, idle_timeout: float = 120.0, write_timeout: float = 30.0,
-                 request_timeout: float = 10.0, max_connections: int = 1024):
+                 request_timeout: float = 10.0, max_connections: int = 1024, web=None):
         self.snapshots: dict[bytes, Snapshot] = {}
         self.stats = ServerStats()
         self.stale_after = stale_after
@@ -217,6 +217,10 @@ class ExpositionServer:
         self.max_connections = max_connections
         self._ssl = ssl_context
         self._expected_auth = None
+        self.web = web                     # an engine.webconfig.WebConfig: TLS, bcrypt users, headers
+        self.extra_headers = b""
+        if web is not None:
+            self._ssl, self.extra_headers = web.ssl_context, web.headers
         if auth:
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             self._expected_auth = f"Basic {token}".encode()
@@ -271,7 +275,10 @@ class ExpositionServer:
                 elif not conn.paused_since and now - conn.last_active > self.idle_timeout:
                     conn.transport.close()
 
-    def authorized(self, header: bytes | None) -> bool:
+    def authorized(self, header: bytes | None) -> bool | None:
+        """True/False, or None when a bcrypt check must run first (web config users, verdict not cached)."""
+        if self.web is not None and self.web.authenticator is not None:
+            return self.web.authenticator.cached(header)
         if self._expected_auth is None:
             return True
         return header is not None and hmac.compare_digest(header, self._expected_auth)
@@ -302,10 +309,16 @@ class _Connection(asyncio.Protocol):
         self.paused_since = 0.0
         self.last_active = time.monotonic()
         self.head_started = 0.0          # when the buffered, incomplete request head began
+        self.verifying = False           # a bcrypt check of this client's credentials runs in a thread
 
     def connection_made(self, transport) -> None:
         self.transport = transport
         stats = self.server.stats
+        web = self.server.web
+        if web is not None and not web.peer_allowed(transport.get_extra_info("peercert")):
+            stats.bad_request("client_san")
+            transport.abort()
+            return
         if stats.connections >= self.server.max_connections:
             stats.bad_request("too_many_connections")
             transport.write(_simple(b"503 Service Unavailable", b"too many connections\n",
@@ -330,7 +343,8 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused_since = 0.0
-        self.transport.resume_reading()
+        if not self.verifying:
+            self.transport.resume_reading()
         self._drain()
 
     def data_received(self, data: bytes) -> None:
@@ -344,7 +358,7 @@ class _Connection(asyncio.Protocol):
 
     def _drain(self) -> None:
         """Answer every complete request head in the buffer, unless the client is not reading."""
-        while not self.paused_since and not self.transport.is_closing():
+        while not self.paused_since and not self.verifying and not self.transport.is_closing():
             end = self.buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(self.buf) > MAX_HEAD_BYTES:
@@ -389,7 +403,10 @@ class _Connection(asyncio.Protocol):
             self.server.stats.bad_request("method")
             reply = _simple(b"405 Method Not Allowed", b"GET or HEAD only\n", extra=b"Allow: GET, HEAD\r\n")
             return self._send(405, reply, method, connection)
-        if not self.server.authorized(headers.get(b"authorization")):
+        verdict = self.server.authorized(headers.get(b"authorization"))
+        if verdict is None:
+            return self._verify_later(head, headers[b"authorization"])
+        if not verdict:
             self.server.stats.bad_request("unauthorized")
             reply = _simple(b"401 Unauthorized", b"Unauthorized\n",
                             extra=b'WWW-Authenticate: Basic realm="engine exporter"\r\n')
@@ -420,12 +437,33 @@ class _Connection(asyncio.Protocol):
             return self._send(200, _simple(b"200 OK", body, b"text/html; charset=utf-8"), method, connection)
         return self._send(404, _simple(b"404 Not Found", b"not found\n"), method, connection)
 
+    def _verify_later(self, head: bytes, header: bytes) -> None:
+        """Check the credentials in a thread (bcrypt is slow), then answer this and the following requests.
+
+        The request goes back to the front of the buffer and reading pauses, so
+        the order of pipelined answers holds and no other client waits.
+        """
+        self.buf = head + b"\r\n\r\n" + self.buf
+        self.verifying = True
+        self.transport.pause_reading()
+        done = asyncio.get_running_loop().run_in_executor(None, self.server.web.authenticator.verify, header)
+        done.add_done_callback(self._verified)
+
+    def _verified(self, _future) -> None:
+        self.verifying = False
+        if self.transport.is_closing():
+            return
+        if not self.paused_since:
+            self.transport.resume_reading()
+        self._drain()
+
     def _send(self, code: int, reply: tuple[bytes, bytes], method: bytes, connection: bytes) -> None:
         """Write one response in one call, with ``Connection: <connection>`` unless empty; close after ``close``."""
         self._count(code)
         head, full = reply
-        if connection:
-            head = head[:-2] + b"Connection: " + connection + b"\r\n\r\n"
+        extra = self.server.extra_headers + (b"Connection: " + connection + b"\r\n" if connection else b"")
+        if extra:
+            head = head[:-2] + extra + b"\r\n"
             full = head + full[len(reply[0]):]
         self.transport.write(head if method == b"HEAD" else full)
         if connection == b"close":
@@ -492,8 +530,11 @@ def server_families(ns: str, server: ExpositionServer, snapshot_started: float, 
 # ---------------------------------------------------------------- the exporter loop
 
 def server_from_section(sec, what: str) -> ExpositionServer:
-    """An :class:`ExpositionServer` with the section's basic auth and TLS."""
+    """An :class:`ExpositionServer` with the section's web config (exporter-toolkit's), or its basic auth and TLS."""
     from engine.config import read_secret
+    if sec.web_config_file:
+        from engine import webconfig
+        return ExpositionServer(web=webconfig.load(sec.web_config_file), stale_after=max(3 * sec.interval, 30.0))
     auth = None
     if sec.basic_auth_user:
         password = read_secret(sec.basic_auth_password_file, "", what=f"{what}.basic_auth_password_file")
