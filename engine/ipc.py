@@ -39,6 +39,7 @@ import mmap
 import os
 import time
 
+from engine import messages
 from engine.workers import WORKERS
 
 try:
@@ -51,13 +52,10 @@ PREFIX = "ocpagent_"
 log = logging.getLogger("engine.ipc")
 LOG_EVERY = 60.0
 
-# edge name -> (producer, consumer, capacity in bytes)
+# edge name -> (producer, consumer, capacity in bytes); the edges and their
+# messages are defined in engine/messages.py
 EDGES: dict[str, tuple[str, str, int]] = {
-    "alerts": ("ob_logtailer", "ocp_exporter", 4 << 20),
-    "topsql": ("obstat2", "ocp_exporter", 8 << 20),
-    "cleaner": ("ob_cleaner", "ocp_exporter", 1 << 20),
-    "rpc": ("pos_proxy", "ocp_exporter", 1 << 20),
-}
+    name: (edge.producer, messages.CONSUMER, edge.capacity) for name, edge in messages.EDGES.items()}
 
 # board name -> (writer, size of one slot in bytes)
 BOARDS: dict[str, tuple[str, int]] = {

@@ -1,6 +1,6 @@
 """Counters since the worker started, and the metrics message for the exporter.
 
-The message is a full snapshot (docs/CONTRIBUTING.md): every series is sent
+The message is a full snapshot (:mod:`engine.messages`): every series is sent
 each time, so the exporter can keep only the latest message of kind
 ``ob_cleaner``. Counters are cumulative since this worker process started.
 """
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from engine.cleaner.policy import Target
 from engine.cleaner.run import Pass
+from engine.messages import metric, snapshot
 
-KIND = "ob_cleaner"
+EDGE = "cleaner"
 
 
 class Totals:
@@ -91,7 +92,7 @@ class Totals:
         for reason, v in self.bad_input.items():
             m.append(_metric("ob_cleaner_bad_input_total", "counter",
                              "Targets that could not be read, by reason", {"reason": reason}, v))
-        return {"kind": KIND, "t": now, "metrics": m}
+        return snapshot(EDGE, m, now)
 
 
 def _series(name: str, help_: str, values: dict) -> list:
@@ -99,8 +100,8 @@ def _series(name: str, help_: str, values: dict) -> list:
     return [_metric(name, "counter", help_, dict(zip(keys, k)), v) for k, v in sorted(values.items())]
 
 
-def _metric(name, type_, help_, labels, value) -> dict:
-    return {"name": name, "type": type_, "help": help_, "labels": labels, "value": value}
+def _metric(name, type_, help_, labels: dict, value) -> dict:
+    return metric(name, type_, help_, value, **labels)
 
 
 def _inc(d: dict, key, n: int = 1) -> None:

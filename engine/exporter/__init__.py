@@ -1,7 +1,7 @@
 """ocp_exporter's own logic, beside its thin worker module
 (:mod:`engine.workers.ocp_exporter`): :mod:`.summaries` keeps the latest
 full-snapshot message of each monitor worker (read from the rings;
-format in docs/CONTRIBUTING.md) and renders it as families.
+the messages are :mod:`engine.messages`) and renders it as families.
 
 Elsewhere: the OB queries are :mod:`engine.ob.metrics`, the host series come
 from node_exporter's board (:mod:`engine.collectors`), and rendering and

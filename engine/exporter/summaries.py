@@ -1,27 +1,26 @@
-"""The monitor workers' summaries (alerts, TopSQL, cleaner) as ocp_exporter families.
+"""The monitor workers' summaries (alerts, TopSQL, cleaner, rpc) as ocp_exporter families.
 
-Producers put one orjson message per collection on their ring (see
-docs/CONTRIBUTING.md): ``{"kind", "t", "metrics": [{"name", "type", "help",
-"labels", "value"}]}``, a *full snapshot* of that producer's series. We keep
-the latest message per ``kind``; a series the producer no longer sends is gone
-at the next collection, and a kind whose producer went silent for ``ttl``
-seconds is dropped whole (no stale series: obagent bug #59).
+Producers put one full-snapshot message per collection on their ring; its
+fields, version and size bound are :mod:`engine.messages`. We keep the latest
+message per ``kind``; a series the producer no longer sends is gone at the
+next collection, and a kind whose producer went silent for ``ttl`` seconds is
+dropped whole (no stale series: obagent bug #59).
 
-Every message and every metric in it is checked at this boundary: a bad one is
-counted by reason (``ocp_exporter_bad_input_total``) and skipped, the rest of
-the message is kept. Series per kind are capped (``max_series``) so that a
+Every message and every metric in it is checked at this boundary
+(:func:`engine.messages.decode`, :func:`engine.messages.metric_problem`,
+plus the names the exporters keep for themselves): a bad one is counted by
+reason (``ocp_exporter_bad_input_total``) and skipped, the rest of the
+message is kept. Series per kind are capped (``max_series``) so that a
 producer cannot blow up the exposition's cardinality.
 """
 from __future__ import annotations
 
-import re
 import time
 
-import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, UnknownMetricFamily
 
-NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+from engine import messages
+
 KINDS = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily,
          "untyped": UnknownMetricFamily, "unknown": UnknownMetricFamily}
 RESERVED_PREFIXES = ("node_", "ocp_exporter_", "ocp_agent_", "ob_process_")   # the exporters' own and host names
@@ -44,24 +43,23 @@ class Summaries:
         while True:
             batch = ring.get_many(max_items, 0.0)
             for record in batch:
-                self.accept(record)
+                self.accept(record, edge=edge)
             count += len(batch)
             if not batch:              # a short batch is not the end: get_many is byte-bounded
                 break
         self.received[edge] = self.received.get(edge, 0) + count
         return count
 
-    def accept(self, record: bytes, now: float | None = None) -> bool:
-        """Keep ``record`` as its kind's latest snapshot if it is a well-formed message."""
+    def accept(self, record: bytes, now: float | None = None, edge: str | None = None) -> bool:
+        """Keep ``record`` as its kind's latest snapshot if it is a well-formed message
+        (of ``edge``'s kind and size, when read from a ring)."""
         try:
-            msg = orjson.loads(record)
-        except orjson.JSONDecodeError:
-            self.bad("message_json")
+            msg = messages.decode(record, edge)
+        except messages.BadMessage as exc:
+            self.bad(exc.reason)
             return False
-        if not isinstance(msg, dict) or not isinstance(msg.get("kind"), str) or not msg["kind"] \
-                or not isinstance(msg.get("metrics"), list):
-            self.bad("message_shape")
-            return False
+        if msg.get("cut"):
+            self.bad("message_cut")           # the producer's tail did not fit the edge's bound
         metrics = [m for m in msg["metrics"][:self.max_series + 1] if self._valid(m)]
         if len(msg["metrics"]) > self.max_series:
             self.bad("too_many_series")
@@ -70,24 +68,11 @@ class Summaries:
         return True
 
     def _valid(self, m) -> bool:
-        if not isinstance(m, dict) or not isinstance(m.get("name"), str) or not NAME.match(m["name"]):
-            self.bad("metric_name")
-            return False
-        if m["name"].startswith(RESERVED_PREFIXES) or m["name"] in self.reserved:
-            self.bad("metric_name_taken")
-            return False
-        if m.get("type", "untyped") not in KINDS:
-            self.bad("metric_type")
-            return False
-        labels = m.get("labels", {})
-        if not isinstance(labels, dict) or not all(
-                isinstance(k, str) and LABEL.match(k) and not k.startswith("__") and isinstance(v, str)
-                for k, v in labels.items()):
-            self.bad("metric_labels")
-            return False
-        value = m.get("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.bad("metric_value")
+        problem = messages.metric_problem(m)
+        if problem is None and (m["name"].startswith(RESERVED_PREFIXES) or m["name"] in self.reserved):
+            problem = "metric_name_taken"
+        if problem is not None:
+            self.bad(problem)
             return False
         return True
 

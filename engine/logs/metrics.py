@@ -1,17 +1,13 @@
 """ob_logtailer's counters as the full-snapshot message on the ``alerts`` ring.
 
-Format: docs/CONTRIBUTING.md ("Messages on the rings"); ocp_exporter keeps the
-latest message per ``kind`` and renders it.
+Format: :mod:`engine.messages`; ocp_exporter keeps the latest message per
+``kind`` and renders it.
 """
 from __future__ import annotations
 
-import time
+from engine.messages import metric as _m, snapshot as _snapshot
 
-KIND = "ob_logtailer"
-
-
-def _m(name: str, kind: str, help_: str, value, **labels) -> dict:
-    return {"name": name, "type": kind, "help": help_, "labels": labels, "value": value}
+EDGE = "alerts"
 
 
 def snapshot(tailer) -> dict:
@@ -54,4 +50,4 @@ def snapshot(tailer) -> dict:
             _m("ob_logtailer_alertmanager_errors_total", "counter", "Failed Alertmanager deliveries", c.errors),
             _m("ob_logtailer_alertmanager_rejected_total", "counter", "Alerts Alertmanager refused (4xx)", c.rejected),
         ]
-    return {"kind": KIND, "t": time.time(), "metrics": out}
+    return _snapshot(EDGE, out)

@@ -8,7 +8,10 @@ eviction, resets, bad input by reason, plan-cache counts).
 """
 from __future__ import annotations
 
+from engine.messages import metric as _m, snapshot
 from engine.topsql.query import query_topsql
+
+EDGE = "topsql"
 
 PER_SQL = (
     ("obstat2_topsql_elapsed_seconds", "elapsed_sum", 1e-6, "Elapsed time of the statement in the window"),
@@ -17,10 +20,6 @@ PER_SQL = (
     ("obstat2_topsql_failures", "fail_count", 1, "Failed executions in the window"),
     ("obstat2_topsql_max_elapsed_seconds", "elapsed_max", 1e-6, "Slowest execution in the window"),
 )
-
-
-def _m(name, kind, help_, value, **labels) -> dict:
-    return {"name": name, "type": kind, "help": help_, "labels": labels, "value": value}
 
 
 def message(data_dir, sec, totals: dict, last: dict, up: bool, now: float) -> dict:
@@ -53,4 +52,4 @@ def message(data_dir, sec, totals: dict, last: dict, up: bool, now: float) -> di
                   "sql_id": row["sql_id"]}
         for name, col, scale, help_ in PER_SQL:
             metrics.append(_m(name, "gauge", help_, row[col] * scale, **labels))
-    return {"kind": "obstat2", "t": now, "metrics": metrics}
+    return snapshot(EDGE, metrics, now)

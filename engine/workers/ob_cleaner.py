@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import time
 
-import orjson
 
-from engine import states
+from engine import messages, states
 from engine.cleaner.policy import targets_from_config, writer_pid_files
 from engine.cleaner.report import Totals
 from engine.cleaner.run import clean_once
@@ -37,7 +36,7 @@ def main(ctx) -> None:
             totals.add(done)
             _report_state(ctx, done)
             next_pass = time.monotonic() + sec.interval
-        ring.put(orjson.dumps(totals.message(time.time())))
+        ring.put(messages.encode("cleaner", totals.message(time.time())))
         ctx.heartbeat(runs=totals.runs, deleted_files=sum(totals.files.values()),
                       deleted_bytes=sum(totals.bytes.values()), errors=sum(totals.errors.values()))
         wait = min(sec.publish_interval, max(0.0, next_pass - time.monotonic()))

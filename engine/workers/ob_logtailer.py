@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import time
 
-import orjson
 
-from engine import monitordb, states
+from engine import messages, monitordb, states
 from engine.errors import ConfigError
 from engine.logs import metrics
 from engine.logs.tailer import Tailer
@@ -55,7 +54,7 @@ def main(ctx):
                 ready = True
             if tailer is not None and time.monotonic() - last_publish >= PUBLISH_EVERY:
                 last_publish = time.monotonic()
-                ring.put(orjson.dumps(metrics.snapshot(tailer)))
+                ring.put(messages.encode("alerts", metrics.snapshot(tailer)))
                 _report_state(ctx, tailer)
             ctx.heartbeat(**(tailer.counters() if tailer is not None else {}))
             if not busy:

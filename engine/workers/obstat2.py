@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import time
 
-import orjson
 
-from engine import monitordb, states
+from engine import messages, monitordb, states
 from engine.errors import ConfigError
 from engine.runtime import write_error
 from engine.ob.connection import ObError
@@ -75,7 +74,8 @@ def _open(ctx):
 
 def _publish(ctx, sec, collector, ring, up: bool, cycles: int, shipper=None) -> None:
     totals = collector.store.totals()
-    ring.put(orjson.dumps(summary.message(ctx.data_dir, sec, totals, collector.last, up, time.time())))
+    ring.put(messages.encode("topsql", summary.message(ctx.data_dir, sec, totals, collector.last, up,
+                                                       time.time())))
     ctx.heartbeat(rows_fetched=totals.get("rows_fetched", 0), rows_lost=totals.get("rows_lost", 0),
                   resets=totals.get("resets", 0), cycles=cycles, **_central_counters(shipper))
 

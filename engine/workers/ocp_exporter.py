@@ -26,13 +26,13 @@ import time
 import orjson
 from prometheus_client.core import GaugeMetricFamily
 
-from engine import exposition, states, textformat
+from engine import exposition, messages, states, textformat
 from engine.ob import metrics as ob_metrics
 from engine.ob.connection import ObConnection
 from engine.exporter.summaries import Summaries
 
 NS = "ocp_exporter"
-EDGES = ("alerts", "topsql", "cleaner", "rpc")
+EDGES = tuple(messages.EDGES)                             # the rings we read
 HOST_PATH = b"/metrics/node/host"
 NODE_OB_PATH = b"/metrics/node/ob"                        # obagent: the OBServer processes on this host
 OB_PATHS = {"basic": b"/metrics/ob/basic", "extra": b"/metrics/ob/extra"}

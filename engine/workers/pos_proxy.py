@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import time
 
-import orjson
-
-from engine import states
+from engine import messages, states
 from engine.control import Client
 from engine.errors import ConfigError
 from engine.rpc import app, push
@@ -53,7 +50,7 @@ async def _serve(ctx) -> None:
             stats = server.stats()
             ctx.heartbeat(**stats)
             if beats % PUBLISH_EVERY == 0:
-                ring.put(orjson.dumps(snapshot(stats)))      # a full ring drops, never blocks
+                ring.put(messages.encode("rpc", snapshot(stats)))   # a full ring drops, never blocks
             beats += 1
             await asyncio.sleep(HEARTBEAT)
     finally:
@@ -61,16 +58,16 @@ async def _serve(ctx) -> None:
 
 
 def snapshot(stats: dict) -> dict:
-    """pos_proxy's counters as a full-snapshot ring message (docs/CONTRIBUTING.md)."""
+    """pos_proxy's counters as a full-snapshot ring message (:mod:`engine.messages`)."""
     metrics = []
     for key, value in sorted(stats.items()):
         name, _, label = key.partition(".")
         name = GAUGES.get(name, name)
         kind = "counter" if name.endswith("_total") else "gauge"
         labels = {LABEL_OF.get(name, "kind"): label} if label else {}
-        metrics.append({"name": f"pos_proxy_{name}", "type": kind, "labels": labels, "value": value,
-                        "help": f"pos_proxy {name.replace('_', ' ')}"})
-    return {"kind": "pos_proxy", "t": time.time(), "metrics": metrics}
+        metrics.append(messages.metric(f"pos_proxy_{name}", kind, f"pos_proxy {name.replace('_', ' ')}",
+                                       value, **labels))
+    return messages.snapshot("rpc", metrics)
 
 
 def _raise_fd_limit() -> None:
