@@ -36,7 +36,7 @@ STATEMENTS = 500
 
 
 def _groups(host: int, interval: int, statements: int) -> list[tuple]:
-    from engine._ref.topsql import EXTRA_DEFAULTS, METRICS
+    from engine.topsql.fields import EXTRA_DEFAULTS, METRICS
     rng = random.Random(host * 7919 + interval)
     bucket = 1_700_000_000 // 60 * 60 + interval * 60
     out = []

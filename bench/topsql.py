@@ -1,6 +1,6 @@
 """TopSQL: what an obstat2 cycle costs, from the wire to the aggregates, against what a user would write.
 
-Work: audit rows with the columns obstat2 reads (``engine._ref.topsql.COLUMNS``,
+Work: audit rows with the columns obstat2 reads (``engine.topsql.fields.COLUMNS``,
 made by the workload generator), aggregated per (minute, tenant, db, SQL_ID).
 
 1. **aggregation in memory**, same rows: ours is production's path,
@@ -35,7 +35,7 @@ import time
 
 from bench._common import (chart, curve, have_module, rate, ratio, result, rounds, spread,
                            target)
-from engine._ref.topsql import COLUMNS
+from engine.topsql.fields import COLUMNS
 
 CHUNK = 1 << 16
 

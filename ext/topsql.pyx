@@ -20,7 +20,7 @@ from cpython.list cimport PyList_GET_SIZE
 cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object, int*) except? -1
 
-from engine._ref.topsql import (COLUMNS, METRICS, ERR_CODES, ProtocolError, sample_text, sql_type,
+from engine.topsql.fields import (COLUMNS, METRICS, ERR_CODES, ProtocolError, sample_text, sql_type,
                                 fail_info)
 
 cdef enum:

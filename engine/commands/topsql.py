@@ -21,7 +21,7 @@ import orjson
 
 from engine.commands import load_config
 from engine.errors import EngineError
-from engine.topsql import PLAN_SORTABLE, SORTABLE, query_plans, query_samples, query_topsql
+from engine.topsql.query import PLAN_SORTABLE, SORTABLE, query_plans, query_samples, query_topsql
 from engine.commands._text import printable
 
 TOP_COLUMNS = (("sql_id", "SQL_ID", 32), ("tenant_id", "TENANT", 6), ("db_name", "DB", 10),

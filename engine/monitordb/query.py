@@ -22,7 +22,7 @@ from decimal import Decimal
 
 import orjson
 
-from engine._ref.topsql import METRICS
+from engine.topsql.fields import METRICS
 from engine.monitordb import schema as sc
 from engine.topsql.query import DERIVED, SORTABLE
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine._ref.topsql import GROUP_FIELDS, METRICS, SAMPLE_FIELDS
+from engine.topsql.fields import GROUP_FIELDS, METRICS, SAMPLE_FIELDS
 from engine.monitordb import schema as sc
 from engine.ob.views import PLAN_COUNTERS
 

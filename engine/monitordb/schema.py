@@ -28,7 +28,7 @@ both succeed.
 """
 from __future__ import annotations
 
-from engine._ref.topsql import METRICS
+from engine.topsql.fields import METRICS
 from engine.ob.views import PLAN_COUNTERS
 
 VERSION = 1

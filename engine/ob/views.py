@@ -7,13 +7,13 @@ through :class:`engine.ob.connection.ObConnection`, which prefixes the
 ``%s``.
 
 ``AUDIT_FETCH`` selects exactly the columns of
-``engine._ref.topsql.COLUMNS``, in that order: the aggregator reads them by
+``engine.topsql.fields.COLUMNS``, in that order: the aggregator reads them by
 position. The query text is cut server-side (``substr``) so that a huge
 statement never crosses the wire whole.
 """
 from __future__ import annotations
 
-from engine._ref.topsql import COLUMNS
+from engine.topsql.fields import COLUMNS
 
 # 3.x names a few of the columns differently (4.x renamed them).
 _AUDIT_3X = {"index_block_cache_hit": "block_index_cache_hit"}

@@ -3,9 +3,9 @@
 - ``monitor/alerts``: alerts raised by ob_logtailer, from its store in
   ``<home>/data/ob_logtailer`` (:func:`engine.logs.store.query_alerts`);
 - ``monitor/topsql``: TopSQL (and SlowSQL with ``slow_ms``) from obstat2's
-  store in ``<home>/data/obstat2`` (:func:`engine.topsql.query_topsql`);
+  store in ``<home>/data/obstat2`` (:func:`engine.topsql.query.query_topsql`);
 - ``monitor/plans``: the plan cache with each plan's deltas over a window
-  (:func:`engine.topsql.query_plans`).
+  (:func:`engine.topsql.query.query_plans`).
 
 Read-only; each query is bounded by ``limit`` and by the server's output cap.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from engine.logs.store import query_alerts
 from engine.rpc import bad_request
 from engine.rpc.params import MAX_ID, get_bool, get_float, get_int, get_str, get_time, only
-from engine.topsql import PLAN_SORTABLE, SORTABLE, query_plans, query_topsql
+from engine.topsql.query import PLAN_SORTABLE, SORTABLE, query_plans, query_topsql
 
 
 class Monitor:

@@ -40,11 +40,9 @@ from engine.topsql.store import Store
 log = logging.getLogger("engine.obstat2")
 
 
-def make_aggregator(sec, native: bool = True):
-    if native:
-        from engine._native.topsql import Aggregator
-    else:
-        from engine._ref.topsql import Aggregator
+def make_aggregator(sec):
+    """The native aggregator for ``sec`` (its twin, ``engine._ref.topsql``, is for tests)."""
+    from engine._native.topsql import Aggregator
     return Aggregator(sec.bucket_seconds, sec.sample_bytes, int(sec.slow_threshold_ms * 1000),
                       sec.max_samples_per_interval)
 

@@ -15,7 +15,7 @@ the fallback, and the peer in the benchmark.
 """
 from __future__ import annotations
 
-from engine._ref.topsql import NCOLS, ProtocolError
+from engine.topsql.fields import NCOLS, ProtocolError
 from engine.ob.connection import MARKER, ConnectionLost, ObConnection, QueryFailed, error_for_code
 
 CHUNK = 1 << 16

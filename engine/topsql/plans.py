@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from engine._ref.topsql import I64_MAX, I64_MIN
+from engine.topsql.fields import I64_MAX, I64_MIN
 from engine.ob.views import PLAN_COLUMNS, PLAN_COUNTERS
 
 KEY = ("svr_ip", "svr_port", "tenant_id", "plan_id", "first_load_time")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from engine._ref.topsql import METRICS
+from engine.topsql.fields import METRICS
 from engine.ob.views import PLAN_COUNTERS
 from engine.topsql.store import MAX_KIND, MIN_KIND, open_readonly
 

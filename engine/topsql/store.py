@@ -5,7 +5,7 @@ What it keeps:
 - ``topsql``: aggregates per (bucket, tenant_id, db_id, sql_id), merged by
   upsert (sums add, maxima take the max), deleted past the retention;
 - ``samples``: SlowSQL, one row per execution at or above the threshold
-  (``engine._ref.topsql.SAMPLE_FIELDS`` plus the server), at most
+  (``engine.topsql.fields.SAMPLE_FIELDS`` plus the server), at most
   ``max_samples`` per bucket (the first ones; the rest counted in
   ``samples_dropped``);
 - ``cursors``: the request_id watermark per (svr_ip, svr_port, tenant_id);
@@ -25,7 +25,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from engine._ref.topsql import EXTRA, GROUP_FIELDS, METRICS, SAMPLE_FIELDS
+from engine.topsql.fields import EXTRA, GROUP_FIELDS, METRICS, SAMPLE_FIELDS
 from engine.topsql import plans
 
 FILE = "topsql.db"
