@@ -72,6 +72,14 @@ def run_ours(path: str, rules) -> tuple[int, int]:
     return hits, stream.stats.lines
 
 
+def rule_regex(rule) -> str:
+    """The rule's regex; for a rule keyed on error codes, the ``[errcode=N]`` tag
+    (the generated lines always carry it where a code rule can fire)."""
+    if rule.pattern or not rule.errcodes:
+        return rule.pattern
+    return r"\[errcode=(" + "|".join(str(c) for c in sorted(rule.errcodes)) + r")\]"
+
+
 def level_bytes(mask: int) -> tuple[bytes, ...]:
     return tuple(name.encode().ljust(5) for i, name in enumerate(LEVELS) if mask & (1 << i))
 
@@ -79,7 +87,7 @@ def level_bytes(mask: int) -> tuple[bytes, ...]:
 def run_re_loop(path: str, rules) -> int:
     """Matching lines with a plain ``for line: for rule: re.search`` loop."""
     compiled = [(level_bytes(r.levels) if r.levels else None,
-                 re.compile(r.pattern.encode()) if r.pattern else None) for r in rules]
+                 re.compile(rule_regex(r).encode()) if rule_regex(r) else None) for r in rules]
     hits = 0
     with open(path, "rb") as fh:
         for line in fh:
@@ -95,7 +103,7 @@ def run_re_loop(path: str, rules) -> int:
 
 def to_ere(rule) -> str:
     """The rule as one POSIX ERE for grep (same lines, on entry-start lines)."""
-    body = rule.pattern
+    body = rule_regex(rule)
     body = re.sub(r"\(\?P<\w+>", "(", body).replace("(?:", "(").replace("\\d", "[0-9]").replace(".*?", ".*")
     if not rule.levels:
         return body

@@ -171,8 +171,8 @@ class Obstat2Section:
 class ObLogtailerSection:
     enabled: bool = _f(True)
     log_dir: str = _f("/home/admin/oceanbase/log")
-    files: list = _f(["observer.log", "rootservice.log", "election.log",
-                      "observer.log.wf", "rootservice.log.wf", "election.log.wf"])
+    files: list = _f(["observer.log", "rootservice.log", "election.log"],
+                     doc="names or globs in log_dir; a .wf is skipped while its main file is followed")
     rules: str = _f("", doc="alert rules TOML; empty = the shipped conf/alert_rules.toml")
     start_at: str = _f("end", choices=("end", "beginning"))
     poll_interval: float = _f(0.5, min=0.01)

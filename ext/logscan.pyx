@@ -269,6 +269,12 @@ cdef Py_ssize_t _parse_tags(const unsigned char* p, Py_ssize_t n, Py_ssize_t i, 
     return i
 
 
+cdef inline object _code(dict header):
+    """The line's error code: its ``[errcode=N]`` tag, else its last ``ret=-N``."""
+    code = header["errcode"]
+    return header["ret"] if code is None else code
+
+
 def is_entry_start(bytes line):
     """Begins with ``[YYYY-``: a new log entry (else a continuation line)."""
     return _entry_start(<const unsigned char*>PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
@@ -279,18 +285,51 @@ def level_bit(bytes line):
     return _level_bit(<const unsigned char*>PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
 
 
+cdef inline Py_ssize_t _line_end(const unsigned char* p, Py_ssize_t end, Py_ssize_t i,
+                                 Py_ssize_t* nul, Py_ssize_t* nxt) noexcept nogil:
+    """Where the line that starts at ``i`` ends: at its newline, or at a run of NUL
+    bytes (a preallocated or crash-zeroed hole: what follows it is a new line);
+    -1 if neither is in [i, end). ``*nxt`` is where the next line starts (after the
+    newline, or after the whole NUL run). ``*nul`` caches the next NUL at or after
+    ``i`` (``end`` when there is none): pass the same variable, starting at -1."""
+    cdef Py_ssize_t nl, q
+    if nul[0] < i:
+        nul[0] = _find(p, end, i, 0)
+        if nul[0] < 0:
+            nul[0] = end
+    nl = _find(p, end, i, 10)
+    if nul[0] < end and (nl < 0 or nul[0] < nl):
+        q = nul[0]
+        while q < end and p[q] == 0:
+            q += 1
+        nxt[0] = q
+        return nul[0]
+    if nl >= 0:
+        nxt[0] = nl + 1
+    return nl
+
+
+cdef inline Py_ssize_t _content_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t stop) noexcept nogil:
+    """The end of a line's text: before its terminator and a CRLF log's ``\\r``."""
+    return stop - 1 if stop > i and p[stop - 1] == 13 else stop
+
+
 def split_lines(bytes buf, Py_ssize_t start=0, end=None):
-    """(start, end-without-newline) of each complete line, and the offset after the last one."""
+    """(start, end-without-terminator) of each complete line, and the offset after the last one.
+
+    A line ends at a newline or at a run of NUL bytes (the run is skipped; an
+    empty line before a run is no line)."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
     cdef Py_ssize_t stop = PyBytes_GET_SIZE(buf) if end is None else min(<Py_ssize_t>end, PyBytes_GET_SIZE(buf))
-    cdef Py_ssize_t i = start, nl
+    cdef Py_ssize_t i = start, e, nxt = 0, nul = -1
     out = []
     while i < stop:
-        nl = _find(p, stop, i, 10)
-        if nl < 0:
+        e = _line_end(p, stop, i, &nul, &nxt)
+        if e < 0:
             break
-        out.append((i, nl))
-        i = nl + 1
+        if e > i or p[e] == 10:
+            out.append((i, e))
+        i = nxt
     return out, i
 
 
@@ -566,7 +605,7 @@ cdef class Scanner:
             return start, 0, [], prev_header, 0
         cdef const unsigned char* p = &view[0]
         cdef Py_ssize_t nh = self.wide.find_all(p, start, end, self)
-        cdef Py_ssize_t i = start, nl, clip, hi = 0, nlines = 0, too_long = 0
+        cdef Py_ssize_t i = start, nl, clip, ce, nxt = 0, nul = -1, hi = 0, nlines = 0, too_long = 0
         cdef Py_ssize_t head_s = -1, head_e = -1, maxb = self.max_line_bytes
         cdef int w, lv, k
         cdef int head_bit = 0
@@ -580,12 +619,16 @@ cdef class Scanner:
             if _entry_start(ph, PyBytes_GET_SIZE(prev_header)):
                 head_bit = _level_bit(ph, PyBytes_GET_SIZE(prev_header))
         while i < end:
-            nl = _find(p, end, i, 10)
+            nl = _line_end(p, end, i, &nul, &nxt)
             if nl < 0:
                 break
+            if nl == i and p[nl] == 0:          # a NUL run right at the line start: no line
+                i = nxt
+                continue
             nlines += 1
-            clip = nl
-            if nl - i > maxb:
+            ce = _content_end(p, i, nl)
+            clip = ce
+            if ce - i > maxb:
                 too_long += 1
                 clip = i + maxb
             entry = _entry_start(p + i, clip - i)
@@ -614,7 +657,7 @@ cdef class Scanner:
                     any_c = True
             if any_c:
                 self._verify(p, i, nl, clip, entry, head_s, head_e, prev_header, cand, hits)
-            i = nl + 1
+            i = nxt
         last = PyBytes_FromStringAndSize(<const char*>p + head_s, head_e - head_s) if head_s >= 0 else prev_header
         return i, nlines, hits, last, too_long
 
@@ -648,7 +691,7 @@ cdef class Scanner:
                 parsed = True
             if modules and not (header and header["module"] and header["module"].startswith(modules)):
                 continue
-            if errcodes and not (header and (header["errcode"] in errcodes or header["ret"] in errcodes)):
+            if errcodes and not (header and _code(header) in errcodes):
                 continue
             m = None
             if regex is not None:

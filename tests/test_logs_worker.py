@@ -31,8 +31,10 @@ poll_interval = 0.05
     w = ObWriter(log)
     w.write(w.header(b"ERROR") + b"clog disk is almost full(ret=-4264)\n")
     w.write(w.header(b"ERROR") + b"something broke\n")
-    wf = ObWriter(log, name="observer.log.wf")
-    wf.write(wf.header(b"ERROR") + b"CRASH ERROR!!! sig=11\n")
+    crash = w.header(b"ERROR") + b"CRASH ERROR!!! sig=11\n"
+    w.write(crash)
+    wf = ObWriter(log, name="observer.log.wf")       # its copy: skipped while observer.log is followed
+    wf.write(crash)
     proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(config), "run", "ob_logtailer"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     segs = None
@@ -62,7 +64,7 @@ poll_interval = 0.05
         assert msg["kind"] == "ob_logtailer"
         series = {(m["name"], tuple(sorted(m["labels"].items()))): m["value"] for m in msg["metrics"]}
         assert series[("ob_logtailer_alerts_total", (("rule", "ob_error_line"), ("severity", "warning")))] == 1
-        assert series[("ob_logtailer_lines_total", ())] == 3
+        assert series[("ob_logtailer_lines_total", ())] == 3          # the .wf copy is not read
         assert ("ob_logtailer_lag_bytes", (("log_type", "observer"),)) in series
         assert all(m["type"] in ("counter", "gauge") and m["help"] for m in msg["metrics"])
         proc.send_signal(signal.SIGTERM)

@@ -55,7 +55,8 @@ def test_ts_is_local_time():
 LEVELS = [b"ERROR", b"WARN ", b"INFO ", b"EDIAG", b"WDIAG", b"TRACE", b"DEBUG", b"XXXXX"]
 PIECES = [b"[", b"]", b" ", b"(", b")", b":", b"[lt=3]", b"[errcode=-4016]", b"ret=-4013", b"ret=-",
           b"MARK 12", b"CRASH ERROR!!! sig=6", b"clog disk is almost full", b"T1002", b"Y0-0-0",
-          b"[T1]", b"[C2]", b"[dc=0]", b"\xff\xfe", b"\x00", b"log disk space is almost full"]
+          b"[T1]", b"[C2]", b"[dc=0]", b"\xff\xfe", b"\x00", b"log disk space is almost full",
+          b"\r", b"\x00" * 7, b"[errcode=-4264]", b"ret=-40130"]
 
 
 @st.composite

@@ -3,8 +3,10 @@
 Same functions, same results on the same input; written for clarity, so it is
 also the executable description of what the native scanner does:
 
-- a line ends at ``\\n``; only complete lines are scanned, ``consumed`` is the
-  offset after the last newline (a partial last line waits for more bytes);
+- a line ends at ``\\n`` or at a run of NUL bytes (see :func:`split_lines`),
+  and a CRLF log's ``\\r`` is not part of its text; only complete lines are
+  scanned, ``consumed`` is the offset after the last one (a partial last line
+  waits for more bytes);
 - a line is an *entry start* when it begins with ``[YYYY-``; any other line is
   a continuation of the previous entry and inherits its header (level,
   module, tenant...); level-only rules never fire on a continuation;
@@ -13,7 +15,8 @@ also the executable description of what the native scanner does:
 - rules are tried in order, the first one that matches wins (one alert per
   line at most). A rule with literals is a candidate only if one of them is in
   the (cut) line; then its level, module and errcode filters and its regex
-  must pass.
+  must pass. The errcode filter compares :func:`code_of` (the parsed
+  ``[errcode=N]``, else the last ``ret=-N``), never a substring of the text.
 """
 from __future__ import annotations
 
@@ -85,6 +88,12 @@ def last_ret(line: bytes) -> int | None:
             return -int(line[i + 5:j])
         i = line.rfind(b"ret=-", 0, i)
     return None
+
+
+def code_of(header: dict):
+    """The line's error code: its ``[errcode=N]`` tag, else its last ``ret=-N``
+    (a ``ret=-4013`` quoted later in a line tagged ``[errcode=-4012]`` is not its code)."""
+    return header["ret"] if header["errcode"] is None else header["errcode"]
 
 
 def parse_header(line: bytes) -> dict | None:
@@ -185,16 +194,36 @@ def _parse_tags(line: bytes, p: int, out: dict) -> int:
 
 
 def split_lines(buf: bytes, start: int = 0, end: int | None = None) -> tuple[list[tuple[int, int]], int]:
-    """(start, end-without-newline) of each complete line, and the offset after the last one."""
-    end = len(buf) if end is None else end
+    """(start, end-without-terminator) of each complete line, and the offset after the last one.
+
+    A line ends at a newline or at a run of NUL bytes: after a crash a log can
+    hold a hole of zeros (preallocated, never written) before the lines the
+    restarted OBServer appends; the run is skipped, and what follows it starts a
+    new line. An empty line before a NUL run is no line.
+    """
+    end = len(buf) if end is None else min(end, len(buf))
     out, p = [], start
     while p < end:
         nl = buf.find(b"\n", p, end)
+        z = buf.find(b"\0", p, nl if nl >= 0 else end)
+        if z >= 0:
+            q = z
+            while q < end and buf[q] == 0:
+                q += 1
+            if z > p:
+                out.append((p, z))
+            p = q
+            continue
         if nl < 0:
             break
         out.append((p, nl))
         p = nl + 1
     return out, p
+
+
+def content_end(buf: bytes, s: int, e: int) -> int:
+    """The end of a line's text: a CRLF log's ``\\r`` is not part of it."""
+    return e - 1 if e > s and buf[e - 1] == 13 else e
 
 
 class Scanner:
@@ -215,9 +244,10 @@ class Scanner:
         spans, consumed = split_lines(buf, start, end)
         hits, too_long, head = [], 0, prev_header
         for s, e in spans:
-            if e - s > self.max_line_bytes:
+            ce = content_end(buf, s, e)
+            if ce - s > self.max_line_bytes:
                 too_long += 1
-            line = buf[s:min(e, s + self.max_line_bytes)]
+            line = buf[s:min(ce, s + self.max_line_bytes)]
             entry = is_entry_start(line)
             if entry:
                 head = line
@@ -240,7 +270,7 @@ class Scanner:
                 header, parsed = (parse_header(head) if head is not None else None), True
             if modules and not (header and header["module"] and header["module"].startswith(modules)):
                 continue
-            if errcodes and not (header and (header["errcode"] in errcodes or header["ret"] in errcodes)):
+            if errcodes and not (header and code_of(header) in errcodes):
                 continue
             m = None
             if regex is not None:

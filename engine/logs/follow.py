@@ -21,7 +21,8 @@ by copytruncate is finished from the offset already processed, because it has
 the same fingerprint as the file it copies.
 
 - **Reading**: large blocks (4 MiB) from the open descriptor; only complete
-  lines are handed on, a partial last line waits for its newline. A line longer
+  lines are handed on, a partial last line waits for its newline. A run of NUL
+  bytes (a hole a crash left: preallocated, never written) ends a line too. A line longer
   than ``max_line_bytes`` is cut (its head is handed on, the rest skipped,
   counted ``line_too_long``). The unterminated last line of a rotated file is
   handed on once it has not grown for ``TAIL_GRACE`` seconds.
@@ -70,6 +71,14 @@ def log_type_of(name: str) -> str:
 # O_NONBLOCK: opening a FIFO someone put where a log should be must not block
 # the worker (it would be killed as hung, again and again); regular files ignore it.
 OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def _line_break(buf, start: int, stop: int) -> int:
+    """The first newline or NUL byte in ``buf[start:stop]`` (both end a line, see
+    ``engine/_ref/logscan.split_lines``), or -1."""
+    nl = buf.find(b"\n", start, stop)
+    z = buf.find(b"\0", start, stop if nl < 0 else nl)
+    return z if z >= 0 else nl
 
 
 def fingerprint(fd: int, length: int) -> str:
@@ -410,20 +419,21 @@ class FileStream:
         if e["skipping"]:
             return self._skip(view, got)
         end = keep + got
-        if end > self.max_line_bytes and self._block.find(b"\n", 0, self.max_line_bytes + 1) < 0:
+        if end > self.max_line_bytes and _line_break(self._block, 0, self.max_line_bytes + 1) < 0:
             return self._cut(view[:end])
         return view[:end], e["offset"]
 
     def _skip(self, view: memoryview, got: int) -> tuple[memoryview, int]:
         """Drop the rest of a cut line, up to and including its newline."""
         e = self.entry
-        nl = self._block.find(b"\n", 0, got)
+        nl = _line_break(self._block, 0, got)
         if nl < 0:
             e["offset"] += got
             return view[:0], e["offset"]
-        e["offset"] += nl + 1
+        nl += self._block[nl] == 10          # a NUL run is left to the scanner (it skips it)
+        e["offset"] += nl
         e["skipping"] = False
-        return view[nl + 1:got], e["offset"]
+        return view[nl:got], e["offset"]
 
     def _cut(self, buf) -> tuple[bytes, int]:
         """An over-long line: hand on its head as a line, skip the rest."""

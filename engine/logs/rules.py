@@ -153,12 +153,24 @@ def compile_rule(item) -> Rule:
     errcodes = item.get("errcodes", [])
     if not isinstance(errcodes, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in errcodes):
         raise ValueError("errcodes must be a list of integers")
+    if regex is None and errcodes:
+        literals = errcode_literals(errcodes)
     throttle = item.get("throttle", DEFAULT_THROTTLE)
     if isinstance(throttle, bool) or not isinstance(throttle, (int, float)) or throttle < 0:
         raise ValueError("throttle must be a number of seconds >= 0")
     return Rule(rid, severity, summary, description, pattern, regex, groups, literals, levels,
                 tuple(_strs(item, "modules", [])), log_types,
                 frozenset(errcodes), group_by, float(throttle))
+
+
+def errcode_literals(codes) -> tuple[bytes, ...]:
+    """The pre-filter of a rule keyed on error codes only: a line whose parsed code
+    (``[errcode=N]``, else the last ``ret=-N``) is N contains the text of N
+    (``-4013`` is in both ``[errcode=-4013]`` and ``ret=-4013``). Only for
+    regex-less rules, which fire on entry lines, where the code is parsed from
+    the line itself. () when a code is too short to be a useful literal."""
+    lits = tuple(dict.fromkeys(str(c).encode() for c in sorted(codes)))
+    return lits if all(len(x) >= MIN_LITERAL for x in lits) else ()
 
 
 def _str(item: dict, key: str, default: str) -> str:

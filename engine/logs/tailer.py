@@ -32,6 +32,21 @@ BAD_LOG_EVERY = 60.0
 ROTATED = re.compile(ROTATED_RE + r"$|\.zst$")
 
 
+def companions(names: list[str]) -> tuple[list[str], set]:
+    """``(names to follow, .wf names left out)``.
+
+    One event, one alert: OBServer writes each ERROR and WARN line to
+    ``<name>`` *and* to ``<name>.wf`` (the same bytes; the ``.wf`` holds
+    nothing the main file lacks). The identity of an event is its line in the
+    main file, so a ``.wf`` is followed only when its main file is not (say
+    ``files = ["*.log.wf"]``); with both, the ``.wf`` would alert every ERROR
+    line a second time.
+    """
+    wanted = set(names)
+    dropped = {n for n in names if n.endswith(".wf") and n[:-3] in wanted}
+    return [n for n in names if n not in dropped], dropped
+
+
 class Tailer:
     def __init__(self, section, data_dir, *, host: str | None = None, rules: RuleSet | None = None,
                  log: logging.Logger | None = None, clock=time.time, mono=time.monotonic):
@@ -60,6 +75,7 @@ class Tailer:
         self._dirty = True                 # the first poll checkpoints, files or not
         self._bad_logged: dict = {}
         self._bad_log_at = -1e18
+        self._wf_reported: set = set()
 
     @property
     def replayed(self) -> int:
@@ -97,6 +113,8 @@ class Tailer:
         self._first_start = False
 
     def _names(self) -> list[str]:
+        """The configured names and globs, expanded; a ``.wf`` whose main file is
+        followed too is left out (see :func:`companions`)."""
         names = []
         try:
             present = os.listdir(self.sec.log_dir)
@@ -107,7 +125,12 @@ class Tailer:
                 names += sorted(n for n in fnmatch.filter(present, pattern) if not ROTATED.search(n))
             else:
                 names.append(pattern)
-        return list(dict.fromkeys(names))
+        names, dropped = companions(list(dict.fromkeys(names)))
+        for name in dropped - self._wf_reported:
+            self.log.warning("%s not followed: it holds copies of %s's WARN and ERROR lines, "
+                             "which is followed (one alert per event)", name, name[:-3])
+        self._wf_reported |= dropped
+        return names
 
     def matcher(self, log_type: str) -> parse.Matcher:
         m = self.matchers.get(log_type)
@@ -171,7 +194,8 @@ class Tailer:
         for rule, s, e, header, captures in hits:
             key = (rule.id, rule.severity)
             self.matches[key] = self.matches.get(key, 0) + 1
-            events += self.grouper.observe(rule, bytes(buf[s:e]), stream.current, base + s, stream.log_type,
+            line = bytes(buf[s:e - 1 if e > s and buf[e - 1] == 13 else e])     # CRLF: no \r
+            events += self.grouper.observe(rule, line, stream.current, base + s, stream.log_type,
                                            header, captures, stream.line_id(base + e + 1))
         if last is not None and last is not stream.prev_header:
             head = parse.parse_header(last)
