@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from bench._common import ratio, result, target
+from engine.testbed.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ("import os, socket, sys, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
@@ -113,12 +114,6 @@ def start_ours(workdir: Path, port: int, forked: bool) -> Contender:
     return c
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(quick: bool = False) -> dict:
     kills = 5 if quick else 25
     workdir = Path(tempfile.mkdtemp(prefix="engine-bench-restart-"))
@@ -131,7 +126,7 @@ def run(quick: bool = False) -> dict:
                 raise RuntimeError("supervisord is not installed (Debian package supervisor)")
             d = workdir / name
             d.mkdir()
-            contenders.append(starter(d, _free_port()))
+            contenders.append(starter(d, free_port()))
         samples = {c.name: [] for c in contenders}
         for _ in range(kills):
             for c in contenders:

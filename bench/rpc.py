@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from bench._common import chart, curve, ratio, result, rounds, spread, target
+from engine.testbed.ports import free_port
 
 SECRET = "bench-secret-0123456789"
 TARGET = "/api/v1/time"
@@ -89,12 +90,6 @@ async def main():
         await server.serve_forever()
 asyncio.run(main())
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:

@@ -18,6 +18,7 @@ from conftest import need_binary
 from engine import exposition
 from engine.collectors import Env, collect_all, cpu, diskstats, filesystem, meminfo, netdev, pressure
 from engine.collectors import agent as agent_collector
+from engine.testbed.ports import free_port
 
 STAT = """cpu  10 0 5 100 1 0 0 0 0 0
 cpu0 400 1 200 5000 30 0 7 2 11 0
@@ -218,10 +219,7 @@ def test_promtool_accepts_node_exporter_output():
 def peer_node_exporter():
     """Prometheus' node_exporter on a free loopback port: a function returning its /metrics text. Stopped by PID."""
     binary = need_binary("/usr/bin/prometheus-node-exporter")
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

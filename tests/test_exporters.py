@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -19,15 +18,10 @@ from engine.runtime import WorkerContext, read_status
 from engine.workers import node_exporter, ocp_exporter
 from test_collectors import promtool_problems
 from conftest import wait_for as wait_until
+from engine.testbed.ports import free_port
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "prometheus"
 HOST = "/metrics/node/host"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fetch(port: int, path: str = "/metrics") -> str:

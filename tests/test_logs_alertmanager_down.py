@@ -3,7 +3,7 @@ import orjson
 import pytest
 
 from engine.logs.alertmanager import Client, Spool
-from fixtures.alertmanager import free_port
+from engine.testbed.ports import free_port
 from logtail_kit import ObWriter, make_tailer, marks, poll_until
 
 

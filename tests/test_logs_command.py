@@ -2,7 +2,7 @@
 import orjson
 
 from engine import cli
-from engine.commands.alerts import parse_time
+from engine.commands._time import parse_time
 from engine.logs import store
 from engine.logs.sinks import AlertLog
 
@@ -45,7 +45,7 @@ def test_engine_alerts_json_and_table(tmp_path, capsys):
     assert [orjson.loads(x)["id"] for x in lines] == ["disk-3", "disk-1"]
     assert cli.main(["--home", str(tmp_path), "alerts", "--severity", "critical"]) == 0
     out = capsys.readouterr().out
-    assert "disk #3" in out and "slow" not in out and out.startswith("LAST SEEN")
+    assert "disk #3" in out and "slow" not in out and out.startswith("LAST SEEN (UTC)")
     assert cli.main(["--home", str(tmp_path), "alerts", "--since", "yesterday-ish"]) == 2
 
 

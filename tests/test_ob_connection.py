@@ -5,7 +5,7 @@ import pytest
 
 from engine.config import ObSection
 from engine.ob import connection as obc
-from engine.testbed.mariadb import free_port
+from engine.testbed.ports import free_port
 
 
 class Clock:

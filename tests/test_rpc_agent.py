@@ -12,14 +12,9 @@ import pytest
 
 from engine.cli import main as engine_main
 from conftest import wait_for
+from engine.testbed.ports import free_port
 
 SECRET = "agent-test-secret-42"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config_text(home, port: int, secret_file, extra: str = "") -> str:

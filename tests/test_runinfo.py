@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from engine import config, ipc, runinfo
-from test_agent_e2e import free_port
+from engine.testbed.ports import free_port
 
 pytestmark = pytest.mark.integration
 

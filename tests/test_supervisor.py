@@ -16,6 +16,7 @@ from engine import ipc, states
 from engine.config import load
 from engine.control import Client
 from engine.errors import NotRunning
+from engine.testbed.ports import free_port
 from conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -235,10 +236,7 @@ def test_stale_pid_file_never_blocks_a_start(agent_factory):
 
 def test_program_with_ready_port_is_ready_only_once_the_port_accepts(agent_factory, tmp_path):
     """A program is STARTING until its ready_port accepts connections."""
-    import socket as socket_mod
-    with socket_mod.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     gate = tmp_path / "open-the-port"
     server = (f"import os, socket, time\\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)\\n"
               f"s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\\n"

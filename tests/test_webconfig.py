@@ -25,6 +25,7 @@ from conftest import need_binary, wait_for
 from engine import config, exposition, ipc, webconfig
 from engine.errors import ConfigError
 from engine.runtime import WorkerContext, read_status
+from engine.testbed.ports import free_port
 from engine.workers import node_exporter
 from test_exposition import Running, families
 
@@ -219,7 +220,7 @@ def _toml(tmp_path, web: os.PathLike):
 def test_prometheus_scrapes_node_exporter_over_tls_with_client_cert_and_basic_auth(pki, tmp_path, prometheus):
     """The node_exporter worker with a web config; a real Prometheus scrapes it; curl without credentials is refused."""
     web = write_config(pki)
-    port = _free_port()
+    port = free_port()
     cfg = config.from_dict({"agent": {"home": str(tmp_path / "home"), "instance": f"t14w{os.getpid()}"},
                             "workers": {"node_exporter": {"port": port, "bind": "127.0.0.1", "interval": 0.5,
                                                           "web_config_file": web}}})
@@ -257,10 +258,3 @@ def test_prometheus_scrapes_node_exporter_over_tls_with_client_cert_and_basic_au
         thread.join(30)
         segments.close()
     assert not thread.is_alive()
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

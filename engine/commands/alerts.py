@@ -6,24 +6,21 @@ every host's alerts from the central store instead (docs/fleet.md).
 """
 from __future__ import annotations
 
-import datetime as dt
-import re
 import sys
-import time
 
 import orjson
 
 from engine.commands import load_config
+from engine.commands._time import FORMS, format_time, parse_time
 from engine.logs import store
 from engine.commands._text import printable
 
 SEVERITIES = ("critical", "warning", "info")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(sub) -> None:
     p = sub.add_parser("alerts", help="list the alerts raised from the OBServer logs")
-    p.add_argument("--since", help="start of the range: 30m, 2h, 1d (ago), epoch seconds or 'YYYY-MM-DD HH:MM[:SS]'")
+    p.add_argument("--since", help=f"start of the range: {FORMS}")
     p.add_argument("--until", help="end of the range, same forms")
     p.add_argument("--rule", help="only this rule id")
     p.add_argument("--severity", choices=SEVERITIES)
@@ -35,33 +32,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def parse_time(text: str | None, now: float | None = None) -> float | None:
-    """'90s', '30m', '2h', '1d' (before now), epoch seconds, or a local date-time."""
-    if text is None:
-        return None
-    now = time.time() if now is None else now
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
-    if m:
-        return now - float(m.group(1)) * UNITS[m.group(2)]
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
-        try:
-            return dt.datetime.strptime(text.strip(), fmt).timestamp()
-        except ValueError:
-            continue
-    raise ValueError(f"cannot read time {text!r}")
-
-
 def run(args) -> int:
     cfg = load_config(args)
-    try:
-        since, until = parse_time(args.since), parse_time(args.until)
-    except ValueError as exc:
-        print(f"engine alerts: {exc}", file=sys.stderr)
-        return 2
+    since, until = parse_time(args.since), parse_time(args.until)      # a TimeError: exit 2, one line
     data_dir = args.store or (cfg.home / "data" / "ob_logtailer")
     kw = dict(since=since, until=until, rule=args.rule, severity=args.severity, limit=args.limit)
     if args.store:
@@ -85,16 +58,12 @@ def run(args) -> int:
     return 0
 
 
-def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
-
-
 def render(alerts: list[dict]) -> str:
     if not alerts:
         return "no alerts"
-    rows = [("LAST SEEN", "SEVERITY", "RULE", "COUNT", "SUMMARY")]
+    rows = [("LAST SEEN (UTC)", "SEVERITY", "RULE", "COUNT", "SUMMARY")]
     for a in alerts:
-        rows.append((_when(a.get("last_seen", 0)), printable(str(a.get("severity", ""))),
+        rows.append((format_time(a.get("last_seen", 0)), printable(str(a.get("severity", ""))),
                      printable(str(a.get("rule", ""))), str(a.get("count", "")),
                      printable(str(a.get("summary", ""))[:100])))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import sys
 from multiprocessing import get_context
 from pathlib import Path
 
 from engine import agentlog, config
 from engine.supervisor import Supervisor, pid_of_running, replace_section
+from engine.testbed.ports import free_port
 
 DEFAULT_HOME = "~/.ocp_agent-demo"
 
@@ -47,17 +47,11 @@ def _simulator_process(workdir: str, conn, parent_end) -> None:
         sim.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
                 any_ports: bool = False) -> config.AgentConfig:
     log_dir = sim["log_dir"]
     listeners = ("pos_proxy", "node_exporter", "ocp_exporter")
-    ports = {w: {"port": _free_port()} if any_ports else {} for w in listeners}
+    ports = {w: {"port": free_port()} if any_ports else {} for w in listeners}
     for changes in ports.values():
         changes["bind"] = "127.0.0.1"             # the demo stays on loopback
     cfg = config.from_dict({

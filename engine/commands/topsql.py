@@ -6,20 +6,19 @@ they work while the agent runs and after it stopped. With ``--store
 mysql://user@host:port/db`` ``topsql`` and ``slowsql`` read the fleet's
 central store instead (docs/fleet.md), across hosts, with the same table
 and JSON; the password comes from ``[monitordb]``'s 0600 file or
-environment variable. Times are accepted as
-epoch seconds, ``YYYY-MM-DD HH:MM[:SS]`` (UTC) or relative (``-15m``,
-``-2h``, ``-1d``).
+environment variable. Times (``--since``, ``--until``) are read by
+:func:`engine.commands._time.parse_time`: an age (``15m``, ``2h``, ``1d``),
+epoch seconds or a date-time in UTC.
 """
 from __future__ import annotations
 
-import re
 import sys
 import time
-from datetime import datetime, timezone
 
 import orjson
 
 from engine.commands import load_config
+from engine.commands._time import FORMS, format_time, parse_time
 from engine.errors import EngineError
 from engine.topsql.query import PLAN_SORTABLE, SORTABLE, query_plans, query_samples, query_topsql
 from engine.commands._text import printable
@@ -51,7 +50,7 @@ def register(sub) -> None:
     p = sub.add_parser("topsql", help="TopSQL / SlowSQL from obstat2's store")
     p.add_argument("--slow", action="store_true", help="SlowSQL: statements whose slowest run exceeded the threshold")
     p.add_argument("--threshold-ms", type=float, help="SlowSQL threshold (default: workers.obstat2.slow_threshold_ms)")
-    p.add_argument("--since", default="1h", help="start: epoch, 'YYYY-MM-DD HH:MM' (UTC) or an age like 15m, 2h, 1d (default 1h)")
+    p.add_argument("--since", default="1h", help=f"start: {FORMS} (default 1h)")
     p.add_argument("--until", default=None, help="end of the range (default now)")
     p.add_argument("--sort", default=None, help=f"metric to sort by, descending (one of: {', '.join(SORTABLE)})")
     p.add_argument("--limit", type=int, default=50)
@@ -79,25 +78,6 @@ def register(sub) -> None:
     q.add_argument("--sql-id")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=run_plans)
-
-
-def parse_time(text: str | None, now: float) -> float | None:
-    """Epoch seconds, 'YYYY-MM-DD HH:MM[:SS]' (UTC) or '15m' / '2h' / '1d' ago (a leading - is optional)."""
-    if text is None:
-        return None
-    m = re.fullmatch(r"-?(\d+(?:\.\d+)?)([smhd])", text.strip())
-    if m:
-        return now - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp()
-        except ValueError:
-            continue
-    raise EngineError(f"cannot read time {text!r}: use epoch seconds, 'YYYY-MM-DD HH:MM' or -15m/-2h/-1d")
 
 
 def fleet_filters(p) -> None:
@@ -205,7 +185,7 @@ def cell(row: dict, key: str) -> str:
     if key in MS:
         return f"{v / 1000:.2f}"
     if key == "request_time" and isinstance(v, int):           # epoch microseconds
-        return datetime.fromtimestamp(v / 1e6, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return format_time(v / 1e6)
     if isinstance(v, float):
         return f"{v:.2f}"
     return " ".join(str(v).split())

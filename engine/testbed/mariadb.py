@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -24,8 +23,9 @@ from pathlib import Path
 import pymysql
 
 from engine.ob import catalogue
-from engine.testbed import schema
 from engine.osapi import dies_with_us
+from engine.testbed import schema
+from engine.testbed.ports import free_port
 
 USER = "monitor"
 PASSWORD = "monitor-pw-0123"
@@ -36,12 +36,6 @@ def find_binary(name: str) -> str | None:
         if cand and os.path.exists(cand):
             return cand
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
