@@ -173,6 +173,7 @@ class ObLogtailerSection:
     log_dir: str = _f("/home/admin/oceanbase/log")
     files: list = _f(["observer.log", "rootservice.log", "election.log"],
                      doc="names or globs in log_dir; a .wf is skipped while its main file is followed")
+    alert_log: str = _f("alert/alert.log", doc="OceanBase 4.2.3+ alert.log, relative to log_dir; empty = not followed")
     rules: str = _f("", doc="alert rules TOML; empty = the shipped conf/alert_rules.toml")
     start_at: str = _f("end", choices=("end", "beginning"))
     poll_interval: float = _f(0.5, min=0.01)

@@ -12,7 +12,7 @@ from engine._ref import logscan as twin
 from engine.logs import synth
 from engine.logs.rules import compile_rules, errcode_literals, load_rules
 
-RULES = load_rules().rules
+RULES = load_rules().of_type("observer")
 
 
 def line(level: bytes, code, text: bytes) -> bytes:

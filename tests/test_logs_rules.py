@@ -11,8 +11,9 @@ def test_defaults_cover_what_ocp_alerts_on():
     rs = load_rules()
     assert rs.errors == [] and rs.warnings == []
     assert len(rs.rules) >= 30
-    ids = [r.id for r in rs.rules]
+    ids = [r.id for r in rs.of_type("observer")]
     assert ids[-1] == "ob_error_line"                  # the catch-all comes last
+    assert [r.id for r in rs.of_type("alert")][-2:] == ["alert_event_error", "alert_event_warn"]
     for needed in ("observer_crash", "internal_error", "log_disk_almost_full", "clog_disk_almost_full_3x",
                    "data_disk_full", "memory_alloc_failed", "tenant_out_of_memory", "memtable_create_failed",
                    "io_error", "syslog_rate_limit", "slow_query", "err_query"):

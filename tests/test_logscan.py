@@ -104,7 +104,7 @@ EXTRA_RULES = [
 
 @pytest.fixture(scope="module")
 def specs():
-    return [r.spec() for r in load_rules().rules], [r.spec() for r in compile_rules(EXTRA_RULES).rules]
+    return [r.spec() for r in load_rules().of_type("observer")], [r.spec() for r in compile_rules(EXTRA_RULES).rules]
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -171,7 +171,7 @@ def test_scanner_parity_on_edge_buffers(specs, buf):
 
 
 def test_default_rules_on_the_reference_lines():
-    rules = load_rules().rules
+    rules = load_rules().of_type("observer")
     scan = native.Scanner([r.spec() for r in rules], 65536)
 
     def fired(buf):

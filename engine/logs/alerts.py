@@ -107,7 +107,7 @@ class Grouper:
 
     def _record(self, rule, fields, line, path, offset, ts, key, line_id="") -> dict:
         labels = {"alertname": rule.id, "severity": rule.severity, "host": self.host}
-        for name in ("log_type", "level", "module", "tenant", "errcode"):
+        for name in ("log_type", "level", "module", "tenant", "errcode", "event"):
             if fields.get(name) not in (None, ""):
                 labels[name] = _text(fields[name])
         for name in rule.group_by:

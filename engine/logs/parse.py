@@ -72,3 +72,9 @@ class Matcher:
         ``(rule, line start, line end, header dict or None, captures or None)``."""
         consumed, lines, hits, last, too_long = self._scanner.scan(buf, start, end, prev_header)
         return consumed, lines, [(self.rules[h[0]],) + h[1:] for h in hits], last, too_long
+
+    @staticmethod
+    def line_ts(line: bytes) -> float | None:
+        """The time of an entry-start line (epoch seconds), or None."""
+        head = parse_header(line)
+        return head["ts"] if head is not None else None

@@ -25,12 +25,12 @@ import re2
 LEVELS = ("ERROR", "WARN", "INFO", "EDIAG", "WDIAG", "TRACE", "DEBUG")
 LEVEL_BITS = {name: 1 << i for i, name in enumerate(LEVELS)}
 SEVERITIES = ("critical", "warning", "info")
-LOG_TYPES = ("observer", "rootservice", "election")
+LOG_TYPES = ("observer", "rootservice", "election", "alert")
 HEADER_FIELDS = ("time", "ts", "level", "module", "func", "file", "line_no", "tid", "thread",
-                 "tenant", "trace_id", "errcode", "ret", "message")
+                 "tenant", "trace_id", "errcode", "ret", "message", "event")
 CONTEXT_FIELDS = ("log_type", "host", "path", "rule", "severity")
 KEYS = {"id", "severity", "summary", "description", "regex", "levels", "modules", "log_types",
-        "errcodes", "group_by", "throttle"}
+        "errcodes", "events", "group_by", "throttle"}
 DEFAULT_GROUP_BY = ("rule", "log_type", "errcode", "tenant")
 DEFAULT_THROTTLE = 300.0
 MIN_LITERAL = 3
@@ -61,6 +61,7 @@ class Rule:
     modules: tuple[str, ...]          # prefixes of the header's module
     log_types: tuple[str, ...]
     errcodes: frozenset
+    events: frozenset                 # alert.log event ids; () = any (see engine/logs/alertlog.py)
     group_by: tuple[str, ...]
     throttle: float
 
@@ -76,8 +77,15 @@ class RuleSet:
     errors: list[tuple[str, str]] = field(default_factory=list)     # (id, reason)
     warnings: list[tuple[str, str]] = field(default_factory=list)
 
+    def of_type(self, log_type: str) -> list[Rule]:
+        """The rules that apply to ``log_type``, in order (what its scanner gets)."""
+        return [self.rules[i] for i in self.for_log_type(log_type)]
+
     def for_log_type(self, log_type: str) -> list[int]:
-        """Indexes of the rules that apply to ``log_type``, in order."""
+        """Indexes of the rules that apply to ``log_type``, in order. alert.log has its
+        own syntax: only rules that name it (``log_types`` or ``events``) apply to it."""
+        if log_type == "alert":
+            return [i for i, r in enumerate(self.rules) if "alert" in r.log_types]
         return [i for i, r in enumerate(self.rules) if not r.log_types or log_type in r.log_types]
 
 
@@ -135,8 +143,9 @@ def compile_rule(item) -> Rule:
         raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
     pattern = _str(item, "regex", "")
     levels = _levels(item.get("levels", []))
-    if not pattern and not levels:
-        raise ValueError("needs a regex or levels")
+    events = frozenset(_strs(item, "events", []))
+    if not pattern and not levels and not events:
+        raise ValueError("needs a regex or levels (or events, for alert.log)")
     regex, groups, literals = _compile_regex(pattern) if pattern else (None, (), ())
     fields = set(HEADER_FIELDS) | set(CONTEXT_FIELDS) | set(groups)
     summary = _str(item, "summary", "{rule} on {host}")
@@ -150,6 +159,10 @@ def compile_rule(item) -> Rule:
     log_types = tuple(_strs(item, "log_types", []))
     if any(t not in LOG_TYPES for t in log_types):
         raise ValueError(f"log_types must be among {', '.join(LOG_TYPES)}")
+    if events and log_types and log_types != ("alert",):
+        raise ValueError("events are alert.log event ids: log_types must be [\"alert\"] or absent")
+    if events:
+        log_types = ("alert",)
     errcodes = item.get("errcodes", [])
     if not isinstance(errcodes, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in errcodes):
         raise ValueError("errcodes must be a list of integers")
@@ -160,7 +173,7 @@ def compile_rule(item) -> Rule:
         raise ValueError("throttle must be a number of seconds >= 0")
     return Rule(rid, severity, summary, description, pattern, regex, groups, literals, levels,
                 tuple(_strs(item, "modules", [])), log_types,
-                frozenset(errcodes), group_by, float(throttle))
+                frozenset(errcodes), events, group_by, float(throttle))
 
 
 def errcode_literals(codes) -> tuple[bytes, ...]:

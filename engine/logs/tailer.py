@@ -20,6 +20,7 @@ import re
 import time
 
 from engine.logs import checkpoint, parse
+from engine.logs.alertlog import AlertMatcher
 from engine.logs.alertmanager import Client, Spool
 from engine.logs.alerts import Grouper
 from engine.logs.follow import ROTATED_RE, FileStream, Stats
@@ -103,7 +104,8 @@ class Tailer:
         for name in self._names():
             if name in self.streams:
                 continue
-            stream = FileStream(self.sec.log_dir, name, self.sec.max_line_bytes, self.stats, mono=self.mono)
+            folder, base = os.path.split(os.path.join(self.sec.log_dir, name))
+            stream = FileStream(folder, base, self.sec.max_line_bytes, self.stats, mono=self.mono)
             pos = (self._saved or {}).get(name)
             if pos is not None:
                 stream.resume(pos)
@@ -125,6 +127,8 @@ class Tailer:
                 names += sorted(n for n in fnmatch.filter(present, pattern) if not ROTATED.search(n))
             else:
                 names.append(pattern)
+        if self.sec.alert_log:
+            names.append(self.sec.alert_log)
         names, dropped = companions(list(dict.fromkeys(names)))
         for name in dropped - self._wf_reported:
             self.log.warning("%s not followed: it holds copies of %s's WARN and ERROR lines, "
@@ -132,11 +136,13 @@ class Tailer:
         self._wf_reported |= dropped
         return names
 
-    def matcher(self, log_type: str) -> parse.Matcher:
+    def matcher(self, log_type: str):
+        """The scanner of a log type: native for the OBServer logs, :class:`AlertMatcher` for alert.log."""
         m = self.matchers.get(log_type)
         if m is None:
             rules = [self.rules.rules[i] for i in self.rules.for_log_type(log_type)]
-            m = self.matchers[log_type] = parse.Matcher(rules, self.sec.max_line_bytes)
+            kind = AlertMatcher if log_type == "alert" else parse.Matcher
+            m = self.matchers[log_type] = kind(rules, self.sec.max_line_bytes)
         return m
 
     # ------------------------------------------------------------ the loop
@@ -187,8 +193,8 @@ class Tailer:
         return busy
 
     def _scan(self, stream: FileStream, buf: bytes, base: int, events: list) -> None:
-        consumed, lines, hits, last, too_long = self.matcher(stream.log_type).scan(
-            buf, 0, len(buf), stream.prev_header)
+        matcher = self.matcher(stream.log_type)
+        consumed, lines, hits, last, too_long = matcher.scan(buf, 0, len(buf), stream.prev_header)
         if too_long:
             self.stats.bad_input("line_too_long", too_long)
         for rule, s, e, header, captures in hits:
@@ -198,9 +204,9 @@ class Tailer:
             events += self.grouper.observe(rule, line, stream.current, base + s, stream.log_type,
                                            header, captures, stream.line_id(base + e + 1))
         if last is not None and last is not stream.prev_header:
-            head = parse.parse_header(last)
-            if head is not None:
-                self.lag_seconds[stream.log_type] = max(0.0, self.clock() - head["ts"])
+            ts = matcher.line_ts(last)
+            if ts is not None:
+                self.lag_seconds[stream.log_type] = max(0.0, self.clock() - ts)
         stream.advance(buf, consumed, lines, last)
 
     def checkpoint(self) -> None:
