@@ -1,6 +1,9 @@
 """pos_proxy's RPC: the authenticated front door the management server uses.
 
-- :mod:`engine.rpc.server`: HTTP/1.1 over asyncio, limits, the response envelope;
+- :mod:`engine.rpc.server`: connections over asyncio (TLS, keep-alive, time limits,
+  body budgets), with :mod:`engine.rpc.http` (the wire protocol: head parsing,
+  response bytes) and :mod:`engine.rpc.calls` (one call: auth, parameters,
+  dispatch into a slot, the response envelope, the audit record);
 - :mod:`engine.rpc.auth`: HMAC-SHA256 request signatures, replay defence;
 - :mod:`engine.rpc.audit`: one audit record per call;
 - one module per namespace: :mod:`~engine.rpc.agent`, :mod:`~engine.rpc.commands`,

@@ -27,7 +27,7 @@ from engine.control import Client
 from engine.errors import ConfigError, ControlError, NotRunning
 from engine.rpc import RpcError, bad_request, push
 from engine.rpc.params import get_list, get_str, only
-from engine.rpc.server import inline
+from engine.rpc.calls import inline
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 

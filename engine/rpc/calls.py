@@ -1,0 +1,171 @@
+"""pos_proxy's application side: one request in, one envelope out.
+
+:class:`Calls` is the half of :class:`engine.rpc.server.RpcServer` that
+knows what a call is (the server's other half knows connections, time limits
+and body budgets, and :mod:`engine.rpc.http` the bytes): the health check,
+authentication (:mod:`engine.rpc.auth`; a refusal decided on the head alone
+is raised here), the JSON parameters (an object, at most
+:data:`MAX_JSON_DEPTH` deep), dispatch to the handler of ``ns/verb`` in a
+call slot (``max_concurrent``, a thread each unless the handler is a
+coroutine or :func:`inline`, ``call_timeout``), the envelope ``{"successful",
+"status", "data", "error", "traceId", "server", "timestamp", "duration"}``
+(``max_output_bytes``) and one audit record per call.
+
+It uses the server's ``sec``, ``ops``, ``auth``, ``audit``, ``counters``,
+``rlog``, ``slots``, ``threads``, ``in_flight``, ``hostname`` and ``_loop``.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import secrets
+import time
+
+import orjson
+
+from engine.rpc import RpcError
+from engine.rpc.auth import AuthError
+from engine.rpc.http import Request
+
+API = "/api/v1/"
+HEALTH = API + "health"
+MAX_JSON_DEPTH = 32         # no parameter needs more; deeper bodies are refused before any handler
+_TRACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+log = logging.getLogger("engine.pos_proxy")
+
+
+def inline(fn):
+    """Marks a handler cheap and non-blocking: it runs on the loop, outside the call slots."""
+    fn.inline = True
+    return fn
+
+
+class Calls:
+    """Serving one parsed request (mixed into RpcServer)."""
+
+    async def _handle(self, req: Request) -> tuple[int, bytes]:
+        t0 = time.perf_counter()
+        trace = req.headers.get("x-ocp-trace-id", "")
+        trace = trace if _TRACE.fullmatch(trace) else secrets.token_hex(8)
+        if req.path == HEALTH and req.method == "GET":
+            self.counters["health_total"] += 1
+            return 200, self._envelope(True, {"status": "ok"}, "", "", trace, t0, 200)
+        op = req.path[len(API):] if req.path.startswith(API) else req.path
+        identity, params = "", None
+        try:
+            identity = self._authenticate(req)
+            params = _params(req)
+            data = await self._call(op, req.method, params)
+            status, code, message = 200, "", ""
+        except RpcError as exc:
+            status, code, message, data = exc.status, exc.code, str(exc), None
+        except AuthError as exc:
+            status, code, message, data = exc.status, exc.reason, str(exc), None
+            self.counters[f"auth_failures_total.{exc.reason}"] += 1
+            self.rlog.warning("auth." + exc.reason, "pos_proxy: %s from %s refused: %s", op[:100], req.peer, exc)
+        except Exception:   # a bug in a handler: answer, log it, keep serving
+            log.exception("pos_proxy: %s failed", op)
+            status, code, message, data = 500, "internal", "internal error (see the agent log)", None
+        self.counters["requests_total"] += 1
+        if status >= 400 and status != 401:
+            self.counters[f"errors_total.{code}"] += 1
+        try:
+            body = self._envelope(status == 200, data, code, message, trace, t0, status)
+        except orjson.JSONEncodeError:   # a handler returned something JSON cannot hold: a bug
+            log.exception("pos_proxy: %s: cannot encode the result", op[:100])
+            status, code = 500, "internal"
+            body = self._envelope(False, None, code, "internal error (see the agent log)", trace, t0, status)
+        if len(body) > self.sec.max_output_bytes:
+            status, code = 413, "output_too_large"
+            body = self._envelope(False, None, code, f"result over {self.sec.max_output_bytes} bytes; "
+                                  "ask for less (a smaller range or limit)", trace, t0, status)
+        resolved = None
+        if status == 200 and isinstance(data, dict) and op.startswith(("file/", "command/")):
+            resolved = data.get("path") or data.get("paths")      # what was touched, resolved
+        self.audit.record(peer=req.peer, identity=identity, op=op, params=params if identity else None,
+                          status=status, code=code, duration_ms=(time.perf_counter() - t0) * 1000,
+                          trace_id=trace, resolved=resolved)
+        return status, body
+
+    def _authenticate(self, req: Request) -> str:
+        if req.refusal is not None:
+            raise req.refusal
+        if req.identity:
+            if req.digest is not None:
+                self.auth.check_body(req.digest, req.body, req.headers)
+            return req.identity
+        return self.auth.check(req.method, req.target, req.headers, req.body, tls=req.tls)
+
+    async def _call(self, op: str, method: str, params: dict):
+        handler = self.ops.get(op)
+        if handler is None:
+            raise RpcError(404, "unknown_operation", f"no operation {op[:100]!r}; see docs/pos_proxy.md")
+        if method not in ("POST", "GET"):
+            raise RpcError(405, "method_not_allowed", "use POST (or GET for calls without parameters)")
+        if getattr(handler, "inline", False):
+            return handler(params)           # cheap and non-blocking: no slot, no thread
+        try:
+            async with asyncio.timeout(self.sec.request_timeout):
+                await self.slots.acquire()
+        except TimeoutError:
+            raise RpcError(503, "busy", f"all {self.sec.max_concurrent} call slots busy") from None
+        self.in_flight += 1
+        try:
+            async with asyncio.timeout(self.sec.call_timeout):
+                if inspect.iscoroutinefunction(handler):
+                    return await handler(params)
+                return await self._loop.run_in_executor(self.threads, handler, params)
+        except TimeoutError:
+            raise RpcError(504, "call_timeout", f"call took over {self.sec.call_timeout}s") from None
+        finally:
+            self.in_flight -= 1
+            self.slots.release()
+
+    def _envelope(self, ok: bool, data, code: str, message: str, trace: str, t0: float, status: int) -> bytes:
+        now = time.time()
+        env = {"successful": ok, "status": status, "data": data,
+               "error": None if ok else {"code": code, "message": message},
+               "traceId": trace or secrets.token_hex(8), "server": self.hostname, "timestamp": round(now, 3),
+               "duration": round((time.perf_counter() - t0) * 1000, 3) if t0 else 0.0}
+        return orjson.dumps(env, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
+
+
+
+def _jsonable(value):
+    """Bytes (sqlite blobs, raw log text) as text; sets as lists; anything else fails."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(type(value).__name__)
+
+
+def _params(req: Request) -> dict:
+    if not req.body:
+        return {}
+    try:
+        params = orjson.loads(req.body)
+    except orjson.JSONDecodeError:
+        raise RpcError(400, "bad_json", "the body is not valid JSON") from None
+    if not isinstance(params, dict):
+        raise RpcError(400, "bad_json", "the body must be a JSON object of parameters")
+    if not _shallow(params, MAX_JSON_DEPTH):
+        raise RpcError(400, "bad_json", f"parameters nested deeper than {MAX_JSON_DEPTH} levels")
+    return params
+
+
+def _shallow(value, limit: int) -> bool:
+    """True if no object or array in ``value`` is nested deeper than ``limit`` (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True

@@ -1,0 +1,143 @@
+"""pos_proxy's HTTP/1.1 wire protocol, apart from the server that uses it.
+
+What arrives: :func:`parse_head` reads one request head (request line and
+headers, without the blank line) into a :class:`Request`, refusing what we
+do not serve with :class:`BadRequest` (status, reason for
+``bad_input_total{reason}``, message): a malformed or over-long request line,
+a version other than 1.0/1.1, a target that is not an origin-form path of
+visible ASCII, more than :data:`MAX_HEADERS` headers, a malformed header
+line, a control or non-ASCII byte, a duplicate of a header that must be
+single (:data:`SINGLE`), a chunked body, a malformed Content-Length.
+
+What leaves: :func:`response` is one response (head and body in one bytes
+object, written with one ``write``). :func:`linger` closes a connection
+without losing the answer to a reset.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+
+MAX_LINE = 8192
+MAX_HEADERS = 64
+MAX_HEAD = 16384
+SINGLE = frozenset(("content-length", "authorization", "x-ocp-timestamp", "x-ocp-nonce",
+                    "x-ocp-content-sha256", "transfer-encoding", "host"))
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TARGET = re.compile(rb"/[\x21-\x7e]*")
+_HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)[ \t]*")
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+           413: "Payload Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           501: "Not Implemented", 503: "Service Unavailable", 504: "Gateway Timeout",
+           505: "HTTP Version Not Supported"}
+
+
+class BadRequest(Exception):
+    """The bytes on the wire are not a request we serve; the connection closes after the answer."""
+
+    def __init__(self, status: int, reason: str, message: str):
+        super().__init__(message)
+        self.status, self.reason = status, reason
+
+
+class Request:
+    """One request. ``identity``/``digest``/``refusal`` are what its head alone decided
+    (``RpcServer._precheck``); ``reserved`` is the body budget it holds."""
+    __slots__ = ("method", "target", "path", "version", "headers", "body", "peer", "tls",
+                 "identity", "digest", "refusal", "reserved")
+
+    def __init__(self, method, target, version, headers, body, peer, tls):
+        self.method, self.target, self.version = method, target, version
+        self.path = target.split("?", 1)[0]
+        self.headers, self.body, self.peer, self.tls = headers, body, peer, tls
+        self.identity, self.digest, self.refusal, self.reserved = "", None, None, None
+
+    @property
+    def keep_alive(self) -> bool:
+        conn = self.headers.get("connection", "").lower()
+        if self.version == "HTTP/1.0":
+            return conn == "keep-alive"
+        return conn != "close"
+
+
+def parse_head(head: bytes, peer: str = "", tls: bool = False) -> Request:
+    """A request head (through the blank line, or without it) as a :class:`Request` with no body."""
+    line, _, rest = head.removesuffix(b"\r\n\r\n").partition(b"\r\n")
+    if len(line) > MAX_LINE:
+        raise BadRequest(431, "line_too_long", "request line too long")
+    method, target, version = _parse_request_line(line)
+    return Request(method, target, version, _parse_headers(rest), b"", peer, tls)
+
+
+def response(status: int, body: bytes, keep: bool) -> bytes:
+    """One JSON response, head and body together: written with a single write."""
+    return (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode() + body
+
+
+async def linger(reader, writer, seconds: float = 1.0, limit: int = 1 << 16) -> None:
+    """Half-close, then drop what the client still sends for a moment, so that
+    closing with unread input does not reset the connection and lose our answer."""
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        deadline = asyncio.get_running_loop().time() + seconds
+        seen = 0
+        while seen < limit:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            chunk = await asyncio.wait_for(reader.read(4096), left)
+            if not chunk:
+                break
+            seen += len(chunk)
+    except (TimeoutError, ConnectionError, OSError, ValueError):
+        pass
+
+
+
+def peer_name(writer) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
+
+
+def _parse_request_line(line: bytes) -> tuple[str, str, str]:
+    parts = line.rstrip(b"\r\n").split(b" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]):
+        raise BadRequest(400, "bad_request_line", "malformed request line")
+    method, target, version = parts
+    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        raise BadRequest(505, "bad_version", "only HTTP/1.0 and HTTP/1.1 are served")
+    if len(target) > 2048 or not _TARGET.fullmatch(target):
+        raise BadRequest(400, "bad_target", "malformed request target")
+    return method.decode(), target.decode(), version.decode()
+
+
+def _parse_headers(block: bytes) -> dict[str, str]:
+    """Header lines (CRLF-separated, without the blank line) -> {lower-case name: value}."""
+    headers: dict[str, str] = {}
+    if not block:
+        return headers
+    lines = block.split(b"\r\n")
+    if len(lines) > MAX_HEADERS:
+        raise BadRequest(431, "headers_too_large", "too many headers")
+    for line in lines:
+        m = _HEADER.fullmatch(line)
+        if m is None:
+            raise BadRequest(400, "bad_header", "malformed header line (or a control or non-ASCII byte)")
+        key = m.group(1).decode().lower()
+        if key in headers and key in SINGLE:
+            raise BadRequest(400, "duplicate_header", f"duplicate {key} header")
+        headers[key] = m.group(2).decode()
+    return headers
+
+
+def content_length(headers: dict[str, str]) -> int:
+    if "transfer-encoding" in headers:
+        raise BadRequest(411, "chunked", "chunked bodies are not accepted; send Content-Length")
+    value = headers.get("content-length", "0")
+    if not value.isdigit() or len(value) > 12:
+        raise BadRequest(400, "bad_length", "malformed Content-Length")
+    return int(value)
