@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real servers the integration tests and benchmarks start: MariaDB (the
 # OBServer's SQL side), Prometheus, Alertmanager, Prometheus' node_exporter (the
-# peer) and supervisord (the peer of ocp_agentd). Installs only what is missing.
+# peer), supervisord (the peer of ocp_agentd) and libfaketime (the fault suite's
+# clock steps). Installs only what is missing.
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
@@ -12,6 +13,8 @@ have prometheus-node-exporter         || need+=(prometheus-node-exporter)
 have supervisord                      || need+=(supervisor)
 have rg                               || need+=(ripgrep)
 have openssl                          || need+=(openssl)
+# the fault suite steps the agent's wall clock with libfaketime (tests/faults/test_clock.py)
+have faketime                         || need+=(faketime)
 # mysqlclient (the bench's C-driver peer) builds against these
 have pkg-config                       || need+=(pkg-config)
 [ -e /usr/include/mariadb/mysql.h ]   || need+=(libmariadb-dev)
