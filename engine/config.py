@@ -284,6 +284,8 @@ def load(path: str | os.PathLike | None = None, *, home: str | None = None) -> A
             raise ConfigError(source, "", "file not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(source, "", f"TOML syntax: {exc}") from None
+        except UnicodeDecodeError as exc:       # TOML is UTF-8: a corrupted file, not a crash
+            raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start})") from None
         except OSError as exc:
             raise ConfigError(source, "", exc.strerror or str(exc)) from None
     return from_dict(raw, source=source, home=home)

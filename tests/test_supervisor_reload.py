@@ -260,3 +260,18 @@ def test_a_reload_refuses_a_secret_file_the_worker_would_refuse(sup, tmp_path):
     with pytest.raises(ConfigError, match="0600"):
         sup.reload()
     assert sup.config.workers.pos_proxy.secret_file == ""          # the running config is kept
+
+
+@pytest.mark.parametrize("garbage", [b"[agent\nhome = \x00\xff garbage", b"\xfe\xff[agent]"])
+def test_a_corrupted_config_file_is_a_refused_reload_not_a_crash(sup, garbage):
+    """SIGHUP with a config turned to garbage (non-UTF-8 bytes raised UnicodeDecodeError,
+    which killed ocp_agentd): the reload is refused and the running config kept."""
+    home = sup.config.home
+    with open(sup.config_path, "wb") as fh:
+        fh.write(garbage)
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        sup.reload()
+    sup.pending_signals.append(signal.SIGHUP)
+    sup.handle_signals()                                  # logged, never raised
+    assert sup.config.home == home
+    assert all(c.state != states.STOPPED for c in sup.children.values())
