@@ -19,7 +19,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 import psutil
 
 from conftest import wait_for
+from engine.testbed.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = os.environ.get("ENGINE_FAULTS_LONG") == "1"
@@ -47,12 +47,6 @@ summary = "{message}"
 group_by = ["trace_id"]
 throttle = 0
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------ the simulated OBServer
