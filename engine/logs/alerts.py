@@ -78,16 +78,18 @@ class Grouper:
         alert id is the rule, that identity and the offset, so the same line read
         again (after a kill, from a copy) gives the same id and two lines never share one."""
         ts = header["ts"] if header else self.clock()
-        self._saw(ts)
+        if ts > self.log_now:
+            self._saw(ts)
         context = {"log_type": log_type, "host": self.host, "path": path,
                    "rule": rule.id, "severity": rule.severity}
-        fields = fields_of(header, captures, context)
-        key = self._key(rule, fields)
+        key = self._key_of(rule, header, captures, context)
         group = self.groups.get(key)
         if group is not None and abs(ts - group["first_seen"]) < group["throttle"]:
-            group["count"] += 1
-            group["last_seen"] = max(group["last_seen"], ts)
+            group["count"] += 1               # the storm path: a fold costs the key, nothing more
+            if ts > group["last_seen"]:
+                group["last_seen"] = ts
             return []
+        fields = fields_of(header, captures, context)
         events = [self._close(key)] if group is not None else []
         record = self._record(rule, fields, line, path, offset, ts, key, line_id)
         self.groups[key] = {"record": record, "first_seen": ts, "last_seen": ts, "count": 1,
@@ -101,8 +103,19 @@ class Grouper:
         future (garbage, a skewed host) would close every group at each poll."""
         self.log_now = max(self.log_now, min(ts, self.clock()))
 
-    def _key(self, rule, fields: dict) -> str:
-        parts = [rule.id] + [f"{g}={_text(fields.get(g))}" for g in rule.group_by]
+    @staticmethod
+    def _key_of(rule, header: dict | None, captures: dict | None, context: dict) -> str:
+        """The grouping key from the ``group_by`` fields only (the same value as
+        :func:`fields_of` would give them: context over captures over header)."""
+        parts = [rule.id]
+        for g in rule.group_by:
+            if g in context:
+                v = context[g]
+            elif captures and g in captures:
+                v = captures[g]
+            else:
+                v = header.get(g) if header else None
+            parts.append(f"{g}={_text(v)}")
         return "\x1f".join(parts)
 
     def _record(self, rule, fields, line, path, offset, ts, key, line_id="") -> dict:

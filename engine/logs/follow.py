@@ -520,11 +520,21 @@ class FileStream:
             e["fp"] = fingerprint(self.fd, e["fp_len"])
 
     def lag_bytes(self) -> int:
-        """Bytes of this name's files not processed yet."""
+        """Bytes of this name's files not processed yet: the rest of the open file
+        (its size now) plus what the rotated files waiting in the ledger hold
+        beyond their offsets (their size when last looked at)."""
+        behind = sum(max(0, e["size"] - e["offset"]) for e in self.ledger if e is not self.entry)
+        try:
+            st = os.stat(self.path)          # a live file not looked at yet (rotated since)
+            known = {(e["dev"], e["ino"]) for e in self.ledger} | {(self.dev, self.ino)}
+            if (st.st_dev, st.st_ino) not in known:
+                behind += st.st_size
+        except OSError:
+            pass
         if self.fd is None:
-            return 0
+            return behind
         try:
             size = os.fstat(self.fd).st_size
         except OSError:
             size = self.size
-        return max(0, size - self.offset)
+        return behind + max(0, size - self.offset)

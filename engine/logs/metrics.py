@@ -39,10 +39,12 @@ def snapshot(tailer) -> dict:
                       "Log bytes seen but gone before they could be read (copytruncate window, "
                       "a file deleted or truncated while behind), by reason", n, reason=reason))
     for log_type, n in sorted(tailer.lag_bytes().items()):
-        out.append(_m("ob_logtailer_lag_bytes", "gauge", "Bytes written but not yet read", n, log_type=log_type))
+        out.append(_m("ob_logtailer_lag_bytes", "gauge",
+                      "Bytes written to the log files (live and rotated) but not yet read", n, log_type=log_type))
     for log_type, s in sorted(tailer.lag_seconds.items()):
         out.append(_m("ob_logtailer_lag_seconds", "gauge",
-                      "Age of the newest line read, when it was read", round(s, 3), log_type=log_type))
+                      "Age (now minus its log time) of the newest line read, when it was read",
+                      round(s, 3), log_type=log_type))
     if tailer.client is not None:
         c = tailer.client
         out += [
