@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 
-from bench._common import alternate, ratio, result, target
+from bench._common import ratio, result, rounds, spread, target
 
 STATEMENTS = 500
 
@@ -213,15 +213,17 @@ def run(quick: bool = False) -> dict:
     os.environ["OCP_AGENT_MONITORDB_PASSWORD"] = server.password
     intervals = 2 if quick else 10
     statements = 100 if quick else STATEMENTS
-    rounds = 1 if quick else 3
-    metrics, peers, ratios, targets = {}, {}, {}, {}
+    n_rounds = 1 if quick else 3
+    metrics, peers, ratios, targets, spreads = {}, {}, {}, {}, {}
     try:
         admin = server.connect(database=None, root=True)
         run_id = [0]
         for hosts in (1, 3, 10):
-            got = alternate(rounds, {
+            samples = rounds(n_rounds, {
                 "ours": lambda h=hosts: upserts(server, admin, h, intervals, statements, run_id),
                 "plain": lambda h=hosts: plain_inserts(server, admin, h, intervals, statements, run_id)})
+            spreads.update(spread(samples, prefix=f"h{hosts}_", digits=0))
+            got = {name: s.median for name, s in samples.items()}
             metrics[f"upsert_rows_per_s_{hosts}"] = round(got["ours"])
             peers[f"plain_insert_rows_per_s_{hosts}"] = round(got["plain"])
             ratios[f"vs_plain_insert_{hosts}"] = ratio(got["ours"], got["plain"])
@@ -234,4 +236,4 @@ def run(quick: bool = False) -> dict:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
-    return result(metrics, peers, ratios, targets)
+    return result(metrics, peers, ratios, targets, spread=spreads)

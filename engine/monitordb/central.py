@@ -33,6 +33,10 @@ from engine.errors import ConfigError
 from engine.monitordb import schema as sc
 
 
+LOCK_ERRORS = (1213, 1205)     # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT: retry the transaction
+RETRIES = 3
+
+
 @dataclass(frozen=True)
 class Target:
     host: str
@@ -73,6 +77,7 @@ class Central:
         self.partitioned, self.partition_seconds = partitioned, int(partition_seconds)
         self.conn = None
         self.schema: dict = {}
+        self.lock_retries = 0         # transactions re-run after a deadlock or lock wait timeout
 
     def connect(self):
         if self.conn is None:
@@ -99,9 +104,32 @@ class Central:
                 pass
             self.conn = None
 
+    def _rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception:  # noqa: BLE001 - a broken connection: a new one next time
+            self.close()
+
     # ------------------------------------------------------------ writes
     def apply(self, stream: str, host: str, batches: list[tuple[int, str, list]]) -> dict:
-        """Apply spooled batches (seq, kind, rows) exactly once; {"applied", "skipped", "rows"}."""
+        """Apply spooled batches (seq, kind, rows) exactly once; {"applied", "skipped", "rows"}.
+
+        A deadlock (1213) or lock wait timeout (1205) is the server refusing
+        this one transaction, not a failure of the store: it is rolled back
+        whole and tried again at once, up to ``RETRIES`` times (counted in
+        ``lock_retries``), before the error goes to the shipper's backoff.
+        The retry is safe because the transaction re-reads ``last_seq``.
+        """
+        for attempt in range(RETRIES + 1):
+            try:
+                return self._apply_once(stream, host, batches)
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] not in LOCK_ERRORS or attempt == RETRIES:
+                    raise
+                self.lock_retries += 1
+        raise AssertionError("unreachable")
+
+    def _apply_once(self, stream: str, host: str, batches: list[tuple[int, str, list]]) -> dict:
         conn = self.connect()
         try:
             with conn.cursor() as cur:
@@ -117,8 +145,14 @@ class Central:
                     cur.execute("UPDATE monitordb_stream SET last_seq = %s, updated = NOW() WHERE stream = %s",
                                 (todo[-1][0], stream))
             conn.commit()
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in LOCK_ERRORS:
+                self._rollback()     # MariaDB undoes only the statement after a 1205: undo it all
+            else:
+                self.close()         # the transaction is rolled back with the connection
+            raise
         except BaseException:
-            self.close()             # the transaction is rolled back with the connection
+            self.close()
             raise
         return {"applied": len(todo), "skipped": len(batches) - len(todo), "rows": rows}
 

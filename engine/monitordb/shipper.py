@@ -113,4 +113,5 @@ class Shipper:
         spool = self.spool.state()
         return {"central_shipped_rows": self.shipped_rows, "central_errors": self.errors,
                 "central_pending_rows": spool["pending_rows"], "central_spool_bytes": spool["bytes"],
-                "central_dropped_rows": spool["dropped_rows"], "central_last_error": self.last_error}
+                "central_dropped_rows": spool["dropped_rows"], "central_last_error": self.last_error,
+                "central_lock_retries": getattr(self.central, "lock_retries", 0)}
