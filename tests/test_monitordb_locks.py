@@ -112,3 +112,34 @@ def test_lock_errors_are_retried_a_bounded_number_of_times(central_db):
         other.close()
     assert c.apply("agent", "hostA", [(1, "stat", batch)])["applied"] == 1
     c.close()
+
+
+def test_agents_racing_for_a_new_retention_lease_deadlock_and_one_takes_it(central_db):
+    """Two agents' INSERT IGNORE of the lease row wait on a third's; when it commits, both hold a
+    shared lock and want it exclusive: InnoDB kills one, whose take must simply run again."""
+    from engine.monitordb.retention import Retention
+    server, url = central_db
+    first = central(url)
+    first.connect()
+    with first.conn.cursor() as cur:
+        cur.execute("INSERT IGNORE INTO monitordb_lease (name) VALUES ('retention')")   # uncommitted
+    racers = [Retention(central(url), f"agent-{i}", retention_seconds=86400) for i in range(2)]
+    out: dict = {}
+
+    def take(i):
+        try:
+            out[i] = racers[i].acquire()
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            out[i] = exc
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: waiting_trx(server) >= 2, 20, "both racers waiting on the new lease row")
+    first.conn.commit()
+    for t in threads:
+        t.join(30)
+    assert sorted(out.values(), key=str) == [False, True], out
+    assert sum(r.central.lock_retries for r in racers) == 1
+    for r in racers:
+        r.central.close()
+    first.close()

@@ -114,17 +114,29 @@ class Central:
     def apply(self, stream: str, host: str, batches: list[tuple[int, str, list]]) -> dict:
         """Apply spooled batches (seq, kind, rows) exactly once; {"applied", "skipped", "rows"}.
 
-        A deadlock (1213) or lock wait timeout (1205) is the server refusing
-        this one transaction, not a failure of the store: it is rolled back
-        whole and tried again at once, up to ``RETRIES`` times (counted in
-        ``lock_retries``), before the error goes to the shipper's backoff.
-        The retry is safe because the transaction re-reads ``last_seq``.
+        A lock conflict is re-run at once (:meth:`retry_locks`); the re-run is
+        safe because the transaction re-reads ``last_seq``.
+        """
+        return self.retry_locks(lambda: self._apply_once(stream, host, batches))
+
+    def retry_locks(self, transaction):
+        """``transaction()``, run again at once after a deadlock (1213) or lock wait timeout (1205).
+
+        Either is the server refusing this one transaction, not a failure of
+        the store: it is rolled back whole (after a 1205 MariaDB undoes only
+        the statement) and tried again, up to ``RETRIES`` times (counted in
+        ``lock_retries``), before the error goes to the caller's backoff.
+        ``transaction`` must be idempotent from its first statement on.
         """
         for attempt in range(RETRIES + 1):
             try:
-                return self._apply_once(stream, host, batches)
+                return transaction()
             except pymysql.err.OperationalError as exc:
-                if exc.args[0] not in LOCK_ERRORS or attempt == RETRIES:
+                if not exc.args or exc.args[0] not in LOCK_ERRORS:
+                    raise
+                if self.conn is not None:
+                    self._rollback()
+                if attempt == RETRIES:
                     raise
                 self.lock_retries += 1
         raise AssertionError("unreachable")
@@ -146,11 +158,9 @@ class Central:
                                 (todo[-1][0], stream))
             conn.commit()
         except pymysql.err.OperationalError as exc:
-            if exc.args and exc.args[0] in LOCK_ERRORS:
-                self._rollback()     # MariaDB undoes only the statement after a 1205: undo it all
-            else:
+            if not exc.args or exc.args[0] not in LOCK_ERRORS:
                 self.close()         # the transaction is rolled back with the connection
-            raise
+            raise                    # a lock conflict: retry_locks rolls back and runs it again
         except BaseException:
             self.close()
             raise

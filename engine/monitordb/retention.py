@@ -47,7 +47,14 @@ class Retention:
 
     # ------------------------------------------------------------ the lease
     def acquire(self) -> bool:
-        """Take the lease if free, expired or ours; True if we hold it now."""
+        """Take the lease if free, expired or ours; True if we hold it now.
+
+        Agents starting together deadlock here (each ``INSERT IGNORE`` holds a
+        shared lock on the new row, each then wants it exclusive): the victim's
+        transaction is simply run again (:meth:`Central.retry_locks`)."""
+        return self.central.retry_locks(self._acquire_once)
+
+    def _acquire_once(self) -> bool:
         conn = self.central.connect()
         with conn.cursor() as cur:
             cur.execute("INSERT IGNORE INTO monitordb_lease (name) VALUES (%s)", (LEASE,))

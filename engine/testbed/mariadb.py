@@ -104,6 +104,7 @@ def _args(base: Path, port: int, version: tuple, durable: bool = False) -> list[
     return [find_binary("mariadbd") or "mariadbd", "--no-defaults", f"--datadir={base / 'data'}",
             f"--version={catalogue.version_strings(version)['version']}",
             f"--socket={base / 'mysqld.sock'}", f"--pid-file={base / 'mysqld.pid'}",
+            f"--tmpdir={base / 'tmp'}",      # its own: a sweep of /tmp must not pull temp tables away
             f"--port={port}", "--bind-address=127.0.0.1", "--user=root",
             "--lower-case-table-names=1", "--skip-name-resolve", "--skip-log-bin",
             "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
@@ -113,6 +114,7 @@ def _args(base: Path, port: int, version: tuple, durable: bool = False) -> list[
 
 
 def _spawn(base: Path, port: int, log: Path, version: tuple, durable: bool = False) -> subprocess.Popen:
+    (base / "tmp").mkdir(exist_ok=True)
     out = open(log, "ab")
     try:
         return subprocess.Popen(_args(base, port, version, durable), stdout=out, stderr=subprocess.STDOUT,
