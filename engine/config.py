@@ -88,6 +88,22 @@ class ObSection:
 
 
 @dataclass(frozen=True)
+class ObproxySection:
+    """OBProxy's admin SQL port (ocp_exporter's OBProxy collector). An empty host means: no OBProxy here."""
+    host: str = _f("", doc="e.g. 127.0.0.1 on an OBProxy host; empty = no OBProxy collector")
+    port: int = _f(2883, **PORT)
+    user: str = _f("root@proxysys", doc="OBProxy's admin user (internal commands need proxysys)")
+    password_file: str = _f("", secret=True)
+    password_env: str = _f("OCP_AGENT_OBPROXY_PASSWORD")
+    connect_timeout: float = _f(3.0, **POSITIVE)
+    read_timeout: float = _f(5.0, **POSITIVE, doc="bounds each command: a stuck OBProxy costs one collection this long")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
 class PosProxySection:
     enabled: bool = _f(True)
     bind: str = _f("0.0.0.0", doc="all interfaces, as OCP's agent; \"127.0.0.1\" = this host only")
@@ -255,6 +271,7 @@ class AgentConfig:
     agent: AgentSection = field(default_factory=AgentSection)
     supervisor: SupervisorSection = field(default_factory=SupervisorSection)
     ob: ObSection = field(default_factory=ObSection)
+    obproxy: ObproxySection = field(default_factory=ObproxySection)
     workers: WorkersSection = field(default_factory=WorkersSection)
     monitordb: MonitorDbSection = field(default_factory=MonitorDbSection)
     programs: list = _f([], item=ProgramSection)
@@ -434,6 +451,8 @@ def check_files(cfg: AgentConfig) -> None:
     w = cfg.workers
     if cfg.ob.configured and cfg.ob.password_file:
         read_secret(cfg.ob.password_file, "", what="ob.password_file")
+    if cfg.obproxy.configured and cfg.obproxy.password_file:
+        read_secret(cfg.obproxy.password_file, "", what="obproxy.password_file")
     if w.pos_proxy.enabled and w.pos_proxy.secret_file:
         read_secret(w.pos_proxy.secret_file, "", what="workers.pos_proxy.secret_file")
     for name in ("node_exporter", "ocp_exporter"):

@@ -28,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from engine import exposition, messages, states, textformat
 from engine.ob import metrics as ob_metrics
+from engine.ob import obproxy as ob_obproxy
 from engine.ob.connection import ObConnection
 from engine.exporter.summaries import Summaries
 
@@ -60,9 +61,10 @@ class OcpExporter:
     """
 
     def __init__(self, section, server: exposition.ExpositionServer, *, db=None, ob_server=None,
-                 host_board=None, rings: dict | None = None, cluster: ob_metrics.Cluster | None = None):
+                 host_board=None, rings: dict | None = None, cluster: ob_metrics.Cluster | None = None, obproxy=None):
         self.section = section
         self.cluster = cluster or ob_metrics.Cluster(server=ob_server)
+        self.obproxy = obproxy          # an ObproxyCollector when [obproxy] is configured
         self.by_path: dict[str, list] = {}
         self.server = server
         self.db = db
@@ -142,6 +144,8 @@ class OcpExporter:
         families, results = self.collect_ob()
         self.drain_rings()
         families += self.summaries.families()
+        if self.obproxy is not None:
+            families += ob_obproxy.families(self.obproxy.collect(), self.obproxy.errors)
         host_text, host_om, host_age = self.read_host()
         health = self._health(results, host_text, host_age)
         health += exposition.server_families(NS, self.server, started, time.perf_counter() - t0)
@@ -188,11 +192,24 @@ def main(ctx) -> None:
     rings = {edge: ctx.consumer(edge) for edge in EDGES}
     exporter = OcpExporter(sec, server, db=db, ob_server=ob_server, host_board=ctx.board("host"), rings=rings,
                            cluster=cluster)
+    exporter.obproxy = obproxy_collector(ctx.config, exporter.bad)
     try:
         exposition.serve(ctx, server, exporter.collect, sec.interval, after=lambda: _report_state(ctx, exporter))
     finally:
         if db is not None:
             db.close()
+        if exporter.obproxy is not None:
+            exporter.obproxy.close()
+
+
+def obproxy_collector(config, bad):
+    """The OBProxy collector of ``[obproxy]`` (None when no host is configured)."""
+    from engine.config import read_secret
+    px = config.obproxy
+    if not px.configured:
+        return None
+    password = read_secret(px.password_file, px.password_env, what="obproxy.password_file")
+    return ob_obproxy.ObproxyCollector(px, password, bad)
 
 
 MIN_READ_WAIT = 5.0     # seconds: see connection()
