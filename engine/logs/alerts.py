@@ -115,7 +115,12 @@ class Grouper:
                 v = captures[g]
             else:
                 v = header.get(g) if header else None
-            parts.append(f"{g}={_text(v)}")
+            if v is None:
+                parts.append(g + "=")
+            elif type(v) is str:
+                parts.append(g + "=" + v)
+            else:
+                parts.append(f"{g}={_text(v)}")
         return "\x1f".join(parts)
 
     def _record(self, rule, fields, line, path, offset, ts, key, line_id="") -> dict:
