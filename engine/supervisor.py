@@ -30,7 +30,7 @@ from pathlib import Path
 
 import orjson
 
-from engine import __version__, config as config_mod, ipc, osapi, runinfo, states
+from engine import __version__, config as config_mod, ipc, osapi, runinfo, sdnotify, states
 from engine.control import Server
 from engine.errors import ConfigError, ControlError
 from engine.process import Child, Policy
@@ -62,6 +62,9 @@ class Supervisor:
         self.segments: ipc.Segments | None = None
         self.control: Server | None = None
         self._wake_r = self._wake_w = -1
+        self.notifier = sdnotify.Notifier()         # systemd Type=notify; a no-op elsewhere
+        self.ready_sent = False
+        self._status_line = ""
 
     # ------------------------------------------------------------ life
     def run_forever(self) -> int:
@@ -133,7 +136,31 @@ class Supervisor:
             child.tick(self.os, now, self._status_of(child))
         self.reap(now)
         self.publish()
+        self.notify(now)
         self.control.expire()
+
+    def notify(self, now: float) -> None:
+        """Tell systemd: READY=1 once every child has settled, a STATUS line when it changes,
+        and WATCHDOG=1 at half the watchdog interval (a hung loop gets us restarted).
+
+        Settled is RUNNING, or FATAL (the agent is up and says which worker is not: a
+        unit that never became ready would be failed and restarted in a loop over one
+        worker's bad config)."""
+        if not self.notifier.enabled:
+            return
+        self.notifier.ping(now)
+        counts: dict[str, int] = {}
+        for child in self.children.values():
+            state = states.STARTING if child.name in self.to_start else child.state
+            counts[state] = counts.get(state, 0) + 1
+        line = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        settled = not self.stopping and not self.to_start and all(
+            c.state in (states.RUNNING, states.FATAL) or not c.wanted for c in self.children.values())
+        if settled and not self.ready_sent:
+            self.ready_sent = self.notifier.send(READY=1, STATUS=f"workers: {line}", MAINPID=os.getpid())
+        elif line != self._status_line and self.ready_sent:
+            self.notifier.send(STATUS=f"workers: {line}")
+        self._status_line = line
 
     def shutdown(self) -> None:
         self.stop_all()
@@ -297,6 +324,8 @@ class Supervisor:
 
     def stop_all(self) -> None:
         """Stop every child, dependents before what they depend on."""
+        if not self.stopping:
+            self.notifier.send(STOPPING=1, STATUS="stopping the workers")
         self.stopping = True                      # from now on nothing is started again
         self.to_start.clear()
         self.restart_after_stop.clear()

@@ -27,6 +27,20 @@ def steady(ctx):
     _event(ctx, "stop")
 
 
+def late(ctx):
+    """Heartbeats, but is ready only once the file <home>/ready.<name> exists; lists its
+    environment's names in <home>/env.<name>."""
+    (ctx.home / f"env.{ctx.name}").write_text("\n".join(sorted(os.environ)))
+    _event(ctx, "start")
+    flag, ready = ctx.home / f"ready.{ctx.name}", False
+    while not ctx.wait(0.05):
+        if flag.exists() and not ready:
+            ctx.ready()
+            ready = True
+            _event(ctx, "ready")
+    _event(ctx, "stop")
+
+
 def crasher(ctx):
     """Dies at once with status 3, every time."""
     _event(ctx, "start")
