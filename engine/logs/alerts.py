@@ -60,6 +60,9 @@ def render(template: str, fields: dict) -> str:
         return template
 
 
+_CONTEXT = frozenset(("rule", "log_type", "host", "path", "severity"))
+
+
 class Grouper:
     """Turns hits into fire/update events; see the module docstring."""
 
@@ -74,21 +77,23 @@ class Grouper:
                 header: dict | None, captures: dict | None, line_id: str = "") -> list[dict]:
         """One hit; the events it causes (a fire, maybe preceded by an update).
 
+        ``line`` may be a view of the read block (copied only when a record is made).
         ``line_id`` identifies the line in its file (see FileStream.line_id): the
         alert id is the rule, that identity and the offset, so the same line read
         again (after a kill, from a copy) gives the same id and two lines never share one."""
         ts = header["ts"] if header else self.clock()
         if ts > self.log_now:
             self._saw(ts)
-        context = {"log_type": log_type, "host": self.host, "path": path,
-                   "rule": rule.id, "severity": rule.severity}
-        key = self._key_of(rule, header, captures, context)
+        key = self._key_of(rule, header, captures, log_type, path)
         group = self.groups.get(key)
         if group is not None and abs(ts - group["first_seen"]) < group["throttle"]:
             group["count"] += 1               # the storm path: a fold costs the key, nothing more
             if ts > group["last_seen"]:
                 group["last_seen"] = ts
             return []
+        line = bytes(line)
+        context = {"log_type": log_type, "host": self.host, "path": path,
+                   "rule": rule.id, "severity": rule.severity}
         fields = fields_of(header, captures, context)
         events = [self._close(key)] if group is not None else []
         record = self._record(rule, fields, line, path, offset, ts, key, line_id)
@@ -103,14 +108,14 @@ class Grouper:
         future (garbage, a skewed host) would close every group at each poll."""
         self.log_now = max(self.log_now, min(ts, self.clock()))
 
-    @staticmethod
-    def _key_of(rule, header: dict | None, captures: dict | None, context: dict) -> str:
+    def _key_of(self, rule, header: dict | None, captures: dict | None, log_type: str, path: str) -> str:
         """The grouping key from the ``group_by`` fields only (the same value as
         :func:`fields_of` would give them: context over captures over header)."""
         parts = [rule.id]
         for g in rule.group_by:
-            if g in context:
-                v = context[g]
+            if g in _CONTEXT:
+                v = (rule.id if g == "rule" else log_type if g == "log_type" else path if g == "path"
+                     else self.host if g == "host" else rule.severity)
             elif captures and g in captures:
                 v = captures[g]
             else:

@@ -200,7 +200,7 @@ class Tailer:
         for rule, s, e, header, captures in hits:
             key = (rule.id, rule.severity)
             self.matches[key] = self.matches.get(key, 0) + 1
-            line = bytes(buf[s:e - 1 if e > s and buf[e - 1] == 13 else e])     # CRLF: no \r
+            line = buf[s:e - 1 if e > s and buf[e - 1] == 13 else e]     # CRLF: no \r; a view
             events += self.grouper.observe(rule, line, stream.current, base + s, stream.log_type,
                                            header, captures, stream.line_id(base + e + 1))
         if last is not None and last is not stream.prev_header:
