@@ -157,6 +157,7 @@ class OcpExporterSection:
     message_ttl: float = _f(900.0, min=1.0, doc="a monitor's summary not renewed for this long is dropped")
     host_in_metrics: bool = _f(False, doc="also merge node_exporter's host series into /metrics (duplicates!)")
     max_message_series: int = _f(5000, min=1, doc="series kept per summary kind (bounded cardinality)")
+    query_timeout: float = _f(0.0, min=0.0, doc="server-side limit per view query, seconds; 0: the read wait less 1 s")
     basic_auth_user: str = _f("")
     basic_auth_password_file: str = _f("", secret=True)
     tls_cert: str = _f("")

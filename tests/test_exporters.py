@@ -302,7 +302,6 @@ OBAGENT_RULES = Path(__file__).resolve().parent / "data" / "obagent_rules.yml"
 # __all_virtual_partition_info), or the expression cannot be true (a CPU share above 100 %).
 NOT_ON_4X = {"ob_cluster_frozen_version_delta_over_threshold", "ob_cluster_merge_timeout", "ob_cluster_merge_error",
              "ob_host_partition_count_over_threshold", "ob_host_cpu_percent"}
-NOT_YET = {"ob_cluster_exists_index_fail_table"}          # ob_index_error_num (CDB_INDEXES): not collected yet
 
 
 @pytest.mark.integration
@@ -319,7 +318,9 @@ def test_obagent_rules_load_and_fire_on_our_series(agent, ob_tables, prometheus)
              "UPDATE oceanbase.GV$SYSSTAT SET VALUE = 90 WHERE STAT_ID = 130001",
              "UPDATE oceanbase.GV$SYSSTAT SET VALUE = 100 WHERE STAT_ID = 130004",
              "INSERT INTO oceanbase.GV$OB_PROCESSLIST (SVR_IP, SVR_PORT, ID, TENANT, STATE) "
-             "SELECT '127.0.0.1', 2882, seq, 'mysql_a', 'ACTIVE' FROM seq_1_to_210000")
+             "SELECT '127.0.0.1', 2882, seq, 'mysql_a', 'ACTIVE' FROM seq_1_to_210000",
+             "INSERT INTO oceanbase.CDB_INDEXES (CON_ID, OWNER, INDEX_NAME, TABLE_NAME, STATUS) VALUES "
+             "(1002, 'db0', 'idx_a', 't_a', 'VALID'), (1002, 'db0', 'idx_b', 't_b', 'ERROR')")
     a = agent({**ob_tables.ob_config(), "cluster_name": "c1", "cluster_id": "7"}, password=ob_tables.password)
     wait_text(a, "ocp_exporter", "ob_active_session_num{", "ob_disk_total_bytes{")
     target = f"127.0.0.1:{a.ports['ocp_exporter']}"
@@ -331,7 +332,7 @@ def test_obagent_rules_load_and_fire_on_our_series(agent, ob_tables, prometheus)
 
     def states() -> dict:
         return {r["name"]: (r["health"], r["state"]) for g in prom.api("rules")["groups"] for r in g["rules"]}
-    expected = {name for name in states()} - NOT_ON_4X - NOT_YET - {
+    expected = {name for name in states()} - NOT_ON_4X - {
         "ob_host_disk_percent_over_threshold", "ob_host_net_recv_percent_over_threshold",
         "ob_host_net_send_percent_over_threshold", "ob_host_load1_per_cpu_over_threshold",
         "ob_host_mem_percent_over_threshold", "ob_host_disk_readonly"}    # host thresholds: promtool test below

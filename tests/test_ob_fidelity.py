@@ -260,3 +260,36 @@ def doc_table() -> str:
 def test_docs_ob_md_lists_every_view_and_column_the_agent_reads():
     text = (ROOT / "docs" / "ob.md").read_text()
     assert doc_table() in text, "regenerate: python -c 'import test_ob_fidelity as t; print(t.doc_table())'"
+
+
+@pytest.mark.integration
+def test_obagent_event_table_index_and_unit_config_metrics(ob_tables):
+    """ob_waitevent_*, ob_system_event_* (IDLE left out, obagent's groups), ob_table_num and
+    ob_index_error_num (rootservice's agent only), ob_unit_config_* on the 4.x stand-in."""
+    from engine.ob.sysstat_catalog import _events
+    wl = fill(ob_tables)
+    with ob_tables.connect() as c, c.cursor() as cur:
+        cur.execute("UPDATE CDB_INDEXES SET STATUS = 'UNUSABLE' WHERE CON_ID = 1004 AND INDEX_NAME = 'idx_t_3'")
+    got, fams = collected(ob_tables, 4, ("10.0.0.1", 2882))
+    assert all(r.ok for r in got.results), got.results
+    rows = [r for r in _events(wl) if r[1] == "10.0.0.1" and r[0] == 1002]
+    waits = {s.labels["tenant_name"]: s.value for s in fams["ob_waitevent_wait"].samples}
+    assert waits["mysql_a"] == sum(r[8] for r in rows if r[7] != "IDLE") > 0
+    seconds = {s.labels["tenant_name"]: s.value for s in fams["ob_waitevent_wait_seconds"].samples}
+    assert seconds["mysql_a"] == pytest.approx(sum(r[12] for r in rows if r[7] != "IDLE") / 1e6)
+    groups = {s.labels["event_group"]: s.value for s in fams["ob_system_event_total_waits"].samples
+              if s.labels["tenant_name"] == "mysql_a"}
+    assert groups == {"INTERNAL": rows[0][8], "IO": rows[1][8], "SYNC_RPC": rows[2][8], "ROW_LOCK_WAIT": rows[3][8],
+                      "LATCH": rows[4][8]}
+    assert {s.labels["svr_ip"] for s in fams["ob_system_event_time_waited"].samples} == {"10.0.0.1"}
+    assert {s.labels["tenant_name"]: s.value for s in fams["ob_table_num"].samples} == \
+        {"sys": 5, "mysql_a": 20, "mysql_b": 20}
+    assert [s.value for s in fams["ob_index_error_num"].samples] == [1]
+    config = {(s.labels["tenant_name"], s.labels["unit_config_name"]): s.value
+              for s in fams["ob_unit_config_max_memory_bytes"].samples}
+    assert config == {("sys", "unit_sys"): 8 << 30, ("mysql_a", "unit_mysql_a"): 8 << 30,
+                      ("mysql_b", "unit_mysql_b"): 8 << 30}
+    assert {s.labels["svr_ip"] for s in fams["ob_unit_config_min_iops"].samples} == {"10.0.0.1"}
+    _, other = collected(ob_tables, 4, ("10.0.0.2", 2882))      # no rootservice there: no cluster-wide counts
+    assert "ob_table_num" not in other and "ob_index_error_num" not in other
+    assert other["ob_waitevent_wait"].samples

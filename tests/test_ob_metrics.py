@@ -55,6 +55,7 @@ def tables(**extra):
                             "svr_ip": "10.0.0.1", "svr_port": 2882, "zone": "z1", "with_rootserver": 1}],
         "GV$OB_SERVERS": [], "GV$OB_UNITS": [], "GV$OB_MEMSTORE": [], "GV$OB_TENANT_MEMORY": [],
         "GV$OB_MEMORY": [], "GV$OB_KVCACHE": [], "GV$OB_PROCESSLIST": [],
+        "GV$SYSTEM_EVENT": [], "CDB_TABLES": [], "CDB_INDEXES": [], "DBA_OB_UNITS": [],
     }
     base.update(extra)
     return base

@@ -221,6 +221,40 @@ PROCESSLIST = _cols(
     ("SQL_ID", _v(32)), ("TIME", B), ("STATE", _v(128)), ("INFO", "longtext"),
 )
 
+SYSTEM_EVENT = _cols(
+    ("CON_ID", B), ("SVR_IP", _v(46)), ("SVR_PORT", B), ("EVENT_ID", B), ("EVENT", _v(64)),
+    ("WAIT_CLASS_ID", B), ("WAIT_CLASS#", B), ("WAIT_CLASS", _v(64)), ("TOTAL_WAITS", B),
+    ("TOTAL_TIMEOUTS", B), ("TIME_WAITED", "double"), ("AVERAGE_WAIT", "double"), ("TIME_WAITED_MICRO", B),
+)
+
+# CDB_TABLES / CDB_INDEXES: the sys tenant's every-tenant form of the Oracle-style dictionary views
+# (DBA_TABLES / DBA_INDEXES plus CON_ID); the columns obagent 4.x reads, and the keys around them.
+CDB_TABLES = _cols(
+    ("CON_ID", B), ("OWNER", _v(128)), ("TABLE_NAME", _v(256)), ("TABLESPACE_NAME", _v(30)),
+    ("STATUS", _v(8)), ("NUM_ROWS", B), ("PARTITIONED", _v(3)),
+)
+CDB_INDEXES = _cols(
+    ("CON_ID", B), ("OWNER", _v(128)), ("INDEX_NAME", _v(128)), ("INDEX_TYPE", _v(27)),
+    ("TABLE_OWNER", _v(128)), ("TABLE_NAME", _v(256)), ("TABLE_TYPE", _v(11)), ("UNIQUENESS", _v(9)),
+    ("STATUS", _v(8)), ("PARTITIONED", _v(3)),
+)
+UNIT_CONFIGS = _cols(
+    ("UNIT_CONFIG_ID", B), ("NAME", _v(128)), ("CREATE_TIME", DT), ("MODIFY_TIME", DT),
+    ("MAX_CPU", "double"), ("MIN_CPU", "double"), ("MEMORY_SIZE", B), ("LOG_DISK_SIZE", B),
+    ("MAX_IOPS", B), ("MIN_IOPS", B), ("IOPS_WEIGHT", B),
+)
+RESOURCE_POOLS = _cols(
+    ("RESOURCE_POOL_ID", B), ("NAME", _v(128)), ("TENANT_ID", B), ("CREATE_TIME", DT), ("MODIFY_TIME", DT),
+    ("UNIT_COUNT", B), ("UNIT_CONFIG_ID", B), ("ZONE_LIST", _v(4096)), ("REPLICA_TYPE", _v(7)),
+)
+DBA_UNITS = _cols(
+    ("UNIT_ID", B), ("TENANT_ID", B), ("STATUS", _v(128)), ("RESOURCE_POOL_ID", B), ("UNIT_GROUP_ID", B),
+    ("CREATE_TIME", DT), ("MODIFY_TIME", DT), ("ZONE", _v(128)), ("SVR_IP", _v(46)), ("SVR_PORT", B),
+    ("MIGRATE_FROM_SVR_IP", _v(46)), ("MIGRATE_FROM_SVR_PORT", B), ("MANUAL_MIGRATE", _v(3)),
+    ("UNIT_CONFIG_ID", B), ("MAX_CPU", "double"), ("MIN_CPU", "double"), ("MEMORY_SIZE", B),
+    ("LOG_DISK_SIZE", B), ("MAX_IOPS", B), ("MIN_IOPS", B), ("IOPS_WEIGHT", B),
+)
+
 # 3.x inner tables: the columns obagent 3.x reads, plus what the agent reads.
 ALL_SERVER = _cols(
     ("SVR_IP", _v(46)), ("SVR_PORT", B), ("ID", B), ("ZONE", _v(128)), ("INNER_PORT", B),
@@ -270,6 +304,15 @@ CATALOGUE: tuple[View, ...] = (
     View("GV$OB_MEMORY", MEMORY, SV4 + "1500.gv-ob_memory-of-mysql-mode.md", SYS_ALL, since=V4),
     View("GV$OB_KVCACHE", KVCACHE, SV4 + "1200.gv-ob_kvcache-of-mysql-mode.md", SYS_ALL, since=V4),
     View("GV$OB_PROCESSLIST", PROCESSLIST, SV4 + "gv-ob_processlist-of-mysql-mode.md", SYS_ALL, since=V4),
+    View("GV$SYSTEM_EVENT", SYSTEM_EVENT, SV4 + "gv-system_event-of-mysql-mode.md; " + SV3 + "gv-system_event "
+         "(same columns; obagent reads its local twin v$system_event)", SYS_ALL),
+    View("CDB_TABLES", CDB_TABLES, DICT4 + "cdb_tables (sys tenant; read by obagent 4.x for ob_table_num)",
+         SYS_ONLY, since=V4),
+    View("CDB_INDEXES", CDB_INDEXES, DICT4 + "cdb_indexes (sys tenant; read by obagent 4.x for ob_index_error_num)",
+         SYS_ONLY, since=V4),
+    View("DBA_OB_UNIT_CONFIGS", UNIT_CONFIGS, SYS4 + "dba_ob_unit_configs", SYS_ONLY, since=V4),
+    View("DBA_OB_RESOURCE_POOLS", RESOURCE_POOLS, SYS4 + "dba_ob_resource_pools", SYS_ONLY, since=V4),
+    View("DBA_OB_UNITS", DBA_UNITS, SYS4 + "dba_ob_units", SYS_ONLY, since=V4),
     View("__all_server", ALL_SERVER, OBAGENT3, SYS_ONLY, until=V4),
     View("__all_tenant", ALL_TENANT, OBAGENT3, SYS_ONLY, until=V4),
     View("__all_unit", ALL_UNIT, OBAGENT3, SYS_ONLY, until=V4),

@@ -38,6 +38,35 @@ MARKER = "/* MONITOR_AGENT */ "
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
 CR_LOST = {2003, 2006, 2013, 2014, 2055}   # client-side: cannot connect / gone / lost / out of sync
+# a statement stopped at its limit: MariaDB max_statement_time, MySQL MAX_EXECUTION_TIME, OceanBase -4012
+STATEMENT_TIMEOUT = {1969, 3024, 4012}
+# server kind -> the probe that only it answers (see ObConnection._detect_kind), in order
+KIND_PROBES = (("oceanbase", "SELECT @@ob_query_timeout"), ("mariadb", "SELECT @@max_statement_time"),
+               ("mysql", "SELECT @@max_execution_time"))
+_SELECT_HINT = re.compile(r"\s*SELECT\s+(?:/\*\+(.*?)\*/\s*)?", re.I | re.S)
+
+
+def limit_statement(sql: str, kind: str, seconds: float | None) -> str:
+    """``sql`` with a server-side time limit of ``seconds``, in the form server ``kind`` takes.
+
+    OceanBase: a ``QUERY_TIMEOUT(us)`` hint merged into the statement's hint
+    block (it reads one block, right after SELECT); MariaDB: ``SET STATEMENT
+    max_statement_time=s FOR ...``; MySQL: a ``MAX_EXECUTION_TIME(ms)`` hint.
+    Unknown kind, no limit or a statement that is no SELECT: unchanged. The
+    server then stops that statement alone with an error
+    (:class:`QueryTimeout`) instead of the client's read timeout cutting the
+    connection, and with it every later statement of the collection.
+    """
+    if not seconds or seconds <= 0 or kind not in ("oceanbase", "mariadb", "mysql"):
+        return sql
+    if kind == "mariadb":
+        return f"SET STATEMENT max_statement_time={seconds:.3f} FOR {sql}"
+    m = _SELECT_HINT.match(sql)
+    if not m:
+        return sql
+    hint = f"QUERY_TIMEOUT({int(seconds * 1e6)})" if kind == "oceanbase" else f"MAX_EXECUTION_TIME({int(seconds * 1e3)})"
+    hints = " ".join(h for h in ((m.group(1) or "").strip(), hint) if h)
+    return f"SELECT /*+ {hints} */ " + sql[m.end():]
 
 
 class ObError(EngineError):
@@ -69,6 +98,11 @@ class QueryFailed(ObError):
     reason = "query"
 
 
+class QueryTimeout(QueryFailed):
+    """The server stopped the statement at its time limit (the connection stays usable)."""
+    reason = "timeout"
+
+
 def translate(exc: Exception) -> ObError:
     """One pymysql/socket exception as our typed error (the one place that maps codes)."""
     if isinstance(exc, ObError):
@@ -85,6 +119,8 @@ def error_for_code(code: int, text: str, *, lost: bool = False) -> ObError:
         return AuthFailed(f"access denied ({code}): {text}", code)
     if code == ER.NO_SUCH_TABLE:
         return MissingView(f"missing view ({code}): {text}", code)
+    if code in STATEMENT_TIMEOUT:
+        return QueryTimeout(f"statement time limit ({code}): {text}", code)
     if code in CR_LOST or lost or code == 0:
         return ConnectionLost(f"connection lost ({code}): {text}", code)
     return QueryFailed(f"query failed ({code}): {text}", code)
@@ -142,6 +178,7 @@ class ObConnection:
         self.last_error: ObError | None = None
         self.connects = 0
         self.server_warning = ""
+        self.kind = ""              # "oceanbase", "mariadb", "mysql" or "" (unknown): how to limit a statement
 
     @classmethod
     def from_config(cls, config) -> "ObConnection":
@@ -179,6 +216,7 @@ class ObConnection:
         self._delay = 0.0
         self._next_try = 0.0
         self.version = self._detect_version()
+        self.kind = self._detect_kind()
         self.server_warning = self._check_server()
 
     def _fail(self, error: ObError):
@@ -203,6 +241,23 @@ class ObConnection:
             if found:
                 return found
         return ()
+
+    def _detect_kind(self) -> str:
+        """Which server this is, by the first of :data:`KIND_PROBES` it answers. Not from
+        ``version()``: the MariaDB stand-in answers an OceanBase version there."""
+        for kind, sql in KIND_PROBES:
+            try:
+                with self._conn.cursor() as cur:
+                    cur.execute(MARKER + sql)
+                    cur.fetchall()
+            except pymysql.err.MySQLError:
+                continue
+            return kind
+        return ""
+
+    def limited(self, sql: str, seconds: float | None) -> str:
+        """``sql`` with a server-side limit of ``seconds`` for this server (:func:`limit_statement`)."""
+        return limit_statement(sql, self.kind, seconds)
 
     def _check_server(self) -> str:
         """'' if ``[ob] svr_ip``/``svr_port`` name an observer's RPC port, else why not (logged).

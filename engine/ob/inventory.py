@@ -47,7 +47,8 @@ def statements(version: tuple) -> list[tuple[str, str, tuple]]:
         sql, args = views.plan_stat(major, SAMPLE, *(server or ()))
         out.append((f"views.plan_stat{suffix}", sql, args))
     tenants = metrics.TENANTS_4X if version >= metrics.V4 else metrics.TENANTS_3X
-    for query in [tenants] + metrics.queries_for(version):
+    zones = [metrics.ZONES] if version >= metrics.V4 else []
+    for query in [tenants] + zones + metrics.queries_for(version):
         for suffix, server in (("", None), (":local", SERVER)):
             sql, args = query.statement(server)
             out.append((f"metrics.{query.name}{suffix}", sql, args))

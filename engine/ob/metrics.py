@@ -11,7 +11,10 @@ timed and isolated: a failing query reports ``ocp_exporter_query_success 0``
 and its error class (the typed errors of :mod:`engine.ob.connection`), and
 never empties the others. A missing view (error 1146) is only that query's
 failure for this collection: it is tried again at the next one, never
-dropped for good (obagent drops it forever). After a lost connection the
+dropped for good (obagent drops it forever). Each statement carries a
+server-side time limit (``timeout``; :func:`engine.ob.connection.limit_statement`):
+a slow view fails alone as ``timeout`` and the connection serves the next
+ones, where a client read timeout would have dropped it. After a lost connection the
 remaining queries of the collection fail fast; the connection reconnects,
 with backoff, at the next one. Rows are bad input per row: a
 NULL or non-numeric value, or one a float cannot hold, skips that sample and
@@ -59,6 +62,7 @@ class Query:
     keep_unknown_tenants: bool = False       # rows of tenants not in the list (META) are kept (obagent: sysstat)
     local: str | None = None                 # column prefix for the svr_ip/svr_port filter; None: cluster-wide
     path: str = "basic"                      # obagent's endpoint: /metrics/ob/basic or /metrics/ob/extra
+    rootservice: bool = False                # cluster-wide count run by the rootservice's agent only (obagent)
 
     def statement(self, server: tuple | None) -> tuple[str, tuple]:
         """(SQL, args): ``{local}`` becomes this server's filter when ``server`` is set."""
@@ -215,6 +219,62 @@ QUERIES: list[Query] = [
 ]
 
 
+# obagent's event groups of v$system_event (its ob_system_event query), by event id and name
+EVENT_GROUP = ("CASE WHEN event_id = 10000 THEN 'INTERNAL' WHEN event_id = 13000 THEN 'SYNC_RPC' "
+               "WHEN event_id = 14003 THEN 'ROW_LOCK_WAIT' WHEN (event_id >= 10001 AND event_id <= 11006) "
+               "OR (event_id >= 11008 AND event_id <= 11011) THEN 'IO' WHEN event LIKE 'latch:%%' THEN 'LATCH' "
+               "ELSE 'OTHER' END")
+# Not IDLE, and the tenants obagent keeps (sys, user and meta; the tenant list then drops the meta ones).
+EVENT_FILTER = "wait_class <> 'IDLE' AND (con_id > 1000 OR con_id = 1) {local}"
+
+
+def _event_queries(hint: str, version: dict) -> list[Query]:
+    """ob_waitevent_* and ob_system_event_* (GV$SYSTEM_EVENT, same columns at 3.x and 4.x). Seconds are
+    divided by ``1e6``, a double: a decimal division keeps only four places in MySQL."""
+    return [
+        Query("waitevent", f"SELECT {hint} con_id AS tenant_id, svr_ip, svr_port, SUM(total_waits) AS total_waits, "
+              "SUM(time_waited_micro) / 1e6 AS time_waited FROM oceanbase.GV$SYSTEM_EVENT WHERE "
+              f"{EVENT_FILTER} GROUP BY con_id, svr_ip, svr_port", ("tenant_id", "svr_ip", "svr_port"),
+              {"total_waits": _c("ob_waitevent_wait_total", "Waits for non-idle events (GV$SYSTEM_EVENT)"),
+               "time_waited": _c("ob_waitevent_wait_seconds_total", "Time waited for non-idle events")},
+              tenant_names=True, local="", **version),
+        # gauges by name: obagent's names have no _total; the values are cumulative (use rate())
+        Query("system_event", f"SELECT {hint} con_id AS tenant_id, svr_ip, svr_port, {EVENT_GROUP} AS event_group, "
+              "SUM(total_waits) AS total_waits, SUM(time_waited_micro) / 1e6 AS time_waited "
+              f"FROM oceanbase.GV$SYSTEM_EVENT WHERE {EVENT_FILTER} GROUP BY con_id, svr_ip, svr_port, event_group",
+              ("tenant_id", "svr_ip", "svr_port", "event_group"),
+              {"total_waits": _g("ob_system_event_total_waits", "Waits by event group since the server started "
+                                                                "(cumulative: use rate())"),
+               "time_waited": _g("ob_system_event_time_waited", "Seconds waited by event group since the server "
+                                                                "started (cumulative: use rate())")},
+              tenant_names=True, local="", **version),
+    ]
+
+
+QUERIES += _event_queries(HINT_4X, {"min_version": V4}) + _event_queries(HINT_3X, {"max_version": V4}) + [
+    Query("table_num", f"SELECT {HINT_4X} con_id AS tenant_id, COUNT(*) AS value FROM oceanbase.CDB_TABLES "
+          "GROUP BY con_id", ("tenant_id",), {"value": _g("ob_table_num", "Tables of the tenant")},
+          min_version=V4, tenant_names=True, rootservice=True),
+    Query("index_error", f"SELECT {HINT_4X} COUNT(*) AS value FROM oceanbase.CDB_INDEXES "
+          "WHERE status IN ('ERROR', 'UNUSABLE')", (),
+          {"value": _g("ob_index_error_num", "Indexes in status ERROR or UNUSABLE, every tenant")},
+          min_version=V4, rootservice=True, path="extra"),
+    # obagent filters by svr_ip only; one unit per pool and server, so the server's labels make each row unique
+    Query("unit_config", f"SELECT {HINT_4X} p.tenant_id, u.svr_ip, u.svr_port, c.name AS unit_config_name, "
+          "c.max_cpu, c.min_cpu, c.memory_size, c.max_iops, c.min_iops FROM oceanbase.DBA_OB_UNITS u "
+          "JOIN oceanbase.DBA_OB_RESOURCE_POOLS p ON u.resource_pool_id = p.resource_pool_id "
+          "JOIN oceanbase.DBA_OB_UNIT_CONFIGS c ON p.unit_config_id = c.unit_config_id WHERE 1 = 1 {local}",
+          ("tenant_id", "svr_ip", "svr_port", "unit_config_name"),
+          {"max_cpu": _g("ob_unit_config_max_cpu", "Max CPUs of the tenant's unit config"),
+           "min_cpu": _g("ob_unit_config_min_cpu", "Min CPUs of the tenant's unit config"),
+           "memory_size": (_g("ob_unit_config_max_memory_bytes", "Memory of the tenant's unit config"),
+                           _g("ob_unit_config_min_memory_bytes", "Memory of the tenant's unit config (4.x: one size)")),
+           "max_iops": _g("ob_unit_config_max_iops", "Max IOPS of the tenant's unit config"),
+           "min_iops": _g("ob_unit_config_min_iops", "Min IOPS of the tenant's unit config")},
+          min_version=V4, tenant_names=True, local="u.", path="extra"),
+]
+
+
 def metric_names() -> set[str]:
     """Every family name the queries can produce (reserved: a monitor's summary may not take one)."""
     return {m.name for q in QUERIES for spec in q.metrics.values()
@@ -281,16 +341,31 @@ class Collection:
     paths: dict = field(default_factory=dict)     # "basic" / "extra" -> families (obagent's endpoints)
 
 
-def run_query(db, query: Query, server: tuple | None) -> list[dict]:
-    """The rows of ``query`` as dicts keyed by lower-case column name (``db``: an ObConnection)."""
+def run_query(db, query: Query, server: tuple | None, timeout: float | None = None) -> list[dict]:
+    """The rows of ``query`` as dicts keyed by lower-case column name (``db``: an ObConnection).
+
+    ``timeout`` (seconds) is a server-side limit on this statement alone, in
+    the form ``db``'s server takes (:meth:`ObConnection.limited`)."""
     sql, args = query.statement(server)
+    limited = getattr(db, "limited", None)
+    if timeout and limited is not None:
+        sql = limited(sql, timeout)
     return db.query_dicts(sql, args or None)
 
 
 # result column -> label name, as obagent names them
 RENAME = {"tenant_id": "ob_tenant_id", "zone": "obzone"}
-ZONES = Query("zones", f"SELECT {HINT_4X} svr_ip, svr_port, zone FROM oceanbase.DBA_OB_SERVERS",
+ZONES = Query("zones", f"SELECT {HINT_4X} svr_ip, svr_port, zone, with_rootserver FROM oceanbase.DBA_OB_SERVERS",
               ("svr_ip", "svr_port", "zone"), {}, min_version=V4)
+
+
+def hosts_rootservice(rows: list[dict], server: tuple | None) -> bool:
+    """Whether this agent runs the rootservice-only queries: yes without ``[ob] svr_ip`` (one agent
+    for the cluster), else if ``server`` hosts the rootservice, or if the server list is unknown."""
+    if server is None or not rows:
+        return True
+    return any(to_label(r.get("svr_ip")) == str(server[0]) and to_label(r.get("svr_port")) == str(server[1])
+               and to_label(r.get("with_rootserver")).upper() in ("YES", "1") for r in rows)
 
 
 @dataclass(frozen=True)
@@ -367,34 +442,43 @@ def build_families(query: Query, rows: list[dict], tenants: dict, bad, labels: C
     return [f for group in fams.values() for f in group]
 
 
-def collect(db, version: tuple, bad, server: tuple | None = None, cluster: Cluster | None = None) -> Collection:
+def collect(db, version: tuple, bad, server: tuple | None = None, cluster: Cluster | None = None,
+            timeout: float | None = None) -> Collection:
     """Run every query for ``version`` on ``db``; see the module docstring for isolation.
 
     ``server`` = (svr_ip, svr_port) restricts the per-server views to this
-    host's observer. After a lost connection the remaining queries are
-    reported failed at once (``db`` reconnects, with backoff, next time)
-    rather than each waiting out a timeout. ``Collection.paths`` sorts the
-    families by obagent endpoint (``basic``, ``extra``).
+    host's observer; the rootservice-only queries (cluster-wide counts) then
+    run only if that server hosts the rootservice, as obagent's condition
+    does, so that N agents do not export N copies. ``timeout`` bounds each
+    statement on the server: a slow view fails alone (``timeout``) and the
+    next ones run on the same connection. After a lost connection the
+    remaining queries are reported failed at once (``db`` reconnects, with
+    backoff, next time) rather than each waiting out a timeout.
+    ``Collection.paths`` sorts the families by obagent endpoint (``basic``,
+    ``extra``).
     """
     out = Collection()
     cluster = cluster or Cluster(server=server)
     tenants_q = TENANTS_4X if version >= V4 else TENANTS_3X
-    tenant_rows, result = _timed(db, tenants_q, server)
+    tenant_rows, result = _timed(db, tenants_q, server, timeout)
     out.results.append(result)
     tenants = {to_label(r.get("tenant_id")): to_label(r.get("tenant_name")) for r in tenant_rows}
     lost = result.error == "connection"
-    zones = {}
-    if version >= V4 and not lost and not cluster.zone:
-        zone_rows, result = _timed(db, ZONES, None)
+    server_rows = []
+    if version >= V4 and not lost:
+        server_rows, result = _timed(db, ZONES, None, timeout)
         out.results.append(result)
-        zones = {to_label(r.get("svr_ip")): to_label(r.get("zone")) for r in zone_rows}
         lost = result.error == "connection"
+    zones = {} if cluster.zone else {to_label(r.get("svr_ip")): to_label(r.get("zone")) for r in server_rows}
     labels = cluster.with_zones(zones)
+    rootservice = hosts_rootservice(server_rows, server)
     for query in queries_for(version):
+        if query.rootservice and not rootservice:
+            continue
         if lost:
             out.results.append(QueryResult(query.name, False, 0.0, error="connection"))
             continue
-        rows, result = _timed(db, query, server)
+        rows, result = _timed(db, query, server, timeout)
         out.results.append(result)
         lost = result.error == "connection"
         if result.ok:
@@ -404,10 +488,10 @@ def collect(db, version: tuple, bad, server: tuple | None = None, cluster: Clust
     return out
 
 
-def _timed(db, query: Query, server) -> tuple[list[dict], QueryResult]:
+def _timed(db, query: Query, server, timeout: float | None = None) -> tuple[list[dict], QueryResult]:
     t0 = time.perf_counter()
     try:
-        rows = run_query(db, query, server)
+        rows = run_query(db, query, server, timeout)
     except Exception as exc:  # isolation: one query's failure is its own
         return [], QueryResult(query.name, False, time.perf_counter() - t0, error=error_kind(exc))
     return rows, QueryResult(query.name, True, time.perf_counter() - t0, rows=len(rows))

@@ -11,7 +11,8 @@ stats 1300xx, class 64 (resource) for 1400xx.
 :func:`view_rows` renders every small view a server of the workload's
 version has (4.x: GV$SYSSTAT, GV$OB_SERVERS, DBA_OB_SERVERS, DBA_OB_TENANTS,
 GV$OB_UNITS, GV$OB_MEMSTORE, GV$OB_PLAN_CACHE_STAT, GV$OB_TENANT_MEMORY,
-GV$OB_MEMORY, GV$OB_KVCACHE, GV$OB_PROCESSLIST; 3.x: gv$sysstat,
+GV$OB_MEMORY, GV$OB_KVCACHE, GV$OB_PROCESSLIST, GV$SYSTEM_EVENT, CDB_TABLES,
+CDB_INDEXES, DBA_OB_UNITS, DBA_OB_RESOURCE_POOLS, DBA_OB_UNIT_CONFIGS; 3.x: gv$sysstat,
 gv$plan_cache_stat and the inner tables __all_server, __all_tenant,
 __all_unit, __all_resource_pool), keyed as the workload's writer names them.
 """
@@ -158,16 +159,28 @@ def view_rows(wl, now: float) -> dict:
                 active = k % 3 == 0
                 procs.append((ip, port, sql_port, 3221487600 + pid, "app", tname, "10.1.0.9:40000", "db0",
                               "Query" if active else "Sleep", None, k, "ACTIVE" if active else "SLEEP", None))
-    tenants, all_tenant, pools = [], [], []
+    tenants, all_tenant, pools, pools4, configs, tables, indexes = [], [], [], [], [], [], []
     for tid, name in wl.tenants:
         ttype = "SYS" if tid == 1 else "USER"
         tenants.append((tid, name, ttype, "NORMAL", "MYSQL", "zone1", "FULL{1}@zone1", "PRIMARY",
                         "NO", len(wl.servers)))
         all_tenant.append((tid, name, "zone1", "zone1", 0, 0))
         pools.append((tid, f"pool_{name}", len(wl.servers), tid, "zone1", tid))
+        pools4.append((tid, f"pool_{name}", tid, len(wl.servers), tid, "zone1", "FULL"))
+        configs.append((tid, f"unit_{name}", 4.0, 2.0, 8 * GIB, 20 * GIB, 10000, 10000, 1))
+        for k in range(5 if tid == 1 else 20):      # a dictionary's worth of tables, each with one index
+            tables.append((tid, "db0", f"t_{k}", "VALID", 1000 * k, "NO"))
+            indexes.append((tid, "db0", f"idx_t_{k}", "NORMAL", "db0", f"t_{k}", "TABLE", "NONUNIQUE", "VALID", "NO"))
         if ttype == "USER":
             tenants.append((tid - 1, f"META${tid}", "META", "NORMAL", "MYSQL", "zone1",
                             "FULL{1}@zone1", "PRIMARY", "NO", len(wl.servers)))
+    out.update(_unit_views(wl, units, pools4, configs))
+    out["CDB_TABLES"] = (("CON_ID", "OWNER", "TABLE_NAME", "STATUS", "NUM_ROWS", "PARTITIONED"), tables)
+    out["CDB_INDEXES"] = (("CON_ID", "OWNER", "INDEX_NAME", "INDEX_TYPE", "TABLE_OWNER", "TABLE_NAME", "TABLE_TYPE",
+                           "UNIQUENESS", "STATUS", "PARTITIONED"), indexes)
+    out["GV$SYSTEM_EVENT"] = (("CON_ID", "SVR_IP", "SVR_PORT", "EVENT_ID", "EVENT", "WAIT_CLASS_ID", "WAIT_CLASS#",
+                               "WAIT_CLASS", "TOTAL_WAITS", "TOTAL_TIMEOUTS", "TIME_WAITED", "AVERAGE_WAIT",
+                               "TIME_WAITED_MICRO"), _events(wl))
     out["GV$SYSSTAT"] = (("CON_ID", "SVR_IP", "SVR_PORT", "STATISTIC#", "NAME", "CLASS", "VALUE",
                           "VALUE_TYPE", "STAT_ID"), sysstat)
     out["GV$OB_SERVERS"] = (("SVR_IP", "SVR_PORT", "ZONE", "SQL_PORT", "CPU_CAPACITY",
@@ -204,3 +217,43 @@ def view_rows(wl, now: float) -> dict:
     out["__all_resource_pool"] = (("RESOURCE_POOL_ID", "NAME", "UNIT_COUNT", "UNIT_CONFIG_ID",
                                    "ZONE_LIST", "TENANT_ID"), pools)
     return out
+
+
+# (event_id, name, wait class id, class#, class) as OceanBase's wait_event.h has them; what each
+# accumulates comes from the workload's counters (waits, microseconds) in :func:`_events`.
+EVENTS = ((10000, "system internal wait", 100, 0, "OTHER"), (10001, "db file data read", 108, 8, "USER_IO"),
+          (13000, "sync rpc", 107, 7, "NETWORK"), (14003, "row lock wait", 101, 1, "APPLICATION"),
+          (16001, "latch: default spin lock wait", 104, 4, "CONCURRENCY"),
+          (15101, "mysql response wait client", 106, 6, "IDLE"))
+
+
+def _events(wl) -> list[tuple]:
+    """GV$SYSTEM_EVENT rows: cumulative waits and wait time per (server, tenant, event)."""
+    rows = []
+    for (key, v) in wl.stat.v.items():
+        if len(key) != 2:
+            continue
+        (ip, port), tid = key
+        rpc = v[40011] + v[40012]
+        acc = {10000: (v[20000] // 10, v[20002]), 10001: (v[60000], v[60001]), 13000: (rpc, 500 * rpc),
+               14003: (v[30009], v[30010] // 4), 16001: (v[50001], 3 * v[50001]), 15101: (v[10000], 1000 * v[10000])}
+        for eid, name, cid, cnum, cls in EVENTS:
+            waits, micro = acc[eid]
+            rows.append((tid, ip, port, eid, name, cid, cnum, cls, waits, 0, micro / 10000.0,
+                         micro / 10000.0 / max(waits, 1), micro))
+    return rows
+
+
+def _unit_views(wl, units, pools, configs) -> dict:
+    """DBA_OB_UNITS (one per GV$OB_UNITS row), DBA_OB_RESOURCE_POOLS and DBA_OB_UNIT_CONFIGS (one per tenant)."""
+    dba_units = [(unit_id, tid, "ACTIVE", tid, zone, ip, port, tid, max_cpu, min_cpu, mem, log_disk, max_iops, min_iops)
+                 for (ip, port, unit_id, tid, zone, max_cpu, min_cpu, mem, max_iops, min_iops, log_disk, *_) in units]
+    return {
+        "DBA_OB_UNITS": (("UNIT_ID", "TENANT_ID", "STATUS", "RESOURCE_POOL_ID", "ZONE", "SVR_IP", "SVR_PORT",
+                          "UNIT_CONFIG_ID", "MAX_CPU", "MIN_CPU", "MEMORY_SIZE", "LOG_DISK_SIZE", "MAX_IOPS",
+                          "MIN_IOPS"), dba_units),
+        "DBA_OB_RESOURCE_POOLS": (("RESOURCE_POOL_ID", "NAME", "TENANT_ID", "UNIT_COUNT", "UNIT_CONFIG_ID",
+                                   "ZONE_LIST", "REPLICA_TYPE"), pools),
+        "DBA_OB_UNIT_CONFIGS": (("UNIT_CONFIG_ID", "NAME", "MAX_CPU", "MIN_CPU", "MEMORY_SIZE", "LOG_DISK_SIZE",
+                                 "MAX_IOPS", "MIN_IOPS", "IOPS_WEIGHT"), configs),
+    }

@@ -61,8 +61,10 @@ class OcpExporter:
     """
 
     def __init__(self, section, server: exposition.ExpositionServer, *, db=None, ob_server=None,
-                 host_board=None, rings: dict | None = None, cluster: ob_metrics.Cluster | None = None, obproxy=None):
+                 host_board=None, rings: dict | None = None, cluster: ob_metrics.Cluster | None = None,
+                 obproxy=None, query_timeout: float | None = None):
         self.section = section
+        self.query_timeout = query_timeout
         self.cluster = cluster or ob_metrics.Cluster(server=ob_server)
         self.obproxy = obproxy          # an ObproxyCollector when [obproxy] is configured
         self.by_path: dict[str, list] = {}
@@ -98,7 +100,7 @@ class OcpExporter:
             self.last_ob_ok = False
             return [], [ob_metrics.QueryResult("connect", False, time.perf_counter() - t0, error=kind)]
         version = self.db.version or (4,)
-        got = ob_metrics.collect(self.db, version, self.bad, self.ob_server, self.cluster)
+        got = ob_metrics.collect(self.db, version, self.bad, self.ob_server, self.cluster, self.query_timeout)
         self.by_path = got.paths
         for r in got.results:
             if not r.ok:
@@ -191,7 +193,7 @@ def main(ctx) -> None:
     server = exposition.server_from_section(sec, "workers.ocp_exporter")
     rings = {edge: ctx.consumer(edge) for edge in EDGES}
     exporter = OcpExporter(sec, server, db=db, ob_server=ob_server, host_board=ctx.board("host"), rings=rings,
-                           cluster=cluster)
+                           cluster=cluster, query_timeout=statement_timeout(ctx.config))
     exporter.obproxy = obproxy_collector(ctx.config, exporter.bad)
     try:
         exposition.serve(ctx, server, exporter.collect, sec.interval, after=lambda: _report_state(ctx, exporter))
@@ -215,6 +217,22 @@ def obproxy_collector(config, bad):
 MIN_READ_WAIT = 5.0     # seconds: see connection()
 
 
+def read_wait(config) -> float:
+    """How long the exporter's connection waits for an answer (see :func:`connection`)."""
+    return min(config.ob.read_timeout, max(config.workers.ocp_exporter.interval, MIN_READ_WAIT))
+
+
+def statement_timeout(config) -> float:
+    """The server-side limit of each view query: below the read wait, so that the server stops a
+    slow statement (that view fails, ``timeout``) before the client's read timeout drops the
+    connection and every later view of the collection with it. ``query_timeout`` if set (never
+    above the automatic one), else the read wait less 1 s (half of it for a wait under 2 s)."""
+    wait = read_wait(config)
+    auto = max(wait - 1.0, wait / 2)
+    asked = config.workers.ocp_exporter.query_timeout
+    return min(asked, auto) if asked > 0 else auto
+
+
 def connection(config) -> ObConnection:
     """The exporter's OBServer connection: no wait longer than one interval, nor shorter than 5 s.
 
@@ -226,9 +244,8 @@ def connection(config) -> ObConnection:
     machine and every collection failed): a cut read loses the connection and
     with it every view of that collection.
     """
-    sec = config.workers.ocp_exporter
-    bound = max(sec.interval, MIN_READ_WAIT)
-    ob = dataclasses.replace(config.ob, read_timeout=min(config.ob.read_timeout, bound),
+    bound = max(config.workers.ocp_exporter.interval, MIN_READ_WAIT)
+    ob = dataclasses.replace(config.ob, read_timeout=read_wait(config),
                              connect_timeout=min(config.ob.connect_timeout, bound))
     return ObConnection.from_config(dataclasses.replace(config, ob=ob))
 
