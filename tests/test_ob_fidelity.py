@@ -266,7 +266,7 @@ def test_docs_ob_md_lists_every_view_and_column_the_agent_reads():
 def test_obagent_event_table_index_and_unit_config_metrics(ob_tables):
     """ob_waitevent_*, ob_system_event_* (IDLE left out, obagent's groups), ob_table_num and
     ob_index_error_num (rootservice's agent only), ob_unit_config_* on the 4.x stand-in."""
-    from engine.ob.sysstat_catalog import _events
+    from engine.testbed.sysstat_catalog import _events
     wl = fill(ob_tables)
     with ob_tables.connect() as c, c.cursor() as cur:
         cur.execute("UPDATE CDB_INDEXES SET STATUS = 'UNUSABLE' WHERE CON_ID = 1004 AND INDEX_NAME = 'idx_t_3'")

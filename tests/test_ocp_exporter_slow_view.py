@@ -7,7 +7,7 @@ import pytest
 
 from engine import config, exposition
 from engine.ob.connection import limit_statement
-from engine.ob.workload import Workload, Writer
+from engine.testbed.workload import Workload, Writer
 from engine.workers import ocp_exporter
 
 SLOW = "GV$OB_KVCACHE"
