@@ -1,0 +1,142 @@
+"""ocp-server's console and /api/v1/ over HTTP, the clock-skew alert, and the config file.
+
+pos_proxy runs for real on loopback (tests/fixtures/pos_proxy.py, no
+supervisor behind it: the host is ``degraded``); the server is the real
+process object (:class:`engine.server.app.Server`) on a free port.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import wait_for
+from engine.errors import ConfigError
+from engine.server import config
+from engine.server.app import Server
+from fixtures.pos_proxy import SECRET
+
+TOKEN = "api-token-for-tests-0123456789"
+PASSWORD = "console-password-42"
+
+
+@pytest.fixture
+def server(tmp_path, rpc_server, monkeypatch):
+    monkeypatch.setenv("OCP_AGENT_SECRET", SECRET)
+    monkeypatch.setenv("OCP_SERVER_API_TOKEN", TOKEN)
+    monkeypatch.setenv("OCP_SERVER_ADMIN_PASSWORD", PASSWORD)
+    proxies = [rpc_server(), rpc_server()]
+    cfg = config.from_dict({
+        "server": {"data_dir": str(tmp_path / "srv"), "poll_interval": 0.2, "offline_after": 1.0},
+        "clusters": [{"name": "c1", "ob_host": "127.0.0.1", "zones": ["z1"]}],
+        "hosts": [{"name": f"h{i}", "address": f"127.0.0.1:{p.port}", "cluster": "c1", "zone": "z1"}
+                  for i, p in enumerate(proxies)]})
+    srv = Server(cfg)
+    port = srv.start(port=0)
+    yield srv, port
+    srv.stop()
+
+
+def request(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    hdrs = dict(headers or {})
+    if isinstance(body, dict):
+        hdrs["Content-Type"] = "application/json"
+    conn.request(method, path, body=data, headers=hdrs)
+    resp = conn.getresponse()
+    out = resp.status, dict(resp.getheaders()), resp.read()
+    conn.close()
+    return out
+
+
+def api(port, method, path, body=None):
+    status, _, data = request(port, method, path, body, {"Authorization": f"Bearer {TOKEN}"})
+    return status, json.loads(data)
+
+
+def test_the_api_needs_a_token_and_lists_hosts_with_their_state(server):
+    srv, port = server
+    assert request(port, "GET", "/api/v1/health")[0] == 200
+    assert request(port, "GET", "/api/v1/hosts")[0] == 401
+    assert request(port, "GET", "/api/v1/hosts", headers={"Authorization": "Bearer nope"})[0] == 401
+    assert request(port, "POST", "/api/v1/hosts", {"name": "x", "address": "127.0.0.1:1"})[0] == 401
+
+    def degraded():       # pos_proxy answers, no supervisor behind it
+        return all(h["state"] == "degraded" for h in api(port, "GET", "/api/v1/hosts")[1]["hosts"])
+    wait_for(degraded, 30, "both hosts polled")
+    hosts = api(port, "GET", "/api/v1/hosts")[1]["hosts"]
+    assert [(h["name"], h["cluster"], h["version"] != "") for h in hosts] == [("h0", "c1", True), ("h1", "c1", True)]
+    assert all("secret_file" not in h for h in hosts)
+    status, added = api(port, "POST", "/api/v1/hosts", {"name": "h9", "address": "127.0.0.1:9", "cluster": "c1"})
+    assert status == 201 and added["state"] == "unknown"
+    assert api(port, "POST", "/api/v1/hosts", {"name": "bad name", "address": "x"})[0] == 400
+    assert api(port, "GET", "/api/v1/topsql?sort=nope")[0] == 400
+    status, top = api(port, "GET", "/api/v1/topsql?since=1h")
+    assert status == 200 and top["source"] == "agents" and top["rows"] == []
+    assert {m["host"] for m in top["missing"]} == {"h9"}        # never answers: listed, not a failure
+
+
+def test_the_console_needs_a_login_and_a_csrf_token_for_writes(server):
+    srv, port = server
+    status, headers, _ = request(port, "GET", "/hosts")
+    assert status == 303 and headers["Location"].startswith("/login")
+    bad = urllib.parse.urlencode({"user": "admin", "password": "wrong"}).encode()
+    assert request(port, "POST", "/login", bad, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
+    good = urllib.parse.urlencode({"user": "admin", "password": PASSWORD, "next": "//evil"}).encode()
+    status, headers, _ = request(port, "POST", "/login", good, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 303 and headers["Location"] == "/hosts"
+    cookie = headers["Set-Cookie"].split(";")[0]
+    assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+    status, _, page = request(port, "GET", "/hosts", headers={"Cookie": cookie})
+    assert status == 200 and b'data-host="h0"' in page and b'data-host="h1"' in page
+    form = urllib.parse.urlencode({"names": "obstat2"}).encode()
+    hdrs = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+    assert request(port, "POST", "/hosts/h0/restart", form, hdrs)[0] == 403       # no CSRF token
+    csrf = srv.auth.session(cookie.split("=", 1)[1])
+    form = urllib.parse.urlencode({"names": "obstat2", "csrf": csrf}).encode()
+    status, _, page = request(port, "POST", "/hosts/h0/restart", form, hdrs)
+    assert status == 200 and b"supervisor_not_running" in page                    # pos_proxy's real answer
+    for path in ("/topsql?sort=executions", "/slowsql", "/alerts", "/trace?trace_id=Y1-0-0", "/sql/ABC"):
+        assert request(port, "GET", path, headers={"Cookie": cookie})[0] == 200, path
+    assert request(port, "GET", "/topsql?limit=99999", headers={"Cookie": cookie})[0] == 400
+
+
+def test_a_skewed_clock_fires_an_alert_in_alertmanager(tmp_path, rpc_server, alertmanager_factory, monkeypatch):
+    """The server's clock runs 700 ms behind: every agent looks 700 ms ahead (OCP alerts at 500)."""
+    monkeypatch.setenv("OCP_AGENT_SECRET", SECRET)
+    am = alertmanager_factory()
+    proxy = rpc_server()
+    cfg = config.from_dict({"server": {"data_dir": str(tmp_path / "srv"), "alertmanager_url": am.url,
+                                       "alert_repeat": 1.0},
+                            "hosts": [{"name": "skewed", "address": f"127.0.0.1:{proxy.port}"}]})
+    srv = Server(cfg, clock=lambda: time.time() - 0.7)
+    try:
+        srv.poller.poll_once()
+        assert 600 < srv.inventory.host("skewed")["skew_ms"] < 800
+        got = wait_for(lambda: [a for a in am.alerts() if a["labels"]["alertname"] == "OcpHostClockSkew"],
+                       30, "the skew alert in Alertmanager")
+        assert got[0]["labels"]["host"] == "skewed" and got[0]["labels"]["severity"] == "warning"
+        srv.poller.clock = srv.alerts.clock = time.time            # the clock is fixed
+        srv.poller.poll_once()
+        wait_for(lambda: not [a for a in am.alerts() if a["labels"]["alertname"] == "OcpHostClockSkew"],
+                 30, "the skew alert resolved")
+    finally:
+        srv.stop()
+
+
+def test_the_config_file_is_checked_like_the_agents(tmp_path):
+    path = tmp_path / "server.toml"
+    path.write_text('[server]\nport = 70000\n')
+    with pytest.raises(ConfigError, match="server.port"):
+        config.load(str(path))
+    path.write_text('[server]\nbogus = 1\n')
+    with pytest.raises(ConfigError, match="unknown key"):
+        config.load(str(path))
+    path.write_text('[[hosts]]\nname = "a"\n')
+    with pytest.raises(ConfigError, match="hosts\\[0\\].address"):
+        config.load(str(path))
+    assert config.load(str(__import__("pathlib").Path(__file__).parent.parent / "conf" / "server.toml"))
