@@ -120,12 +120,15 @@ class Grouper:
                 v = captures[g]
             else:
                 v = header.get(g) if header else None
+            t = type(v)
             if v is None:
                 parts.append(g + "=")
-            elif type(v) is str:
+            elif t is str:
                 parts.append(g + "=" + v)
+            elif t is int:
+                parts.append(g + "=" + str(v))
             else:
-                parts.append(f"{g}={_text(v)}")
+                parts.append(g + "=" + _text(v))
         return "\x1f".join(parts)
 
     def _record(self, rule, fields, line, path, offset, ts, key, line_id="") -> dict:
