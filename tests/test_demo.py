@@ -42,11 +42,12 @@ def test_demo_shows_alerts_topsql_and_metrics_then_stops_cleanly(tmp_path):
             except OSError:
                 continue
             if "ob_sysstat{" in body and "obstat2_rows_fetched_total" in body \
-                    and "ob_logtailer_alerts_total{" in body:
+                    and "ob_logtailer_alerts_total{" in body and "obproxy_up 1.0" in body \
+                    and "obproxy_sessions{" in body:
                 metrics = body
         assert alerts, "no alert within 90 s"
         assert topsql, "no TopSQL within 90 s"
-        assert metrics, "ocp_exporter never showed OB, TopSQL and alert series"
+        assert metrics, "ocp_exporter never showed OB, OBProxy, TopSQL and alert series"
         assert all(w["state"] == "RUNNING" for w in workers.values())
         instance = orjson.loads(engine(home, "status", "--json").stdout)["supervisor"]["instance"]
     finally:

@@ -38,7 +38,9 @@ def _simulator_process(workdir: str, conn, parent_end) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent stops us
     sim = simulator.start(Path(workdir))
     conn.send({"host": sim.host, "port": sim.port, "user": sim.user,
-               "password": sim.password, "log_dir": str(sim.log_dir)})
+               "password": sim.password, "log_dir": str(sim.log_dir),
+               "obproxy": {"host": sim.obproxy.host, "port": sim.obproxy.port, "user": sim.obproxy.user,
+                           "password": sim.obproxy.password}})
     try:
         conn.recv()                                     # EOF when the parent is done
     except EOFError:
@@ -59,6 +61,8 @@ def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
         "supervisor": {"min_uptime": 2.0},
         "ob": {"host": sim["host"], "port": sim["port"], "user": sim["user"],
                "password_env": "OCP_AGENT_DEMO_OB_PASSWORD", "cluster_name": "demo", "cluster_id": "1"},
+        "obproxy": {"host": sim["obproxy"]["host"], "port": sim["obproxy"]["port"], "user": sim["obproxy"]["user"],
+                    "password_env": "OCP_AGENT_DEMO_OBPROXY_PASSWORD"} if sim.get("obproxy") else {},
         "workers": {
             "pos_proxy": {"secret_file": str(secret_file), "file_roots": [log_dir]},
             "node_exporter": {"interval": 5.0},
@@ -101,6 +105,7 @@ def cmd_demo(args) -> int:
         print("engine demo: the simulated OBServer did not start", file=sys.stderr)
         return 1
     os.environ["OCP_AGENT_DEMO_OB_PASSWORD"] = sim["password"]
+    os.environ["OCP_AGENT_DEMO_OBPROXY_PASSWORD"] = sim["obproxy"]["password"]
     cfg = demo_config(home, sim, secret_file, args.alertmanager, args.any_ports)
     agentlog.setup(cfg, "ocp_agentd", foreground=not args.quiet)
     print(banner(cfg, sim, secret_file), flush=True)
@@ -122,6 +127,7 @@ def banner(cfg, sim: dict, secret_file: Path) -> str:
     return f"""
 engine demo: the OCP agent against a simulated OBServer
   simulated OBServer   mysql://{sim['user']}@{sim['host']}:{sim['port']}  logs in {sim['log_dir']}
+  simulated OBProxy    mysql://{sim['obproxy']['user']}@{sim['obproxy']['host']}:{sim['obproxy']['port']} (obproxy_* series)
   host metrics         curl -s http://{w.node_exporter.bind}:{w.node_exporter.port}/metrics
   OceanBase metrics    curl -s http://{w.ocp_exporter.bind}:{w.ocp_exporter.port}/metrics
   in another terminal:

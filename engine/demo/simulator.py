@@ -9,7 +9,9 @@
   (audit rows every second, the small views every few seconds, a share of the
   plan cache evicted now and then), through its own SQLite connection;
 - synthetic observer/rootservice/election logs (and ``.wf``) in
-  ``<workdir>/log``, rotated at ``max_log_bytes`` (:mod:`engine.demo.oblog`).
+  ``<workdir>/log``, rotated at ``max_log_bytes`` (:mod:`engine.demo.oblog`);
+- an OBProxy admin port (``root@proxysys``, :mod:`engine.demo.obproxy`) whose
+  counters grow with the workload (``sim.obproxy``).
 
 ``stop()`` stops all three and joins their threads; the files stay in
 ``workdir`` (a new ``start`` recreates the database, the logs go on).
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.demo import oblog, views
+from engine.demo.obproxy import MiniObProxy
 from engine.demo.mysqld import MiniMySQL, connect_sqlite
 from engine.testbed.workload import Workload, Writer
 
@@ -44,6 +47,7 @@ class Simulator:
     server: MiniMySQL
     logs: oblog.LogWriter
     workload: Workload
+    obproxy: MiniObProxy | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     steps: int = 0
@@ -56,6 +60,8 @@ class Simulator:
             self._thread.join(15)
         self.logs.stop()
         self.server.stop()
+        if self.obproxy is not None:
+            self.obproxy.stop()
 
     def __enter__(self):
         return self
@@ -82,8 +88,9 @@ def start(workdir, *, port: int = 0, user: str = "root@sys", password: str | Non
     server = MiniMySQL(str(db_path), user, password or secrets.token_urlsafe(12), port=port).start()
     logs = oblog.LogWriter(workdir / "log", max_bytes=max_log_bytes, max_files=max_log_files,
                            lines_per_second=log_lines_per_second, alert_every=alert_every, seed=seed).start()
+    proxy = MiniObProxy(password=secrets.token_urlsafe(12)).start()
     sim = Simulator(server.host, server.port, server.user, server.password, logs.dir, db_path,
-                    server, logs, wl)
+                    server, logs, wl, obproxy=proxy)
     sim._thread = threading.Thread(target=_drive, args=(sim, conn, rows_per_second),
                                    name="demo-workload", daemon=True)
     sim._thread.start()
@@ -105,6 +112,8 @@ def _drive(sim: Simulator, conn, rate: int, tick: float = 1.0, views_every: int 
             n += 1
             try:
                 sim.workload.step(rate, tick)
+                if sim.obproxy is not None:
+                    sim.obproxy.tick(rate)
                 if n % views_every == 0:
                     sim.workload.refresh_views()
                 if n % evict_every == 0:
