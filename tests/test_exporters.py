@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 import time
@@ -249,24 +250,48 @@ def test_inactive_server_alert_fires_and_resolves(tmp_path):
         "tests": [{"interval": "1m", "input_series": [
             {"series": 'ob_server_num{status="inactive",server_ips="10.0.0.2",instance="h:62889"}',
              "values": "1 1 1 1 stale"},
-            {"series": 'ob_sysstat{stat_id="130001",tenant_name="t",svr_ip="a",instance="h"}', "values": "90x5"},
-            {"series": 'ob_sysstat{stat_id="130004",tenant_name="t",svr_ip="a",instance="h"}', "values": "100x15"}],
+            {"series": 'ob_sysstat{stat_id="130001",%s}' % TENANT_LABELS, "values": "90x5"},
+            {"series": 'ob_sysstat{stat_id="130004",%s}' % TENANT_LABELS, "values": "100x15"}],
             "alert_rule_test": [
                 {"eval_time": "3m", "alertname": "ObServerInactive", "exp_alerts": [{"exp_labels": {
                     "severity": "critical", "status": "inactive", "server_ips": "10.0.0.2", "instance": "h:62889"},
                     "exp_annotations": {
                         "summary": "1 OBServer(s) inactive: 10.0.0.2",
                         "description": "The cluster reports inactive servers. Resolves as soon as none is "
-                                       "inactive (no stale series)."}}]},
+                                       "inactive (no stale series).",
+                        "runbook_url": "docs/runbooks.md#observerinactive"}}]},
                 {"eval_time": "5m", "alertname": "ObServerInactive", "exp_alerts": []},
                 {"eval_time": "5m", "alertname": "ObMemstoreHigh", "exp_alerts": [{"exp_labels": {
-                    "severity": "warning", "tenant_name": "t", "svr_ip": "a", "instance": "h"},
+                    "severity": "warning", "tenant_name": "t", "svr_ip": "a", "instance": "h", "ob_cluster_name": "c1",
+                    "ob_cluster_id": "7", "obzone": "z1", "svr_port": "2882", "ob_tenant_id": "1002"},
                     "exp_annotations": {
                         "summary": "Tenant t memstore above 85% of its limit on a",
-                        "description": "Memstore use is 90% of the limit; a freeze or write stall may follow."}}]}]}]}
+                        "description": "Memstore use is 90% of the limit; a freeze or write stall may follow.",
+                        "runbook_url": "docs/runbooks.md#obmemstorehigh"}}]}]}]}
     ).decode())
     out = subprocess.run([promtool, "test", "rules", str(test)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors of a markdown text (lower case, spaces to '-', punctuation dropped)."""
+    return {re.sub(r"[^a-z0-9_-]", "", h.strip().lower().replace(" ", "-"))
+            for h in re.findall(r"^#{1,6} (.+)$", markdown, re.M)}
+
+
+def test_every_shipped_rule_has_a_runbook_section():
+    """runbook_url = docs/runbooks.md#<alert in lower case>, and that section exists (with its three parts)."""
+    import yaml
+    rules = [r for g in yaml.safe_load((CONF / "ob_alerts.yml").read_text())["groups"] for r in g["rules"]]
+    text = (CONF.parents[1] / "docs" / "runbooks.md").read_text()
+    have = anchors(text)
+    assert len(rules) >= 13
+    for rule in rules:
+        url = rule["annotations"].get("runbook_url", "")
+        assert url == f"docs/runbooks.md#{rule['alert'].lower()}" and url.split("#")[1] in have, rule["alert"]
+        section = text.split(f"## {rule['alert']}\n", 1)[1].split("\n## ", 1)[0]
+        assert all(part in section for part in ("**Meaning.**", "**First checks.**", "**Fix.**")), rule["alert"]
+    assert anchors("## ObMemstoreHigh\n### A b, c.\n") == {"obmemstorehigh", "a-b-c"}
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path):
@@ -296,6 +321,9 @@ def test_listeners_bind_all_interfaces_by_default_and_the_demo_stays_on_loopback
         assert {demo.node_exporter.bind, demo.ocp_exporter.bind, demo.pos_proxy.bind} == {"127.0.0.1"}
 
 
+# the labels ocp_exporter puts on a tenant's series, with Prometheus' instance
+TENANT_LABELS = ('ob_tenant_id="1002",tenant_name="t",svr_ip="a",svr_port="2882",obzone="z1",ob_cluster_name="c1",'
+                 'ob_cluster_id="7",instance="h"')
 OBAGENT_RULES = Path(__file__).resolve().parent / "data" / "obagent_rules.yml"
 # obagent rules that cannot fire on OceanBase 4.x, with anyone's exporter: their series are
 # 3.x-only in obagent itself (ob_zone_stat from __all_zone, ob_partition_num from
