@@ -485,3 +485,20 @@ def test_slow_executions_are_sampled_one_by_one_and_bounded_per_interval(env, tm
     assert kept == {b: min(n, 3) for b, n in per_bucket.items()}
     assert col.store.totals()["samples_dropped"] == sum(n - min(n, 3) for n in per_bucket.values())
     col.close()
+
+
+def test_an_untested_pymysql_falls_back_to_the_plain_path_with_a_warning(env, tmp_path, monkeypatch, caplog):
+    """The fast path reads pymysql's private buffer: with a pymysql outside the tested range
+    (pyproject.toml's pin) the collector warns and reads plain rows, with the same results."""
+    from engine.topsql import collector as collector_mod, fetch
+    assert fetch.fast_path_problem() is None                       # the installed one is tested
+    assert "outside the range" in fetch.fast_path_problem((9, 0, 0))
+    monkeypatch.setattr(collector_mod, "fast_path_problem", lambda: fetch.fast_path_problem((9, 0, 0)))
+    wl = workload(env)
+    wl.step(1500)
+    with caplog.at_level("WARNING", logger="engine.obstat2"):
+        col = Collector(make_cfg(env, tmp_path, batch_rows=700), tmp_path / "d")
+    assert col.fetch is fetch.fetch_rows and "plain pymysql rows" in caplog.text
+    assert col.cycle()["rows"] == 1500
+    assert stored(tmp_path / "d")[0] == truth(env)
+    col.close()

@@ -24,9 +24,13 @@ import logging
 import re
 import time
 
-import pymysql
-import pymysql.cursors
-from pymysql.constants import ER
+try:
+    import pymysql
+    import pymysql.cursors
+    from pymysql.constants import ER
+except ImportError as exc:  # pragma: no cover - only on an incomplete install
+    raise ImportError("pymysql is not installed: the OBServer workers need it "
+                      "(pip install 'pymysql>=1.2,<1.3', as pyproject.toml says)") from exc
 
 from engine.config import read_secret
 from engine.errors import EngineError

@@ -34,7 +34,7 @@ import time
 from engine.ob import views
 from engine.ob.connection import MissingView, ObConnection
 from engine.topsql import plans as plans_mod
-from engine.topsql.fetch import fetch_packets
+from engine.topsql.fetch import fast_path_problem, fetch_packets, fetch_rows
 from engine.topsql.store import Store
 
 log = logging.getLogger("engine.obstat2")
@@ -45,6 +45,16 @@ def make_aggregator(sec):
     from engine._native.topsql import Aggregator
     return Aggregator(sec.bucket_seconds, sec.sample_bytes, int(sec.slow_threshold_ms * 1000),
                       sec.max_samples_per_interval)
+
+
+def pick_fetch(problem: str | None = None):
+    """The fast packet path, or the plain pymysql one (with a warning) when this
+    pymysql is not one the fast path is tested with."""
+    problem = problem or fast_path_problem()
+    if problem is None:
+        return fetch_packets
+    log.warning("obstat2: %s; reading the audit with plain pymysql rows (slower, same results)", problem)
+    return fetch_rows
 
 
 class Collector:
@@ -58,6 +68,7 @@ class Collector:
         self.conn = conn
         self.clock = clock
         self.agg = make_aggregator(self.sec)
+        self.fetch = pick_fetch()
         self._bad_seen: dict[str, int] = {}
         self._last_plans = 0.0
         self.last: dict = {}
@@ -141,7 +152,7 @@ class Collector:
         total = lost_total = resets = 0
         while True:
             try:
-                fetch_packets(conn, sql, (*key, cursor, self.sec.batch_rows), self.agg)
+                self.fetch(conn, sql, (*key, cursor, self.sec.batch_rows), self.agg)
             except Exception:
                 self._discard()
                 raise

@@ -11,14 +11,37 @@ take bytes that belong to anything else. After the EOF pymysql's result is
 marked finished, exactly as its own unbuffered reader would leave it.
 
 :func:`fetch_rows` is the plain pymysql path (``fetchall`` + ``add_rows``):
-the fallback, and the peer in the benchmark.
+the fallback, and the peer in the benchmark. The fast path depends on
+pymysql's private attributes, so it is used only with the pymysql versions it
+is tested with (:data:`TESTED`, pinned in pyproject.toml) and only if those
+attributes are there: :func:`fast_path_problem` says why not, and the
+collector then takes the plain path with a warning instead of breaking.
 """
 from __future__ import annotations
+
+import pymysql
+import pymysql.connections
 
 from engine.topsql.fields import NCOLS, ProtocolError
 from engine.ob.connection import MARKER, ConnectionLost, ObConnection, QueryFailed, error_for_code
 
 CHUNK = 1 << 16
+TESTED = ((1, 2), (1, 3))          # [from, to) of pymysql.VERSION[:2]
+PRIVATE = (("Connection", ("_rfile", "query")),             # the ones a class has (the rest are per instance)
+           ("MySQLResult", ("_finish_unbuffered_query",)))
+
+
+def fast_path_problem(version: tuple = pymysql.VERSION) -> str | None:
+    """Why :func:`fetch_packets` cannot be used with this pymysql, or None."""
+    if not TESTED[0] <= tuple(version[:2]) < TESTED[1]:
+        have = ".".join(map(str, version[:3]))
+        return (f"pymysql {have} is outside the range the fast TopSQL path is tested with "
+                f"({'.'.join(map(str, TESTED[0]))} to before {'.'.join(map(str, TESTED[1]))})")
+    for cls, names in PRIVATE:
+        missing = [n for n in names if not hasattr(getattr(pymysql.connections, cls, None), n)]
+        if missing:
+            return f"pymysql.connections.{cls} has no {', '.join(missing)}"
+    return None
 
 
 def fetch_packets(conn: ObConnection, sql: str, args, agg) -> None:
