@@ -47,14 +47,13 @@ def make_aggregator(sec):
                       sec.max_samples_per_interval)
 
 
-def pick_fetch(problem: str | None = None):
-    """The fast packet path, or the plain pymysql one (with a warning) when this
-    pymysql is not one the fast path is tested with."""
-    problem = problem or fast_path_problem()
-    if problem is None:
-        return fetch_packets
-    log.warning("obstat2: %s; reading the audit with plain pymysql rows (slower, same results)", problem)
-    return fetch_rows
+def fast_path_ok() -> bool:
+    """True if this pymysql is one the fast packet path is tested with; else a warning
+    says why, and the collector reads plain pymysql rows."""
+    problem = fast_path_problem()
+    if problem is not None:
+        log.warning("obstat2: %s; reading the audit with plain pymysql rows (slower, same results)", problem)
+    return problem is None
 
 
 class Collector:
@@ -68,7 +67,7 @@ class Collector:
         self.conn = conn
         self.clock = clock
         self.agg = make_aggregator(self.sec)
-        self.fetch = pick_fetch()
+        self.fast = fast_path_ok()
         self._bad_seen: dict[str, int] = {}
         self._last_plans = 0.0
         self.last: dict = {}
@@ -152,7 +151,8 @@ class Collector:
         total = lost_total = resets = 0
         while True:
             try:
-                self.fetch(conn, sql, (*key, cursor, self.sec.batch_rows), self.agg)
+                fetch = fetch_packets if self.fast else fetch_rows
+                fetch(conn, sql, (*key, cursor, self.sec.batch_rows), self.agg)
             except Exception:
                 self._discard()
                 raise
