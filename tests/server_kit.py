@@ -15,14 +15,9 @@ import sys
 from pathlib import Path
 
 from conftest import wait_for
+from engine.testbed.ports import free_port
 
 OFF = ("ocp_exporter", "ob_cleaner")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Agent:
