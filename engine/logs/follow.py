@@ -1,6 +1,8 @@
 """Following OBServer log files the way OBServer and operators rotate them, without losing a byte.
 
 One :class:`FileStream` per live name (``observer.log``, ``rootservice.log``...).
+This module reads and chooses what to read; :mod:`engine.logs.ledger` knows
+the files by their first bytes.
 
 **Identity is content, not inode.** A file is known by the fingerprint of its
 first bytes (SHA-1 of the first ``FP_BYTES``, fewer while it is shorter, with
@@ -46,31 +48,23 @@ the same fingerprint as the file it copies.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import mmap
 import os
-import re
 import stat
 import time
-from dataclasses import dataclass, field
 
-FP_BYTES = 128
+from engine.logs.ledger import (FP_BYTES, MAX_LEDGER, OPEN_FLAGS, PERSISTED, ROTATED_RE,  # noqa: F401
+                                Ledger, Stats, _entry, fingerprint)
+
 READ_BYTES = 4 << 20
-ROTATED_RE = r"\.(\d{14,17})"
 TAIL_GRACE = 2.0          # seconds an unterminated last line of a rotated file waits for its rest
 RESCAN = 1.0              # seconds between two looks at the rotated files while the live one is idle
-MAX_LEDGER = 4096         # files remembered per name (oldest forgotten first)
 
 
 def log_type_of(name: str) -> str:
     """observer.log.wf -> observer."""
     return name.split(".", 1)[0]
-
-
-# O_NONBLOCK: opening a FIFO someone put where a log should be must not block
-# the worker (it would be killed as hung, again and again); regular files ignore it.
-OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def _line_break(buf, start: int, stop: int) -> int:
@@ -81,40 +75,9 @@ def _line_break(buf, start: int, stop: int) -> int:
     return z if z >= 0 else nl
 
 
-def fingerprint(fd: int, length: int) -> str:
-    return hashlib.sha1(os.pread(fd, length, 0)).hexdigest() if length else ""
-
-
-@dataclass
-class Stats:
-    lines: int = 0
-    bytes: int = 0
-    rotations: int = 0
-    truncations: int = 0
-    opens: int = 0
-    bad: dict = field(default_factory=dict)
-    lost: dict = field(default_factory=dict)          # reason -> bytes known lost
-
-    def bad_input(self, reason: str, n: int = 1) -> None:
-        self.bad[reason] = self.bad.get(reason, 0) + n
-
-    def lose(self, reason: str, nbytes: int) -> None:
-        if nbytes > 0:
-            self.lost[reason] = self.lost.get(reason, 0) + nbytes
-
-
-def _entry(fp: str, fp_len: int, offset: int = 0, size: int = 0) -> dict:
-    """A ledger entry: what is known of one file (persisted fields first)."""
-    return {"fp": fp, "fp_len": fp_len, "offset": offset, "skipping": False, "header": None,
-            "size": max(size, offset), "eof": -1, "tail_at": None, "truncated": False,
-            "rotated": False, "dev": None, "ino": None}
-
-
-PERSISTED = ("fp", "fp_len", "offset", "skipping", "header", "size", "dev", "ino", "truncated")
-
-
-class FileStream:
-    """One followed name in a directory; see the module docstring for the semantics."""
+class FileStream(Ledger):
+    """One followed name in a directory; see the module docstring for the semantics
+    (how files are known by their first bytes: :class:`engine.logs.ledger.Ledger`)."""
 
     def __init__(self, directory: str, name: str, max_line_bytes: int, stats: Stats | None = None,
                  mono=time.monotonic):
@@ -203,84 +166,7 @@ class FileStream:
             os.close(self.fd)
             self.fd = None
 
-    # ------------------------------------------------------------ the ledger
-    def _candidates(self) -> list[tuple[str, os.stat_result, bytes]]:
-        """(path, stat, first bytes) of the rotated files, oldest first, then the live one.
-
-        Only regular files with a complete first line (or FP_BYTES bytes) are
-        identifiable; the others have nothing to read yet.
-        """
-        out = []
-        for path in self.rotated() + [self.path]:
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                if path == self.path:
-                    self.stats.bad_input("not_a_regular_file")
-                continue
-            head = self._head(path, st)
-            if head is not None and (len(head) >= FP_BYTES or b"\n" in head):
-                out.append((path, st, head))
-        return out
-
-    def _head(self, path: str, st) -> bytes | None:
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        head = self._head_cache.get(key)
-        if head is None:
-            try:
-                fd = os.open(path, OPEN_FLAGS)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                    self.stats.bad_input("open_failed")
-                return None
-            try:
-                head = os.pread(fd, FP_BYTES, 0)
-            finally:
-                os.close(fd)
-            if len(self._head_cache) > 4 * MAX_LEDGER:
-                self._head_cache.clear()
-            self._head_cache[key] = head
-        return head
-
-    def _match(self, head: bytes, st, present: dict) -> dict | None:
-        """The ledger entry of the file ``st`` that starts with ``head`` (the longest
-        fingerprint that fits). Another inode with the same first bytes is that file
-        only if it is a copy: the entry's own inode now holds other bytes (truncated).
-        A file re-created with the same first bytes as a deleted one is a new file
-        (its lines still have the deleted one's identities, see line_id)."""
-        best, digests = None, {}
-        for e in self.ledger:
-            n = e["fp_len"]
-            if n > len(head) or (best is not None and n <= best["fp_len"]):
-                continue
-            d = digests.get(n)
-            if d is None:
-                d = digests[n] = hashlib.sha1(head[:n]).hexdigest()
-            if d == e["fp"] and self._same_or_copy(e, st, present):
-                best = e
-        if best is not None and best["fp_len"] < len(head):      # it grew: a longer fingerprint
-            best["fp_len"] = len(head)
-            best["fp"] = hashlib.sha1(head).hexdigest()
-        return best
-
-    @staticmethod
-    def _same_or_copy(e: dict, st, present: dict) -> bool:
-        inode = (st.st_dev, st.st_ino)
-        if e["ino"] is None or inode == (e["dev"], e["ino"]) or e["truncated"]:
-            return True
-        other = present.get((e["dev"], e["ino"]))
-        return other is not None and hashlib.sha1(other[:e["fp_len"]]).hexdigest() != e["fp"]
-
-    def _learn(self, head: bytes, st) -> dict:
-        e = _entry(hashlib.sha1(head).hexdigest(), len(head))
-        e["dev"], e["ino"] = st.st_dev, st.st_ino
-        self.ledger.append(e)
-        if len(self.ledger) > MAX_LEDGER:
-            del self.ledger[0]
-        return e
-
+    # ------------------------------------------------------------ choosing the file to read
     def _select(self) -> bool:
         """Open the first candidate with unread bytes (else the live file); forget the
         files that are gone. A deleted file still open is kept until something else
@@ -362,16 +248,6 @@ class FileStream:
         self.pending, self._synthetic, self.size = b"", False, st.st_size
         self.stats.opens += 1
         return True
-
-    def rotated(self) -> list[str]:
-        """Rotated siblings (``<name>.<14-17 digits>``), oldest first; never ``.zst``."""
-        pattern = re.compile(re.escape(self.name) + ROTATED_RE + "$")
-        try:
-            names = os.listdir(self.dir)
-        except OSError:
-            return []
-        found = sorted((m.group(1).ljust(17, "0"), n) for n in names if (m := pattern.match(n)))
-        return [os.path.join(self.dir, n) for _, n in found]
 
     # ------------------------------------------------------------ line identity
     def line_id(self, end: int) -> str:
