@@ -258,3 +258,15 @@ def test_prometheus_scrapes_node_exporter_over_tls_with_client_cert_and_basic_au
         thread.join(30)
         segments.close()
     assert not thread.is_alive()
+
+
+def test_both_exporters_build_their_server_from_web_config_file(pki):
+    """ocp_exporter takes the same key: its server gets the file's TLS context and bcrypt users."""
+    web = write_config(pki)
+    cfg = config.from_dict({"workers": {name: {"web_config_file": web} for name in ("node_exporter", "ocp_exporter")}})
+    for name in ("node_exporter", "ocp_exporter"):
+        server = exposition.server_from_section(cfg.worker(name), f"workers.{name}")
+        assert server._ssl is not None and server._ssl.verify_mode == ssl.CERT_REQUIRED   # noqa: SLF001
+        assert server.authorized(None) is False and server.authorized(b"Basic eDp5") is None
+    plain = exposition.server_from_section(config.from_dict({}).workers.ocp_exporter, "workers.ocp_exporter")
+    assert plain.web is None and plain.authorized(None) is True
