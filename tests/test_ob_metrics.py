@@ -294,3 +294,36 @@ def test_drain_reads_the_whole_ring_even_past_one_byte_bounded_batch():
     finally:
         ring.close()
         ring.unlink()
+
+
+# obagent 4.x's OB metric families (oceanbase/obagent etc/module_config/monitor_ob.yaml, 4.x variants)
+OBAGENT_4X = """ob_cache_size_bytes ob_sysstat ob_server_num ob_table_num ob_active_session_num ob_all_session_num
+ob_plan_cache_memory_bytes ob_plan_cache_access_total ob_plan_cache_hit_total ob_waitevent_wait_total
+ob_waitevent_wait_seconds_total ob_system_event_total_waits ob_system_event_time_waited ob_server_resource_cpu
+ob_server_resource_cpu_assigned ob_server_resource_memory_bytes ob_server_resource_memory_assigned_bytes
+ob_server_resource_disk_bytes ob_server_resource_cpu_assigned_percent ob_server_resource_memory_assigned_percent
+ob_tenant_resource_max_cpu ob_tenant_resource_min_cpu ob_tenant_resource_max_memory ob_tenant_resource_min_memory
+ob_tenant_assigned_cpu_total ob_tenant_assigned_cpu_assigned ob_tenant_assigned_mem_total
+ob_tenant_assigned_mem_assigned ob_tenant_disk_data_size ob_tenant_disk_log_size ob_disk_total_bytes
+ob_disk_free_bytes ob_unit_num ob_index_error_num ob_memstore_active_bytes ob_memstore_total_bytes
+ob_memstore_freeze_trigger_bytes ob_memstore_freeze_times ob_tenant500_memory_hold_bytes
+ob_tenant500_memory_used_bytes ob_unit_config_max_cpu ob_unit_config_min_cpu ob_unit_config_max_memory_bytes
+ob_unit_config_min_memory_bytes ob_unit_config_max_iops ob_unit_config_min_iops
+ob_query_response_time_seconds""".split()
+# obagent reads it from the 3.x inner table __all_virtual_query_response_time at every version (docs/exporters.md)
+NOT_ON_4X = {"ob_query_response_time_seconds"}
+
+
+def test_obagent_4x_families_are_exported_on_obagent_paths():
+    assert len(OBAGENT_4X) == 47
+    paths = {}
+    for q in metrics.queries_for((4, 2, 1, 0)):
+        for spec in q.metrics.values():
+            for m in (spec if isinstance(spec, tuple) else (spec,)):
+                paths[m.name] = q.path
+    assert sorted(set(OBAGENT_4X) - set(paths)) == sorted(NOT_ON_4X)
+    extra = {"ob_unit_num", "ob_index_error_num", "ob_memstore_active_bytes", "ob_memstore_total_bytes",
+             "ob_memstore_freeze_trigger_bytes", "ob_memstore_freeze_times", "ob_tenant500_memory_hold_bytes",
+             "ob_tenant500_memory_used_bytes"} | {n for n in OBAGENT_4X if n.startswith("ob_unit_config_")}
+    assert {n: paths[n] for n in OBAGENT_4X if n in paths} == \
+        {n: "extra" if n in extra else "basic" for n in OBAGENT_4X if n not in NOT_ON_4X}
