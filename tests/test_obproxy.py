@@ -6,6 +6,8 @@ series without emptying the rest; a real Prometheus scrapes the result.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,6 +18,8 @@ from engine.testbed.ports import free_port
 from engine.workers.ocp_exporter import OcpExporter, obproxy_collector
 from test_collectors import promtool_problems
 from test_exposition import Running
+
+RULES = Path(__file__).resolve().parents[1] / "conf" / "prometheus" / "ob_alerts.yml"
 
 
 @pytest.fixture
@@ -122,16 +126,53 @@ def test_without_obproxy_config_there_is_no_obproxy_series():
 
 
 @pytest.mark.integration
-def test_prometheus_scrapes_the_obproxy_families(proxy, monkeypatch, prometheus):
+def test_prometheus_scrapes_the_obproxy_families_and_the_shipped_rule_goes_pending(proxy, monkeypatch, prometheus):
     px = proxy()
     exp = exporter(px.port, monkeypatch)
     server = exp.server
     server.publish(exp.collect())
     h = Running(server)
     try:
-        prom = prometheus({"ocp": f"127.0.0.1:{h.port}"})
+        prom = prometheus({"ocp": f"127.0.0.1:{h.port}"}, rule_files=[RULES])
         got = prom.wait_for('obproxy_sessions{tenant="mysql_a",state="MYSQL_SSN_ACTIVE"}')
         assert got and got[0]["metric"]["user"] == "app" and got[0]["value"][1] == "1"
-        assert prom.wait_for("obproxy_client_connections / obproxy_client_max_connections < 0.8")
+        assert not prom.query('ALERTS{alertname="ObproxyClientConnectionsHigh"}')
+        px.stats["current_client_connections"] = 7000            # of client_max_connections 8192
+        server.publish(exp.collect())
+        assert prom.wait_for('ALERTS{alertname="ObproxyClientConnectionsHigh",alertstate="pending"}')
+        rules = {r["name"]: r["health"] for g in prom.api("rules")["groups"] for r in g["rules"]}
+        assert rules["ObproxyDown"] == rules["ObproxyClientConnectionsHigh"] == "ok"
     finally:
         h.stop()
+
+
+def test_obproxy_rules_fire_and_resolve(tmp_path):
+    """promtool's rule unit test of the two shipped OBProxy rules."""
+    import json
+    import subprocess
+    from conftest import need_binary
+    test = tmp_path / "obproxy_rules_test.yml"
+    test.write_text(json.dumps({
+        "rule_files": [str(RULES)], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": [
+            {"series": 'obproxy_up{instance="p:62889"}', "values": "0 0 0 0 1 1"},
+            {"series": 'obproxy_client_connections{instance="p:62889"}', "values": "7000x8 100"},
+            {"series": 'obproxy_client_max_connections{instance="p:62889"}', "values": "8192x9"}],
+            "alert_rule_test": [
+                {"eval_time": "3m", "alertname": "ObproxyDown", "exp_alerts": [{
+                    "exp_labels": {"severity": "critical", "instance": "p:62889"},
+                    "exp_annotations": {
+                        "summary": "ocp_exporter on p:62889 cannot read OBProxy's admin port",
+                        "description": "No SHOW PROXYSTAT/PROXYSESSION answered; obproxy_* series are absent. "
+                                       "See ocp_exporter_obproxy_query_errors_total.",
+                        "runbook_url": "docs/runbooks.md#obproxydown"}}]},
+                {"eval_time": "5m", "alertname": "ObproxyDown", "exp_alerts": []},
+                {"eval_time": "6m", "alertname": "ObproxyClientConnectionsHigh", "exp_alerts": [{
+                    "exp_labels": {"severity": "warning", "instance": "p:62889"},
+                    "exp_annotations": {
+                        "summary": "OBProxy on p:62889 holds 85.45% of client_max_connections",
+                        "description": "Past client_max_connections OBProxy refuses new client connections.",
+                        "runbook_url": "docs/runbooks.md#obproxyclientconnectionshigh"}}]},
+                {"eval_time": "9m", "alertname": "ObproxyClientConnectionsHigh", "exp_alerts": []}]}]}))
+    out = subprocess.run([need_binary("/usr/bin/promtool"), "test", "rules", str(test)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
