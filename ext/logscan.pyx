@@ -221,7 +221,7 @@ cdef class Scanner:
         for idx in range(self.nrules):
             if not (cand[idx >> 6] >> (idx & 63)) & 1:
                 continue
-            levels, literals, regex, has_groups, modules, errcodes = self.specs[idx]
+            levels, literals, regex, has_groups, modules, errcodes, plain = self.specs[idx]
             if levels and not levels & lbit:
                 continue
             if regex is None and not entry:
@@ -234,7 +234,10 @@ cdef class Scanner:
             if errcodes and not (header and _code(header) in errcodes):
                 continue
             m = None
-            if regex is not None:
+            if plain is not None:
+                if plain not in line:           # a plain literal: a substring test, no RE2 call
+                    continue
+            elif regex is not None:
                 m = regex.search(line)
                 if m is None:
                     continue

@@ -9,7 +9,7 @@ RE2 syntax differently: for ``[[:digit:]]ab cd`` it gave ``]ab cd``.
 import re2
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from engine.logs.rules import compile_rules, required_literals
+from engine.logs.rules import compile_rules, plain_literal, required_literals
 from logtail_kit import ObWriter, make_tailer, marks, poll_until
 from engine.logs import store
 
@@ -60,6 +60,20 @@ def test_every_re2_match_contains_a_literal(case):
         data = text.encode()
         if literals and rx.search(data):
             assert any(lit in data for lit in literals), (pattern, text, literals)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pattern_and_texts())
+def test_a_plain_literal_matches_exactly_where_re2_does(case):
+    """A pattern taken for a plain literal is matched by a substring test, not RE2:
+    both must agree on every text."""
+    pattern, texts = case
+    rx, plain = compiles(pattern), plain_literal(pattern)
+    if rx is None or plain is None:
+        return
+    for text in texts:
+        data = text.encode()
+        assert (plain in data) == bool(rx.search(data)), (pattern, text, plain)
 
 
 def test_the_posix_class_that_sre_misread():

@@ -259,7 +259,7 @@ class Scanner:
     def _match(self, line: bytes, entry: bool, head: bytes | None):
         lbit = level_bit(head) if head is not None and is_entry_start(head) else 0
         header, parsed = None, False
-        for i, (levels, literals, regex, has_groups, modules, errcodes) in enumerate(self.specs):
+        for i, (levels, literals, regex, has_groups, modules, errcodes, plain) in enumerate(self.specs):
             if levels and not levels & lbit:
                 continue
             if regex is None and not entry:
@@ -273,7 +273,10 @@ class Scanner:
             if errcodes and not (header and code_of(header) in errcodes):
                 continue
             m = None
-            if regex is not None:
+            if plain is not None:              # a plain literal pattern: a substring test
+                if plain not in line:
+                    continue
+            elif regex is not None:
                 m = regex.search(line)
                 if m is None:
                     continue

@@ -66,9 +66,11 @@ class Rule:
     throttle: float
 
     def spec(self) -> tuple:
-        """What the scanner needs (native and twin take the same tuple)."""
+        """What the scanner needs (native and twin take the same tuple). The last item
+        is the pattern as bytes when it is one plain literal (``EASY SLOW``,
+        ``\\[err query\\]``): the scanner then tests ``plain in line``, not the regex."""
         return (self.levels, self.literals, self.regex, bool(self.groups), self.modules,
-                self.errcodes or None)
+                self.errcodes or None, plain_literal(self.pattern))
 
 
 @dataclass
@@ -266,6 +268,23 @@ def required_literals(pattern: str) -> tuple[bytes, ...]:
             return ()
         found.append(best)
     return tuple(dict.fromkeys(found))
+
+
+def plain_literal(pattern: str) -> bytes | None:
+    """``pattern`` as the bytes it matches when it is nothing but literal characters
+    (escaped punctuation included), else None. Matching it is a substring test."""
+    if not pattern:
+        return None
+    try:
+        tokens = list(_tokens(pattern))
+    except _Unknown:
+        return None
+    if not all(isinstance(t, str) for t in tokens):
+        return None
+    try:
+        return "".join(tokens).encode("ascii")
+    except UnicodeEncodeError:
+        return None
 
 
 class _Unknown(Exception):
