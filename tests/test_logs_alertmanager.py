@@ -44,3 +44,52 @@ def test_starts_at_is_never_in_the_future():
              "path": "p", "offset": 0, "first_seen": time.time() + 86400, "last_seen": time.time() + 86400,
              "line": "L"}
     assert to_alertmanager(event)["startsAt"] <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+
+
+def _event(gid, count, first, last, seq="1"):
+    return {"id": gid, "labels": {"alertname": "x", "host": "h", "seq": seq}, "summary": "s", "description": "d",
+            "count": count, "path": "p", "offset": 0, "first_seen": first, "last_seen": last, "line": "L"}
+
+
+def _spooled(spool):
+    import orjson
+    records, _ = spool.read(100)
+    return [orjson.loads(r)["annotations"] for r in records]
+
+
+def test_a_repeated_log_alert_keeps_one_identity_start_and_a_running_count(tmp_path):
+    """Groups of one label set that follow each other within the resolve window are one incident:
+    Alertmanager keeps the first startsAt, so alert_id, first_seen and count must stay with it."""
+    from engine.logs.alertmanager import Spool
+    spool = Spool(tmp_path)
+    spool.append([_event("g1", 1, 100.0, 100.0), _event("g1", 5, 100.0, 150.0),    # fire, then its update
+                  _event("g2", 1, 200.0, 200.0), _event("g2", 3, 200.0, 260.0),    # the next group, 50 s later
+                  _event("g9", 1, 120.0, 120.0, seq="2")])                          # another label set
+    got = [(a["alert_id"], a["count"], a["first_seen"]) for a in _spooled(spool)]
+    first = "1970-01-01T00:01:40Z"
+    assert got == [("g1", "1", first), ("g1", "5", first), ("g1", "6", first), ("g1", "8", first),
+                   ("g9", "1", "1970-01-01T00:02:00Z")]
+    spool.close()
+    again = Spool(tmp_path)                         # a kill -9: the identity comes back from the spool
+    again.append([_event("g3", 2, 300.0, 310.0), _event("g4", 1, 2000.0, 2000.0)])   # then a quiet gap
+    got = [(a["alert_id"], a["count"], a["first_seen"], a["log_group"]) for a in _spooled(again)[-2:]]
+    assert got == [("g1", "10", first, "g3"), ("g4", "1", "1970-01-01T00:33:20Z", "g4")]
+    again.close()
+
+
+@pytest.mark.integration
+def test_real_alertmanager_shows_one_incident_for_repeats(tmp_path, alertmanager_factory):
+    from engine.logs.alertmanager import Client, Spool, parse_iso
+    import time
+    am = alertmanager_factory()
+    now = time.time()
+    spool = Spool(tmp_path)
+    client = Client(am.url, spool)
+    spool.append([_event("g1", 4, now - 100, now - 90)])
+    assert client.pump() == 1
+    spool.append([_event("g2", 2, now - 30, now - 20)])
+    assert client.pump() == 1
+    [alert] = [a for a in am.alerts() if a["labels"]["alertname"] == "x"]
+    assert alert["annotations"]["alert_id"] == "g1" and alert["annotations"]["count"] == "6"
+    assert abs(parse_iso(alert["startsAt"]) - (now - 100)) < 1
+    spool.close()

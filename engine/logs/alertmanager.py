@@ -16,7 +16,9 @@
 A kill -9 between an accepted POST and the cursor update re-sends that one
 batch; Alertmanager folds identical alerts (same labels), so that is harmless.
 An alert's ``endsAt`` is ``resolve_after`` seconds after it was sent, like
-OCP's log alarms that clear after 5 minutes.
+OCP's log alarms that clear after 5 minutes. Repeats of one label set within
+that window are one incident (:class:`Incidents`): one ``alert_id``, the
+first occurrence's ``startsAt``/``first_seen`` and a running ``count``.
 """
 from __future__ import annotations
 
@@ -45,17 +47,92 @@ def iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def to_alertmanager(event: dict) -> dict:
-    """One alert event as Alertmanager's postable alert (labels and annotations are strings)."""
+MAX_INCIDENTS = 10000
+
+
+def parse_iso(text: str) -> float:
+    """The epoch seconds of one :func:`iso` string (0.0 if it is none)."""
+    try:
+        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class Incidents:
+    """One Alertmanager identity per label set while it keeps firing.
+
+    Alertmanager folds alerts with the same labels into one, keeping the first
+    ``startsAt`` and the newest annotations. The tailer's groups close after
+    their throttle window, and the next occurrence opens a new group (new id,
+    count 1): posted as such, it reset Alertmanager's ``count``, ``first_seen``
+    and ``alert_id`` under the old start time. Here a label set keeps the id,
+    first time and a running count of its first group for as long as
+    occurrences follow each other within ``quiet`` seconds of log time (the
+    ``endsAt`` window: past it Alertmanager has resolved the alert and a new
+    incident starts). An update event carries its group's total: it replaces
+    that group's share, never lowers it. Rebuilt from the spool's records at
+    open (:meth:`restore`), so a kill -9 keeps the identity.
+    """
+
+    def __init__(self, quiet: float = RESOLVE_AFTER):
+        self.quiet = quiet
+        self.by: dict[tuple, dict] = {}
+
+    @staticmethod
+    def key(labels: dict) -> tuple:
+        return tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+
+    def apply(self, event: dict) -> dict:
+        """The incident ``event`` belongs to, updated: ``id``, ``first``, ``count``."""
+        key = self.key(event["labels"])
+        inc = self.by.get(key)
+        if inc is None or event["first_seen"] > inc["last"] + self.quiet:
+            inc = {"id": event["id"], "first": event["first_seen"], "done": 0, "group": event["id"],
+                   "gcount": 0, "last": event["last_seen"]}
+        elif event["id"] != inc["group"]:                 # the label set's next group
+            inc["done"] += inc["gcount"]
+            inc["group"], inc["gcount"] = event["id"], 0
+        inc["gcount"] = max(inc["gcount"], int(event["count"]))
+        inc["last"] = max(inc["last"], event["last_seen"])
+        self._put(key, inc)
+        return {"id": inc["id"], "first": inc["first"], "count": inc["done"] + inc["gcount"]}
+
+    def restore(self, alert: dict) -> None:
+        """Take back the incident one spooled postable alert shows."""
+        ann = alert.get("annotations", {})
+        try:
+            count, gcount = int(ann["count"]), int(ann.get("group_count", ann["count"]))
+            inc = {"id": ann["alert_id"], "first": parse_iso(ann["first_seen"]), "done": count - gcount,
+                   "group": ann.get("log_group", ann["alert_id"]), "gcount": gcount,
+                   "last": parse_iso(ann["last_seen"])}
+            self._put(self.key(alert["labels"]), inc)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
+
+    def _put(self, key: tuple, inc: dict) -> None:
+        self.by.pop(key, None)
+        self.by[key] = inc
+        if len(self.by) > MAX_INCIDENTS:
+            del self.by[next(iter(self.by))]
+
+
+def to_alertmanager(event: dict, incident: dict | None = None) -> dict:
+    """One alert event as Alertmanager's postable alert (labels and annotations are strings).
+
+    With ``incident`` (:meth:`Incidents.apply`), ``alert_id``, ``count``,
+    ``first_seen`` and ``startsAt`` are the incident's; ``log_group`` and
+    ``group_count`` name the tailer's group within it."""
+    inc = incident or {"id": event["id"], "first": event["first_seen"], "count": event["count"]}
     annotations = {"summary": event["summary"], "description": event["description"],
-                   "count": str(event["count"]), "path": event["path"], "offset": str(event["offset"]),
-                   "first_seen": iso(event["first_seen"]), "last_seen": iso(event["last_seen"]),
-                   "line": event["line"][:1024], "alert_id": event["id"]}
+                   "count": str(inc["count"]), "path": event["path"], "offset": str(event["offset"]),
+                   "first_seen": iso(inc["first"]), "last_seen": iso(event["last_seen"]),
+                   "line": event["line"][:1024], "alert_id": inc["id"], "log_group": event["id"],
+                   "group_count": str(event["count"])}
     trace = event.get("fields", {}).get("trace_id")
     if trace:
         annotations["trace_id"] = str(trace)
     return {"labels": {k: str(v) for k, v in event["labels"].items()}, "annotations": annotations,
-            "startsAt": iso(min(event["first_seen"], time.time()))}   # never after endsAt
+            "startsAt": iso(min(inc["first"], time.time()))}   # never after endsAt
 
 
 class Spool:
@@ -72,10 +149,26 @@ class Spool:
                     self._fh.flush()
         if self._stored_cursor() > self.size():   # a kill between emptying the file and the cursor:
             self.commit(0)                        # settle it before appends make it look valid
+        self.incidents = Incidents()
+        self._restore_incidents()
+
+    def _restore_incidents(self, tail: int = COMPACT_BYTES) -> None:
+        """The incidents of the spool's last ``tail`` bytes (delivered or not), in order."""
+        size = self.size()
+        with open(self.path, "rb") as fh:
+            fh.seek(max(0, size - tail))
+            if size > tail:
+                fh.readline()                    # a partial first record
+            for raw in fh:
+                try:
+                    self.incidents.restore(orjson.loads(raw))
+                except orjson.JSONDecodeError:
+                    continue
 
     def append(self, events: list[dict]) -> None:
         if events:
-            self._fh.write(b"".join(orjson.dumps(to_alertmanager(e)) + b"\n" for e in events))
+            self._fh.write(b"".join(orjson.dumps(to_alertmanager(e, self.incidents.apply(e))) + b"\n"
+                                    for e in events))
             self._fh.flush()            # in the kernel before the alert log is written (see Sinks.write)
 
     def sync(self) -> None:
