@@ -13,6 +13,9 @@ have prometheus-node-exporter         || need+=(prometheus-node-exporter)
 have supervisord                      || need+=(supervisor)
 have rg                               || need+=(ripgrep)
 have openssl                          || need+=(openssl)
+# the console's browser test (tests/test_server_browser.py): headless Chromium driven by selenium
+have /usr/bin/chromium                || need+=(chromium)
+have /usr/bin/chromedriver            || need+=(chromium-driver)
 # the fault suite steps the agent's wall clock with libfaketime (tests/faults/test_clock.py)
 have faketime                         || need+=(faketime)
 # mysqlclient (the bench's C-driver peer) builds against these

@@ -140,3 +140,40 @@ def test_the_config_file_is_checked_like_the_agents(tmp_path):
     with pytest.raises(ConfigError, match="hosts\\[0\\].address"):
         config.load(str(path))
     assert config.load(str(__import__("pathlib").Path(__file__).parent.parent / "conf" / "server.toml"))
+
+
+def test_engine_demo_hosts_runs_a_server_and_agents_and_stops_clean_on_ctrl_c(tmp_path):
+    """`engine demo --hosts 2`: the console URL is printed, both agents come online and get their
+    monitor config (obstat2 leaves waiting for config), and SIGINT stops every process."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import psutil
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "--home", str(tmp_path / "demo"), "demo",
+                             "--hosts", "2", "--server-port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = []
+        url = wait_for(lambda: (lines.append(proc.stdout.readline()) or
+                                re.search(r"console\s+(http://\S+)/", "".join(lines))), 60, "the console URL")
+        port = int(url.group(1).rsplit(":", 1)[1])
+        token = (tmp_path / "demo" / "fleet" / "server" / "api.token").read_text().strip()
+
+        def monitors_ok():
+            status, _, body = request(port, "GET", "/api/v1/hosts", headers={"Authorization": f"Bearer {token}"})
+            hosts = json.loads(body)["hosts"]
+            return [h["name"] for h in hosts if h["state"] == "online" and any(
+                w["name"] == "obstat2" and w["sub_state"] == "ok" for w in h["workers"])] == ["demo-1", "demo-2"]
+        wait_for(monitors_ok, 90, "both demo hosts online with obstat2 configured")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 2 * 6
+        os.killpg(proc.pid, signal.SIGINT)                      # Ctrl-C reaches the whole group
+        assert proc.wait(90) == 0
+        wait_for(lambda: not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE],
+                 30, "every demo process gone")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

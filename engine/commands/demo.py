@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="log to files only")
     p.add_argument("--any-ports", action="store_true",
                    help="listen on free ports instead of OCP's 62888/63000/62889 (tests, a host running an agent)")
+    p.add_argument("--hosts", type=int, default=0, metavar="N",
+                   help="a fleet: one ocp-server and N agents (homes demo-1...), console URL printed")
+    p.add_argument("--server-port", type=int, default=8080, help="with --hosts: the console's port (default 8080)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -79,6 +82,9 @@ def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
 
 def cmd_demo(args) -> int:
     home = Path(os.path.expanduser(args.home or DEFAULT_HOME)).resolve()
+    if args.hosts:                         # the fleet demo (engine/server/demo.py)
+        from engine.server import demo as fleet
+        return fleet.run(home / "fleet", args.hosts, args.server_port, args.duration)
     if pid_of_running(home):
         print(f"engine demo: an agent already runs with home {home}; `engine --home {home} stop` first",
               file=sys.stderr)

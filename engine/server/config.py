@@ -32,7 +32,7 @@ DEFAULT_DATA_DIR = "~/.ocp_server"
 @dataclass(frozen=True)
 class ServerSection:
     bind: str = _f("127.0.0.1", doc="the console and API; \"0.0.0.0\" for every interface")
-    port: int = _f(8080, **PORT)
+    port: int = _f(8080, min=0, max=65535, doc="0: any free port (printed at start)")
     data_dir: str = _f(DEFAULT_DATA_DIR, doc="inventory.db (no central store), file_sd/, server.log")
     secret_file: str = _f("", secret=True, doc="the agents' pos_proxy secret (a host may name its own)")
     secret_env: str = _f("OCP_AGENT_SECRET")

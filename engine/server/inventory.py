@@ -75,7 +75,7 @@ class Inventory:
         with self._lock:
             if self.dialect == "mysql":
                 sql = sql.replace("?", "%s")
-                self.conn.ping(reconnect=True)
+                self._reconnect_if_gone()
             cur = self.conn.cursor()
             try:
                 if self.dialect == "sqlite":
@@ -89,6 +89,13 @@ class Inventory:
             finally:
                 cur.close()
             return [tuple(r) for r in rows]
+
+    def _reconnect_if_gone(self) -> None:
+        import pymysql
+        try:
+            self.conn.ping(False)
+        except pymysql.err.Error:
+            self.conn.connect()          # the central store restarted: the next statement on a new one
 
     def _create(self) -> None:
         for name, cols in TABLES.items():

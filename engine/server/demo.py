@@ -1,0 +1,142 @@
+"""``engine demo --hosts N``: one ocp-server and N agents against the simulated OBServer.
+
+Every part is the real one: the simulator in a process of its own, N agents
+(``engine -c <home>/agent.toml start --foreground``, homes ``demo-1``... under
+the demo home, host names ``demo-1``..., free loopback ports) started with
+*no* ``[ob]`` (their monitors wait for config, as on a fresh host), and the
+server (sqlite inventory, no central store) which, once each agent answers,
+pushes it the simulator's connection, as OCP's server does. The console URL
+and its password are printed. Ctrl-C (or ``--duration``) stops the server,
+then each agent (SIGTERM, by PID), then the simulator.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+import tomli_w
+
+from engine.testbed.ports import free_port
+
+PASSWORD_ENV = "OCP_AGENT_DEMO_OB_PASSWORD"
+
+
+def agent_config(home: Path, name: str, sim: dict, secret_file: Path) -> dict:
+    loop = {"bind": "127.0.0.1"}
+    return {"agent": {"home": str(home)}, "supervisor": {"min_uptime": 2.0},
+            "workers": {"pos_proxy": {**loop, "port": free_port(), "secret_file": str(secret_file),
+                                      "file_roots": [sim["log_dir"]]},
+                        "node_exporter": {**loop, "port": free_port(), "interval": 5.0},
+                        "ocp_exporter": {**loop, "port": free_port(), "interval": 5.0},
+                        "obstat2": {"interval": 5.0, "bucket_seconds": 10},
+                        "ob_logtailer": {"log_dir": sim["log_dir"], "start_at": "beginning", "host": name},
+                        "ob_cleaner": {"interval": 30.0}}}
+
+
+def start_simulator(workdir: Path):
+    from engine.commands.demo import _simulator_process
+    ctx = get_context("fork")
+    parent_end, child_end = ctx.Pipe()
+    proc = ctx.Process(target=_simulator_process, args=(str(workdir), child_end, parent_end), daemon=True)
+    proc.start()
+    child_end.close()
+    try:
+        sim = parent_end.recv() if parent_end.poll(60) else None
+    except EOFError:
+        sim = None
+    return proc, parent_end, sim
+
+
+def run(base: Path, hosts: int, server_port: int, duration: float = 0.0) -> int:
+    from engine.server import config
+    from engine.server.app import Server
+    base.mkdir(parents=True, exist_ok=True)
+    secret_file = base / "pos_proxy.secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_hex(32))
+    secret_file.chmod(0o600)
+    sim_proc, pipe, sim = start_simulator(base / "simulator")
+    if sim is None:
+        sim_proc.kill()
+        print("engine demo: the simulated OBServer did not start", file=sys.stderr)
+        return 1
+    os.environ[PASSWORD_ENV] = sim["password"]
+    agents, server = [], None
+    try:
+        names = [f"demo-{i + 1}" for i in range(hosts)]
+        for name in names:
+            agents.append(_start_agent(base / name, name, sim, secret_file))
+        cfg = config.from_dict({
+            "server": {"port": server_port, "data_dir": str(base / "server"), "secret_file": str(secret_file),
+                       "poll_interval": 2.0, "offline_after": 10.0},
+            "clusters": [{"name": "demo", "ob_cluster_id": 1, "ob_host": sim["host"], "ob_port": sim["port"],
+                          "ob_user": sim["user"], "ob_password_env": PASSWORD_ENV, "zones": ["zone1"]}],
+            "hosts": [{"name": n, "address": f"127.0.0.1:{port}", "cluster": "demo", "zone": "zone1",
+                       "svr_ip": "127.0.0.1", "svr_port": 2882} for n, (_, port) in zip(names, agents)]},
+            "<engine demo --hosts>")
+        server = Server(cfg)
+        port = server.start()
+        threading.Thread(target=_push_when_online, args=(server, names), daemon=True).start()
+        print(f"\nengine demo: ocp-server and {hosts} agents against a simulated OBServer\n"
+              f"  console   http://127.0.0.1:{port}/   user {cfg.server.admin_user}, password in "
+              f"{server.auth.password_hint}\n"
+              f"  API       curl -H \"Authorization: Bearer $(cat {server.auth.token_hint})\" "
+              f"http://127.0.0.1:{port}/api/v1/hosts\n  Ctrl-C stops everything.\n", flush=True)
+        _wait(duration)
+        return 0
+    finally:
+        if server is not None:
+            server.stop()
+        for proc, _ in agents:
+            _stop(proc)
+        pipe.close()
+        sim_proc.join(15)
+        if sim_proc.is_alive():
+            sim_proc.kill()
+
+
+def _start_agent(home: Path, name: str, sim: dict, secret_file: Path):
+    home.mkdir(parents=True, exist_ok=True)
+    raw = agent_config(home, name, sim, secret_file)
+    path = home / "agent.toml"
+    path.write_text(tomli_w.dumps(raw))
+    log = open(home / "ocp_agentd.out", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(path), "start", "--foreground"],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    return proc, raw["workers"]["pos_proxy"]["port"]
+
+
+def _push_when_online(server, names: list[str], timeout: float = 120.0) -> None:
+    """What an operator does first on the console: give each new host its monitor config."""
+    pending, deadline = set(names), time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for name in sorted(pending):
+            host = server.inventory.host(name)
+            if host and host["state"] == "online" and server.agents.push_monitor_config(name).get("successful"):
+                pending.discard(name)
+        time.sleep(1.0)
+
+
+def _wait(duration: float) -> None:
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait(duration or None)
+
+
+def _stop(proc) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
