@@ -82,9 +82,9 @@ def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
 
 def cmd_demo(args) -> int:
     home = Path(os.path.expanduser(args.home or DEFAULT_HOME)).resolve()
-    if args.hosts:                         # the fleet demo (engine/server/demo.py)
+    if getattr(args, "hosts", 0):          # the fleet demo (engine/server/demo.py)
         from engine.server import demo as fleet
-        return fleet.run(home / "fleet", args.hosts, args.server_port, args.duration)
+        return fleet.run(home / "fleet", args.hosts, getattr(args, "server_port", 8080), args.duration)
     if pid_of_running(home):
         print(f"engine demo: an agent already runs with home {home}; `engine --home {home} stop` first",
               file=sys.stderr)
