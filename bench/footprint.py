@@ -125,8 +125,12 @@ class Watch:
 
 # ---------------------------------------------------------------- the simulator
 
-def _simulator(workdir: str, conn) -> None:
-    """Child: the demo simulator; "idle"/"load" over the pipe pause or resume its workload."""
+def _simulator(workdir: str, conn, parent_end) -> None:
+    """Child: the demo simulator; "idle"/"load" over the pipe pause or resume its workload.
+
+    The parent's end, inherited by the fork, is closed first: else closing it in
+    the parent never reaches us as EOF and the simulator outlives the bench."""
+    parent_end.close()
     from engine.demo import simulator
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sim = simulator.start(Path(workdir), rows_per_second=5)   # 5: a short history to fill at start
@@ -153,7 +157,7 @@ def _simulator(workdir: str, conn) -> None:
 
 def start_simulator(workdir: Path):
     parent, child = CTX.Pipe()
-    proc = CTX.Process(target=_simulator, args=(str(workdir), child), daemon=True)
+    proc = CTX.Process(target=_simulator, args=(str(workdir), child, parent), daemon=True)
     proc.start()
     child.close()
     if not parent.poll(120):

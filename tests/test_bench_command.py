@@ -80,3 +80,51 @@ def test_out_writes_json_png_and_markdown(tmp_path):
 def test_no_scenario_found_is_an_error_not_silence(tmp_path):
     out = bench(tmp_path / "nowhere", "--json")
     assert out.returncode == 2 and "no benchmark scenarios" in out.stderr
+
+
+# the keys the issue and DESIGN.md name, by scenario: each present, or its peer reported skipped
+NAMED = {"ipc": ["ratios.vs_mp_queue_batched_64B", "ratios.single_put_vs_mp_queue_64B"],
+         "exporters": ["ratios.node_exporter_collect_cpu_per_series_over_ours",
+                       "metrics.ocp_scrape_stalled_p99_ms"],
+         "topsql": ["ratios.e2e_vs_mysqlclient"],
+         "footprint": ["metrics.agent_pss_bytes", "metrics.agent_idle_cpu_percent",
+                       "metrics.agent_ocp_1s_pss_bytes", "metrics.agent_ocp_1s_cpu_percent"],
+         "rpc": ["ratios.vs_asyncio_c1", "ratios.vs_asyncio_c32"],
+         "clean": ["ratios.vs_scandir_loop"]}
+# the cost curves the issue asks for: scenario -> words one of its curves' x axis names
+CURVES = {"topsql": ["rows", "SQL_ID"], "exporters": ["series", "scrapers"], "rpc": ["connections"],
+          "clean": ["files"]}
+
+
+def test_real_quick_run_writes_the_whole_report(tmp_path):
+    """The real ``engine bench --quick --out DIR`` (every scenario, a smoke run): files and shape only."""
+    out = bench(ROOT / "bench", "--quick", "--out", str(tmp_path / "r"), timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    doc = orjson.loads((tmp_path / "r" / "results.json").read_bytes())
+    assert doc["quick"] is True and {"date", "seconds", "machine"} <= set(doc)
+    records = {r["scenario"]: r for r in doc["scenarios"]}
+    assert set(records) == {p.stem for p in (ROOT / "bench").glob("[!_]*.py")}
+    md = (tmp_path / "r" / "report.md").read_text()
+    for name, rec in records.items():
+        assert SHAPE <= set(rec) and "error" not in rec and rec["quick"] is True, name
+        assert rec["targets"], f"{name} judges nothing"
+        for key, t in rec["targets"].items():
+            assert {"want", "met"} <= set(t) and (key in rec["ratios"] or key in rec["metrics"]), (name, key)
+        assert f"## {name}" in md
+        if rec.get("charts") or rec.get("curves"):
+            png = tmp_path / "r" / f"{name}.png"
+            assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 1000, name
+            assert f"![{name}]({name}.png)" in md
+    for name, keys in NAMED.items():
+        rec = records[name]
+        for key in keys:
+            group, _, k = key.partition(".")
+            assert k in rec[group] or rec.get("skipped"), (name, key, rec.get("skipped"))
+    for name, words in CURVES.items():
+        axes = " ".join(c["x_label"] + " " + c["title"] for c in records[name].get("curves", []))
+        for word in words:
+            assert word in axes, (name, word, axes)
+        for c in records[name]["curves"]:
+            assert len(c["x"]) >= 2 and all(len(ys) == len(c["x"]) for ys in c["series"].values()), (name, c)
+    for spread in (s for rec in records.values() for s in rec.get("spread", {}).values()):
+        assert {"median", "min", "max", "n"} <= set(spread) and spread["min"] <= spread["median"] <= spread["max"]
