@@ -26,6 +26,7 @@ from test_monitordb_central import group
 
 pytestmark = pytest.mark.integration
 PASSWORD = "browser-password-7"
+TOKEN = "browser-api-token-0123456789"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--window-size=1280,900")
@@ -81,6 +82,7 @@ def console(tmp_path, rpc_server, central_db, monkeypatch):
     load_topsql(url)
     monkeypatch.setenv("OCP_AGENT_SECRET", SECRET)
     monkeypatch.setenv("OCP_SERVER_ADMIN_PASSWORD", PASSWORD)
+    monkeypatch.setenv("OCP_SERVER_API_TOKEN", TOKEN)
     proxies = [rpc_server(), rpc_server()]
     cfg = config.from_dict({
         "server": {"data_dir": str(tmp_path / "srv"), "poll_interval": 0.3},
@@ -134,3 +136,24 @@ def test_log_in_see_the_hosts_filter_topsql_and_chart_one_sql(console, browser, 
     assert sorted(l.get_attribute("data-host") for l in lines) == ["h0", "h1"]
     assert all(len(l.get_attribute("points").split()) == 5 for l in lines)   # five intervals each
     b.save_screenshot(str(artefacts / "sql.png"))
+
+
+def test_the_api_reads_the_central_store_per_host_and_across_the_fleet(console):
+    import json
+    import urllib.request
+
+    def get(path):
+        req = urllib.request.Request(console + path, headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+    per_host = get("/api/v1/topsql?since=1h")
+    assert per_host["source"] == "central"
+    assert sorted((r["host"], r["sql_id"], r["executions"]) for r in per_host["rows"]) == [
+        ("h0", "SQLA", 60), ("h1", "SQLA", 60), ("h1", "SQLB", 3)]
+    fleet = {r["sql_id"]: (r["executions"], r["hosts"]) for r in get("/api/v1/topsql?since=1h&group=fleet")["rows"]}
+    assert fleet == {"SQLA": (120, 2), "SQLB": (3, 1)}
+    assert [r["host"] for r in get("/api/v1/topsql?since=1h&host=h0")["rows"]] == ["h0"]
+    points = get("/api/v1/sql/SQLA/history?since=1h")["points"]
+    assert len(points) == 10 and {p["host"] for p in points} == {"h0", "h1"}
+    assert get("/api/v1/slowsql?since=1h")["rows"] == []           # no samples were shipped
+    assert get("/api/v1/alerts")["rows"] == []

@@ -177,3 +177,99 @@ def test_engine_demo_hosts_runs_a_server_and_agents_and_stops_clean_on_ctrl_c(tm
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+COMMANDS = {"greet": {"argv": ["/bin/echo", "hi", "{who}"], "params": {"who": {"type": "str"}}},
+            "uptime": {"argv": ["/bin/echo", "up"]}}
+
+
+def _server(tmp_path, hosts, **server_keys):
+    cfg = config.from_dict({"server": {"data_dir": str(tmp_path / "srv"), **server_keys}, "hosts": hosts})
+    srv = Server(cfg)
+    return srv, srv.start(port=0)
+
+
+def test_commands_on_several_hosts_through_the_api_within_the_servers_allow_list(tmp_path, rpc_server,
+                                                                                  monkeypatch):
+    monkeypatch.setenv("OCP_AGENT_SECRET", SECRET)
+    monkeypatch.setenv("OCP_SERVER_API_TOKEN", TOKEN)
+    proxies = [rpc_server(commands=COMMANDS), rpc_server(commands=COMMANDS)]
+    srv, port = _server(tmp_path, [{"name": f"h{i}", "address": f"127.0.0.1:{p.port}", "cluster": "c"}
+                                   for i, p in enumerate(proxies)], commands=["greet"])
+    try:
+        status, out = api(port, "POST", "/api/v1/commands", {"command": "greet", "params": {"who": "all"},
+                                                              "cluster": "c"})
+        assert status == 200
+        assert [(r["host"], r["data"]["stdout"]) for r in out["results"]] == [("h0", "hi all\n"), ("h1", "hi all\n")]
+        status, out = api(port, "POST", "/api/v1/commands", {"command": "greet", "params": {"who": "one"},
+                                                              "hosts": ["h1"]})
+        assert [r["host"] for r in out["results"]] == ["h1"]
+        assert api(port, "POST", "/api/v1/commands", {"command": "uptime", "cluster": "c"})[0] == 403
+        assert api(port, "POST", "/api/v1/commands", {"command": "greet", "cluster": "nope"})[0] == 400
+    finally:
+        srv.stop()
+
+
+def test_a_host_refusing_the_servers_secret_is_degraded_with_the_reason(tmp_path, rpc_server, monkeypatch):
+    monkeypatch.setenv("OCP_AGENT_SECRET", "not-the-secret-of-this-host")
+    proxy = rpc_server()
+    srv, port = _server(tmp_path, [{"name": "h", "address": f"127.0.0.1:{proxy.port}"}])
+    try:
+        srv.poller.poll_once()
+        host = srv.inventory.host("h")
+        assert host["state"] == "degraded" and "bad_signature" in host["error"]
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/topsql?limit=0", "/api/v1/topsql?limit=abc", "/api/v1/topsql?since=-1h", "/api/v1/topsql?since=9999d",
+    "/api/v1/topsql?group=x", "/api/v1/topsql?tenant=-1", "/api/v1/slowsql?min_ms=x", "/api/v1/trace?trace_id=a%20b",
+    "/api/v1/trace", "/api/v1/alerts?limit=99999999"])
+def test_bad_parameters_are_a_400_with_the_reason(server, path):
+    srv, port = server
+    status, body = api(port, "GET", path)
+    assert status == 400 and body["error"], (path, body)
+
+
+def test_bad_bodies_are_a_400(server):
+    srv, port = server
+    hdrs = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    for body in (b"{", b"[]", b'{"name": "x", "address": "h:99999"}', b'{"name": "x", "nope": 1}',
+                 b'{"name": "", "address": "h:1"}'):
+        status, _, data = request(port, "POST", "/api/v1/hosts", body, hdrs)
+        assert status == 400, (body, data)
+    assert api(port, "POST", "/api/v1/hosts/h0/restart", {"names": []})[0] == 400
+    assert api(port, "POST", "/api/v1/hosts/nope/push", {})[0] == 404
+
+
+def test_engine_server_runs_as_a_process_and_stops_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from engine.testbed.ports import free_port
+    port = free_port()
+    conf = tmp_path / "server.toml"
+    conf.write_text(f'[server]\nport = {port}\ndata_dir = "{tmp_path / "srv"}"\n'
+                    '[[hosts]]\nname = "h1"\naddress = "127.0.0.1:1"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "server", "--server-config", str(conf)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _health(port), 30, "engine server answering")
+        token = (tmp_path / "srv" / "api.token").read_text().strip()
+        assert (tmp_path / "srv" / "api.token").stat().st_mode & 0o777 == 0o600
+        status, _, body = request(port, "GET", "/api/v1/hosts", headers={"Authorization": f"Bearer {token}"})
+        assert [h["name"] for h in json.loads(body)["hosts"]] == ["h1"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _health(port) -> bool:
+    try:
+        return request(port, "GET", "/api/v1/health")[0] == 200
+    except OSError:
+        return False
