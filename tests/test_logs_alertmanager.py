@@ -93,3 +93,27 @@ def test_real_alertmanager_shows_one_incident_for_repeats(tmp_path, alertmanager
     assert alert["annotations"]["alert_id"] == "g1" and alert["annotations"]["count"] == "6"
     assert abs(parse_iso(alert["startsAt"]) - (now - 100)) < 1
     spool.close()
+
+
+def test_log_alerts_carry_the_labels_metric_alerts_have():
+    """ob_cluster_name, ob_cluster_id and svr_ip from [ob], as ocp_exporter puts them on OB series;
+    an event's own label of that name wins, unset ones are left out."""
+    from engine import config
+    from engine.logs.alertmanager import shared_labels
+    ob = config.from_dict({"ob": {"host": "h", "cluster_name": "c1", "cluster_id": "7", "svr_ip": "10.0.0.1"}}).ob
+    shared = shared_labels(ob)
+    assert shared == {"ob_cluster_name": "c1", "ob_cluster_id": "7", "svr_ip": "10.0.0.1"}
+    assert shared_labels(config.from_dict({}).ob) == {}
+    event = {**_event("g1", 1, 0.0, 0.0), "labels": {"alertname": "x", "svr_ip": "10.0.0.9"}}
+    assert to_alertmanager(event, None, shared)["labels"] == {"alertname": "x", "svr_ip": "10.0.0.9",
+                                                              "ob_cluster_name": "c1", "ob_cluster_id": "7"}
+
+
+def test_the_spool_puts_the_shared_labels_on_every_alert(tmp_path):
+    import orjson
+    from engine.logs.alertmanager import Spool
+    spool = Spool(tmp_path, {"ob_cluster_name": "c1"})
+    spool.append([_event("g1", 1, 0.0, 0.0)])
+    records, _ = spool.read(10)
+    assert orjson.loads(records[0])["labels"]["ob_cluster_name"] == "c1"
+    spool.close()

@@ -116,12 +116,21 @@ class Incidents:
             del self.by[next(iter(self.by))]
 
 
-def to_alertmanager(event: dict, incident: dict | None = None) -> dict:
+def shared_labels(ob) -> dict:
+    """The labels a log alert shares with ocp_exporter's metric alerts, from ``[ob]``:
+    ``ob_cluster_name``, ``ob_cluster_id`` and ``svr_ip``, those that are set (so that
+    Alertmanager can group and inhibit across both kinds)."""
+    got = {"ob_cluster_name": ob.cluster_name, "ob_cluster_id": ob.cluster_id, "svr_ip": ob.svr_ip}
+    return {k: str(v) for k, v in got.items() if v not in (None, "")}
+
+
+def to_alertmanager(event: dict, incident: dict | None = None, shared: dict | None = None) -> dict:
     """One alert event as Alertmanager's postable alert (labels and annotations are strings).
 
     With ``incident`` (:meth:`Incidents.apply`), ``alert_id``, ``count``,
     ``first_seen`` and ``startsAt`` are the incident's; ``log_group`` and
-    ``group_count`` name the tailer's group within it."""
+    ``group_count`` name the tailer's group within it. ``shared`` labels
+    (:func:`shared_labels`) are added where the event has none of that name."""
     inc = incident or {"id": event["id"], "first": event["first_seen"], "count": event["count"]}
     annotations = {"summary": event["summary"], "description": event["description"],
                    "count": str(inc["count"]), "path": event["path"], "offset": str(event["offset"]),
@@ -131,12 +140,14 @@ def to_alertmanager(event: dict, incident: dict | None = None) -> dict:
     trace = event.get("fields", {}).get("trace_id")
     if trace:
         annotations["trace_id"] = str(trace)
-    return {"labels": {k: str(v) for k, v in event["labels"].items()}, "annotations": annotations,
+    labels = {**(shared or {}), **{k: str(v) for k, v in event["labels"].items()}}
+    return {"labels": labels, "annotations": annotations,
             "startsAt": iso(min(inc["first"], time.time()))}   # never after endsAt
 
 
 class Spool:
-    def __init__(self, data_dir: str | Path):
+    def __init__(self, data_dir: str | Path, labels: dict | None = None):
+        self.labels = dict(labels or {})         # shared_labels(): on every spooled alert
         self.path = Path(data_dir) / SPOOL
         self.cursor_path = Path(data_dir) / CURSOR
         self._fh = open(self.path, "ab")
@@ -167,7 +178,7 @@ class Spool:
 
     def append(self, events: list[dict]) -> None:
         if events:
-            self._fh.write(b"".join(orjson.dumps(to_alertmanager(e, self.incidents.apply(e))) + b"\n"
+            self._fh.write(b"".join(orjson.dumps(to_alertmanager(e, self.incidents.apply(e), self.labels)) + b"\n"
                                     for e in events))
             self._fh.flush()            # in the kernel before the alert log is written (see Sinks.write)
 

@@ -50,7 +50,8 @@ def companions(names: list[str]) -> tuple[list[str], set]:
 
 class Tailer:
     def __init__(self, section, data_dir, *, host: str | None = None, rules: RuleSet | None = None,
-                 log: logging.Logger | None = None, clock=time.time, mono=time.monotonic):
+                 log: logging.Logger | None = None, clock=time.time, mono=time.monotonic,
+                 labels: dict | None = None):
         self.sec = section
         self.data_dir = data_dir
         self.log = log or logging.getLogger("engine.ob_logtailer")
@@ -61,7 +62,7 @@ class Tailer:
         self.streams: dict[str, FileStream] = {}
         self.matchers: dict[str, parse.Matcher] = {}
         self.grouper = Grouper(host or section.host or None, clock=clock, mono=mono)
-        spool = Spool(data_dir) if section.alertmanager_url else None
+        spool = Spool(data_dir, labels) if section.alertmanager_url else None     # labels: shared_labels([ob])
         self.sinks = Sinks(AlertLog(data_dir), spool)
         self.client = Client(section.alertmanager_url, spool, section.alertmanager_batch,
                              timeout=section.alertmanager_timeout,

@@ -15,6 +15,7 @@ import time
 from engine import messages, monitordb, states
 from engine.errors import ConfigError
 from engine.logs import metrics
+from engine.logs.alertmanager import shared_labels
 from engine.logs.tailer import Tailer
 from engine.runtime import write_error
 
@@ -70,7 +71,7 @@ def main(ctx):
 
 
 def _open(ctx):
-    tailer = Tailer(ctx.section, ctx.data_dir, log=ctx.log)
+    tailer = Tailer(ctx.section, ctx.data_dir, log=ctx.log, labels=shared_labels(ctx.config.ob))
     try:
         tailer.sinks.central = monitordb.alert_sink(ctx.config, ctx.data_dir)
     except ConfigError as exc:       # a bad [monitordb] secret: alerts stay local, say why
