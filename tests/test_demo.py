@@ -48,6 +48,9 @@ def test_demo_shows_alerts_topsql_and_metrics_then_stops_cleanly(tmp_path):
         assert alerts, "no alert within 90 s"
         assert topsql, "no TopSQL within 90 s"
         assert metrics, "ocp_exporter never showed OB, OBProxy, TopSQL and alert series"
+        for family in ("ob_waitevent_wait_total{", "ob_system_event_total_waits{", "ob_table_num{",
+                       "ob_index_error_num{", "ob_unit_config_max_cpu{"):   # obagent's, from the simulator's views
+            assert family in metrics, family
         assert all(w["state"] == "RUNNING" for w in workers.values())
         instance = orjson.loads(engine(home, "status", "--json").stdout)["supervisor"]["instance"]
     finally:
