@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import orjson
-import pymysql
 
 from engine.errors import ConfigError
 from engine.monitordb import schema as sc
@@ -80,6 +79,7 @@ class Central:
         self.lock_retries = 0         # transactions re-run after a deadlock or lock wait timeout
 
     def connect(self):
+        import pymysql      # here, not at the top: a worker with no [monitordb] never loads it (~10 MB)
         if self.conn is None:
             t = self.target
             self.conn = pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password,
@@ -128,6 +128,7 @@ class Central:
         ``lock_retries``), before the error goes to the caller's backoff.
         ``transaction`` must be idempotent from its first statement on.
         """
+        import pymysql
         for attempt in range(RETRIES + 1):
             try:
                 return transaction()
@@ -142,6 +143,7 @@ class Central:
         raise AssertionError("unreachable")
 
     def _apply_once(self, stream: str, host: str, batches: list[tuple[int, str, list]]) -> dict:
+        import pymysql
         conn = self.connect()
         try:
             with conn.cursor() as cur:

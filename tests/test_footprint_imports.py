@@ -1,0 +1,26 @@
+"""What each worker imports is memory it pays on its own (docs/bench: footprint).
+
+Workers are forked from ocp_agentd, so a module the supervisor already holds is
+shared, but one a worker imports after the fork is private to it. A worker
+must not load a heavy library it does not use: the logtailer with no
+[monitordb] has no business with pymysql (and cryptography, ssl, decimal
+behind it: about 10 MB of PSS).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("module, absent", [
+    ("engine.workers.ob_logtailer", ("pymysql", "cryptography")),
+    ("engine.workers.ob_cleaner", ("pymysql", "cryptography", "prometheus_client")),
+    ("engine.monitordb", ("pymysql",)),
+])
+def test_worker_module_does_not_load_what_it_does_not_use(module, absent):
+    code = f"import sys, {module}; print(' '.join(m for m in {absent!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"{module} loads {out.stdout.strip()}"
