@@ -48,3 +48,15 @@ def test_bad_time_is_one_message_for_every_command(tmp_path, capsys):
         assert cli.main(["--home", str(tmp_path), verb, "--since", "yesterday-ish"]) == 2
         errors.append(capsys.readouterr().err)
     assert errors[0] == errors[1] == errors[2] == f"engine: {exc.value}\n"
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity", "1e999", "1e20", "99999999999d",
+                                  "9999-12-31T23:00-05:00"])
+def test_a_time_no_store_can_hold_is_refused_not_a_traceback(text, tmp_path, capsys):
+    """float() reads 'nan' and 'inf': topsql died in int(inf), alerts --since nan matched everything."""
+    with pytest.raises(TimeError, match="cannot read time"):
+        parse_time(text, now=NEW_YEAR)
+    for verb in ("alerts", "topsql"):
+        assert cli.main(["--home", str(tmp_path), verb, f"--since={text}"]) == 2
+        assert capsys.readouterr().err.startswith("engine: cannot read time")
+    assert parse_time("9999-12-31 23:59:59") == 253402300799.0

@@ -1,7 +1,7 @@
 """The one reader of ``--since`` / ``--until`` for every command.
 
 Accepted forms (blanks around them ignored), the same for ``engine alerts``,
-``topsql``, ``slowsql`` and ``plans``:
+``topsql`` and ``slowsql`` (``plans`` takes a ``--window`` instead):
 
 - an age before now: ``90s``, ``15m``, ``2h``, ``1d`` (``-15m`` too);
 - epoch seconds: ``1700000000`` or ``1700000000.5``;
@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from engine.errors import EngineError
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# the epoch seconds of years 1..9999 (what datetime, the tables and the stores can hold)
+EARLIEST, LATEST = -62135596800.0, 253402300799.0
 _AGE = re.compile(r"-?(\d+(?:\.\d+)?)([smhd])")
 FORMS = "an age (90s, 15m, 2h, 1d), epoch seconds or 'YYYY-MM-DD[ HH:MM[:SS]]' (UTC unless an offset is given)"
 
@@ -32,10 +34,22 @@ class TimeError(EngineError, ValueError):
 
 
 def parse_time(text: str | None, now: float | None = None) -> float | None:
-    """``text`` as epoch seconds (None stays None); ``now`` is the clock for ages."""
+    """``text`` as epoch seconds (None stays None); ``now`` is the clock for ages.
+
+    The result is a finite time of the years 1..9999: ``nan``, ``inf`` or
+    ``1e20`` (which ``float`` reads) are a :class:`TimeError` too, not a
+    traceback in a store's query or a filter that silently matches nothing.
+    """
     if text is None:
         return None
     text = text.strip()
+    value = _read(text, now)
+    if value is None or not EARLIEST <= value <= LATEST:      # NaN fails both comparisons
+        raise TimeError(f"cannot read time {text!r}: use {FORMS}")
+    return value
+
+
+def _read(text: str, now: float | None) -> float | None:
     m = _AGE.fullmatch(text)
     if m:
         return (time.time() if now is None else now) - float(m.group(1)) * UNITS[m.group(2)]
@@ -45,9 +59,9 @@ def parse_time(text: str | None, now: float | None = None) -> float | None:
         pass
     try:
         when = datetime.fromisoformat(text)
-    except ValueError:
-        raise TimeError(f"cannot read time {text!r}: use {FORMS}") from None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 def format_time(t: float) -> str:
