@@ -18,7 +18,7 @@ http_server_config:
   http2: false                    # accepted; we serve HTTP/1.1 only
   headers: {X-Frame-Options: deny}
 basic_auth_users:
-  prometheus: $2b$10$...          # bcrypt hashes (htpasswd -B, python -m bcrypt ...)
+  prometheus: $2b$10$...          # bcrypt hashes (htpasswd -nBC 10 USER)
 ```
 
 :func:`load` reads and checks it whole (YAML, unknown keys refused as the
@@ -37,7 +37,9 @@ bcrypt hashes. A bcrypt check costs tens of milliseconds, so it runs off the
 serving loop (:meth:`verify`, in a thread) and its verdict is cached by a
 digest of the header (:meth:`cached`): Prometheus sends the same header every
 scrape, so only its first scrape pays; an unknown user is checked against a
-dummy hash so that the answer takes as long as for a known one.
+dummy hash so that the answer takes as long as for a known one. As in the
+toolkit (Go's ``bcrypt.CompareHashAndPassword``) and htpasswd, only a
+password's first 72 bytes count: bcrypt 5 refuses a longer one outright.
 """
 from __future__ import annotations
 
@@ -79,6 +81,7 @@ TLS_KEYS = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "clie
             "client_allowed_sans", "cert", "key"}
 # a bcrypt hash of nothing anyone sends, for unknown users (same cost as typical hashes)
 DUMMY_HASH = b"$2b$10$xCUP1NjPPUaEKLXP2DwC7uqCdfjaeylo7hyar7G1yJLtB803ascOG"
+BCRYPT_BYTES = 72          # bcrypt's key is the password's first 72 bytes
 
 
 @dataclass
@@ -126,7 +129,7 @@ class Authenticator:
         user, password = parse_basic(header)
         stored = self.users.get(user) if user is not None else None
         try:
-            ok = bcrypt.checkpw(password or b"", stored or DUMMY_HASH) and stored is not None
+            ok = bcrypt.checkpw((password or b"")[:BCRYPT_BYTES], stored or DUMMY_HASH) and stored is not None
         except ValueError:
             ok = False
         with self._lock:

@@ -270,3 +270,13 @@ def test_both_exporters_build_their_server_from_web_config_file(pki):
         assert server.authorized(None) is False and server.authorized(b"Basic eDp5") is None
     plain = exposition.server_from_section(config.from_dict({}).workers.ocp_exporter, "workers.ocp_exporter")
     assert plain.web is None and plain.authorized(None) is True
+
+
+def test_a_password_over_72_bytes_is_checked_as_the_toolkit_and_htpasswd_do():
+    """bcrypt 5 raises ValueError past 72 bytes (verify answered False, always); Go's
+    CompareHashAndPassword and htpasswd use the first 72 bytes."""
+    long_password = b"p" * 60 + b"q" * 40
+    auth = webconfig.Authenticator({"prometheus": bcrypt.hashpw(long_password[:72], bcrypt.gensalt(4))})
+    header = b"Basic " + base64.b64encode(b"prometheus:" + long_password)
+    assert auth.verify(header) is True
+    assert auth.verify(b"Basic " + base64.b64encode(b"prometheus:" + b"p" * 60)) is False
