@@ -106,3 +106,20 @@ def test_the_shipped_unit_is_type_notify_with_a_watchdog_and_verifies(tmp_path):
     copy.write_text(unit.replace("/usr/local/bin/engine", "/bin/true").replace("User=admin", "User=root"))
     out = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "ocp_agent.service" not in out.stderr, out.stderr
+
+
+def test_the_shipped_unit_lets_the_agent_write_where_its_defaults_delete():
+    """ProtectSystem=strict makes /home read-only but for ReadWritePaths: ob_cleaner's
+    default core_log target (the OBServer's working dir, where core.<pid> files are)
+    was outside them, so every core deletion under systemd failed with EROFS."""
+    from engine import config
+    from engine.cleaner.policy import targets_from_config
+    unit = (HERE.parent / "conf" / "ocp_agent.service").read_text()
+    keys = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    writable = [p.lstrip("-").rstrip("/") for p in keys["ReadWritePaths"].split()]
+    home = keys["ExecStart"].split("--home", 1)[1].split()[0]
+    cfg = config.from_dict({}, home=home)
+    paths = [str(cfg.home)] + [t.path for t in targets_from_config(cfg)]
+    assert {t.name for t in targets_from_config(cfg)} >= {"ob_log", "core_log", "agent_log"}
+    for path in paths:
+        assert any(path == w or path.startswith(w + "/") for w in writable), (path, writable)
