@@ -53,6 +53,7 @@ def browser(tmp_path):
     opts.add_argument(f"--user-data-dir={profile}")
     driver = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
     driver.set_page_load_timeout(30)
+    driver.implicitly_wait(10)                         # an element of the next page may take a moment
     try:
         yield driver
     finally:
@@ -97,6 +98,17 @@ def console(tmp_path, rpc_server, central_db, monkeypatch):
     srv.stop()
 
 
+def click_and_wait(b, element, url_part: str) -> None:
+    """Click, then wait until the old page is gone and the new URL is there (a click does not wait)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = b.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(b, 30).until(ec.staleness_of(old))
+    WebDriverWait(b, 30).until(lambda d: url_part in d.current_url)
+
+
 def test_log_in_see_the_hosts_filter_topsql_and_chart_one_sql(console, browser, artefacts):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -105,12 +117,11 @@ def test_log_in_see_the_hosts_filter_topsql_and_chart_one_sql(console, browser, 
     assert "/login" in b.current_url                         # no session: the login page
     b.find_element(By.ID, "user").send_keys("admin")
     b.find_element(By.ID, "password").send_keys("wrong")
-    b.find_element(By.ID, "submit").click()
+    click_and_wait(b, b.find_element(By.ID, "submit"), "/login")
     assert b.find_element(By.ID, "error").text == "wrong user or password"
     b.find_element(By.ID, "user").send_keys("admin")
     b.find_element(By.ID, "password").send_keys(PASSWORD)
-    b.find_element(By.ID, "submit").click()
-    assert b.current_url.endswith("/topsql")                 # back where it was sent from
+    click_and_wait(b, b.find_element(By.ID, "submit"), "/topsql")    # back where it was sent from
 
     b.get(console + "/hosts")
     cells = {r.get_attribute("data-host"): r.find_element(By.CSS_SELECTOR, "td.state").text
@@ -125,13 +136,13 @@ def test_log_in_see_the_hosts_filter_topsql_and_chart_one_sql(console, browser, 
     assert seen[0] == ("h1", "SQLA")                           # sorted by elapsed_sum across hosts
     b.save_screenshot(str(artefacts / "topsql.png"))
     Select(b.find_element(By.ID, "host")).select_by_visible_text("h0")
-    b.find_element(By.ID, "apply").click()
+    click_and_wait(b, b.find_element(By.ID, "apply"), "host=h0")
     seen = [r.get_attribute("data-host") for r in b.find_elements(By.CSS_SELECTOR, "#topsql tr[data-host]")]
-    assert seen == ["h0"] and "host=h0" in b.current_url
-    b.find_element(By.LINK_TEXT, "executions").click()          # sort by another column
-    assert "sort=executions" in b.current_url and "host=h0" in b.current_url
+    assert seen == ["h0"]
+    click_and_wait(b, b.find_element(By.LINK_TEXT, "executions"), "sort=executions")   # another column
+    assert "host=h0" in b.current_url                         # the filter stays
 
-    b.find_element(By.LINK_TEXT, "SQLA").click()
+    click_and_wait(b, b.find_element(By.LINK_TEXT, "SQLA"), "/sql/SQLA")
     lines = b.find_elements(By.CSS_SELECTOR, "#chart polyline.series")
     assert sorted(l.get_attribute("data-host") for l in lines) == ["h0", "h1"]
     assert all(len(l.get_attribute("points").split()) == 5 for l in lines)   # five intervals each

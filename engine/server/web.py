@@ -90,6 +90,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self._send(*handler(self, body, *match.groups()))
                     return
             raise HttpError(404, f"no such page: {url.path}")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True          # the client went away: nobody to answer
         except Redirect as r:
             self._send(303, "text/plain", b"", {"Location": r.where})
         except HttpError as exc:
