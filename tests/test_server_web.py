@@ -273,3 +273,29 @@ def _health(port) -> bool:
         return request(port, "GET", "/api/v1/health")[0] == 200
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("target", ["/hosts\r\nSet-Cookie: ocp_session=planted; Path=/", "/\\evil.example/x",
+                                    "/\t/evil.example", "//evil.example", "https://evil.example/"])
+def test_login_next_is_a_local_path_never_a_redirect_away_nor_a_header(tmp_path, monkeypatch, target):
+    """A CRLF in ``next`` split the Location header (a planted session cookie); ``/\\host``
+    passed the ``//`` check and browsers follow it to another site."""
+    monkeypatch.setenv("OCP_SERVER_ADMIN_PASSWORD", PASSWORD)
+    monkeypatch.setenv("OCP_SERVER_API_TOKEN", TOKEN)
+    srv = Server(config.from_dict({"server": {"data_dir": str(tmp_path / "srv"), "poll_interval": 5.0}}))
+    port = srv.start(port=0)
+    try:
+        form = urllib.parse.urlencode({"user": "admin", "password": PASSWORD, "next": target}).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/login", body=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        assert resp.status == 303 and resp.getheader("Location") == "/hosts"
+        assert [v for k, v in resp.getheaders() if k == "Set-Cookie"] != [] and \
+            all("planted" not in v for k, v in resp.getheaders())
+        ok = urllib.parse.urlencode({"user": "admin", "password": PASSWORD, "next": "/topsql?since=1h"}).encode()
+        status, headers, _ = request(port, "POST", "/login", ok, {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 303 and headers["Location"] == "/topsql?since=1h"
+    finally:
+        srv.stop()

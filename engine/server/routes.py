@@ -28,12 +28,20 @@ def login_page(req, body):
                                                           next=req.query.get("next", "/hosts"))
 
 
+def local_target(target: str) -> str:
+    """``target`` if it is a path on this server, else ``/hosts``: never an open redirect
+    (``//host`` and ``/\\host``, which browsers read as ``//host``) nor a header split
+    (a control character in the Location header)."""
+    if not target.startswith("/") or target[1:2] in ("/", "\\") \
+            or any(c < " " or c == "\x7f" for c in target):
+        return "/hosts"
+    return target
+
+
 def login(req, body):
     form = req.form(body)
     got = req.app.auth.login(str(form.get("user", "")), str(form.get("password", "")))
-    target = str(form.get("next") or "/hosts")
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/hosts"                      # never an open redirect
+    target = local_target(str(form.get("next") or ""))
     if got is None:
         return 401, "text/html; charset=utf-8", pages.render("login.html", user=None, next=target,
                                                               error="wrong user or password")

@@ -11,6 +11,7 @@ its CSRF token.
 """
 from __future__ import annotations
 
+import hmac
 import http.server
 import logging
 import re
@@ -122,7 +123,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise Redirect("/login?next=" + urllib.parse.quote(self.path))
         if method == "POST":
             sent = self.headers.get("X-CSRF-Token") or self.form(body).get("csrf", "")
-            if not sent or sent != self.csrf:
+            if not sent or not hmac.compare_digest(str(sent).encode(), self.csrf.encode()):
                 raise HttpError(403, "missing or wrong CSRF token")
 
     def _cookie(self) -> str | None:
@@ -146,6 +147,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
 
     def _send(self, status: int, ctype: str, body: bytes, headers: dict | None = None) -> None:
+        if any("\r" in v or "\n" in v for v in (headers or {}).values()):
+            raise ValueError("a line break in a header value")    # http.server writes them as they are
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
