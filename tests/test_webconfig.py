@@ -128,10 +128,16 @@ def test_pipelined_requests_keep_their_order_across_the_bcrypt_check(pki, served
     assert codes == [b"200", b"401", b"200", b"401"]
 
 
-def test_unknown_user_is_checked_against_a_dummy_hash():
+def test_unknown_user_is_checked_against_a_dummy_hash(monkeypatch):
     auth = webconfig.Authenticator({"prometheus": HASH.encode()})
     header = b"Basic " + base64.b64encode(b"nobody:s3cret")
+    checked = []                       # which hashes bcrypt really ran against (the real checkpw)
+    real = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda pw, hashed: checked.append(hashed) or real(pw, hashed))
     assert auth.cached(header) is None and auth.verify(header) is False and auth.cached(header) is False
+    assert checked == [webconfig.DUMMY_HASH]            # the same bcrypt cost as a known user's, not a fast no
+    assert real(b"", webconfig.DUMMY_HASH) is False      # a well-formed hash (a malformed one fails at once)
+    monkeypatch.undo()
     assert auth.cached(None) is False
     assert auth.verify(b"Bearer abc") is False and auth.verify(b"Basic !!!") is False
 
