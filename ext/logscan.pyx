@@ -196,17 +196,16 @@ cdef class Scanner:
                 if self.gated.or_masks(p, i, clip, cand):
                     any_c = True
             if any_c:
-                self._verify(p, i, nl, clip, entry, head_s, head_e, prev_header, cand, hits)
+                self._verify(p, i, nl, clip, entry, head_s, head_e, prev_header, cand, hits, head_bit)
             i = nxt
         last = PyBytes_FromStringAndSize(<const char*>p + head_s, head_e - head_s) if head_s >= 0 else prev_header
         return i, nlines, hits, last, too_long
 
     cdef int _verify(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t e, Py_ssize_t clip, bint entry,
                      Py_ssize_t head_s, Py_ssize_t head_e, object prev_header,
-                     uint64_t* cand, list hits) except -1:
+                     uint64_t* cand, list hits, int lbit) except -1:
         """Rules of ``cand`` in order on one line: the first that passes is a hit."""
         cdef int idx
-        cdef int lbit = 0
         line = PyBytes_FromStringAndSize(<const char*>p + s, clip - s)
         if entry:
             head = line
@@ -214,8 +213,6 @@ cdef class Scanner:
             head = PyBytes_FromStringAndSize(<const char*>p + head_s, head_e - head_s)
         else:
             head = prev_header
-        if head is not None and is_entry_start(head):
-            lbit = level_bit(head)
         header = None
         parsed = False
         for idx in range(self.nrules):
@@ -227,7 +224,7 @@ cdef class Scanner:
             if regex is None and not entry:
                 continue
             if not parsed:
-                header = parse_header(head) if head is not None else None
+                header = _parse_header(head) if head is not None else None
                 parsed = True
             if modules and not (header and header["module"] and header["module"].startswith(modules)):
                 continue

@@ -140,6 +140,11 @@ LEVEL_NAMES = ("ERROR", "WARN", "INFO", "EDIAG", "WDIAG", "TRACE", "DEBUG")
 
 def parse_header(bytes line):
     """The fields of a 4.x (or 3.x) OBServer log header; None if ``line`` has none."""
+    return _parse_header(line)
+
+
+cdef object _parse_header(bytes line):
+    """parse_header, called from C (the scanner) without a Python call."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(line)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(line)
     if not _header_ok(p, n):
