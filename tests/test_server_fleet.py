@@ -63,9 +63,11 @@ def poller(fleet, alerts=None, **kw) -> Poller:
 def test_config_push_takes_the_monitors_from_waiting_for_config_to_running(fleet):
     agents, inv, ag, _ = fleet
     p = poller(fleet)
-    wait_for(lambda: all(h["state"] == "online" for h in p.poll_once()), 30, "every host online")
-    for a in agents:
-        assert worker(inv, a.name, "obstat2")["sub_state"] == "waiting for config"
+
+    def waiting():        # online, and obstat2 has said why it waits (it may still be starting)
+        return all(h["state"] == "online" and any(w["name"] == "obstat2" and w["sub_state"] == "waiting for config"
+                                                  for w in h["workers"]) for h in p.poll_once())
+    wait_for(waiting, 30, "every host online, obstat2 waiting for config")
     for a in agents:
         answer = ag.push_monitor_config(a.name)
         assert answer["successful"], answer
