@@ -68,8 +68,9 @@ def test_config_push_takes_the_monitors_from_waiting_for_config_to_running(fleet
         return all(h["state"] == "online" and any(w["name"] == "obstat2" and w["sub_state"] == "waiting for config"
                                                   for w in h["workers"]) for h in p.poll_once())
     wait_for(waiting, 30, "every host online, obstat2 waiting for config")
-    for a in agents:
-        answer = ag.push_monitor_config(a.name)
+    answers = ag.push_cluster("c1")                  # every host of the cluster at once
+    assert [a["host"] for a in answers] == ["demo-1", "demo-2", "demo-3"]
+    for answer in answers:
         assert answer["successful"], answer
         assert "obstat2" in answer["data"]["restarted"]
 

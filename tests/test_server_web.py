@@ -299,3 +299,13 @@ def test_login_next_is_a_local_path_never_a_redirect_away_nor_a_header(tmp_path,
         assert status == 303 and headers["Location"] == "/topsql?since=1h"
     finally:
         srv.stop()
+
+
+def test_a_cluster_push_answers_for_every_host(server):
+    """Both pos_proxies run on built-in defaults: each refuses with its own reason (no config file)."""
+    srv, port = server
+    status, out = api(port, "POST", "/api/v1/clusters/c1/push", {})
+    assert status == 200
+    assert [(r["host"], r["error"]["code"]) for r in out["results"]] == [("h0", "no_config_file"),
+                                                                        ("h1", "no_config_file")]
+    assert api(port, "POST", "/api/v1/clusters/nope/push", {})[0] == 404

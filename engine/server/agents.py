@@ -97,6 +97,14 @@ class Agents:
         text = pushconf.render(current["data"]["config"], cluster, host, self.store)
         return self.call(host, "agent/config/push", {"config": text}, trace=trace, timeout=90.0)
 
+    def push_cluster(self, cluster: str) -> list[dict]:
+        """:meth:`push_monitor_config` on every host of ``cluster`` at once; one answer per host."""
+        names = [h["name"] for h in self.inventory.hosts(cluster)]
+        if not names:
+            return []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
+            return list(pool.map(self.push_monitor_config, names))
+
     def restart(self, name: str, names: list[str]) -> dict:
         return self.call(self._host(name), "agent/restart", {"names": list(names)}, timeout=90.0)
 

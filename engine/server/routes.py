@@ -106,6 +106,20 @@ def api_push(req, body, name):
     return _answer(req, req.app.agents.push_monitor_config(_host(req, name)["name"]))
 
 
+def api_push_cluster(req, body, cluster):
+    cluster = urllib.parse.unquote(cluster)
+    if req.app.inventory.cluster(cluster) is None:
+        raise HttpError(404, f"no cluster {cluster!r}")
+    req.app.poller.wake()
+    return req.json({"results": req.app.agents.push_cluster(cluster)})
+
+
+def cluster_push_page(req, body, cluster):
+    out = api_push_cluster(req, body, cluster)
+    results = __import__("orjson").loads(out[2])["results"]
+    return req.html("pushed.html", cluster=urllib.parse.unquote(cluster), results=results)
+
+
 def api_restart(req, body, name):
     names = req.form(body).get("names")
     if isinstance(names, str):
@@ -271,6 +285,8 @@ def table():
         (("GET", r("/api/v1/hosts/([^/]+)")), api_host),
         (("POST", r("/api/v1/hosts/([^/]+)/push")), api_push),
         (("POST", r("/api/v1/hosts/([^/]+)/restart")), api_restart),
+        (("POST", r("/api/v1/clusters/([^/]+)/push")), api_push_cluster),
+        (("POST", r("/clusters/([^/]+)/push")), cluster_push_page),
         (("GET", r("/api/v1/clusters")), api_clusters), (("POST", r("/api/v1/clusters")), api_add_cluster),
         (("POST", r("/api/v1/commands")), api_command),
         (("GET", r("/api/v1/topsql")), api_topsql), (("GET", r("/api/v1/slowsql")), api_slowsql),
