@@ -309,3 +309,28 @@ def test_a_cluster_push_answers_for_every_host(server):
     assert [(r["host"], r["error"]["code"]) for r in out["results"]] == [("h0", "no_config_file"),
                                                                         ("h1", "no_config_file")]
     assert api(port, "POST", "/api/v1/clusters/nope/push", {})[0] == 404
+
+
+@pytest.mark.parametrize("name", ["api.token", "admin.password"])
+def test_an_empty_secret_file_is_refused_not_an_open_door(tmp_path, monkeypatch, name):
+    """An empty <data_dir>/api.token made the token '': 'Authorization: Bearer ' with nothing
+    after it read the whole API (an empty admin.password: a login with no password)."""
+    from engine.server.auth import Auth
+    monkeypatch.delenv("OCP_SERVER_API_TOKEN", raising=False)
+    monkeypatch.delenv("OCP_SERVER_ADMIN_PASSWORD", raising=False)
+    data = tmp_path / "srv"
+    data.mkdir()
+    (data / name).write_text("\n")
+    (data / name).chmod(0o600)
+    with pytest.raises(ConfigError, match="empty"):
+        Auth(config.from_dict({"server": {"data_dir": str(data)}}).server, data)
+    empty = tmp_path / "configured.secret"
+    empty.write_text("")
+    empty.chmod(0o600)
+    (data / name).unlink()
+    key = "api_token_file" if name == "api.token" else "admin_password_file"
+    with pytest.raises(ConfigError, match="empty"):
+        Auth(config.from_dict({"server": {"data_dir": str(data), key: str(empty)}}).server, data)
+    auth = Auth(config.from_dict({"server": {"data_dir": str(data)}}).server, data)   # made afresh
+    assert auth.token and auth.password
+    assert not auth.bearer("Bearer ") and auth.login("admin", "") is None

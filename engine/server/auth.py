@@ -23,17 +23,28 @@ import time
 from pathlib import Path
 
 from engine.config import read_secret
+from engine.errors import ConfigError
 from engine.rpc.push import replace
 
 
 def _secret(file: str, env: str, fallback: Path, what: str) -> tuple[str, str]:
-    """(secret, where it is) from the file, the variable, or a file made once under data_dir."""
+    """(secret, where it is) from the file, the variable, or a file made once under data_dir.
+
+    An empty secret is a ConfigError, never a secret: compared with an empty
+    one, ``Authorization: Bearer`` with nothing after it (and a login with an
+    empty password) passed. A configured file that is empty is refused, not
+    quietly replaced by the fallback."""
     value = read_secret(file, env, what=what)
+    if file and not value:
+        raise ConfigError(file, what, "the secret file is empty")
     if value:
         return value, file or f"${env}"
     if not fallback.exists():
         replace(fallback, secrets.token_urlsafe(18).encode() + b"\n", 0o600)
-    return read_secret(str(fallback), "", what=what) or "", str(fallback)
+    value = read_secret(str(fallback), "", what=what)
+    if not value:
+        raise ConfigError(str(fallback), what, "the secret file is empty (delete it: a new one is made)")
+    return value, str(fallback)
 
 
 class Auth:
@@ -48,8 +59,9 @@ class Auth:
         self._lock = threading.Lock()
 
     def login(self, user: str, password: str) -> tuple[str, str] | None:
-        """(session id, csrf token) if the credentials are right."""
-        ok = hmac.compare_digest(user.encode(), self.user.encode())
+        """(session id, csrf token) if the credentials are right (never with an empty password)."""
+        ok = bool(password) and bool(self.password)
+        ok &= hmac.compare_digest(user.encode(), self.user.encode())
         ok &= hmac.compare_digest(password.encode(), self.password.encode())
         if not ok:
             return None
@@ -75,6 +87,6 @@ class Auth:
         return got[1]
 
     def bearer(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
+        if not header or not header.startswith("Bearer ") or not self.token:
             return False
         return hmac.compare_digest(header[7:].strip().encode(), self.token.encode())
