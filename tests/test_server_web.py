@@ -334,3 +334,23 @@ def test_an_empty_secret_file_is_refused_not_an_open_door(tmp_path, monkeypatch,
     auth = Auth(config.from_dict({"server": {"data_dir": str(data)}}).server, data)   # made afresh
     assert auth.token and auth.password
     assert not auth.bearer("Bearer ") and auth.login("admin", "") is None
+
+
+def test_the_hosts_page_adds_a_host_with_the_sessions_csrf_token(server):
+    srv, port = server
+    form = urllib.parse.urlencode({"user": "admin", "password": PASSWORD}).encode()
+    ctype = {"Content-Type": "application/x-www-form-urlencoded"}
+    _, headers, _ = request(port, "POST", "/login", form, ctype)
+    cookie = headers["Set-Cookie"].split(";")[0]
+    csrf = srv.auth.session(cookie.split("=", 1)[1])
+    add = {"name": "h7", "address": "127.0.0.1:7", "cluster": "c1", "zone": "z1", "svr_ip": "10.0.0.7",
+           "svr_port": "2882"}
+    hdrs = {"Cookie": cookie, **ctype}
+    assert request(port, "POST", "/hosts", urllib.parse.urlencode(add).encode(), hdrs)[0] == 403
+    status, headers, _ = request(port, "POST", "/hosts", urllib.parse.urlencode({**add, "csrf": csrf}).encode(), hdrs)
+    assert status == 303 and headers["Location"] == "/hosts"
+    h7 = srv.inventory.host("h7")
+    assert (h7["address"], h7["svr_ip"], h7["svr_port"], h7["state"]) == ("127.0.0.1:7", "10.0.0.7", 2882, "unknown")
+    bad = urllib.parse.urlencode({**add, "name": "no spaces", "csrf": csrf}).encode()
+    status, _, page = request(port, "POST", "/hosts", bad, hdrs)
+    assert status == 400 and b"host name" in page

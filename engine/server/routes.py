@@ -219,6 +219,16 @@ def hosts_page(req, body):
                     alerts=req.app.alerts.active())
 
 
+def add_host_page(req, body):
+    """The hosts page's form: add (or replace) a host, then back to the list."""
+    form = req.form(body)
+    args = {k: str(form.get(k, "")).strip() for k in HOST_KEYS if k != "secret_file"}
+    args["svr_port"] = int(args["svr_port"]) if args.get("svr_port", "").isdigit() else 0
+    req.app.inventory.put_host(**args)
+    req.app.poller.wake()
+    return req.redirect("/hosts")
+
+
 def host_page(req, body, name):
     return req.html("host.html", host=_host(req, name), result=None)
 
@@ -292,7 +302,7 @@ def table():
         (("GET", r("/api/v1/topsql")), api_topsql), (("GET", r("/api/v1/slowsql")), api_slowsql),
         (("GET", r("/api/v1/alerts")), api_alerts), (("GET", r("/api/v1/sql/([^/]+)/history")), api_history),
         (("GET", r("/api/v1/trace")), api_trace),
-        (("GET", r("/")), index), (("GET", r("/hosts")), hosts_page),
+        (("GET", r("/")), index), (("GET", r("/hosts")), hosts_page), (("POST", r("/hosts")), add_host_page),
         (("GET", r("/hosts/([^/]+)")), host_page),
         (("POST", r("/hosts/([^/]+)/(push|restart)")), host_action),
         (("GET", r("/topsql")), topsql_page), (("GET", r("/slowsql")), slowsql_page),
