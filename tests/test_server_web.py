@@ -354,3 +354,38 @@ def test_the_hosts_page_adds_a_host_with_the_sessions_csrf_token(server):
     bad = urllib.parse.urlencode({**add, "name": "no spaces", "csrf": csrf}).encode()
     status, _, page = request(port, "POST", "/hosts", bad, hdrs)
     assert status == 400 and b"host name" in page
+
+
+def test_the_api_cannot_point_a_hosts_secret_outside_the_servers_secrets_dir(server, tmp_path):
+    srv, port = server
+    elsewhere = tmp_path / "root_key"
+    elsewhere.write_text("not a pos_proxy secret")
+    elsewhere.chmod(0o600)
+    body = {"name": "hx", "address": "127.0.0.1:1", "secret_file": str(elsewhere)}
+    status, out = api(port, "POST", "/api/v1/hosts", body)
+    assert status == 400 and "secret_file" in out["error"]
+    link = srv.cfg.data_dir / "secrets" / "link"
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(elsewhere)                           # resolved before the check
+    assert api(port, "POST", "/api/v1/hosts", {**body, "secret_file": str(link)})[0] == 400
+    inside = srv.cfg.data_dir / "secrets" / "hx"
+    inside.write_text(SECRET)
+    inside.chmod(0o600)
+    assert api(port, "POST", "/api/v1/hosts", {**body, "secret_file": str(inside)})[0] == 201
+    assert api(port, "POST", "/api/v1/hosts", {**body, "svr_port": True})[0] == 400
+
+
+@pytest.mark.parametrize("target", ["/\\\\evil.example", "//evil.example", "https://evil.example", "/x\ny"])
+def test_the_login_never_redirects_off_the_server(server, target):
+    srv, port = server
+    form = urllib.parse.urlencode({"user": "admin", "password": PASSWORD, "next": target}).encode()
+    status, headers, _ = request(port, "POST", "/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 303 and headers["Location"] == "/hosts"
+
+
+def test_a_negative_content_length_is_a_400_not_a_hung_thread(server):
+    import socket
+    srv, port = server
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 400")

@@ -81,10 +81,24 @@ def api_add_host(req, body):
     if unknown:
         raise HttpError(400, f"unknown fields: {', '.join(sorted(unknown))}")
     args = {k: form[k] for k in HOST_KEYS if k in form}
+    if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in args.values()):
+        raise HttpError(400, "host fields are strings (svr_port a number)")
     args["svr_port"] = int(args.get("svr_port") or 0)
+    _check_secret_file(req, args.get("secret_file", ""))
     host = req.app.inventory.put_host(**args)
     req.app.poller.wake()
     return req.json(_public(host), 201)
+
+
+def _check_secret_file(req, path: str) -> None:
+    """A host's own secret file given over HTTP must live under ``<data_dir>/secrets/``:
+    the API must not make the server read (and sign with) any 0600 file it can open."""
+    if not path:
+        return
+    import os
+    root = os.path.realpath(req.app.cfg.data_dir / "secrets")
+    if os.path.commonpath([root, os.path.realpath(path)]) != root:
+        raise HttpError(400, f"secret_file: a file under {root} (the config file may name others)")
 
 
 def api_clusters(req, body):

@@ -65,6 +65,7 @@ def filters(q: dict) -> dict:
 class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "ocp-server"
     protocol_version = "HTTP/1.1"
+    timeout = 30          # a client that stops sending loses its connection (and its thread)
     app = None            # the engine.server.app.Server, set by serve()
 
     def log_message(self, fmt, *args):       # to the server's log, not stderr
@@ -108,6 +109,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             raise HttpError(400, "bad Content-Length") from None
+        if length < 0:
+            raise HttpError(400, "bad Content-Length")
         if length > MAX_BODY:
             raise HttpError(413, "body too large")
         return self.rfile.read(length) if length else b""
