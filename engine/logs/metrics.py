@@ -11,16 +11,14 @@ EDGE = "alerts"
 
 
 def snapshot(tailer) -> dict:
-    """Every series of the tailer, now."""
+    """Every series of the tailer, now: health first, then the per-rule tail.
+
+    :func:`engine.messages.encode` cuts a message too large for its ring from
+    the end; with thousands of rules, the per-rule counters go, never the
+    health of the tailer (lines read, lag, Alertmanager errors).
+    """
     st = tailer.stats
     out = []
-    for (rule, sev), n in sorted(tailer.fired.items()):
-        out.append(_m("ob_logtailer_alerts_total", "counter", "Alerts emitted, by rule and severity",
-                      n, rule=rule, severity=sev))
-    for (rule, sev), n in sorted(tailer.matches.items()):
-        out.append(_m("ob_logtailer_matched_lines_total", "counter",
-                      "Log lines that matched a rule (repeats folded into an alert included)",
-                      n, rule=rule, severity=sev))
     out += [
         _m("ob_logtailer_lines_total", "counter", "Log lines read", st.lines),
         _m("ob_logtailer_read_bytes_total", "counter", "Log bytes read", st.bytes),
@@ -52,4 +50,11 @@ def snapshot(tailer) -> dict:
             _m("ob_logtailer_alertmanager_errors_total", "counter", "Failed Alertmanager deliveries", c.errors),
             _m("ob_logtailer_alertmanager_rejected_total", "counter", "Alerts Alertmanager refused (4xx)", c.rejected),
         ]
+    for (rule, sev), n in sorted(tailer.fired.items()):
+        out.append(_m("ob_logtailer_alerts_total", "counter", "Alerts emitted, by rule and severity",
+                      n, rule=rule, severity=sev))
+    for (rule, sev), n in sorted(tailer.matches.items()):
+        out.append(_m("ob_logtailer_matched_lines_total", "counter",
+                      "Log lines that matched a rule (repeats folded into an alert included)",
+                      n, rule=rule, severity=sev))
     return _snapshot(EDGE, out)
