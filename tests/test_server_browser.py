@@ -168,3 +168,4 @@ def test_the_api_reads_the_central_store_per_host_and_across_the_fleet(console):
     assert len(points) == 10 and {p["host"] for p in points} == {"h0", "h1"}
     assert get("/api/v1/slowsql?since=1h")["rows"] == []           # no samples were shipped
     assert get("/api/v1/alerts")["rows"] == []
+

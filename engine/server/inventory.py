@@ -67,8 +67,10 @@ class Inventory:
 
     @classmethod
     def central(cls, store_sec) -> "Inventory":
+        """The fleet's database: the MonitorDB schema is made (or migrated) here too, so the
+        console's reads work before any agent has shipped a row."""
         from engine.monitordb import central_for
-        return cls(central_for(store_sec, create=False).connect(), "mysql")
+        return cls(central_for(store_sec, create=True).connect(), "mysql")
 
     # ------------------------------------------------------------ SQL
     def _run(self, sql: str, args=(), *, many: bool = False) -> list[tuple]:

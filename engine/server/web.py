@@ -19,6 +19,7 @@ import urllib.parse
 from http.cookies import SimpleCookie
 
 import orjson
+import pymysql
 
 from engine.server import pages
 from engine.server.inventory import BadHost
@@ -100,6 +101,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._error(exc.status, exc.message)
         except (BadHost, ValueError) as exc:
             self._error(400, str(exc))
+        except pymysql.err.OperationalError as exc:    # the central store is down or refused
+            self._error(503, f"central store: {exc.args[-1] if exc.args else exc}")
         except Exception as exc:  # noqa: BLE001 - a bug: logged, answered, the server goes on
             log.exception("%s %s", method, self.path)
             self._error(500, f"internal error: {type(exc).__name__}")
