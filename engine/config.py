@@ -201,6 +201,8 @@ class ObLogtailerSection:
     alertmanager_timeout: float = _f(5.0, min=0.1, doc="seconds per POST to Alertmanager")
     alertmanager_resolve_after: float = _f(300.0, min=1.0, doc="an alert's endsAt, after it was sent")
     host: str = _f("", doc="the host label of alerts; empty = this machine's hostname")
+    instance: str = _f("", doc="the instance label of alerts, as Prometheus names the ocp_exporter target; "
+                               "empty = <[ob] svr_ip or hostname>:<ocp_exporter port>")
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ BOARDS: dict[str, tuple[str, int]] = {
     # ocp_agentd's view of its children, orjson:
     # {"t": epoch, "workers": {name: {"state", "pid", "restarts", "since", "last_error"}}}
     "supervisor": ("ocp_agentd", 256 << 10),
+    "tenants": ("ocp_exporter", 256 << 10),   # OB tenant id -> name for ob_logtailer (engine/ob/tenantmap.py)
 }
 STATUS_BOARD_BYTES = 64 << 10
 

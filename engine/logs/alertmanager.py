@@ -116,11 +116,13 @@ class Incidents:
             del self.by[next(iter(self.by))]
 
 
-def shared_labels(ob) -> dict:
+def shared_labels(ob, instance: str = "") -> dict:
     """The labels a log alert shares with ocp_exporter's metric alerts, from ``[ob]``:
-    ``ob_cluster_name``, ``ob_cluster_id`` and ``svr_ip``, those that are set (so that
-    Alertmanager can group and inhibit across both kinds)."""
-    got = {"ob_cluster_name": ob.cluster_name, "ob_cluster_id": ob.cluster_id, "svr_ip": ob.svr_ip}
+    ``ob_cluster_name``, ``ob_cluster_id`` and ``svr_ip``, those that are set, and
+    ``instance`` if given (so that Alertmanager can group and inhibit across both kinds;
+    ``tenant_name`` is per event, see :attr:`Spool.tenant_names`)."""
+    got = {"ob_cluster_name": ob.cluster_name, "ob_cluster_id": ob.cluster_id, "svr_ip": ob.svr_ip,
+           "instance": instance}
     return {k: str(v) for k, v in got.items() if v not in (None, "")}
 
 
@@ -148,6 +150,7 @@ def to_alertmanager(event: dict, incident: dict | None = None, shared: dict | No
 class Spool:
     def __init__(self, data_dir: str | Path, labels: dict | None = None):
         self.labels = dict(labels or {})         # shared_labels(): on every spooled alert
+        self.tenant_names = None                 # engine.ob.tenantmap.TenantNames: adds tenant_name
         self.path = Path(data_dir) / SPOOL
         self.cursor_path = Path(data_dir) / CURSOR
         self._fh = open(self.path, "ab")
@@ -178,9 +181,13 @@ class Spool:
 
     def append(self, events: list[dict]) -> None:
         if events:
-            self._fh.write(b"".join(orjson.dumps(to_alertmanager(e, self.incidents.apply(e), self.labels)) + b"\n"
-                                    for e in events))
+            self._fh.write(b"".join(orjson.dumps(to_alertmanager(e, self.incidents.apply(e), self._shared(e)))
+                                    + b"\n" for e in events))
             self._fh.flush()            # in the kernel before the alert log is written (see Sinks.write)
+
+    def _shared(self, event: dict) -> dict:
+        names = self.tenant_names
+        return {**self.labels, **names.labels(event["labels"])} if names is not None else self.labels
 
     def sync(self) -> None:
         self._fh.flush()

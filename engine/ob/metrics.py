@@ -339,6 +339,7 @@ class Collection:
     families: list = field(default_factory=list)
     results: list = field(default_factory=list)
     paths: dict = field(default_factory=dict)     # "basic" / "extra" -> families (obagent's endpoints)
+    tenants: dict | None = None                   # tenant id -> name; None when the tenant list failed
 
 
 def run_query(db, query: Query, server: tuple | None, timeout: float | None = None) -> list[dict]:
@@ -463,6 +464,7 @@ def collect(db, version: tuple, bad, server: tuple | None = None, cluster: Clust
     tenant_rows, result = _timed(db, tenants_q, server, timeout)
     out.results.append(result)
     tenants = {to_label(r.get("tenant_id")): to_label(r.get("tenant_name")) for r in tenant_rows}
+    out.tenants = tenants if result.ok else None
     lost = result.error == "connection"
     server_rows = []
     if version >= V4 and not lost:

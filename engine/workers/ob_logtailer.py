@@ -9,6 +9,7 @@ rejected or Alertmanager cannot be reached).
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 
@@ -17,6 +18,7 @@ from engine.errors import ConfigError
 from engine.logs import metrics
 from engine.logs.alertmanager import shared_labels
 from engine.logs.tailer import Tailer
+from engine.ob import tenantmap
 from engine.runtime import write_error
 
 PUBLISH_EVERY = 1.0
@@ -71,7 +73,10 @@ def main(ctx):
 
 
 def _open(ctx):
-    tailer = Tailer(ctx.section, ctx.data_dir, log=ctx.log, labels=shared_labels(ctx.config.ob))
+    tailer = Tailer(ctx.section, ctx.data_dir, log=ctx.log,
+                    labels=shared_labels(ctx.config.ob, instance(ctx.config)))
+    if tailer.sinks.spool is not None:
+        tailer.sinks.spool.tenant_names = tenantmap.TenantNames(_board_reader(ctx))
     try:
         tailer.sinks.central = monitordb.alert_sink(ctx.config, ctx.data_dir)
     except ConfigError as exc:       # a bad [monitordb] secret: alerts stay local, say why
@@ -86,6 +91,30 @@ def _open(ctx):
         _abandon(tailer)
         raise
     return tailer
+
+
+def instance(config) -> str:
+    """The ``instance`` label of log alerts: ``[workers.ob_logtailer] instance``, else
+    ``<[ob] svr_ip or hostname>:<ocp_exporter port>``, the value Prometheus gives the metric
+    alerts of a scrape config that targets ocp_exporter by this host's address (as
+    conf/prometheus/prometheus.yml does), so that one inhibition or route covers both kinds."""
+    sec = config.workers.ob_logtailer
+    if sec.instance:
+        return sec.instance
+    return f"{config.ob.svr_ip or socket.gethostname()}:{config.workers.ocp_exporter.port}"
+
+
+def _board_reader(ctx):
+    """The ``tenants`` board's read, attached on first use (None-safe: a tailer run without
+    the supervisor's segments has no board and its alerts keep the numeric tenant only)."""
+    board = None
+
+    def read():
+        nonlocal board
+        if board is None:
+            board = ctx.board(tenantmap.BOARD)
+        return board.read()
+    return read
 
 
 def _abandon(tailer) -> None:

@@ -29,6 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from engine import exposition, messages, states, textformat
 from engine.ob import metrics as ob_metrics
 from engine.ob import obproxy as ob_obproxy
+from engine.ob import tenantmap
 from engine.ob.connection import ObConnection
 from engine.exporter.summaries import Summaries
 
@@ -62,8 +63,9 @@ class OcpExporter:
 
     def __init__(self, section, server: exposition.ExpositionServer, *, db=None, ob_server=None,
                  host_board=None, rings: dict | None = None, cluster: ob_metrics.Cluster | None = None,
-                 obproxy=None, query_timeout: float | None = None):
+                 obproxy=None, query_timeout: float | None = None, tenant_board=None):
         self.section = section
+        self.tenant_board = tenant_board       # the ``tenants`` board: id -> name for ob_logtailer
         self.query_timeout = query_timeout
         self.cluster = cluster or ob_metrics.Cluster(server=ob_server)
         self.obproxy = obproxy          # an ObproxyCollector when [obproxy] is configured
@@ -102,6 +104,9 @@ class OcpExporter:
         version = self.db.version or (4,)
         got = ob_metrics.collect(self.db, version, self.bad, self.ob_server, self.cluster, self.query_timeout)
         self.by_path = got.paths
+        if got.tenants is not None and self.tenant_board is not None:
+            if not tenantmap.publish(self.tenant_board, got.tenants):
+                self.bad("tenant_map", "tenant list larger than the tenants board")
         for r in got.results:
             if not r.ok:
                 self._count_error(r.name, r.error)
@@ -193,7 +198,8 @@ def main(ctx) -> None:
     server = exposition.server_from_section(sec, "workers.ocp_exporter")
     rings = {edge: ctx.consumer(edge) for edge in EDGES}
     exporter = OcpExporter(sec, server, db=db, ob_server=ob_server, host_board=ctx.board("host"), rings=rings,
-                           cluster=cluster, query_timeout=statement_timeout(ctx.config))
+                           cluster=cluster, query_timeout=statement_timeout(ctx.config),
+                           tenant_board=ctx.board(tenantmap.BOARD))
     exporter.obproxy = obproxy_collector(ctx.config, exporter.bad)
     try:
         exposition.serve(ctx, server, exporter.collect, sec.interval, after=lambda: _report_state(ctx, exporter))
