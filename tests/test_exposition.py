@@ -335,7 +335,7 @@ REQUEST_PARTS = st.sampled_from([b"GET /metrics HTTP/1.1\r\n", b"HEAD / HTTP/1.0
 def test_any_bytes_get_well_formed_answers_or_a_close(parts, chunk):
     server = exposition.ExpositionServer()
     server.publish(exposition.Snapshot.render(families(1.0)))
-    conn = exposition._Connection(server)
+    conn = exposition.Connection(server)
     transport = FakeTransport()
     conn.connection_made(transport)
     data = b"".join(parts)
