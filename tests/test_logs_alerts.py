@@ -58,3 +58,25 @@ def test_a_line_dated_in_the_future_does_not_end_throttling():
     assert hit(g, 992.0) == []
     now[0] += 61
     assert g.expire()[0]["count"] == 3
+
+
+def test_key_is_the_group_by_fields_in_order():
+    """The key (joined once per rule and file for its context parts) is the
+    rule id and ``name=value`` of every group_by field, in order, valued as
+    fields_of gives them: context over captures over header."""
+    from engine.logs.alerts import _text, fields_of
+    header = {"ts": 1.0, "level": "ERROR", "module": "CLOG", "tenant": 1002, "errcode": -4264,
+              "message": b"m", "trace_id": None}
+    captures = {"cause": b"disk"}
+    orders = [["rule", "log_type", "errcode", "tenant"], ["errcode", "path", "host", "module"],
+              ["module", "severity", "cause", "rule", "trace_id"], ["path", "host"], ["cause"]]
+    g = Grouper(host="h1")
+    for order in orders:
+        rule = compile_rules([{"id": "r", "regex": "(?P<cause>x+)", "group_by": order}]).rules[0]
+        for path in ("/a/observer.log", "/b/observer.log", "/a/observer.log"):
+            ctx = {"log_type": "observer", "host": "h1", "path": path, "rule": "r", "severity": rule.severity}
+            fields = fields_of(header, captures, ctx)
+            want = "\x1f".join(["r"] + [k + "=" + ("" if fields.get(k) is None else _text(fields[k]))
+                                        for k in order])
+            assert g._key_of(rule, header, captures, "observer", path) == want
+            assert g._key_of(rule, None, None, "observer", path).count("\x1f") == len(order)

@@ -72,6 +72,7 @@ class Grouper:
         self.mono = mono              # intervals: a wall-clock step must not hold windows open
         self.groups: dict[str, dict] = {}
         self.log_now = 0.0             # newest line time seen
+        self._plans: dict[tuple, tuple] = {}  # (id(rule), log_type, path) -> (rule, plan): see _plan
 
     def observe(self, rule, line: bytes, path: str, offset: int, log_type: str,
                 header: dict | None, captures: dict | None, line_id: str = "") -> list[dict]:
@@ -110,26 +111,61 @@ class Grouper:
 
     def _key_of(self, rule, header: dict | None, captures: dict | None, log_type: str, path: str) -> str:
         """The grouping key from the ``group_by`` fields only (the same value as
-        :func:`fields_of` would give them: context over captures over header)."""
-        parts = [rule.id]
-        for g in rule.group_by:
-            if g in _CONTEXT:
-                v = (rule.id if g == "rule" else log_type if g == "log_type" else path if g == "path"
-                     else self.host if g == "host" else rule.severity)
-            elif captures and g in captures:
+        :func:`fields_of` would give them: context over captures over header).
+
+        The storm path (every matching line comes here, see :meth:`observe`):
+        the context parts of a rule's key are the same for every line of one
+        file, so they are joined once per (rule, log type, path) (:meth:`_plan`)
+        and only the line's own fields are looked up here."""
+        parts, fields = self._plan(rule, log_type, path)
+        if not fields:
+            return parts
+        out = [parts]
+        for g, at in fields:
+            if captures and g in captures:
                 v = captures[g]
             else:
                 v = header.get(g) if header else None
             t = type(v)
             if v is None:
-                parts.append(g + "=")
+                out.append(g + "=")
             elif t is str:
-                parts.append(g + "=" + v)
+                out.append(g + "=" + v)
             elif t is int:
-                parts.append(g + "=" + str(v))
+                out.append(g + "=" + str(v))
             else:
-                parts.append(g + "=" + _text(v))
-        return "\x1f".join(parts)
+                out.append(g + "=" + _text(v))
+            if at is not None:
+                out.append(at)
+        return "\x1f".join(out)
+
+    def _plan(self, rule, log_type: str, path: str) -> tuple[str, tuple]:
+        """``(prefix, ((field, constant parts after it or None), ...))`` of a rule's key:
+        the key is the prefix, then per field its ``name=value`` and the constant
+        (context) parts that follow it, all joined by ``\\x1f``, in ``group_by`` order."""
+        at = (id(rule), log_type, path)
+        cached = self._plans.get(at)
+        if cached is not None and cached[0] is rule:
+            return cached[1]
+        const = {"rule": rule.id, "log_type": log_type, "path": path, "host": self.host,
+                 "severity": rule.severity}
+        head, fields, tail = [rule.id], [], None
+        for g in rule.group_by:
+            if g in _CONTEXT:
+                part = g + "=" + _text(const[g])
+                if fields:
+                    tail = part if tail is None else tail + "\x1f" + part
+                    fields[-1] = (fields[-1][0], tail)
+                else:
+                    head.append(part)
+            else:
+                fields.append((g, None))
+                tail = None
+        plan = ("\x1f".join(head), tuple(fields))
+        if len(self._plans) > 4096:
+            self._plans.clear()
+        self._plans[at] = (rule, plan)
+        return plan
 
     def _record(self, rule, fields, line, path, offset, ts, key, line_id="") -> dict:
         labels = {"alertname": rule.id, "severity": rule.severity, "host": self.host}
