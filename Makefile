@@ -3,7 +3,7 @@
 # changed (pyproject.toml, setup.py, ext/). Python sources need no reinstall (editable).
 PY ?= python3
 STAMPS := .make/$(shell $(PY) -c 'import sys; print(sys.prefix.strip("/").replace("/", "_"))')
-BUILD_INPUTS := pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
+BUILD_INPUTS := pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd ext/*.pxi)
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
 .PHONY: demo test setup setup-demo system-deps bench faults clean-stamps
