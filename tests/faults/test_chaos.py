@@ -3,7 +3,7 @@ systemd would) under the demo workload. Afterwards every alert line is alerted e
 once, TopSQL equals the simulator's own audit rows, nothing is left behind, and the
 supervisor's descriptors did not grow with the restarts.
 
-Short form (CI): 40 s, one supervisor kill. Long form (``ENGINE_FAULTS_LONG=1``,
+Short form (CI): 25 s, one supervisor kill. Long form (``ENGINE_FAULTS_LONG=1``,
 ``make faults``): 5 minutes, a supervisor kill every ~100 s. With
 ``ENGINE_FAULTS_LOG=<file>`` the tally is appended there as a JSON line.
 """
@@ -21,7 +21,7 @@ from agent_kit import LONG, WORKERS, Agent, Sim, check_exact, fd_count, leftover
 
 pytestmark = pytest.mark.integration
 
-DURATION = 300.0 if LONG else 40.0
+DURATION = 300.0 if LONG else 25.0
 SUPERVISOR_KILLS = 3 if LONG else 1
 
 

@@ -37,7 +37,7 @@ def test_wall_clock_steps_restart_nothing_and_lose_nothing(tmp_path):
     sim = Sim(tmp_path / "sim")
     env = {"LD_PRELOAD": str(LIB), "FAKETIME_TIMESTAMP_FILE": str(stamp), "FAKETIME_CACHE_DURATION": "1",
            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_DONT_RESET": "1"}
-    agent = Agent(write_config(tmp_path, sim, instance, supervisor="heartbeat_timeout = 5"),
+    agent = Agent(write_config(tmp_path, sim, instance, supervisor="heartbeat_timeout = 3"),
                   tmp_path / "home", env=env)
     seen = []
     try:
@@ -48,7 +48,7 @@ def test_wall_clock_steps_restart_nothing_and_lose_nothing(tmp_path):
                 stamp.write_text(step + "\n")
                 wait_for(lambda s=step: _agent_offset(agent) * (1 if s[0] == "+" else -1) > 3000,
                          timeout=30, what=f"the agent's clock at {step}")
-                time.sleep(8)               # past heartbeat_timeout and a few collections
+                time.sleep(5)               # past heartbeat_timeout and a few collections
                 seen.append(agent.workers())
         stamp.write_text("+0\n")
         wait_for(lambda: abs(_agent_offset(agent)) < 60, timeout=30, what="the agent's clock back")

@@ -1,11 +1,14 @@
 """Soak: the whole agent under the demo's workload (its defaults: 200 audit rows/s, an
 audit ring that evicts, logs that rotate and are recycled), PSS and descriptors of
-every process sampled every few seconds. After the warm-up (the first third) neither
-may grow: the last third's median PSS within ``PSS_SLACK`` of the middle third's,
-and no more descriptors at the end than after the warm-up (+2 for a transient
-control connection).
+every process sampled every few seconds. No worker restarts; no process ends with more
+descriptors than after the warm-up (the first third; +2 for a transient control
+connection); none is above ``PSS_CAP``. From 10 minutes on, PSS must also be flat
+after the warm-up: the last third's median within ``PSS_SLACK`` of the middle
+third's. (A 12-minute run showed the warm-up: ocp_exporter 25 -> 43 MiB over the
+first 8 minutes, then flat; obstat2's sqlite page cache moves by +-4 MiB; so a
+30 s run proves nothing about growth, and asserts none.)
 
-Short form: 90 s (CI). Long form: 30 minutes. ``ENGINE_SOAK_SECONDS`` overrides
+Short form: 30 s (CI). Long form: 30 minutes. ``ENGINE_SOAK_SECONDS`` overrides
 both (investigations). The samples go to the tally (``ENGINE_FAULTS_LOG``).
 """
 from __future__ import annotations
@@ -21,9 +24,10 @@ from test_chaos import record
 
 pytestmark = pytest.mark.integration
 
-DURATION = float(os.environ.get("ENGINE_SOAK_SECONDS") or (1800 if LONG else 90))
+DURATION = float(os.environ.get("ENGINE_SOAK_SECONDS") or (1800 if LONG else 30))
 EVERY = 10.0 if DURATION > 300 else 3.0
-PSS_SLACK = 1 << 20          # 1 MiB between the middle and last thirds' medians
+PSS_SLACK = 4 << 20          # between the middle and last thirds' medians (runs of 10 min or more)
+PSS_CAP = 150 << 20          # any process, any time
 
 
 def test_soak_pss_and_descriptors_are_flat_after_warm_up(tmp_path):
@@ -57,9 +61,13 @@ def test_soak_pss_and_descriptors_are_flat_after_warm_up(tmp_path):
     result = {"scenario": "soak", "duration_s": DURATION, "samples": len(samples),
               "pss_growth_mib": {k: round(v / 2**20, 2) for k, v in growth.items()},
               "pss_last_mib": {k: round(v[0] / 2**20, 1) for k, v in samples[-1].items()},
+              "pss_series_mib": {n: [round(s[n][0] / 2**20, 1) for s in samples[::max(1, len(samples) // 30)]
+                                     if n in s] for n in ("ocp_agentd", *WORKERS)},
               "fds_warm_max_end": fds, "restarts": restarts, "leftovers": left}
     record(result)
     assert code == 0 and left == []
     assert not any(restarts.values()), restarts
-    assert all(g < PSS_SLACK for g in growth.values()), result["pss_growth_mib"]
+    assert all(v[0] < PSS_CAP for s in samples for v in s.values()), result["pss_last_mib"]
+    if DURATION >= 600:
+        assert all(g < PSS_SLACK for g in growth.values()), result["pss_growth_mib"]
     assert all(end <= warm + 2 for warm, _, end in fds.values()), fds
