@@ -389,3 +389,12 @@ def test_a_negative_content_length_is_a_400_not_a_hung_thread(server):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
         assert sock.recv(100).startswith(b"HTTP/1.1 400")
+
+
+@pytest.mark.parametrize("bad", [{"ob_port": "abc"}, {"ob_port": 0}, {"ob_cluster_id": -1}, {"ob_host": 5},
+                                 {"zones": "z1"}, {"zones": [1]}, {"name": "a b"}, {"ob_port": True}])
+def test_a_cluster_of_the_wrong_types_is_a_400(server, bad):
+    srv, port = server
+    status, out = api(port, "POST", "/api/v1/clusters", {"name": "c9", "ob_host": "h", **bad})
+    assert status == 400 and out["error"], out
+    assert srv.inventory.cluster(bad.get("name", "c9")) is None

@@ -118,6 +118,7 @@ class Inventory:
         if unknown:
             raise BadHost(f"unknown cluster fields: {', '.join(sorted(unknown))}")
         row.update(ob)
+        check_cluster(row, zones)
         self._run(f"REPLACE INTO srv_cluster ({', '.join(CLUSTER_FIELDS)}) VALUES "
                   f"({', '.join('?' * len(CLUSTER_FIELDS))})", [row[k] for k in CLUSTER_FIELDS])
         for zone in zones:
@@ -177,6 +178,22 @@ class Inventory:
             raise ValueError(f"unknown state fields {bad}")
         sets = ", ".join(f"{k} = ?" for k in state)
         self._run(f"UPDATE srv_host_state SET {sets} WHERE name = ?", [*state.values(), name])
+
+
+def check_cluster(row: dict, zones) -> None:
+    """A cluster row of the right types (the API hands us JSON); BadHost says which field."""
+    if len(row["name"]) > 128 or not all(c.isalnum() or c in "-_." for c in row["name"]):
+        raise BadHost("a cluster name: 1-128 letters, digits, '-', '_' and '.'")
+    for key in ("ob_cluster_id", "ob_port"):
+        if not isinstance(row[key], int) or isinstance(row[key], bool) or row[key] < 0:
+            raise BadHost(f"{key}: a non-negative integer")
+    if not 0 < row["ob_port"] < 65536:
+        raise BadHost("ob_port: 1-65535")
+    for key in ("ob_host", "ob_user", "ob_password_file", "ob_password_env", "ob_database"):
+        if not isinstance(row[key], str) or len(row[key]) > 1024:
+            raise BadHost(f"{key}: a string")
+    if not isinstance(zones, (list, tuple)) or not all(isinstance(z, str) and 0 < len(z) <= 128 for z in zones):
+        raise BadHost("zones: a list of zone names")
 
 
 def check_host(name: str, address: str, svr_port: int = 0) -> None:
