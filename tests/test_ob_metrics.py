@@ -11,7 +11,7 @@ import orjson
 from engine import exposition
 from engine.ob import connection, metrics
 from engine.exporter.summaries import Summaries
-from engine.workers.ocp_exporter import OcpExporter
+from engine.exporter.collect import OcpExporter
 from engine.config import OcpExporterSection
 
 TENANTS = [{"tenant_id": 1, "tenant_name": "sys"}, {"tenant_id": 1002, "tenant_name": "mysql_a"}]

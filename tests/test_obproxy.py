@@ -15,7 +15,8 @@ from engine import config, exposition
 from engine.demo.obproxy import MiniObProxy
 from engine.ob import obproxy as ob_obproxy
 from engine.testbed.ports import free_port
-from engine.workers.ocp_exporter import OcpExporter, obproxy_collector
+from engine.exporter.collect import OcpExporter
+from engine.workers.ocp_exporter import obproxy_collector
 from test_collectors import promtool_problems
 from test_exposition import Running
 

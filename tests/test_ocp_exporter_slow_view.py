@@ -8,6 +8,7 @@ import pytest
 from engine import config, exposition
 from engine.ob.connection import limit_statement
 from engine.testbed.workload import Workload, Writer
+from engine.exporter.collect import OcpExporter
 from engine.workers import ocp_exporter
 
 SLOW = "GV$OB_KVCACHE"
@@ -54,9 +55,9 @@ def test_a_slow_view_fails_alone_and_the_others_are_exported(ob_tables, tmp_path
     cfg = config.from_dict({"ob": {**ob_tables.ob_config(), "read_timeout": 3.0},
                             "workers": {"ocp_exporter": {"interval": 1.0}}}, home=str(tmp_path))
     sec = cfg.workers.ocp_exporter
-    exporter = ocp_exporter.OcpExporter(sec, exposition.server_from_section(sec, "workers.ocp_exporter"),
-                                        db=ocp_exporter.connection(cfg),
-                                        query_timeout=ocp_exporter.statement_timeout(cfg))
+    exporter = OcpExporter(sec, exposition.server_from_section(sec, "workers.ocp_exporter"),
+                           db=ocp_exporter.connection(cfg),
+                           query_timeout=ocp_exporter.statement_timeout(cfg))
     try:
         text = exporter.collect()[b"/metrics"].bodies[False].decode()
         assert exporter.db.kind == "mariadb" and exporter.db.connects == 1

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from engine import config, exposition
+from engine.exporter.collect import OcpExporter
 from engine.workers import ocp_exporter
 from conftest import wait_for
 from sim_process import simulator_process
@@ -26,8 +27,8 @@ def test_ob_up_drops_during_a_stall_long_before_the_read_timeout(tmp_path):
         cfg = config.from_dict({"ob": {**sim.ob(), "read_timeout": 600.0, "connect_timeout": 600.0},
                                 "workers": {"ocp_exporter": {"interval": 1.0}}}, home=str(tmp_path / "home"))
         sec = cfg.workers.ocp_exporter
-        exporter = ocp_exporter.OcpExporter(sec, exposition.server_from_section(sec, "workers.ocp_exporter"),
-                                            db=ocp_exporter.connection(cfg))
+        exporter = OcpExporter(sec, exposition.server_from_section(sec, "workers.ocp_exporter"),
+                               db=ocp_exporter.connection(cfg))
         assert ob_up(exporter.collect()) == 1
         sim.pause()
         got = []

@@ -11,6 +11,7 @@ from engine import config, exposition, ipc
 from engine.logs.alertmanager import shared_labels
 from engine.ob import tenantmap
 from engine.testbed.workload import Workload, Writer
+from engine.exporter.collect import OcpExporter
 from engine.workers import ob_logtailer, ocp_exporter
 from logtail_kit import ObWriter, make_tailer, poll_until
 
@@ -81,8 +82,8 @@ def test_log_alerts_carry_tenant_name_from_ocp_exporter_and_instance(ob_tables, 
     monkeypatch.setenv("OCP_AGENT_OB_PASSWORD", ob_tables.password)
     cfg = config.from_dict({"ob": ob_tables.ob_config()}, home=str(tmp_path))
     sec = cfg.workers.ocp_exporter
-    exporter = ocp_exporter.OcpExporter(sec, exposition.server_from_section(sec, "workers.ocp_exporter"),
-                                        db=ocp_exporter.connection(cfg), tenant_board=board)
+    exporter = OcpExporter(sec, exposition.server_from_section(sec, "workers.ocp_exporter"),
+                           db=ocp_exporter.connection(cfg), tenant_board=board)
     try:
         exporter.collect()
     finally:
