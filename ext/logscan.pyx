@@ -27,6 +27,13 @@ cdef enum:
 
 cdef dict _minute_cache = {}
 
+# The contract between this compiled module and its Python side (engine/logs/parse.py
+# checks it at import): bump ABI whenever the spec tuple, the Scanner arguments or
+# the scan result change, so a stale in-place build fails at import, naming the fix,
+# not deep in a scan. SPEC_FIELDS: the length of one ``Rule.spec()`` tuple.
+ABI = 2
+SPEC_FIELDS = 7
+
 
 # The pieces, one concern each (one compiled module: the hot loops inline across them).
 include "logscan_header.pxi"
@@ -50,6 +57,7 @@ cdef class Scanner:
     """Rules (``Rule.spec()`` tuples, in order) applied to the complete lines of a buffer."""
 
     cdef list specs
+    cdef list tags
     cdef Py_ssize_t max_line_bytes
     cdef int nrules
     cdef _Literals wide                 # searched over the whole buffer
@@ -71,9 +79,18 @@ cdef class Scanner:
     def __dealloc__(self):
         free(self.hit_pos); free(self.hit_lit); free(self.hit2_pos); free(self.hit2_lit)
 
-    def __init__(self, specs, Py_ssize_t max_line_bytes):
+    def __init__(self, specs, Py_ssize_t max_line_bytes, tags=None):
+        """``tags``: what a hit names its rule by, one per spec (the Rule objects); default the index."""
         self.specs = list(specs)
         self.nrules = len(self.specs)
+        self.tags = list(tags) if tags is not None else list(range(self.nrules))
+        if len(self.tags) != self.nrules:
+            raise ValueError(f"{len(self.tags)} tags for {self.nrules} rules")
+        for spec in self.specs:
+            if len(spec) != SPEC_FIELDS:
+                raise ValueError(f"a rule spec has {len(spec)} fields, "
+                                 f"this build of engine._native.logscan takes {SPEC_FIELDS}: rebuild it "
+                                 "(python setup.py build_ext --inplace) or reinstall the package")
         if self.nrules > MASK_WORDS * 64:
             raise ValueError(f"at most {MASK_WORDS * 64} rules")
         self.max_line_bytes = max_line_bytes
@@ -238,6 +255,6 @@ cdef class Scanner:
                 m = regex.search(line)
                 if m is None:
                     continue
-            hits.append((idx, s, e, header, m.groupdict() if has_groups and m is not None else None))
+            hits.append((self.tags[idx], s, e, header, m.groupdict() if has_groups and m is not None else None))
             return 1
         return 0

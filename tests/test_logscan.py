@@ -183,3 +183,36 @@ def test_default_rules_on_the_reference_lines():
     assert fired(EDGE_BUFFERS[4].rstrip(b"\n")) == ["observer_crash"]
     assert fired(REAL[1]) == ["tenant500_over_reserved"]
     assert fired(REAL[0]) == fired(REAL[3]) == []          # EDIAG itself: its ERROR companion alerts
+
+
+def test_hits_name_their_rule_by_its_tag(specs):
+    """The scanner puts the caller's tag (the Rule) in each hit, native and twin alike."""
+    rules = load_rules().of_type("observer")
+    buf = synth.LineMaker(seed=5, info_share=0.3, noise_share=0.3).chunk(100_000)
+    plain = native.Scanner(specs[0], 65536).scan(buf, 0, len(buf), None)
+    for mod in (native, twin):
+        got = mod.Scanner(specs[0], 65536, rules).scan(buf, 0, len(buf), None)
+        assert got[2] and [(rules[h[0]],) + h[1:] for h in plain[2]] == got[2]
+        with pytest.raises(ValueError, match="tags for"):
+            mod.Scanner(specs[0], 65536, rules[:-1])
+
+
+def test_a_stale_build_is_refused_naming_the_fix(specs):
+    """A compiled scanner from other sources (after a pull changed ext/logscan*)
+    fails with the rebuild command, at import and at a spec of the wrong shape,
+    not with 'too many values to unpack' in the middle of a scan."""
+    import types
+
+    from engine.logs import parse
+    assert native.ABI == twin.ABI == parse.ABI and native.SPEC_FIELDS == twin.SPEC_FIELDS
+    parse.check_abi(native)
+    for abi in (None, parse.ABI - 1):
+        stale = types.ModuleType("engine._native.logscan")
+        if abi is not None:
+            stale.ABI = abi
+        with pytest.raises(ImportError, match=r"build_ext --inplace.*reinstall"):
+            parse.check_abi(stale)
+    assert all(len(s) == native.SPEC_FIELDS for s in specs[0])
+    for bad in (specs[0][0][:-1], specs[0][0] + (None,)):
+        with pytest.raises(ValueError, match="build_ext --inplace"):
+            native.Scanner([bad], 4096)

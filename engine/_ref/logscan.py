@@ -30,6 +30,8 @@ DIGITS = b"0123456789"
 _DIGIT_POS = (1, 2, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 18, 19, 21, 22, 23, 24, 25, 26)
 _SEP_POS = ((5, 45), (8, 45), (11, 32), (14, 58), (17, 58), (20, 46), (27, 93), (28, 32))
 _minute_cache: dict[bytes, float] = {}
+ABI = 2                 # as engine._native.logscan: the contract with engine/logs/parse.py
+SPEC_FIELDS = 7         # the length of one Rule.spec() tuple
 
 
 def is_entry_start(line: bytes) -> bool:
@@ -229,14 +231,22 @@ def content_end(buf: bytes, s: int, e: int) -> int:
 class Scanner:
     """Rules (``Rule.spec()`` tuples, in order) applied to the complete lines of a buffer."""
 
-    def __init__(self, specs: list[tuple], max_line_bytes: int):
+    def __init__(self, specs: list[tuple], max_line_bytes: int, tags: list | None = None):
+        """``tags``: what a hit names its rule by, one per spec (the Rule objects); default the index."""
         self.specs = list(specs)
         self.max_line_bytes = max_line_bytes
+        self.tags = list(tags) if tags is not None else list(range(len(self.specs)))
+        if len(self.tags) != len(self.specs):
+            raise ValueError(f"{len(self.tags)} tags for {len(self.specs)} rules")
+        for spec in self.specs:
+            if len(spec) != SPEC_FIELDS:
+                raise ValueError(f"a rule spec has {len(spec)} fields, "
+                                 f"this scanner takes {SPEC_FIELDS}")
 
     def scan(self, buf: bytes, start: int, end: int, prev_header: bytes | None):
         """-> (consumed, lines, hits, last_header, too_long).
 
-        ``hits``: ``(rule index, line start, line end, header dict or None,
+        ``hits``: ``(rule tag (its index by default), line start, line end, header dict or None,
         captures dict or None)``; ``last_header``: the (cut) last entry-start
         line of this buffer, or ``prev_header`` if there was none.
         """
@@ -253,7 +263,7 @@ class Scanner:
                 head = line
             hit = self._match(line, entry, head)
             if hit is not None:
-                hits.append((hit[0], s, e, hit[1], hit[2]))
+                hits.append((self.tags[hit[0]], s, e, hit[1], hit[2]))
         return consumed, len(spans), hits, head, too_long
 
     def _match(self, line: bytes, entry: bool, head: bytes | None):

@@ -22,6 +22,24 @@ from typing import BinaryIO, Iterator
 
 from engine._native import logscan as _native
 
+ABI = 2     # the engine._native.logscan contract this module speaks (ext/logscan.pyx: ABI)
+
+
+def check_abi(module) -> None:
+    """Refuse a compiled scanner built from other sources than this Python side.
+
+    After a pull that changes ext/logscan*, a stale in-place build would
+    otherwise fail deep in a scan (``too many values to unpack``); this names
+    the fix instead. Raises ImportError.
+    """
+    got = getattr(module, "ABI", None)
+    if got != ABI:
+        raise ImportError(f"{module.__name__} is a stale build (ABI {got}, the Python side needs {ABI}): "
+                          "rebuild it with `python setup.py build_ext --inplace`, or reinstall the package")
+
+
+check_abi(_native)
+
 parse_header = _native.parse_header
 split_lines = _native.split_lines
 is_entry_start = _native.is_entry_start
@@ -65,13 +83,13 @@ class Matcher:
 
     def __init__(self, rules: list, max_line_bytes: int):
         self.rules = list(rules)
-        self._scanner = _native.Scanner([r.spec() for r in self.rules], max_line_bytes)
+        self._scanner = _native.Scanner([r.spec() for r in self.rules], max_line_bytes, self.rules)
 
     def scan(self, buf: bytes, start: int, end: int, prev_header: bytes | None):
         """``(consumed, lines, hits, last_header, too_long)``; a hit is
-        ``(rule, line start, line end, header dict or None, captures or None)``."""
-        consumed, lines, hits, last, too_long = self._scanner.scan(buf, start, end, prev_header)
-        return consumed, lines, [(self.rules[h[0]],) + h[1:] for h in hits], last, too_long
+        ``(rule, line start, line end, header dict or None, captures or None)``
+        (the scanner names the rule itself: no second tuple per hit)."""
+        return self._scanner.scan(buf, start, end, prev_header)
 
     @staticmethod
     def line_ts(line: bytes) -> float | None:
