@@ -273,6 +273,43 @@ def test_inactive_server_alert_fires_and_resolves(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_ob_unreachable_carries_the_cluster_labels(tmp_path):
+    """ocp_exporter's own OB health series carry ob_cluster_name / ob_cluster_id / svr_ip from [ob]
+    (before, only instance), so ObUnreachable groups with the OB and log alerts: the series an exporter
+    renders while its OBServer refuses connections, fed to promtool's rule unit test."""
+    promtool = need_binary("/usr/bin/promtool")
+    from engine import exposition
+    from engine.ob import metrics as ob_metrics
+    cfg = config.from_dict({"ob": {"host": "127.0.0.1", "port": free_port(), "cluster_name": "c1",
+                                   "cluster_id": "7", "svr_ip": "10.0.0.1"}})
+    ob, sec = cfg.ob, cfg.workers.ocp_exporter
+    server = (ob.svr_ip, ob.svr_port)
+    exporter = ocp_exporter.OcpExporter(sec, exposition.ExpositionServer(), db=ocp_exporter.connection(cfg),
+                                        ob_server=server, cluster=ob_metrics.Cluster("c1", "7", "", server))
+    try:
+        text = exporter.collect()[exposition.METRICS_PATH].bodies[False].decode()
+    finally:
+        exporter.db.close()
+    series = [line.rsplit(" ", 1)[0] for line in text.splitlines()
+              if line.startswith(("ocp_exporter_ob_up{", "ocp_exporter_ob_configured{"))]
+    assert len(series) == 2 and all('ob_cluster_name="c1"' in s and 'svr_ip="10.0.0.1"' in s for s in series)
+    labels = {"severity": "critical", "ob_cluster_name": "c1", "ob_cluster_id": "7", "svr_ip": "10.0.0.1",
+              "instance": "h:62889"}
+    test = tmp_path / "rules_test.yml"
+    test.write_text(orjson.dumps({
+        "rule_files": [str(CONF / "ob_alerts.yml")], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m",
+                   "input_series": [{"series": s[:-1] + ',instance="h:62889"}', "values": "%sx5" % (
+                       "0" if s.startswith("ocp_exporter_ob_up") else "1")} for s in series],
+                   "alert_rule_test": [{"eval_time": "3m", "alertname": "ObUnreachable", "exp_alerts": [{
+                       "exp_labels": labels, "exp_annotations": {
+                           "summary": "ocp_exporter on h:62889 cannot reach the OBServer 10.0.0.1 of cluster c1",
+                           "description": "No OB query succeeded in the last collections; ob_* series are absent.",
+                           "runbook_url": "docs/runbooks.md#obunreachable"}}]}]}]}).decode())
+    out = subprocess.run([promtool, "test", "rules", str(test)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def anchors(markdown: str) -> set[str]:
     """GitHub's heading anchors of a markdown text (lower case, spaces to '-', punctuation dropped)."""
     return {re.sub(r"[^a-z0-9_-]", "", h.strip().lower().replace(" ", "-"))

@@ -172,14 +172,21 @@ class OcpExporter:
         return snaps
 
     def _health(self, results, host_text: bytes, host_age) -> list:
-        configured = GaugeMetricFamily(f"{NS}_ob_configured", "1 once an OBServer connection is configured",
-                                       value=0 if self.db is None else 1)
-        up = GaugeMetricFamily(f"{NS}_ob_up", "1 if the last collection reached the OBServer",
-                               value=1 if self.last_ob_ok else 0)
+        ob = ob_metrics.health_labels(self.cluster)          # OB health: obagent's cluster labels
+        configured = _gauge(f"{NS}_ob_configured", "1 once an OBServer connection is configured",
+                            0 if self.db is None else 1, ob)
+        up = _gauge(f"{NS}_ob_up", "1 if the last collection reached the OBServer", 1 if self.last_ob_ok else 0, ob)
         host_up = GaugeMetricFamily(f"{NS}_host_snapshot_up", "1 if node_exporter's host snapshot is merged",
                                     value=1 if host_text else 0)
         out = [configured, up, host_up]
         if host_age is not None:
             out.append(GaugeMetricFamily(f"{NS}_host_snapshot_age_seconds",
                                          "Age of node_exporter's host snapshot", value=host_age))
-        return out + ob_metrics.health_families(results, self.errors) + self.summaries.health_families()
+        return out + ob_metrics.health_families(results, self.errors, ob) + self.summaries.health_families()
+
+
+def _gauge(name: str, doc: str, value: float, labels: dict) -> GaugeMetricFamily:
+    """A one-sample gauge with ``labels`` (none: the bare ``name value`` line)."""
+    fam = GaugeMetricFamily(name, doc, labels=list(labels))
+    fam.add_metric(list(labels.values()), value)
+    return fam

@@ -499,19 +499,34 @@ def _timed(db, query: Query, server, timeout: float | None = None) -> tuple[list
     return rows, QueryResult(query.name, True, time.perf_counter() - t0, rows=len(rows))
 
 
-def health_families(results: list[QueryResult], errors: dict) -> list:
-    """ocp_exporter_query_{duration_seconds,success,rows} and ..._query_errors_total{query,error}."""
-    duration = GaugeMetricFamily("ocp_exporter_query_duration_seconds", "Time the query took", labels=["query"])
+def health_labels(cluster: Cluster | None) -> dict:
+    """The obagent-style labels of ocp_exporter's own OB health series: ``ob_cluster_name``,
+    ``ob_cluster_id`` and ``svr_ip`` from ``[ob]``, those that are set (an empty label is no
+    label in Prometheus), so that ``ObUnreachable`` groups with the OB and log alerts."""
+    if cluster is None:
+        return {}
+    got = {"ob_cluster_name": cluster.name, "ob_cluster_id": cluster.id,
+           "svr_ip": cluster.server[0] if cluster.server else ""}
+    return {k: str(v) for k, v in got.items() if v not in (None, "")}
+
+
+def health_families(results: list[QueryResult], errors: dict, labels: dict | None = None) -> list:
+    """ocp_exporter_query_{duration_seconds,success,rows}{query} and ..._query_errors_total{query,error},
+    each with ``labels`` (:func:`health_labels`) after its own."""
+    extra = dict(labels or {})
+    names, values = list(extra), list(extra.values())
+    duration = GaugeMetricFamily("ocp_exporter_query_duration_seconds", "Time the query took",
+                                 labels=["query", *names])
     success = GaugeMetricFamily("ocp_exporter_query_success", "1 if the query ran in the last collection",
-                                labels=["query"])
-    rows = GaugeMetricFamily("ocp_exporter_query_rows", "Rows the query returned", labels=["query"])
+                                labels=["query", *names])
+    rows = GaugeMetricFamily("ocp_exporter_query_rows", "Rows the query returned", labels=["query", *names])
     for r in results:
-        duration.add_metric([r.name], r.duration)
-        success.add_metric([r.name], 1 if r.ok else 0)
+        duration.add_metric([r.name, *values], r.duration)
+        success.add_metric([r.name, *values], 1 if r.ok else 0)
         if r.ok:
-            rows.add_metric([r.name], r.rows)
+            rows.add_metric([r.name, *values], r.rows)
     failed = CounterMetricFamily("ocp_exporter_query_errors_total", "Query failures, by query and kind",
-                                 labels=["query", "error"])
+                                 labels=["query", "error", *names])
     for (name, kind), n in sorted(errors.items()):
-        failed.add_metric([name, kind], n)
+        failed.add_metric([name, kind, *values], n)
     return [duration, success, rows, failed]
