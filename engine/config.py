@@ -53,7 +53,7 @@ class AgentSection:
 class SupervisorSection:
     """Restart policy of ocp_agentd (capped exponential backoff, FATAL, retry)."""
     tick: float = _f(0.2, min=0.01, max=5)
-    heartbeat_timeout: float = _f(30.0, min=1.0, doc="workers publish at least every second")
+    heartbeat_timeout: float = _f(45.0, min=1.0, doc="workers publish at least every second; above [ob] read_timeout + connect_timeout, so that one blocked OBServer read is not a hang")
     start_timeout: float = _f(20.0, min=0.1)
     stop_grace: float = _f(5.0, min=0.0)
     backoff_initial: float = _f(0.1, min=0.0)

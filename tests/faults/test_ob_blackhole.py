@@ -74,3 +74,12 @@ def test_a_hung_observer_kills_no_worker_and_loses_nothing(tmp_path):
     assert result["alerts_lost"] == 0 and result["alerts_duplicated"] == 0
     assert result["alerts_written"] == result["alerts_sim"] > 0
     assert result["topsql_exact"], result["topsql_diff"]
+
+
+def test_the_shipped_hang_timeout_outlasts_one_blocked_observer_read():
+    """The long form above found obstat2 SIGKILLed as hung when the defaults were equal
+    (read_timeout 30 s, heartbeat_timeout 30 s): one read blocked by a hung OBServer
+    (plus a reconnect) must end before the supervisor gives up on the worker."""
+    from engine import config
+    cfg = config.from_dict({})
+    assert cfg.supervisor.heartbeat_timeout > cfg.ob.read_timeout + cfg.ob.connect_timeout
