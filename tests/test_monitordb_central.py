@@ -3,7 +3,7 @@ import pytest
 
 from engine import config
 from engine import monitordb
-from engine._ref.topsql import EXTRA_DEFAULTS, GROUP_FIELDS, METRICS
+from engine.topsql.fields import EXTRA_DEFAULTS, GROUP_FIELDS, METRICS
 from engine.errors import ConfigError
 from engine.monitordb import rows, schema
 from engine.monitordb.central import parse_url

@@ -7,7 +7,7 @@ import pytest
 from engine import config, monitordb
 from engine.monitordb import rows, schema
 from engine.monitordb.retention import Retention
-from engine._ref.topsql import EXTRA_DEFAULTS, METRICS
+from engine.topsql.fields import EXTRA_DEFAULTS, METRICS
 
 pytestmark = pytest.mark.integration
 

@@ -180,7 +180,7 @@ def test_alerts_from_the_local_store(server, logs):
 
 def test_topsql_and_plans_from_obstat2s_store(server, logs):
     import time as _time
-    from engine._ref.topsql import EXTRA_DEFAULTS, METRICS
+    from engine.topsql.fields import EXTRA_DEFAULTS, METRICS
     from engine.topsql.store import Store
     store = Store(logs.parent / "home" / "data" / "obstat2")
     bucket = int(_time.time()) // 60 * 60 - 60

@@ -71,7 +71,7 @@ def test_incremental_fetch_counts_every_row_once(env, tmp_path):
 
 
 def test_aggregates_equal_an_sql_group_by(env, tmp_path):
-    from engine._ref.topsql import METRICS
+    from engine.topsql.fields import METRICS
     wl = workload(env, fail_rate=0.2, inner_rate=0.2, rpc_rate=0.2)
     wl.step(4000)
     col = Collector(make_cfg(env, tmp_path), tmp_path / "d")

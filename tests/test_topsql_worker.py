@@ -92,7 +92,7 @@ def test_worker_publishes_topsql_and_reports_bad_password(ob_tables, tmp_path, m
 
 
 def test_engine_topsql_and_plans_read_the_store(tmp_path, capsys):
-    from engine._ref.topsql import EXTRA_DEFAULTS, METRICS
+    from engine.topsql.fields import EXTRA_DEFAULTS, METRICS
     from engine.topsql import plans
     from engine.topsql.store import Store
     store = Store(tmp_path / "data" / "obstat2")
@@ -137,7 +137,7 @@ def test_the_largest_top_n_keeps_the_health_series_in_the_exporter(tmp_path):
     (5000): the cut must fall on the top-N tail, never on obstat2_up and the collector's counters."""
     import logging
 
-    from engine._ref.topsql import EXTRA_DEFAULTS, METRICS
+    from engine.topsql.fields import EXTRA_DEFAULTS, METRICS
     from engine.exposition import BadInput
     from engine.exporter.summaries import Summaries
     from engine.topsql import summary

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from engine._ref.topsql import NCOLS, TEXT
+from engine.topsql.fields import NCOLS, TEXT
 
 I64 = st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
 SMALL = st.integers(min_value=0, max_value=5_000_000)
