@@ -15,7 +15,7 @@ Speed comes from touching each byte as few times as possible:
    and the rules' RE2 regexes (pyre2, over bytes) run in rule order, first
    match wins.
 """
-from libc.string cimport memchr, memcmp, memset
+from libc.string cimport memchr, memcmp, memcpy, memset
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.time cimport tm, mktime, time_t

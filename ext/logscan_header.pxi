@@ -40,7 +40,32 @@ cdef inline long _num(const unsigned char* p, int a, int b) nogil:
     return v
 
 
+# the minute of the last header parsed (columns 1..16) and its epoch: consecutive
+# lines share it, so most lines skip the cache's key object and lookup
+cdef unsigned char _last_minute[16]
+cdef double _last_base = -1.0
+
+
 cdef object _epoch(bytes line, const unsigned char* p):
+    cdef tm t
+    cdef time_t base_t
+    global _last_base
+    if _last_base >= 0 and memcmp(p + 1, _last_minute, 16) == 0:
+        base = _last_base
+    else:
+        base = _minute_base(line, p)
+        if base is None:
+            return None
+        memcpy(_last_minute, p + 1, 16)
+        _last_base = base
+    sec = _num(p, 18, 20)
+    if sec > 60:
+        return None
+    return base + sec + _num(p, 21, 27) / 1000000.0
+
+
+cdef object _minute_base(bytes line, const unsigned char* p):
+    """Epoch seconds of the line's minute (columns 1..16), or None if not a date."""
     cdef tm t
     cdef time_t base_t
     key = line[1:17]
@@ -63,14 +88,43 @@ cdef object _epoch(bytes line, const unsigned char* p):
         if len(_minute_cache) > 4096:
             _minute_cache.clear()
         _minute_cache[key] = base
-    sec = _num(p, 18, 20)
-    if sec > 60:
-        return None
-    return base + sec + _num(p, 21, 27) / 1000000.0
+    return base
 
 
 cdef str _text(const unsigned char* p, Py_ssize_t a, Py_ssize_t b):
     return (<const char*>p)[a:b].decode("utf-8", "replace")
+
+
+# short ASCII names that repeat on every line (module, function, file, thread):
+# a direct-mapped cache of their str objects, so a hit decodes them once, not per line
+cdef enum:
+    NAME_SLOTS = 1024
+    NAME_MAX = 40
+cdef unsigned char _name_key[NAME_SLOTS][NAME_MAX]
+cdef int _name_len[NAME_SLOTS]
+cdef list _name_val = [None] * NAME_SLOTS
+
+
+cdef str _name(const unsigned char* p, Py_ssize_t a, Py_ssize_t b):
+    """_text(p, a, b), from the cache when the same short ASCII text was seen."""
+    cdef Py_ssize_t n = b - a, i
+    cdef uint32_t h = 2166136261u
+    cdef unsigned char c
+    if n <= 0 or n > NAME_MAX:
+        return _text(p, a, b)
+    for i in range(a, b):
+        c = p[i]
+        if c >= 128:
+            return _text(p, a, b)
+        h = (h ^ c) * 16777619u
+    cdef int slot = (h ^ (h >> 16)) & (NAME_SLOTS - 1)
+    if _name_len[slot] == n and memcmp(_name_key[slot], p + a, n) == 0:
+        return <str>_name_val[slot]
+    out = _text(p, a, b)
+    memcpy(_name_key[slot], p + a, n)
+    _name_len[slot] = <int>n
+    _name_val[slot] = out
+    return out
 
 
 cdef object _int(const unsigned char* p, Py_ssize_t a, Py_ssize_t b):
@@ -155,7 +209,7 @@ cdef object _parse_header(bytes line):
     ts = _epoch(line, p)
     if ts is None:
         return None
-    out = {"time": line[1:27].decode(), "ts": ts, "level": LEVEL_NAMES[lvl], "module": None,
+    out = {"time": _text(p, 1, 27), "ts": ts, "level": LEVEL_NAMES[lvl], "module": None,
            "func": None, "file": None, "line_no": None, "tid": None, "thread": None,
            "tenant": None, "trace_id": None, "errcode": None, "ret": _last_ret(p, n)}
     cdef Py_ssize_t q = _parse_location(p, n, 35, out)
@@ -171,7 +225,7 @@ cdef Py_ssize_t _parse_location(const unsigned char* p, Py_ssize_t n, Py_ssize_t
         q = _find2(p, n, i + 1, 93, 32)
         if q < 0:
             return i
-        out["module"] = _text(p, i + 1, q)
+        out["module"] = _name(p, i + 1, q)
         i = q + 2
     sp = _find(p, n, i, 32)
     if sp < 0:
@@ -180,7 +234,7 @@ cdef Py_ssize_t _parse_location(const unsigned char* p, Py_ssize_t n, Py_ssize_t
         q = _find(p, n, sp + 2, 41)
         if q < 0:
             return i
-        out["func"] = _text(p, i, sp)
+        out["func"] = _name(p, i, sp)
         la, lb, i = sp + 2, q, q + 1
     else:
         la, lb, i = i, sp, sp
@@ -191,10 +245,10 @@ cdef Py_ssize_t _parse_location(const unsigned char* p, Py_ssize_t n, Py_ssize_t
             colon = q
         q += 1
     if colon >= 0:
-        out["file"] = _text(p, la, colon)
+        out["file"] = _name(p, la, colon)
         out["line_no"] = _int(p, colon + 1, lb)
     else:
-        out["file"] = _text(p, la, lb)
+        out["file"] = _name(p, la, lb)
     return i
 
 
@@ -210,7 +264,7 @@ cdef Py_ssize_t _parse_ids(const unsigned char* p, Py_ssize_t n, Py_ssize_t i, d
         if k == 0:
             out["tid"] = _int(p, i + 1, q)
         elif k == 1:
-            out["thread"] = _text(p, i + 1, q)
+            out["thread"] = _name(p, i + 1, q)
         elif q > i + 1 and p[i + 1] == 84 and out["tenant"] is None and _int(p, i + 2, q) is not None:
             out["tenant"] = _int(p, i + 2, q)
         elif q > i + 1 and p[i + 1] == 89 and out["trace_id"] is None:

@@ -216,3 +216,19 @@ def test_a_stale_build_is_refused_naming_the_fix(specs):
     for bad in (specs[0][0][:-1], specs[0][0] + (None,)):
         with pytest.raises(ValueError, match="build_ext --inplace"):
             native.Scanner([bad], 4096)
+
+
+def test_cached_names_and_minutes_parse_the_same():
+    """The native parser reuses the str of a module/function/file/thread name seen
+    before (a small direct-mapped cache) and the epoch of the last minute: on
+    names that collide, evict, are not ASCII or are long, and on minutes that
+    come back or are not dates, it still gives the twin's fields."""
+    import random
+    rnd = random.Random(7)
+    names = [f"n{i}" for i in range(1500)] + ["é" * 3, "x" * 40, "y" * 41, "日志", "a"]
+    minutes = [b"2026-12-02 17:11", b"2026-12-02 17:12", b"2026-13-02 17:12", b"2025-01-01 00:00"]
+    for _ in range(4000):
+        mod, fn, fl, th = (rnd.choice(names).encode() for _ in range(4))
+        line = (b"[" + rnd.choice(minutes) + b":%02d.%06d] WARN  [" % (rnd.choice((5, 59, 61)), rnd.randrange(10**6))
+                + mod + b"] " + fn + b" (" + fl + b".cpp:12) [7][" + th + b"][T1002][Y1-2-0-0] [lt=3] msg")
+        assert native.parse_header(line) == twin.parse_header(line), line
