@@ -2,8 +2,11 @@
 
 The supervisor calls :meth:`Child.tick` every pass with the current time and
 the child's last published status, and :meth:`Child.exited` when the child was
-reaped. Every edge of the machine is in this file (see engine/states.py for
-the picture); side effects go through the :class:`engine.osapi.OS` seam.
+reaped. Every edge of the machine is in :data:`EDGES`, with why it is
+taken, and every state change goes through :meth:`Child.to`, which refuses
+an edge not listed there (see engine/states.py for the picture); the
+supervisor never sets a state itself. Side effects go through the
+:class:`engine.osapi.OS` seam.
 
 Restart policy (capped exponential backoff, never giving up for good):
 
@@ -21,6 +24,35 @@ import signal
 from dataclasses import dataclass, field
 
 from engine import states
+
+
+S = states
+EDGES: dict[tuple[str, str], str] = {
+    (S.STOPPED, S.STARTING): "start: spawned",
+    (S.BACKOFF, S.STARTING): "backoff delay over: spawned again",
+    (S.FATAL, S.STARTING): "fatal_retry over (or an operator start): spawned again",
+    (S.STOPPED, S.BACKOFF): "start: the spawn failed; tried again after the delay",
+    (S.BACKOFF, S.BACKOFF): "the spawn failed again: a longer delay",
+    (S.FATAL, S.BACKOFF): "the spawn failed after an operator reset: counted from the first delay",
+    (S.STOPPED, S.FATAL): "the spawn failed once too often in a row",
+    (S.BACKOFF, S.FATAL): "the spawn failed once too often in a row",
+    (S.FATAL, S.FATAL): "the retry failed at once too: FATAL again, next retry after fatal_retry",
+    (S.STARTING, S.RUNNING): "ready: its first status said so (a program: its ready check passed)",
+    (S.STARTING, S.BACKOFF): "exited (or killed: not ready in time) before it was ready",
+    (S.RUNNING, S.BACKOFF): "exited, or killed as hung: restarted after the delay (at once after min_uptime)",
+    (S.STARTING, S.FATAL): "exited before it was ready once too often in a row",
+    (S.RUNNING, S.FATAL): "exited quickly once too often in a row",
+    (S.STARTING, S.STOPPING): "stop: SIGTERM sent, SIGKILL after stop_grace",
+    (S.RUNNING, S.STOPPING): "stop: SIGTERM sent, SIGKILL after stop_grace",
+    (S.STOPPING, S.STOPPED): "exited after we asked it to stop",
+    (S.STARTING, S.STOPPED): "exited while the supervisor shuts down (Ctrl-C hits the whole group first)",
+    (S.RUNNING, S.STOPPED): "exited while the supervisor shuts down (Ctrl-C hits the whole group first)",
+    (S.BACKOFF, S.STOPPED): "stop (or restart) while waiting for the delay: nothing to kill",
+    (S.FATAL, S.STOPPED): "stop (or restart) while waiting for fatal_retry: nothing to kill",
+    (S.STOPPED, S.STOPPED): "stop (or restart) of a stopped child: nothing to do",
+}
+"""Every edge of a child's state machine, (from, to) -> why it is taken."""
+del S
 
 
 @dataclass
@@ -72,6 +104,12 @@ class Child:
     def wanted(self) -> bool:
         return self.state in states.WANTED
 
+    def to(self, state: str) -> None:
+        """The one place a child's state changes; ValueError for an edge not in :data:`EDGES`."""
+        if (self.state, state) not in EDGES:
+            raise ValueError(f"{self.name}: no edge {self.state} -> {state}")
+        self.state = state
+
     # ------------------------------------------------------------ commands
     def start(self, os_, now: float) -> None:
         """STOPPED/BACKOFF/FATAL -> STARTING; a failed spawn goes to BACKOFF."""
@@ -86,24 +124,28 @@ class Child:
             self._backoff(now, quick=True)
             return
         self.started_at = now
-        self.state = states.STARTING
+        self.to(states.STARTING)
 
     def stop(self, os_, now: float) -> None:
         """Any state -> STOPPING (SIGTERM now, SIGKILL after the grace) or STOPPED."""
         if self.state in (states.STARTING, states.RUNNING) and self.handle:
             os_.kill(self.handle.pid, signal.SIGTERM)
-            self.state = states.STOPPING
+            self.to(states.STOPPING)
             self.stop_deadline = now + self.policy.stop_grace
         elif self.state != states.STOPPING:
-            self.state = states.STOPPED
+            self.to(states.STOPPED)
 
     def reset(self) -> None:
         """Forget past quick exits (an operator restart is a fresh start)."""
         self.quick_exits = 0
 
     # ------------------------------------------------------------ events
-    def exited(self, status: int, now: float) -> None:
-        """The child was reaped with ``status`` (negative: killed by that signal)."""
+    def exited(self, status: int, now: float, shutting_down: bool = False) -> None:
+        """The child was reaped with ``status`` (negative: killed by that signal).
+
+        ``shutting_down``: the supervisor is stopping everything, so the exit
+        is what it asked for even if this child went before its SIGTERM.
+        """
         self.last_exit = describe_exit(status)
         if self.kill_reason:
             self.last_error = self.kill_reason
@@ -111,8 +153,8 @@ class Child:
             detail = self.last_words or self.status.get("detail")
             self.last_error = f"{self.last_exit}: {detail}" if detail else self.last_exit
         self.handle = None
-        if self.state == states.STOPPING:
-            self.state = states.STOPPED              # we asked for it
+        if self.state == states.STOPPING or shutting_down:
+            self.to(states.STOPPED)                  # we asked for it
             return
         self.restarts += 1
         self._backoff(now, quick=now - self.started_at < self.policy.min_uptime or not self.ready)
@@ -137,7 +179,8 @@ class Child:
         else:
             ready = not self.heartbeats or self.status.get("ready")
         if ready:
-            self.ready, self.state = True, states.RUNNING
+            self.ready = True
+            self.to(states.RUNNING)
         elif now - self.started_at > self.policy.start_timeout:
             self._kill(os_, f"not ready {self.policy.start_timeout:g}s after start")
 
@@ -157,15 +200,18 @@ class Child:
         p = self.policy
         if not quick:
             self.quick_exits = 0
-            self.state, self.next_start = states.BACKOFF, now
+            self.next_start = now
+            self.to(states.BACKOFF)
             return
         self.quick_exits += 1
         if self.quick_exits >= p.fatal_after:
-            self.state, self.next_start = states.FATAL, now + p.fatal_retry
+            self.next_start = now + p.fatal_retry
+            self.to(states.FATAL)
             self.quick_exits = p.fatal_after - 1     # one more quick exit after the retry: FATAL again
             return
         delay = min(p.backoff_initial * 2 ** (self.quick_exits - 1), p.backoff_max)
-        self.state, self.next_start = states.BACKOFF, now + delay
+        self.next_start = now + delay
+        self.to(states.BACKOFF)
 
     # ------------------------------------------------------------ reporting
     def describe(self, now: float) -> dict:

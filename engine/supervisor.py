@@ -307,11 +307,8 @@ class Supervisor:
                 child.status = last
             self._read_stderr(child.name, child.handle)     # whatever is left in the pipe
             osapi.remove_pidfile(self.run_dir / f"{child.name}.pid", pid)
-            was_stopping = child.state == states.STOPPING
-            if self.stopping and not was_stopping:
-                child.state = states.STOPPING      # it went first (Ctrl-C hits the whole group)
-                was_stopping = True
-            child.exited(status, now)
+            was_stopping = self.stopping or child.state == states.STOPPING   # shutting down: it went first
+            child.exited(status, now, shutting_down=self.stopping)
             if not was_stopping:
                 log.warning("%s (pid %d) %s; %s", child.name, pid, child.last_exit,
                             f"{child.state} {child.last_error}".strip())
@@ -358,7 +355,7 @@ class Supervisor:
                 log.info("got %s: stopping", signal.Signals(signum).name)
                 for child in self.children.values():
                     if child.state in (states.BACKOFF, states.FATAL):
-                        child.state = states.STOPPED
+                        child.stop(self.os, self.os.now())      # nothing to kill: STOPPED
                 self.stop_all()
             elif signum == signal.SIGHUP:
                 try:
@@ -500,7 +497,7 @@ class Supervisor:
             self.restart_after_stop.add(name)
             child.stop(self.os, self.os.now())
         else:
-            child.state = states.STOPPED
+            child.stop(self.os, self.os.now())          # not alive: STOPPED, nothing to kill
             if name not in self.to_start:
                 self.to_start.append(name)
 

@@ -132,3 +132,30 @@ def test_stop_sends_term_then_kill_after_the_grace(state):
     c.exited(-signal.SIGKILL, 3.1)
     assert c.state == states.STOPPED and c.restarts == 0
     assert not c.wanted
+
+
+def test_an_edge_not_in_the_table_is_refused():
+    """Child.to is the one way a state changes: RUNNING without STARTING is no edge of the machine."""
+    child = make_child(FakeOS())
+    with pytest.raises(ValueError, match="STOPPED -> RUNNING"):
+        child.to(states.RUNNING)
+    assert child.state == states.STOPPED
+
+
+def test_an_exit_while_the_supervisor_shuts_down_is_a_stop():
+    """A child that exits before its SIGTERM (Ctrl-C hits the whole group) is STOPPED, not restarted."""
+    os_ = FakeOS()
+    child = make_child(os_)
+    child.start(os_, 0.0)
+    child.exited(-signal.SIGINT, 1.0, shutting_down=True)
+    assert (child.state, child.restarts) == (states.STOPPED, 0)
+
+
+def test_only_the_state_machine_sets_a_state():
+    """No module but engine/process.py assigns a child's ``state`` (issue 17: every edge in one place)."""
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parents[1] / "engine"
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if p.name != "process.py" and re.search(r"\b(child|c|old)\.state\s*=[^=]", p.read_text())]
+    assert offenders == []
