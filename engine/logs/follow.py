@@ -259,6 +259,12 @@ class FileStream(Ledger):
             return e["fp"][:16]
         return hashlib.sha1(os.pread(self.fd, min(end, FP_BYTES), 0)).hexdigest()[:16]
 
+    def stable_line_id(self) -> str | None:
+        """``line_id(end)`` for every ``end >= FP_BYTES`` of the open file, or None
+        while its fingerprint is not complete: one lookup per block, not per line."""
+        e = self.entry
+        return e["fp"][:16] if e["fp_len"] == FP_BYTES else None
+
     # ------------------------------------------------------------ reading
     def read_block(self) -> tuple[bytes | memoryview, int] | None:
         """``(buffer, its file offset)``: the next bytes to scan (pending + new),

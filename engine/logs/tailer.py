@@ -23,7 +23,7 @@ from engine.logs import checkpoint, parse
 from engine.logs.alertlog import AlertMatcher
 from engine.logs.alertmanager import Client, Spool
 from engine.logs.alerts import Grouper
-from engine.logs.follow import ROTATED_RE, FileStream, Stats
+from engine.logs.follow import FP_BYTES, ROTATED_RE, FileStream, Stats
 from engine.logs.rules import RuleSet, load_rules
 from engine.logs.sinks import AlertLog, Sinks
 
@@ -198,12 +198,15 @@ class Tailer:
         consumed, lines, hits, last, too_long = matcher.scan(buf, 0, len(buf), stream.prev_header)
         if too_long:
             self.stats.bad_input("line_too_long", too_long)
+        matches, observe, path, log_type = self.matches, self.grouper.observe, stream.current, stream.log_type
+        stable = stream.stable_line_id()       # the identity of every line past the file's first FP_BYTES
         for rule, s, e, header, captures in hits:
             key = (rule.id, rule.severity)
-            self.matches[key] = self.matches.get(key, 0) + 1
+            matches[key] = matches.get(key, 0) + 1
             line = buf[s:e - 1 if e > s and buf[e - 1] == 13 else e]     # CRLF: no \r; a view
-            events += self.grouper.observe(rule, line, stream.current, base + s, stream.log_type,
-                                           header, captures, stream.line_id(base + e + 1))
+            end = base + e + 1
+            line_id = stable if stable is not None and end >= FP_BYTES else stream.line_id(end)
+            events += observe(rule, line, path, base + s, log_type, header, captures, line_id)
         if last is not None and last is not stream.prev_header:
             ts = matcher.line_ts(last)
             if ts is not None:
