@@ -52,6 +52,7 @@ def test_one_json_object_per_scenario_per_line(tmp_path):
     assert SHAPE <= set(records["fast"]) and records["fast"]["ratios"] == {"vs_theirs": 20.0}
     assert records["fast"]["spread"]["ours"] == {"median": 20.0, "min": 19.0, "max": 21.0, "n": 3}
     assert SHAPE <= set(records["broken"]) and "peer missing" in records["broken"]["error"]
+    assert any(w.startswith("broken.py:2 run") for w in records["broken"]["where"])   # where it failed
     assert "2/2" in out.stderr                                    # the progress line
 
 

@@ -107,12 +107,18 @@ def run_one(name: str, quick: bool) -> dict:
         out = load_scenario(name).run(quick=quick)
     except Exception as exc:  # one broken scenario must not hide the others
         out = {"metrics": {}, "peers": {}, "ratios": {}, "targets": {},   # the same shape
-               "error": f"{type(exc).__name__}: {exc}"}
+               "error": f"{type(exc).__name__}: {exc}", "where": _where(exc)}
     record = {"scenario": name, "machine": load0, **out}
     record["seconds"] = round(time.time() - t0, 1)
     record["quick"] = quick
     record["machine"]["load1_after"] = round(os.getloadavg()[0], 2)
     return record
+
+
+def _where(exc: BaseException) -> list[str]:
+    """The last frames of a scenario's failure (file:line function), to find it without a rerun."""
+    import traceback
+    return [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)[-4:]]
 
 
 def _progress(done: int, total: int, name: str, started: float) -> None:
@@ -148,7 +154,7 @@ def target_rows(record: dict) -> list[tuple[str, str, str, str, str]]:
 def render(record: dict) -> str:
     lines = [f"== {record['scenario']}  ({record.get('seconds', 0)} s, load {record['machine'].get('load1')})"]
     if "error" in record:
-        return lines[0] + f"\n  error: {record['error']}"
+        return lines[0] + f"\n  error: {record['error']}" + "".join(f"\n    at {w}" for w in record.get("where", []))
     for group in ("metrics", "peers", "ratios"):
         for key, value in record.get(group, {}).items():
             lines.append(f"  {group[:-1]:7} {key:48} {_fmt(value)}")
