@@ -129,3 +129,18 @@ def test_real_quick_run_writes_the_whole_report(tmp_path):
             assert len(c["x"]) >= 2 and all(len(ys) == len(c["x"]) for ys in c["series"].values()), (name, c)
     for spread in (s for rec in records.values() for s in rec.get("spread", {}).values()):
         assert {"median", "min", "max", "n"} <= set(spread) and spread["min"] <= spread["median"] <= spread["max"]
+
+
+def test_merge_keeps_the_scenarios_not_run_again(tmp_path):
+    folder = stand_ins(tmp_path / "bench")
+    bench(folder, "--quick", "--out", str(tmp_path / "r"))
+    first = orjson.loads((tmp_path / "r" / "results.json").read_bytes())
+    out = bench(folder, "fast", "--quick", "--out", str(tmp_path / "r"), "--merge")
+    assert out.returncode == 0, out.stderr
+    doc = orjson.loads((tmp_path / "r" / "results.json").read_bytes())
+    assert [r["scenario"] for r in doc["scenarios"]] == ["broken", "fast"]
+    assert doc["scenarios"][0] == first["scenarios"][0]                 # kept as it was
+    assert [r["scenarios"] for r in doc["runs"]] == [["broken"], ["fast"]]
+    assert "Run in parts" in (tmp_path / "r" / "report.md").read_text()
+    full = bench(folder, "fast", "--out", str(tmp_path / "r"), "--merge")   # a full run does not mix in
+    assert full.returncode != 0 and "do not mix" in full.stderr

@@ -23,11 +23,25 @@ import orjson
 from engine.commands.bench import _fmt, target_rows
 
 
-def write_report(out: Path, records: list[dict], quick: bool, seconds: float) -> list[Path]:
+def write_report(out: Path, records: list[dict], quick: bool, seconds: float, merge: bool = False) -> list[Path]:
+    """The report of ``records``; with ``merge``, the scenarios of an earlier results.json
+    in ``out`` that were not run now are kept (their own date, machine and load stay in
+    each record), and the report's ``runs`` lists when each part was run."""
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"quick": quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "seconds": round(seconds, 1), "machine": records[0]["machine"] if records else {},
-           "scenarios": records}
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    runs = [{"date": date, "seconds": round(seconds, 1), "scenarios": [r["scenario"] for r in records]}]
+    old = _earlier(out / "results.json", quick) if merge else None
+    if old:
+        now = {r["scenario"] for r in records}
+        kept = [r for r in old["scenarios"] if r["scenario"] not in now]
+        records = sorted(kept + records, key=lambda r: r["scenario"])
+        runs = [*old.get("runs", [{"date": old["date"], "seconds": old["seconds"],
+                                   "scenarios": [r["scenario"] for r in old["scenarios"]]}]), *runs]
+        for run in runs[:-1]:
+            run["scenarios"] = [s for s in run["scenarios"] if s not in now]
+        runs = [r for r in runs if r["scenarios"]]
+    doc = {"quick": quick, "date": date, "seconds": round(sum(r["seconds"] for r in runs), 1),
+           "machine": records[0]["machine"] if records else {}, "runs": runs, "scenarios": records}
     written = [_write(out / "results.json", orjson.dumps(doc, option=orjson.OPT_INDENT_2))]
     charts, chart_note = {}, ""
     try:
@@ -42,6 +56,18 @@ def write_report(out: Path, records: list[dict], quick: bool, seconds: float) ->
                 written.append(charts[rec["scenario"]])
     written.append(_write(out / "report.md", markdown(doc, charts, chart_note).encode()))
     return written
+
+
+def _earlier(path: Path, quick: bool) -> dict | None:
+    """An earlier report of the same kind (quick or full) to merge with, or None."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if doc.get("quick") != quick:
+        raise SystemExit(f"engine bench --merge: {path} is a {'quick' if doc.get('quick') else 'full'} "
+                         "report; a quick and a full run do not mix")
+    return doc
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -118,6 +144,10 @@ def markdown(doc: dict, charts: dict, chart_note: str) -> str:
              f"{kind} run, {doc['date']}, {doc['seconds']:.0f} s; {m.get('cpus')} CPUs "
              f"({m.get('cpu_model', '')}), {m.get('memory_bytes', 0) / 2**30:.1f} GiB, "
              f"Python {m.get('python')}; load average at the start {m.get('load1')} / {m.get('load5')}.", ""]
+    if len(doc.get("runs", [])) > 1:
+        lines += ["Run in parts (`engine bench SCENARIO --out DIR --merge`):", ""]
+        lines += [f"- {r['date']}, {r['seconds']:.0f} s: {', '.join(r['scenarios'])}" for r in doc["runs"]]
+        lines += [""]
     if chart_note:
         lines += [chart_note, ""]
     lines += ["## Targets", "", "| scenario | key | value | want | result |", "|---|---|---:|---|---|"]

@@ -64,6 +64,9 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per scenario per line")
     p.add_argument("--quick", action="store_true", help="smoke run: seconds, not minutes; its figures mean nothing")
     p.add_argument("--out", metavar="DIR", help="write results.json, one PNG per scenario and report.md here")
+    p.add_argument("--merge", action="store_true",
+                   help="with --out: keep the other scenarios of DIR/results.json, replace those run now "
+                        "(a full report run scenario by scenario on a busy machine)")
     p.add_argument("--list", action="store_true", help="list the scenarios")
     p.set_defaults(func=run)
 
@@ -83,6 +86,9 @@ def run(args) -> int:
         print(f"engine bench: unknown scenario {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
         return 2
     out_dir = getattr(args, "out", None)
+    if out_dir and getattr(args, "merge", False):
+        from engine.commands._bench_report import _earlier
+        _earlier(Path(out_dir) / "results.json", args.quick)      # a mismatch stops here, before any run
     records, started = [], time.time()
     for i, name in enumerate(wanted):
         _progress(i, len(wanted), name, started)
@@ -94,7 +100,8 @@ def run(args) -> int:
         print(summary(records), flush=True)
     if out_dir:
         from engine.commands._bench_report import write_report
-        written = write_report(Path(out_dir), records, quick=args.quick, seconds=time.time() - started)
+        written = write_report(Path(out_dir), records, quick=args.quick, seconds=time.time() - started,
+                               merge=getattr(args, "merge", False))
         print(f"engine bench: report in {out_dir} ({', '.join(p.name for p in written)})", file=sys.stderr)
     return 1 if any("error" in r for r in records) else 0
 
