@@ -39,7 +39,7 @@ def stand_ins(folder: Path) -> Path:
     folder.mkdir(exist_ok=True)
     (folder / "_common.py").write_text((ROOT / "bench" / "_common.py").read_text())
     (folder / "fast.py").write_text(FAST)
-    (folder / "broken.py").write_text("def run(quick=False):\n    raise RuntimeError('peer missing')\n")
+    (folder / "broken.py").write_text("def run(quick=False):\n    raise RuntimeError('peer missing\\nHTTP/1.1 503')\n")
     return folder
 
 
@@ -75,6 +75,7 @@ def test_out_writes_json_png_and_markdown(tmp_path):
     md = (tmp_path / "r" / "report.md").read_text()
     assert "| fast | `ratios.vs_theirs` | 20.000 | >= 20 | met |" in md
     assert "| fast | `metrics.cpu_percent` | 3.000 | <= 1.0 | SHORT |" in md
+    assert "| broken | error | RuntimeError: peer missing HTTP/1.1 503 | | FAILED |" in md   # one table row
     assert "FAILED" in md and "![fast](fast.png)" in md and "fancy_peer" in md
 
 

@@ -155,13 +155,14 @@ def markdown(doc: dict, charts: dict, chart_note: str) -> str:
         for key, value, want, met, scen in target_rows(rec):
             lines.append(f"| {scen} | `{key}` | {value} | {want} | {met} |")
         if "error" in rec:
-            lines.append(f"| {rec['scenario']} | error | {rec['error']} | | FAILED |")
+            lines.append(f"| {rec['scenario']} | error | {_one_line(rec['error'])} | | FAILED |")
     for rec in doc["scenarios"]:
         lines += ["", f"## {rec['scenario']}", "",
                   f"{rec.get('seconds', 0)} s, load average {rec['machine'].get('load1')} at the start, "
                   f"{rec['machine'].get('load1_after', '?')} at the end.", ""]
         if "error" in rec:
-            lines += [f"**error**: {rec['error']}", ""]
+            lines += [f"**error**: {_one_line(rec['error'])}", ""]
+            lines += [f"- at `{w}`" for w in rec.get("where", [])] + [""]
             continue
         lines += ["| group | key | value |", "|---|---|---:|"]
         for group in ("metrics", "peers", "ratios"):
@@ -176,3 +177,9 @@ def markdown(doc: dict, charts: dict, chart_note: str) -> str:
         if rec["scenario"] in charts:
             lines += ["", f"![{rec['scenario']}]({charts[rec['scenario']].name})"]
     return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """An error as one table cell: a scenario's message may hold a whole HTTP head."""
+    flat = " ".join(text.split()).replace("|", "\\|")
+    return flat if len(flat) <= limit else flat[:limit] + "..."
