@@ -174,7 +174,9 @@ def start_ours(home: str, workers: str, interval: float, extra: dict | None = No
 def start_peer(textfile_dir: str = "") -> tuple[subprocess.Popen, int]:
     port = free_port()
     extra = [f"--collector.textfile.directory={textfile_dir}"] if textfile_dir else []
-    proc = subprocess.Popen([PEER, f"--web.listen-address=127.0.0.1:{port}", *extra],
+    # --web.max-requests=0: node_exporter answers 503 beyond 40 scrapes at once by default;
+    # ours has no such cap, and the curve goes to 64 concurrent scrapers
+    proc = subprocess.Popen([PEER, f"--web.listen-address=127.0.0.1:{port}", "--web.max-requests=0", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_port(port, proc)
     return proc, port

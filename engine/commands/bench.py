@@ -125,7 +125,8 @@ def run_one(name: str, quick: bool) -> dict:
 def _where(exc: BaseException) -> list[str]:
     """The last frames of a scenario's failure (file:line function), to find it without a rerun."""
     import traceback
-    return [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)[-4:]]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/lib/python" not in f.filename]
+    return [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames[-5:]]
 
 
 def _progress(done: int, total: int, name: str, started: float) -> None:
