@@ -31,7 +31,7 @@ cdef dict _minute_cache = {}
 # checks it at import): bump ABI whenever the spec tuple, the Scanner arguments or
 # the scan result change, so a stale in-place build fails at import, naming the fix,
 # not deep in a scan. SPEC_FIELDS: the length of one ``Rule.spec()`` tuple.
-ABI = 2
+ABI = 3
 SPEC_FIELDS = 7
 
 
@@ -58,6 +58,7 @@ cdef class Scanner:
 
     cdef list specs
     cdef list tags
+    cdef bint brief
     cdef Py_ssize_t max_line_bytes
     cdef int nrules
     cdef _Literals wide                 # searched over the whole buffer
@@ -79,8 +80,10 @@ cdef class Scanner:
     def __dealloc__(self):
         free(self.hit_pos); free(self.hit_lit); free(self.hit2_pos); free(self.hit2_lit)
 
-    def __init__(self, specs, Py_ssize_t max_line_bytes, tags=None):
-        """``tags``: what a hit names its rule by, one per spec (the Rule objects); default the index."""
+    def __init__(self, specs, Py_ssize_t max_line_bytes, tags=None, bint brief=False):
+        """``tags``: what a hit names its rule by, one per spec (the Rule objects); default the index.
+        ``brief``: a hit's header is ``parse_brief``'s, not ``parse_header``'s (see the twin)."""
+        self.brief = brief
         self.specs = list(specs)
         self.nrules = len(self.specs)
         self.tags = list(tags) if tags is not None else list(range(self.nrules))
@@ -241,7 +244,7 @@ cdef class Scanner:
             if regex is None and not entry:
                 continue
             if not parsed:
-                header = _parse_header(head) if head is not None else None
+                header = _parse(head, self.brief) if head is not None else None
                 parsed = True
             if modules and not (header and header["module"] and header["module"].startswith(modules)):
                 continue

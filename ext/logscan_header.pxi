@@ -197,8 +197,25 @@ def parse_header(bytes line):
     return _parse_header(line)
 
 
+# the fields of parse_brief: what a rule's filters and the usual grouping keys need
+BRIEF_FIELDS = ("ts", "level", "module", "tenant", "errcode", "ret")
+
+
+def parse_brief(bytes line):
+    """The BRIEF_FIELDS of parse_header(line), and ``"_head"``: ``line`` itself
+    (so the whole header can be parsed later); None if ``line`` has no header.
+
+    The storm path: a matching line that only folds into an open alert group
+    needs these fields, not the dozen strings of the whole header."""
+    return _parse(line, True)
+
+
 cdef object _parse_header(bytes line):
     """parse_header, called from C (the scanner) without a Python call."""
+    return _parse(line, False)
+
+
+cdef object _parse(bytes line, bint brief):
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(line)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(line)
     if not _header_ok(p, n):
@@ -209,17 +226,22 @@ cdef object _parse_header(bytes line):
     ts = _epoch(line, p)
     if ts is None:
         return None
-    out = {"time": _text(p, 1, 27), "ts": ts, "level": LEVEL_NAMES[lvl], "module": None,
-           "func": None, "file": None, "line_no": None, "tid": None, "thread": None,
-           "tenant": None, "trace_id": None, "errcode": None, "ret": _last_ret(p, n)}
-    cdef Py_ssize_t q = _parse_location(p, n, 35, out)
-    q = _parse_ids(p, n, q, out)
+    if brief:
+        out = {"ts": ts, "level": LEVEL_NAMES[lvl], "module": None, "tenant": None, "errcode": None,
+               "ret": _last_ret(p, n), "_head": line}
+    else:
+        out = {"time": _text(p, 1, 27), "ts": ts, "level": LEVEL_NAMES[lvl], "module": None,
+               "func": None, "file": None, "line_no": None, "tid": None, "thread": None,
+               "tenant": None, "trace_id": None, "errcode": None, "ret": _last_ret(p, n)}
+    cdef Py_ssize_t q = _parse_location(p, n, 35, out, brief)
+    q = _parse_ids(p, n, q, out, brief)
     q = _parse_tags(p, n, q, out)
-    out["message"] = line[q:]
+    if not brief:
+        out["message"] = line[q:]
     return out
 
 
-cdef Py_ssize_t _parse_location(const unsigned char* p, Py_ssize_t n, Py_ssize_t i, dict out):
+cdef Py_ssize_t _parse_location(const unsigned char* p, Py_ssize_t n, Py_ssize_t i, dict out, bint brief):
     cdef Py_ssize_t q, sp, la, lb, colon
     if i < n and p[i] == 91:
         q = _find2(p, n, i + 1, 93, 32)
@@ -234,10 +256,13 @@ cdef Py_ssize_t _parse_location(const unsigned char* p, Py_ssize_t n, Py_ssize_t
         q = _find(p, n, sp + 2, 41)
         if q < 0:
             return i
-        out["func"] = _name(p, i, sp)
+        if not brief:
+            out["func"] = _name(p, i, sp)
         la, lb, i = sp + 2, q, q + 1
     else:
         la, lb, i = i, sp, sp
+    if brief:
+        return i
     colon = -1
     q = la
     while q < lb:
@@ -252,7 +277,7 @@ cdef Py_ssize_t _parse_location(const unsigned char* p, Py_ssize_t n, Py_ssize_t
     return i
 
 
-cdef Py_ssize_t _parse_ids(const unsigned char* p, Py_ssize_t n, Py_ssize_t i, dict out):
+cdef Py_ssize_t _parse_ids(const unsigned char* p, Py_ssize_t n, Py_ssize_t i, dict out, bint brief):
     cdef Py_ssize_t q
     cdef int k = 0
     if i < n and p[i] == 32:
@@ -262,12 +287,14 @@ cdef Py_ssize_t _parse_ids(const unsigned char* p, Py_ssize_t n, Py_ssize_t i, d
         if q < 0:
             break
         if k == 0:
-            out["tid"] = _int(p, i + 1, q)
+            if not brief:
+                out["tid"] = _int(p, i + 1, q)
         elif k == 1:
-            out["thread"] = _name(p, i + 1, q)
+            if not brief:
+                out["thread"] = _name(p, i + 1, q)
         elif q > i + 1 and p[i + 1] == 84 and out["tenant"] is None and _int(p, i + 2, q) is not None:
             out["tenant"] = _int(p, i + 2, q)
-        elif q > i + 1 and p[i + 1] == 89 and out["trace_id"] is None:
+        elif not brief and q > i + 1 and p[i + 1] == 89 and out["trace_id"] is None:
             out["trace_id"] = _text(p, i + 1, q)
         k += 1
         i = q + 1

@@ -80,3 +80,30 @@ def test_key_is_the_group_by_fields_in_order():
                                         for k in order])
             assert g._key_of(rule, header, captures, "observer", path) == want
             assert g._key_of(rule, None, None, "observer", path).count("\x1f") == len(order)
+
+
+
+def test_brief_headers_give_the_same_events():
+    """The tailer's matcher gives brief headers (key fields only); the events
+    (fires, updates, their fields, ids and counts) are those of whole headers."""
+    from engine.logs import parse, synth
+    from engine.logs.rules import load_rules
+    rules = load_rules().of_type("observer")
+    extra = compile_rules([{"id": "by_thread", "levels": ["WARN"], "group_by": ["rule", "thread", "func"],
+                            "throttle": 5}]).rules
+    rules = list(rules) + extra
+    buf = synth.LineMaker(seed=9, info_share=0.2, noise_share=0.2).chunk(400_000)
+    out = []
+    for brief in (False, True):
+        now = [2e9]
+        g = Grouper(host="h", clock=lambda: now[0], mono=lambda: now[0])
+        hits = parse.Matcher(rules, 65536, brief=brief).scan(buf, 0, len(buf), None)[2]
+        events = []
+        for i, (rule, s, e, header, captures) in enumerate(hits):
+            now[0] += 0.01
+            events += g.observe(rule, buf[s:e], "/l/observer.log", s, "observer", header, captures, "id")
+            if i % 97 == 0:
+                events += g.expire()
+        out.append(events)
+    assert len(out[0]) > 20 and out[0] == out[1]
+    assert {e["event"] for e in out[0]} == {"fire", "update"}

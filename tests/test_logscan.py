@@ -83,6 +83,7 @@ def lines(draw):
 @given(lines())
 def test_parse_header_parity(line):
     assert native.parse_header(line) == twin.parse_header(line)
+    assert native.parse_brief(line) == twin.parse_brief(line)
     assert native.is_entry_start(line) == twin.is_entry_start(line)
     assert native.level_bit(line) == twin.level_bit(line)
 
@@ -109,13 +110,13 @@ def specs():
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(lines(), max_size=12), st.binary(max_size=30), st.integers(256, 400),
-       st.one_of(st.none(), st.sampled_from(REAL)), st.booleans())
-def test_scanner_parity(specs, body, tail, max_line, prev, extra):
+       st.one_of(st.none(), st.sampled_from(REAL)), st.booleans(), st.booleans())
+def test_scanner_parity(specs, body, tail, max_line, prev, extra, brief):
     rules = specs[0] + specs[1] if extra else specs[0]
     buf = b"\n".join(body) + (b"\n" if body else b"") + tail.replace(b"\n", b"")
     arg = memoryview(bytearray(buf)) if extra else buf     # a reused buffer's view, or bytes
-    got = native.Scanner(rules, max_line).scan(arg, 0, len(buf), prev)
-    want = twin.Scanner(rules, max_line).scan(buf, 0, len(buf), prev)
+    got = native.Scanner(rules, max_line, None, brief).scan(arg, 0, len(buf), prev)
+    want = twin.Scanner(rules, max_line, None, brief).scan(buf, 0, len(buf), prev)
     assert got == want
 
 
@@ -232,3 +233,19 @@ def test_cached_names_and_minutes_parse_the_same():
         line = (b"[" + rnd.choice(minutes) + b":%02d.%06d] WARN  [" % (rnd.choice((5, 59, 61)), rnd.randrange(10**6))
                 + mod + b"] " + fn + b" (" + fl + b".cpp:12) [7][" + th + b"][T1002][Y1-2-0-0] [lt=3] msg")
         assert native.parse_header(line) == twin.parse_header(line), line
+
+
+def test_brief_header_is_the_whole_header_cut_to_its_fields(specs):
+    """A brief hit names the same rule on the same line as a whole one; its header
+    is the whole header's BRIEF_FIELDS plus the line it came from."""
+    buf = synth.LineMaker(seed=3, info_share=0.3, noise_share=0.3).chunk(200_000)
+    for line in REAL + buf.split(b"\n")[:500]:
+        full, brief = native.parse_header(line), native.parse_brief(line)
+        assert (brief is None) == (full is None)
+        if full is not None:
+            assert brief == dict({k: full[k] for k in native.BRIEF_FIELDS}, _head=line)
+    whole = native.Scanner(specs[0], 65536).scan(buf, 0, len(buf), None)
+    short = native.Scanner(specs[0], 65536, None, True).scan(buf, 0, len(buf), None)
+    assert whole[:2] == short[:2] and whole[3:] == short[3:] and len(whole[2]) == len(short[2]) > 100
+    for a, b in zip(whole[2], short[2]):
+        assert a[:3] == b[:3] and a[4] == b[4] and native.parse_header(b[3]["_head"]) == a[3]

@@ -30,7 +30,7 @@ DIGITS = b"0123456789"
 _DIGIT_POS = (1, 2, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 18, 19, 21, 22, 23, 24, 25, 26)
 _SEP_POS = ((5, 45), (8, 45), (11, 32), (14, 58), (17, 58), (20, 46), (27, 93), (28, 32))
 _minute_cache: dict[bytes, float] = {}
-ABI = 2                 # as engine._native.logscan: the contract with engine/logs/parse.py
+ABI = 3                 # as engine._native.logscan: the contract with engine/logs/parse.py
 SPEC_FIELDS = 7         # the length of one Rule.spec() tuple
 
 
@@ -116,6 +116,20 @@ def parse_header(line: bytes) -> dict | None:
     p = _parse_ids(line, p, out)
     p = _parse_tags(line, p, out)
     out["message"] = line[p:]
+    return out
+
+
+BRIEF_FIELDS = ("ts", "level", "module", "tenant", "errcode", "ret")
+
+
+def parse_brief(line: bytes) -> dict | None:
+    """The BRIEF_FIELDS of :func:`parse_header`, and ``"_head"``: the line itself
+    (to parse the whole header later, when an alert record is made)."""
+    full = parse_header(line)
+    if full is None:
+        return None
+    out = {k: full[k] for k in BRIEF_FIELDS}
+    out["_head"] = line
     return out
 
 
@@ -231,8 +245,11 @@ def content_end(buf: bytes, s: int, e: int) -> int:
 class Scanner:
     """Rules (``Rule.spec()`` tuples, in order) applied to the complete lines of a buffer."""
 
-    def __init__(self, specs: list[tuple], max_line_bytes: int, tags: list | None = None):
-        """``tags``: what a hit names its rule by, one per spec (the Rule objects); default the index."""
+    def __init__(self, specs: list[tuple], max_line_bytes: int, tags: list | None = None, brief: bool = False):
+        """``tags``: what a hit names its rule by, one per spec (the Rule objects); default the index.
+        ``brief``: a hit's header is :func:`parse_brief`'s, not :func:`parse_header`'s
+        (the rules' module and errcode filters need no more)."""
+        self.parse = parse_brief if brief else parse_header
         self.specs = list(specs)
         self.max_line_bytes = max_line_bytes
         self.tags = list(tags) if tags is not None else list(range(len(self.specs)))
@@ -277,7 +294,7 @@ class Scanner:
             if literals and not any(lit in line for lit in literals):
                 continue
             if not parsed:
-                header, parsed = (parse_header(head) if head is not None else None), True
+                header, parsed = (self.parse(head) if head is not None else None), True
             if modules and not (header and header["module"] and header["module"].startswith(modules)):
                 continue
             if errcodes and not (header and code_of(header) in errcodes):

@@ -24,6 +24,8 @@ import hashlib
 import socket
 import time
 
+from engine.logs.parse import BRIEF_FIELDS, full_header
+
 LINE_BYTES = 4096          # the line kept in a record is cut to this
 MAX_GROUPS = 10000         # open groups beyond this are closed oldest first
 
@@ -92,6 +94,7 @@ class Grouper:
             if ts > group["last_seen"]:
                 group["last_seen"] = ts
             return []
+        header = full_header(header)          # a brief header: the whole one, now a record is made
         line = bytes(line)
         context = {"log_type": log_type, "host": self.host, "path": path,
                    "rule": rule.id, "severity": rule.severity}
@@ -117,9 +120,11 @@ class Grouper:
         the context parts of a rule's key are the same for every line of one
         file, so they are joined once per (rule, log type, path) (:meth:`_plan`)
         and only the line's own fields are looked up here."""
-        parts, fields = self._plan(rule, log_type, path)
+        parts, fields, whole = self._plan(rule, log_type, path)
         if not fields:
             return parts
+        if whole:
+            header = full_header(header)
         out = [parts]
         for g, at in fields:
             if captures and g in captures:
@@ -140,9 +145,11 @@ class Grouper:
         return "\x1f".join(out)
 
     def _plan(self, rule, log_type: str, path: str) -> tuple[str, tuple]:
-        """``(prefix, ((field, constant parts after it or None), ...))`` of a rule's key:
+        """``(prefix, ((field, constant parts after it or None), ...), whole)`` of a rule's key:
         the key is the prefix, then per field its ``name=value`` and the constant
-        (context) parts that follow it, all joined by ``\\x1f``, in ``group_by`` order."""
+        (context) parts that follow it, all joined by ``\\x1f``, in ``group_by`` order;
+        ``whole``: a field is a header field that a brief header lacks (see
+        :func:`engine.logs.parse.parse_brief`)."""
         at = (id(rule), log_type, path)
         cached = self._plans.get(at)
         if cached is not None and cached[0] is rule:
@@ -161,7 +168,8 @@ class Grouper:
             else:
                 fields.append((g, None))
                 tail = None
-        plan = ("\x1f".join(head), tuple(fields))
+        whole = any(g not in BRIEF_FIELDS and g not in rule.groups for g, _ in fields)
+        plan = ("\x1f".join(head), tuple(fields), whole)
         if len(self._plans) > 4096:
             self._plans.clear()
         self._plans[at] = (rule, plan)

@@ -22,7 +22,7 @@ from typing import BinaryIO, Iterator
 
 from engine._native import logscan as _native
 
-ABI = 2     # the engine._native.logscan contract this module speaks (ext/logscan.pyx: ABI)
+ABI = 3     # the engine._native.logscan contract this module speaks (ext/logscan.pyx: ABI)
 
 
 def check_abi(module) -> None:
@@ -41,10 +41,19 @@ def check_abi(module) -> None:
 check_abi(_native)
 
 parse_header = _native.parse_header
+parse_brief = _native.parse_brief
+BRIEF_FIELDS = _native.BRIEF_FIELDS
 split_lines = _native.split_lines
 is_entry_start = _native.is_entry_start
 
 READ_BYTES = 4 << 20
+
+
+def full_header(header: dict | None) -> dict | None:
+    """The whole header of a hit: :func:`parse_header` of a brief one's line, else ``header``."""
+    if header is not None and "_head" in header:
+        return parse_header(header["_head"])
+    return header
 
 
 def iter_lines(fh: BinaryIO, offset: int = 0, end: int | None = None,
@@ -81,13 +90,15 @@ def iter_lines(fh: BinaryIO, offset: int = 0, end: int | None = None,
 class Matcher:
     """The rules that apply to one log type, over buffers of that type's files."""
 
-    def __init__(self, rules: list, max_line_bytes: int):
+    def __init__(self, rules: list, max_line_bytes: int, brief: bool = False):
+        """``brief``: hits carry :func:`parse_brief` headers (see :func:`full_header`)."""
         self.rules = list(rules)
-        self._scanner = _native.Scanner([r.spec() for r in self.rules], max_line_bytes, self.rules)
+        self._scanner = _native.Scanner([r.spec() for r in self.rules], max_line_bytes, self.rules, brief)
 
     def scan(self, buf: bytes, start: int, end: int, prev_header: bytes | None):
         """``(consumed, lines, hits, last_header, too_long)``; a hit is
-        ``(rule, line start, line end, header dict or None, captures or None)``
+        ``(rule, line start, line end, header dict or None, captures or None)``;
+        with ``brief``, the header is :func:`parse_brief`'s
         (the scanner names the rule itself: no second tuple per hit)."""
         return self._scanner.scan(buf, start, end, prev_header)
 

@@ -142,8 +142,11 @@ class Tailer:
         m = self.matchers.get(log_type)
         if m is None:
             rules = [self.rules.rules[i] for i in self.rules.for_log_type(log_type)]
-            kind = AlertMatcher if log_type == "alert" else parse.Matcher
-            m = self.matchers[log_type] = kind(rules, self.sec.max_line_bytes)
+            if log_type == "alert":
+                m = AlertMatcher(rules, self.sec.max_line_bytes)
+            else:       # brief headers: a repeat that folds needs its key fields only (Grouper.observe)
+                m = parse.Matcher(rules, self.sec.max_line_bytes, brief=True)
+            self.matchers[log_type] = m
         return m
 
     # ------------------------------------------------------------ the loop
