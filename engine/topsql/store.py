@@ -3,7 +3,8 @@
 What it keeps:
 
 - ``topsql``: aggregates per (bucket, tenant_id, db_id, sql_id), merged by
-  upsert (sums add, maxima take the max), deleted past the retention;
+  upsert (sums add, maxima take the max), deleted past the retention
+  counted back from the newest bucket (a host clock step deletes nothing);
 - ``samples``: SlowSQL, one row per execution at or above the threshold
   (``engine.topsql.fields.SAMPLE_FIELDS`` plus the server), at most
   ``max_samples`` per bucket (the first ones; the rest counted in
@@ -180,12 +181,30 @@ class Store:
                            "DO UPDATE SET value = value + excluded.value", (name, value))
 
     def expire(self, retention_seconds: float, now: float | None = None) -> int:
-        """Drop buckets (and plan deltas) older than the retention; rows deleted."""
-        cutoff = (now or time.time()) - retention_seconds
+        """Drop buckets, samples and plan deltas past the retention; rows deleted.
+
+        Expiry counts back from the newest stored data, not from the wall clock: a
+        table's ``cutoff = min(now, newest) - retention``, ``newest`` being the later
+        of its own newest row and the newest TopSQL bucket. So nothing within the
+        retention of the newest stored interval is ever deleted. A host clock
+        stepped forward (NTP fixing a wrong RTC, an operator typo) deletes nothing:
+        buckets are OBServer request times, and plan deltas go only once newer ones
+        are stamped with the new clock. A clock stepped back deletes less (``now``
+        wins the ``min``): rows stay until the clock catches up. A stalled collector
+        keeps its last ``retention`` of data instead of emptying the store."""
+        now = time.time() if now is None else now
         with self.transaction() as db:
-            n = db.execute("DELETE FROM topsql WHERE bucket < ?", (int(cutoff),)).rowcount
-            n += db.execute("DELETE FROM samples WHERE bucket < ?", (int(cutoff),)).rowcount
-            n += db.execute("DELETE FROM plan_deltas WHERE t < ?", (cutoff,)).rowcount
+            newest_bucket = db.execute("SELECT max(bucket) FROM topsql").fetchone()[0]
+            n = 0
+            for table, col in (("topsql", "bucket"), ("samples", "bucket"), ("plan_deltas", "t")):
+                own = db.execute(f"SELECT max({col}) FROM {table}").fetchone()[0]
+                if own is None:
+                    continue
+                newest = own if newest_bucket is None else max(own, newest_bucket)
+                cutoff = min(now, newest) - retention_seconds
+                if col == "bucket":
+                    cutoff = int(cutoff)
+                n += db.execute(f"DELETE FROM {table} WHERE {col} < ?", (cutoff,)).rowcount
         return n
 
     def transaction(self):
