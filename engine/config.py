@@ -53,7 +53,7 @@ class AgentSection:
 class SupervisorSection:
     """Restart policy of ocp_agentd (capped exponential backoff, FATAL, retry)."""
     tick: float = _f(0.2, min=0.01, max=5)
-    heartbeat_timeout: float = _f(45.0, min=1.0, doc="workers publish at least every second; above [ob] read_timeout + connect_timeout, so that one blocked OBServer read is not a hang")
+    heartbeat_timeout: float = _f(45.0, min=1.0, doc="workers publish at least every second; keep it above [ob] read_timeout + connect_timeout, so that one blocked OBServer read is not a hang (check-config warns)")
     start_timeout: float = _f(20.0, min=0.1)
     stop_grace: float = _f(5.0, min=0.0)
     backoff_initial: float = _f(0.1, min=0.0)
@@ -399,6 +399,24 @@ def _check_programs(cfg: AgentConfig, source: str) -> None:
             raise ConfigError(source, f"programs[{i}].command", "needs a non-empty list of strings")
         if not all(isinstance(v, str) for v in prog.env.values()):
             raise ConfigError(source, f"programs[{i}].env", "values must be strings")
+
+
+def timeout_warnings(cfg: AgentConfig) -> list[str]:
+    """Settings that are valid but will misbehave: warned, not refused.
+
+    A worker blocked in one OB wait (connect then read) does not heartbeat; if
+    ``supervisor.heartbeat_timeout`` is not above the longest such wait, a
+    legitimate OBServer (or OBProxy) stall gets the worker SIGKILLed as hung.
+    ``engine check-config`` prints these; ocp_agentd logs them at start and reload."""
+    out, hb = [], cfg.supervisor.heartbeat_timeout
+    for name, sec in (("ob", cfg.ob), ("obproxy", cfg.obproxy)):
+        wait = sec.read_timeout + sec.connect_timeout
+        if sec.configured and hb <= wait:
+            out.append(f"supervisor.heartbeat_timeout = {hb:g} is not above {name}.read_timeout + "
+                       f"{name}.connect_timeout = {sec.read_timeout:g} + {sec.connect_timeout:g} = {wait:g}: "
+                       f"a worker blocked in one stalled {name} wait is killed as hung; "
+                       f"raise heartbeat_timeout above {wait:g} or lower the {name} timeouts")
+    return out
 
 
 def _plain(kind):

@@ -94,6 +94,8 @@ class Supervisor:
         self.control = Server(self.run_dir, self.selector, self.handle_request)
         self._build_children()
         log.info("ocp_agentd %s started (pid %d, home %s)", __version__, os.getpid(), self.config.home)
+        for text in config_mod.timeout_warnings(self.config):
+            log.warning("config: %s", text)
 
     def _clean_leftovers(self) -> None:
         """What a supervisor killed with -9 left: orphans it can prove are its own, pid files."""
@@ -374,6 +376,8 @@ class Supervisor:
         new = config_mod.load(self.config_path, home=str(self.config.home)) if self.config_path \
             else self.config
         config_mod.check_files(new)
+        for text in config_mod.timeout_warnings(new):
+            log.warning("config: %s", text)
         old, self.config = self.config, new
         policy = Policy.from_config(new.supervisor)
         for child in self.children.values():

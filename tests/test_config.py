@@ -73,6 +73,23 @@ def test_check_config_command_exit_codes(tmp_path):
     assert ko.stderr.strip() == f"{bad}: workers.obstat2.interval: -5.0 is below the minimum 0.1"
 
 
+def test_check_config_warns_when_heartbeat_timeout_is_not_above_the_ob_wait(tmp_path):
+    """A heartbeat timeout <= one OB connect + read gets a stalled worker SIGKILLed: warned, not refused."""
+    conf = tmp_path / "a.toml"
+    run = lambda: subprocess.run([sys.executable, "-m", "engine", "check-config", str(conf)],
+                                 capture_output=True, text=True)
+    conf.write_text('[supervisor]\nheartbeat_timeout = 30\n[ob]\nhost = "127.0.0.1"\n'
+                    'read_timeout = 30\nconnect_timeout = 5\n')
+    done = run()
+    assert done.returncode == 0 and "ok" in done.stdout
+    assert f"{conf}: warning: supervisor.heartbeat_timeout = 30 is not above ob.read_timeout + " \
+           "ob.connect_timeout = 30 + 5 = 35" in done.stderr
+    conf.write_text('[supervisor]\nheartbeat_timeout = 36\n[ob]\nhost = "127.0.0.1"\n'
+                    'read_timeout = 30\nconnect_timeout = 5\n')
+    done = run()
+    assert done.returncode == 0 and "warning" not in done.stderr
+
+
 def test_secret_from_0600_file_or_environment(tmp_path, monkeypatch):
     secret = tmp_path / "secret"
     secret.write_text("s3cr3t\n")

@@ -12,7 +12,7 @@ import psutil
 
 from engine import agentlog, states
 from engine.commands import config_path, load_config, load_config_to_control
-from engine.config import check_files, load as load_file
+from engine.config import check_files, load as load_file, timeout_warnings
 from engine.control import Client
 from engine.errors import ConfigError, ControlError, NotRunning
 from engine.supervisor import Supervisor, clean_dead_home, pid_of_running
@@ -257,5 +257,7 @@ def cmd_check_config(args) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    for text in timeout_warnings(cfg):
+        print(f"{path}: warning: {text}", file=sys.stderr)
     print(f"{path}: ok (home {cfg.home}, {sum(1 for _ in cfg.programs)} external programs)")
     return 0
