@@ -20,7 +20,10 @@ def central(url):
 
 
 def waiting_trx(server) -> int:
-    """Transactions of the server waiting on a row lock now."""
+    """Transactions of the server waiting on a row lock now.
+
+    Polled every 0.2 s, not at wait_for's 50 Hz: a new root connection every 20 ms kept the
+    racers from ever being seen waiting (the test failed every time on a quiet machine)."""
     with server.connect(database=None, root=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'")
         return cur.fetchone()[0]
@@ -58,7 +61,7 @@ def test_a_deadlock_reruns_the_transaction_once_and_counts_once(central_db):
     other = interloper(server, url, batch, heavy_rows=2000)
     out = {}
     t = apply_in_thread(c, [(1, "stat", batch)], out)   # holds the stream row, waits for the stat row
-    wait_for(lambda: waiting_trx(server) >= 1, 20, "the agent waiting on the stat row lock")
+    wait_for(lambda: waiting_trx(server) >= 1, 20, "the agent waiting on the stat row lock", interval=0.2)
     with other.conn.cursor() as cur:            # the interloper now wants the stream row: a cycle
         cur.execute("SELECT last_seq FROM monitordb_stream WHERE stream = 'agent' FOR UPDATE")
     other.conn.rollback()                       # it won the deadlock; it gives its rows up
@@ -134,7 +137,7 @@ def test_agents_racing_for_a_new_retention_lease_deadlock_and_one_takes_it(centr
     threads = [threading.Thread(target=take, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
-    wait_for(lambda: waiting_trx(server) >= 2, 20, "both racers waiting on the new lease row")
+    wait_for(lambda: waiting_trx(server) >= 2, 20, "both racers waiting on the new lease row", interval=0.2)
     first.conn.commit()
     for t in threads:
         t.join(30)

@@ -102,3 +102,25 @@ def test_retention_drops_whole_partitions(central_db):
     conn.commit()
     assert parts[-1] == ("pmax", None)
     assert all(b > (now + 2 * 86400) * 1e6 for _, b in parts[:-1])
+
+
+def test_a_holder_whose_clock_jumped_forward_drops_nothing_recent(central_db, monkeypatch):
+    """Retention reads the database's clock: an agent 10 years ahead prunes as if it were on time."""
+    _, url = central_db
+    now = time.time()
+    c = central(url, partition_hours=1)
+    who = rows.Ident(0, "c1", "h")
+    m = dict.fromkeys(METRICS, 0)
+    m["executions"] = 1
+    batch = rows.stat_rows(who, ("10.0.0.1", 2882, 1002),
+                           [(int(now) // 60 * 60, 1002, 1, "NOW", "db", "q", *m.values(), *EXTRA_DEFAULTS)], 60)
+    c.apply("s", "h", [(1, "stat", batch)])
+    ahead = now + 10 * 365 * 86400
+    monkeypatch.setattr(time, "time", lambda: ahead)
+    out = Retention(central(url, partition_hours=1), "a", retention_seconds=86400).run()
+    assert out["ran"] and out["dropped"] == 0
+    conn = c.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT sql_id FROM ob_hist_sql_audit_stat")
+        assert {r[0] for r in cur.fetchall()} == {"NOW"}
+    conn.commit()

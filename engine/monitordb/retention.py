@@ -15,6 +15,10 @@ Per partitioned table (``PARTITION BY RANGE (begin_interval_time)``, see
 partition whose upper bound is at or below ``now - retention`` is dropped
 (``ALTER TABLE ... DROP PARTITION``: no row-by-row delete). A table without
 partitions gets a bounded ``DELETE`` instead.
+
+``now`` is the database's time too, never the holder's: one agent whose clock
+jumped forward (a wrong RTC, an NTP correction) would otherwise drop every
+partition of every host's data. Tests inject ``clock``.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ US = 1_000_000
 
 class Retention:
     def __init__(self, central, holder: str, *, retention_seconds: float, lease_seconds: float = 60.0,
-                 interval: float = 600.0, ahead: int = 2, clock=time.time, on_step=None):
+                 interval: float = 600.0, ahead: int = 2, clock=None, on_step=None):
         self.central, self.holder = central, holder
         self.retention_seconds, self.lease_seconds = retention_seconds, lease_seconds
         self.interval, self.ahead, self.clock = interval, ahead, clock
@@ -100,7 +104,7 @@ class Retention:
         out["ran"] = True
         self.runs += 1
         try:
-            now = self.clock()
+            now = self.clock() if self.clock is not None else self._database_now()
             cutoff = int((now - self.retention_seconds) * US)
             for table in sc.TABLES:
                 if not self._table(table, now, cutoff, out):
@@ -110,6 +114,15 @@ class Retention:
         self.dropped_partitions += out["dropped"]
         self.deleted_rows += out["deleted"]
         return out
+
+    def _database_now(self) -> float:
+        """The central store's clock (what the lease uses), in epoch seconds."""
+        conn = self.central.connect()
+        with conn.cursor() as cur:
+            cur.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
+            now = float(cur.fetchone()[0])
+        conn.commit()
+        return now
 
     def _step(self, what: str) -> bool:
         if not self.renew():
