@@ -280,6 +280,16 @@ def unlink_segments(instance: str) -> None:
 
 # ------------------------------------------------------------------ oracles
 
+def close_all(agent: Agent, sim: Sim, home: Path, instance: str) -> list[str]:
+    """Close the agent and the simulator, then report processes left behind under home
+    and unlink the instance's shared-memory segments (the end every fault test shares)."""
+    agent.close()
+    sim.close()
+    left = leftovers(home, instance)
+    unlink_segments(instance)
+    return left
+
+
 def alerts_on_disk(log_dir: Path) -> Counter:
     """Trace ids of the complete alert lines (ERROR, WARN) in every main log file, rotated ones too."""
     found: Counter = Counter()

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from agent_kit import LONG, WORKERS, Agent, Sim, check_exact, fd_count, leftovers, unlink_segments, write_config
+from agent_kit import LONG, WORKERS, Agent, Sim, check_exact, close_all, fd_count, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +68,7 @@ def test_chaos_loses_and_repeats_nothing(tmp_path):
         result = check_exact(agent, sim)
         code = agent.stop()
     finally:
-        agent.close()
-        sim.close()
-    left = leftovers(tmp_path / "home", instance)
-    unlink_segments(instance)
+        left = close_all(agent, sim, tmp_path / "home", instance)
     result.update(scenario="chaos", duration=DURATION, worker_kills=kills,
                   supervisor_kills=agent.supervisor_kills, max_recovery_s=round(max(recoveries), 2),
                   supervisor_fds=(fds_after_last_sup, fds_end), leftovers=left)

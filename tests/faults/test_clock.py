@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from agent_kit import LONG, Agent, Sim, check_exact, leftovers, unlink_segments, write_config
+from agent_kit import LONG, Agent, Sim, check_exact, close_all, write_config
 from conftest import wait_for
 from test_chaos import record
 
@@ -56,10 +56,7 @@ def test_wall_clock_steps_restart_nothing_and_lose_nothing(tmp_path):
         result = check_exact(agent, sim)
         code = agent.stop()
     finally:
-        agent.close()
-        sim.close()
-    left = leftovers(tmp_path / "home", instance)
-    unlink_segments(instance)
+        left = close_all(agent, sim, tmp_path / "home", instance)
     restarts = {n: after[n]["restarts"] - before[n]["restarts"] for n in before}
     result.update(scenario="clock_steps", steps=list(STEPS) * ROUNDS, restarts=restarts, leftovers=left)
     record(result)

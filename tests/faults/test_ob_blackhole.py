@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from agent_kit import LONG, Agent, Sim, check_exact, leftovers, unlink_segments, write_config
+from agent_kit import LONG, Agent, Sim, check_exact, close_all, write_config
 from conftest import wait_for
 from test_chaos import record
 
@@ -60,10 +60,7 @@ def test_a_hung_observer_kills_no_worker_and_loses_nothing(tmp_path):
         result = check_exact(agent, sim)
         code = agent.stop()
     finally:
-        agent.close()
-        sim.close()
-    left = leftovers(tmp_path / "home", instance)
-    unlink_segments(instance)
+        left = close_all(agent, sim, tmp_path / "home", instance)
     restarts = {n: during[n]["restarts"] - before[n]["restarts"] for n in before}
     result.update(scenario="ob_blackhole", stall_s=STALL, ob_up_0_after_s=down_after,
                   ob_up_1_after_resume_s=up_after, restarts_during_stall=restarts, leftovers=left)

@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from agent_kit import LONG, WORKERS, Agent, Sim, check_exact, leftovers, unlink_segments, write_config
+from agent_kit import LONG, WORKERS, Agent, Sim, check_exact, close_all, write_config
 from conftest import wait_for
 from test_chaos import record
 
@@ -43,10 +43,7 @@ def test_a_stopped_worker_is_replaced_and_nothing_is_lost(tmp_path):
         result = check_exact(agent, sim)
         code = agent.stop()
     finally:
-        agent.close()
-        sim.close()
-    left = leftovers(tmp_path / "home", instance)
-    unlink_segments(instance)
+        left = close_all(agent, sim, tmp_path / "home", instance)
     result.update(scenario="sigstop", heartbeat_timeout=HEARTBEAT, recovery_s=recovery, leftovers=left)
     record(result)
     assert code == 0 and left == []

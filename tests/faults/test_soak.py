@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from agent_kit import LONG, WORKERS, Agent, Sim, leftovers, sample, unlink_segments, write_config
+from agent_kit import LONG, WORKERS, Agent, Sim, close_all, sample, write_config
 from test_chaos import record
 
 pytestmark = pytest.mark.integration
@@ -46,10 +46,7 @@ def test_soak_pss_and_descriptors_are_flat_after_warm_up(tmp_path):
         after = agent.wait_running()
         code = agent.stop()
     finally:
-        agent.close()
-        sim.close()
-    left = leftovers(tmp_path / "home", instance)
-    unlink_segments(instance)
+        left = close_all(agent, sim, tmp_path / "home", instance)
     third = len(samples) // 3
     growth, fds = {}, {}
     for name in ("ocp_agentd", *WORKERS):
