@@ -12,6 +12,8 @@ from multiprocessing import get_context
 
 
 class SimProcess:
+    PASSWORD_ENV = "OCP_AGENT_DEMO_OB_PASSWORD"     # where the child put its password
+
     def __init__(self, proc, conn, info):
         self.proc, self.conn, self.info = proc, conn, info
 
@@ -26,9 +28,9 @@ class SimProcess:
         os.kill(self.proc.pid, signal.SIGCONT)
 
     def ob(self) -> dict:
-        """An [ob] section for it (the password in $OCP_AGENT_DEMO_OB_PASSWORD)."""
+        """An [ob] section for it (the password in ``$PASSWORD_ENV``)."""
         return {"host": self.info["host"], "port": self.info["port"], "user": self.info["user"],
-                "password_env": "OCP_AGENT_DEMO_OB_PASSWORD"}
+                "password_env": self.PASSWORD_ENV}
 
 
 @contextlib.contextmanager

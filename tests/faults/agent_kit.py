@@ -30,6 +30,7 @@ from pathlib import Path
 import psutil
 
 from conftest import wait_for
+from sim_process import SimProcess
 from engine.testbed.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,8 +72,12 @@ def _sim_main(workdir: str, conn, parent_end, kwargs: dict) -> None:
         sim.stop()
 
 
-class Sim:
-    """A simulated OBServer process; ``info`` has host, port, user, password, log_dir, db."""
+class Sim(SimProcess):
+    """A simulated OBServer process; ``info`` has host, port, user, password, log_dir, db.
+
+    ``pid``, ``pause()``, ``resume()`` and ``ob()`` come from :class:`sim_process.SimProcess`."""
+
+    PASSWORD_ENV = "OCP_AGENT_FAULT_OB_PASSWORD"
 
     def __init__(self, workdir: Path, **kwargs):
         kwargs = {"alert_every": 0.5, "audit_capacity": 10_000_000, "max_log_files": 0,
@@ -87,17 +92,7 @@ class Sim:
             self.close()
             raise RuntimeError("the simulator did not start")
         self.info = self.conn.recv()
-        os.environ["OCP_AGENT_FAULT_OB_PASSWORD"] = self.info["password"]
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def pause(self) -> None:
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.kill(self.proc.pid, signal.SIGCONT)
+        os.environ[self.PASSWORD_ENV] = self.info["password"]
 
     def quiesce(self) -> dict:
         """Stop writing audit rows and log lines; the SQL port keeps serving."""
