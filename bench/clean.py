@@ -13,7 +13,8 @@ Nothing is deleted. Metrics in files of the directory per second:
 
 Peer: a plain Python loop a user would write: ``os.scandir`` +
 ``entry.stat(follow_symlinks=False)``, the same rule patterns compiled with
-``re``, the same refusals, the same age pass and the same oldest-first
+``re``, the same refusals, the same age pass (ages from ``min(now, the rule's
+newest file)``) and the same oldest-first
 threshold pass; it must plan the very same deletions (``agree``). Reference:
 ``find DIR -maxdepth 1 -type f -name '*.log.[0-9]*' -mtime +8`` (GNU
 findutils, C), which lists and applies an age test but not the policy.
@@ -100,8 +101,9 @@ def scandir_plan(folder: str, tgt: policy.Target, usage: DiskUsage, now: float) 
     doomed, freed_total = set(), 0
     for rule in tgt.rules:
         files = sorted(groups[rule.name])
+        ref = min(now, files[-1][0]) if files else now      # ages count from the newest file
         for mtime, name, freed in files:
-            if now - mtime <= rule.retention_seconds:
+            if ref - mtime <= rule.retention_seconds:
                 break
             doomed.add(name)
             freed_total += freed

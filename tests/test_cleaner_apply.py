@@ -39,6 +39,13 @@ def make(folder, name, size=10, days=0.0, data=None):
     return path
 
 
+def young(folder, name="observer.log.20991231000000000"):
+    """A just-rotated, empty log: the writer is alive, so the older files age from it
+    (ages count back from a rule's newest file, see plan.py); empty, it frees nothing
+    and the threshold step never takes it."""
+    return make(folder, name, data=b"")
+
+
 def ob_target(folder, threshold=80.0):
     rules = policy.default_targets(str(folder), "/nonexistent")[0].rules
     return policy.Target("ob_log", str(folder), threshold, rules)
@@ -121,6 +128,7 @@ def test_active_files_untouched_even_by_a_greedy_rule(logdir):
 def test_a_file_held_open_by_a_process_is_kept(logdir):
     held = make(logdir, "observer.log.20240101000000001", days=100)
     make(logdir, "observer.log.20240101000000002", days=100)
+    fresh = young(logdir)
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys; f = open(sys.argv[1]); print('open', flush=True); sys.stdin.read()",
          str(held)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -130,7 +138,7 @@ def test_a_file_held_open_by_a_process_is_kept(logdir):
     finally:
         child.kill()
         child.wait()
-    assert os.listdir(logdir) == [held.name]
+    assert sorted(os.listdir(logdir)) == [held.name, fresh.name]
     st = done.runs[0].result.rules["log"]
     assert st.skipped == {"open": 1} and st.deleted_files == 1
 
@@ -192,6 +200,7 @@ def test_renamed_or_grown_between_plan_and_apply(logdir):
     make(logdir, "observer.log.20240101000000001", days=100)
     grown = make(logdir, "observer.log.20240101000000002", days=100)
     make(logdir, "observer.log.20240101000000003", days=100)
+    fresh = young(logdir)
     plan = plan_for(ob_target(logdir, 0.0))
     os.rename(logdir / "observer.log.20240101000000001", logdir / "kept.observer")      # renamed away ...
     make(logdir, "observer.log.20240101000000001", days=100)                             # ... a new file took the name
@@ -199,7 +208,8 @@ def test_renamed_or_grown_between_plan_and_apply(logdir):
         fh.write(b"more")
     os.utime(grown, (time.time() - 100 * DAY,) * 2)
     result = apply_for(plan)
-    assert sorted(os.listdir(logdir)) == ["kept.observer", "observer.log.20240101000000001", "observer.log.20240101000000002"]
+    assert sorted(os.listdir(logdir)) == ["kept.observer", "observer.log.20240101000000001",
+                                          "observer.log.20240101000000002", fresh.name]
     assert result.rules["log"].skipped == {"changed": 2} and result.rules["log"].deleted_files == 1
 
 
@@ -227,6 +237,7 @@ def test_a_rotation_during_the_open_files_scan_is_caught(logdir):
 def test_vanished_and_permission_denied_are_counted_and_the_run_goes_on(logdir):
     for i in range(4):
         make(logdir, f"observer.log.{20240101000000000 + i}", days=100)
+    fresh = young(logdir)
     plan = plan_for(ob_target(logdir, 0.0))
     os.unlink(logdir / "observer.log.20240101000000000")
 
@@ -236,7 +247,7 @@ def test_vanished_and_permission_denied_are_counted_and_the_run_goes_on(logdir):
         os.unlink(name, dir_fd=dir_fd)
 
     result = apply_for(plan, unlink=unlink)
-    assert os.listdir(logdir) == ["observer.log.20240101000000002"]
+    assert sorted(os.listdir(logdir)) == ["observer.log.20240101000000002", fresh.name]
     st = result.rules["log"]
     assert st.errors == {"vanished": 1, "EACCES": 1} and st.deleted_files == 2
 
@@ -259,9 +270,10 @@ def test_nothing_outside_the_target_dir_is_touched(tmp_path, logdir):
 def test_stopping_interrupts_between_files(logdir):
     for i in range(5):
         make(logdir, f"observer.log.{20240101000000000 + i}", days=100)
+    young(logdir)
     calls = []
     done = clean_once([ob_target(logdir, 0.0)], usage=full, tick=lambda: calls.append(1) or len(calls) > 2)
-    assert done.runs[0].result.interrupted and len(os.listdir(logdir)) == 3
+    assert done.runs[0].result.interrupted and len(os.listdir(logdir)) == 4
 
 
 # ------------------------------------------------------------ property on real directories
@@ -349,6 +361,7 @@ def test_a_young_sparse_file_does_not_inflate_the_keep_share(logdir):
 def test_a_hard_linked_file_frees_nothing(tmp_path, logdir):
     path = make(logdir, "observer.log.20240101000000001", data=os.urandom(MiB), days=100)
     os.link(path, tmp_path / "elsewhere")
+    young(logdir)
     done = clean_once([ob_target(logdir, 0.0)], usage=full)
     assert done.runs[0].plan.bytes == 0 and done.runs[0].result.rules["log"].deleted_bytes == 0
     assert (tmp_path / "elsewhere").exists()

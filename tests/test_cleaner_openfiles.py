@@ -31,6 +31,14 @@ def make(folder, name, size=10, days=0.0):
     return path
 
 
+def young(folder, name=f"observer.log.{TS + 99}"):
+    """A just-rotated empty log: older files age from it (plan.py's reference time)
+    and, freeing nothing, the threshold step never takes it."""
+    path = folder / name
+    path.write_bytes(b"")
+    return path
+
+
 def ob_target(folder, threshold=80.0):
     return policy.Target("ob_log", str(folder), threshold, policy.default_targets(str(folder), "/x")[0].rules)
 
@@ -183,6 +191,7 @@ def frozen_snapshot():
 
 def test_files_opened_just_after_the_pass_started_are_kept(logdir, holder):
     files = [make(logdir, f"observer.log.{TS + i}", days=100) for i in range(18)]
+    fresh = young(logdir)
     opened = []
 
     def tick():
@@ -193,7 +202,7 @@ def test_files_opened_just_after_the_pass_started_are_kept(logdir, holder):
         return False
 
     done = clean_once([ob_target(logdir, 0.0)], usage=full, open_files=frozen_snapshot(), tick=tick)
-    assert sorted(os.listdir(logdir)) == sorted(f.name for f in files)
+    assert sorted(os.listdir(logdir)) == sorted([f.name for f in files] + [fresh.name])
     st = done.runs[0].result.rules["log"]
     assert st.skipped == {"open": 18} and st.deleted_files == 0 and done.runs[0].result.unleased == 0
 
@@ -207,9 +216,10 @@ def test_a_file_closed_again_goes(logdir, holder):
 def test_without_leases_the_snapshot_still_counts(logdir, holder):
     held = make(logdir, f"observer.log.{TS + 1}", days=100)
     make(logdir, f"observer.log.{TS + 2}", days=100)
+    fresh = young(logdir)
     holder.open(held)
     done = clean_once([ob_target(logdir, 0.0)], usage=full, leases=False)
-    assert os.listdir(logdir) == [held.name]
+    assert sorted(os.listdir(logdir)) == [held.name, fresh.name]
     result = done.runs[0].result
     assert result.rules["log"].skipped == {"open": 1} and result.unleased == 1
 

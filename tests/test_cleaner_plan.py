@@ -34,7 +34,8 @@ def test_below_threshold_deletes_nothing_however_old():
 
 def test_above_threshold_age_first_and_enough():
     files = [entry("observer.log.20240101000000001", 100, days=9), entry("observer.log.20240101000000002", 100, days=7),
-             entry("observer.log.wf.20240101000000001", 100, days=9), entry("observer.log.wf.20240101000000002", 100, days=31)]
+             entry("observer.log.wf.20240101000000001", 100, days=9), entry("observer.log.wf.20240101000000002", 100, days=31),
+             entry("observer.log.20240101000000003", 0), entry("observer.log.wf.20240101000000003", 0)]   # just rotated
     plan = plan_target(ob_log(), files, DiskUsage(1000, 850), NOW)
     # log: 8 days, wf: 30 days; 200 bytes freed brings 85% to 65%: no second pass
     assert sorted(names(plan, AGE)) == ["observer.log.20240101000000001", "observer.log.wf.20240101000000002"]
@@ -92,6 +93,44 @@ def test_future_mtime_is_not_old():
     assert names(plan, AGE) == []
 
 
+def clock_test_files():
+    """Rotated logs and wf logs, by age in days (8 and 30 days of retention, keep 100 %:
+    the threshold step takes nothing, so what goes is the age step's doing)."""
+    logs = {f"observer.log.{20240101000000000 + i}": d for i, d in enumerate((0.1, 1, 5, 7.5, 9, 100))}
+    wfs = {f"observer.log.wf.{20240101000000000 + i}": d for i, d in enumerate((2, 29, 40))}
+    rules = (policy.Rule("log", policy.ROTATED_LOG, 8, 100), policy.Rule("wf", policy.ROTATED_WF, 30, 100))
+    files = [entry(n, days=d) for n, d in {**logs, **wfs}.items()] + [entry("observer.log", days=0)]
+    return policy.Target("ob_log", "/ob/log", 0.0, rules), files
+
+
+def test_a_clock_stepped_forward_ten_years_deletes_only_what_is_old_against_the_newest_file():
+    """Ages count back from min(now, the rule's newest file): a step past the retention
+    does not make every rotated log old, and files old against the newest still go."""
+    target, files = clock_test_files()
+    for now in (NOW, NOW + 3650 * DAY):
+        plan = plan_target(target, files, DiskUsage(100, 99), now)
+        assert sorted(names(plan)) == ["observer.log.20240101000000004", "observer.log.20240101000000005",
+                                       "observer.log.wf.20240101000000002"], now
+        assert all(d.reason == AGE for d in plan.deletions)
+    late = plan_target(target, files, DiskUsage(100, 99), NOW + 3650 * DAY)
+    assert "rule log: the clock is 3650.1 days past its newest file" in late.note
+    assert "rule wf: the clock is 3652.0 days past its newest file" in late.note
+    assert "past its newest file" not in plan_target(target, files, DiskUsage(100, 99), NOW).note
+
+
+def test_a_clock_stepped_back_deletes_less_until_it_catches_up():
+    target, files = clock_test_files()
+    plan = plan_target(target, files, DiskUsage(100, 99), NOW - 50 * DAY)      # now wins the min
+    assert names(plan) == ["observer.log.20240101000000005"]      # 100 d old, 50 d by the stepped clock
+
+
+def test_a_rule_whose_newest_file_is_old_keeps_its_last_retention_from_the_age_step():
+    target, _ = clock_test_files()
+    files = [entry(f"observer.log.{20240101000000000 + i}", days=d) for i, d in enumerate((100, 105, 109))]
+    plan = plan_target(target, files, DiskUsage(100, 99), NOW)
+    assert names(plan) == ["observer.log.20240101000000002"]      # 9 days older than the newest
+
+
 # ------------------------------------------------------------ properties
 
 NAMES = st.sampled_from(["observer.log", "observer.log.wf", "election.log", "core.1", "observer.log.bak",
@@ -120,8 +159,10 @@ def test_plan_properties(raw, total, used_share, threshold):
         rule = next(r for r in target.rules if r.name == d.rule)
         assert d.entry.is_regular and not policy.is_active_name(d.name)
         assert target.rule_for(d.name) is rule
-        if d.reason == AGE:
-            assert d.age > rule.retention_seconds
+        if d.reason == AGE:       # old both by the clock and against the rule's newest candidate
+            newest = max(e.mtime for e in files if target.rule_for(e.name) is rule and e.is_regular
+                         and not policy.is_active_name(e.name))
+            assert d.age > rule.retention_seconds and d.age == min(NOW, newest) - d.entry.mtime
     for rule in target.rules:     # the threshold pass stops once the rule's share is planned
         mine = [d.entry.size for d in plan.deletions if d.rule == rule.name and d.reason == THRESHOLD]
         left = sum(e.size for e in files if target.rule_for(e.name) is rule and e.is_regular

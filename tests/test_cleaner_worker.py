@@ -27,6 +27,12 @@ def old_file(folder, name, size=10, days=100):
     return path
 
 
+def young(folder, name="observer.log.20991231000000000"):
+    """A just-rotated empty log: older files age from it (plan.py's reference time)
+    and, freeing nothing, the threshold step never takes it."""
+    return old_file(folder, name, size=0, days=0)
+
+
 def toml_for(logdir, threshold=0):
     return f"""
 [workers.ob_cleaner]
@@ -49,6 +55,7 @@ def test_message_is_a_full_snapshot_per_rule(tmp_path):
     logdir.mkdir()
     on_disk = sum(old_file(logdir, f"observer.log.2024010100000000{i}", n).lstat().st_blocks * 512
                   for i, n in ((1, 7), (2, 5)))
+    young(logdir)
     targets = [policy.Target("ob_log", str(logdir), 80.0, policy.default_targets(str(logdir), "/x")[0].rules),
                policy.Target("gone", str(tmp_path / "missing"), 80.0, (policy.Rule("r", r"a\.[0-9]", 1, 1),))]
     totals = Totals(targets)
@@ -102,6 +109,7 @@ def test_engine_clean_dry_run_prints_the_plan_and_deletes_nothing(tmp_path, caps
     logdir = tmp_path / "log"
     logdir.mkdir()
     old_file(logdir, "observer.log.20240101000000001", 2048)
+    fresh = young(logdir)
     conf = tmp_path / "agent.toml"
     conf.write_text(toml_for(logdir))
     assert cli(["-c", str(conf), "--home", str(tmp_path / "home"), "clean", "--dry-run"]) == 0
@@ -109,10 +117,10 @@ def test_engine_clean_dry_run_prints_the_plan_and_deletes_nothing(tmp_path, caps
     assert "observer.log.20240101000000001" in out and "age" in out and "100.0d" in out
     on_disk = os.lstat(logdir / "observer.log.20240101000000001").st_blocks * 512
     assert clean.human(on_disk) in out            # what deleting it frees, not its apparent size
-    assert os.listdir(logdir) == ["observer.log.20240101000000001"]
+    assert sorted(os.listdir(logdir)) == ["observer.log.20240101000000001", fresh.name]
     assert cli(["-c", str(conf), "--home", str(tmp_path / "home"), "clean"]) == 0
     assert "deleted 1 files" in capsys.readouterr().out
-    assert os.listdir(logdir) == []
+    assert os.listdir(logdir) == [fresh.name]
 
 
 def test_engine_clean_prints_to_the_stdout_of_the_call(tmp_path, monkeypatch):
@@ -166,6 +174,7 @@ def test_engine_clean_exits_non_zero_and_counts_files_that_could_not_go(tmp_path
     logdir.mkdir()
     stuck = old_file(logdir, "observer.log.20240101000000001")
     old_file(logdir, "observer.log.20240101000000002")
+    fresh = young(logdir)
     conf = tmp_path / "agent.toml"
     conf.write_text(toml_for(logdir))
     if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode != 0:
@@ -176,4 +185,4 @@ def test_engine_clean_exits_non_zero_and_counts_files_that_could_not_go(tmp_path
         subprocess.run(["chattr", "-i", str(stuck)], check=True)
     out = capsys.readouterr().out
     assert "1 file(s) could not be deleted" in out and "EPERM: 1" in out and "deleted 1 files" in out
-    assert os.listdir(logdir) == [stuck.name]
+    assert sorted(os.listdir(logdir)) == [stuck.name, fresh.name]

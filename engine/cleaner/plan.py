@@ -9,11 +9,24 @@ and the worker all see the decision the worker would act on.
 The policy (obagent's, section 5 of oceanbase-facts.md):
 
 1. usage at or below the target's threshold: delete nothing;
-2. otherwise every candidate older than its rule's retention goes (``age``);
+2. otherwise every candidate older than its rule's retention goes (``age``),
+   the age counted back from the rule's *reference time* (below);
 3. if the usage predicted after step 2 is still above the threshold, each
    rule's remaining candidates go oldest first (by mtime, then name) until
    ``100 - keep_percentage`` percent of the rule's remaining bytes is planned
    (``threshold``).
+
+**Reference time.** A file's age is ``min(now, newest) - mtime``, ``newest``
+being the latest mtime among the rule's candidates in this directory (the
+same rule as the TopSQL store's expiry, :meth:`engine.topsql.store.Store.expire`).
+So the files within a rule's retention of its newest file are never taken by
+the age step. A host clock stepped forward (NTP fixing a wrong RTC, an
+operator typo) past the retention deletes nothing: rotated files keep the
+mtimes the old clock gave them, and they only age once newer files are
+rotated under the new clock. A clock stepped back deletes less (``now`` wins
+the ``min``). A writer that stopped rotating keeps its last retention of
+files from the age step; the threshold step (3) still takes them oldest
+first while the disk stays above its threshold.
 
 "Bytes" are allocated bytes (:attr:`Entry.freed`): what an unlink gives back,
 so a sparse file counts its blocks, not its apparent size.
@@ -84,19 +97,21 @@ def plan_target(target: Target, entries: list[Entry], usage: DiskUsage, now: flo
         plan.note = f"usage {usage.percent:.1f}% <= threshold {target.disk_threshold:g}%: nothing to do"
         return plan
     groups = candidates(target, entries, plan.ignored)
+    refs = {rule.name: reference_time(groups[rule.name], now) for rule in target.rules}
     min_age = BLIND_MIN_AGE if blind else 0.0
     for rule in target.rules:
-        plan.deletions.extend(_by_age(target, rule, groups[rule.name], now, min_age))
+        plan.deletions.extend(_by_age(target, rule, groups[rule.name], refs[rule.name], min_age))
     plan.predicted = usage.minus(plan.bytes)
     if plan.predicted.percent > target.disk_threshold and not blind:
         planned = {d.name for d in plan.deletions}
         for rule in target.rules:
             rest = [e for e in groups[rule.name] if e.name not in planned]
-            plan.deletions.extend(_by_keep(target, rule, rest, now))
+            plan.deletions.extend(_by_keep(target, rule, rest, refs[rule.name]))
         plan.predicted = usage.minus(plan.bytes)
     plan.note = (f"usage {usage.percent:.1f}% > threshold {target.disk_threshold:g}%: "
                  f"{len(plan.deletions)} files, {plan.bytes} bytes, "
                  f"predicted usage {plan.predicted.percent:.1f}%")
+    plan.note += _clock_note(target, now, refs)
     if blind:
         plan.note += (f"; open files cannot be seen ({blind}): only files past their retention "
                       f"and untouched for {BLIND_MIN_AGE / 3600:g} h, no threshold step")
@@ -122,6 +137,26 @@ def candidates(target: Target, entries: list[Entry], ignored: dict) -> dict[str,
     return groups
 
 
+def reference_time(files: list[Entry], now: float) -> float:
+    """What a rule's ages count back from: ``min(now, newest mtime of its
+    candidates)`` (``files`` oldest first, so the newest is last); ``now``
+    when it has none."""
+    return min(now, files[-1].mtime) if files else now
+
+
+def _clock_note(target: Target, now: float, refs: dict[str, float]) -> str:
+    """Says so when a rule's newest file is further behind the clock than the
+    rule's retention (a clock stepped forward, or a writer that stopped): the
+    case where the reference time kept files the wall clock would have taken."""
+    out = ""
+    for rule in target.rules:
+        behind = now - refs[rule.name]
+        if behind > rule.retention_seconds:
+            out += (f"; rule {rule.name}: the clock is {behind / 86400:.1f} days past its newest file, "
+                    "ages count from that file")
+    return out
+
+
 def refusal(e: Entry) -> str:
     """Why a matching entry may never be deleted, or '' if it may."""
     kind = stat.S_IFMT(e.mode)
@@ -134,18 +169,19 @@ def refusal(e: Entry) -> str:
     return ""
 
 
-def _by_age(target: Target, rule: Rule, files: list[Entry], now: float, min_age: float) -> list[Deletion]:
-    """``files`` oldest first: the old ones are a prefix."""
+def _by_age(target: Target, rule: Rule, files: list[Entry], ref: float, min_age: float) -> list[Deletion]:
+    """``files`` oldest first: the old ones are a prefix. Ages count from ``ref``
+    (:func:`reference_time`)."""
     out, why, limit = [], f"older than {rule.retention_days:g} days", max(rule.retention_seconds, min_age)
     for e in files:
-        age = now - e.mtime
+        age = ref - e.mtime
         if age <= limit:
             break
         out.append(Deletion(target.name, rule.name, e, AGE, age, why))
     return out
 
 
-def _by_keep(target: Target, rule: Rule, files: list[Entry], now: float) -> list[Deletion]:
+def _by_keep(target: Target, rule: Rule, files: list[Entry], ref: float) -> list[Deletion]:
     """``files`` oldest first: take them until the rule's share of bytes is planned."""
     goal = sum(e.freed for e in files) * (100.0 - rule.keep_percentage) / 100.0
     why = (f"still above {target.disk_threshold:g}%: oldest first, "
@@ -154,7 +190,7 @@ def _by_keep(target: Target, rule: Rule, files: list[Entry], now: float) -> list
     for e in files:
         if freed >= goal or goal <= 0:
             break
-        out.append(Deletion(target.name, rule.name, e, THRESHOLD, now - e.mtime, why))
+        out.append(Deletion(target.name, rule.name, e, THRESHOLD, ref - e.mtime, why))
         freed += e.freed
     return out
 
