@@ -4,6 +4,7 @@
   reuse) and checkpoints offsets atomically;
 - :mod:`parse`: the facade over the native scanner (header parsing, lines, rules);
 - :mod:`rules`: loads and validates ``conf/alert_rules.toml``;
+- :mod:`rulefile`: the rules file as the worker uses it (the last good copy, the fallback);
 - :mod:`alerts`: alert records, grouping and throttling;
 - :mod:`sinks`, :mod:`alertmanager`, :mod:`store`: where alerts go and how they are read back;
 - :mod:`checkpoint`: offsets and open alert groups, written atomically;

@@ -29,6 +29,9 @@ def snapshot(tailer) -> dict:
            "Alerts recognised as already written (lines read again after a restart)", tailer.replayed),
         _m("ob_logtailer_rules", "gauge", "Alert rules loaded", len(tailer.rules.rules)),
         _m("ob_logtailer_rules_rejected", "gauge", "Alert rules rejected at load", len(tailer.rules.errors)),
+        _m("ob_logtailer_rules_fallback", "gauge",
+           "1 while the rules file cannot be used and its last good copy runs instead",
+           int(bool(tailer.rules_fallback))),
     ]
     for reason, n in sorted(st.bad.items()):
         out.append(_m("ob_logtailer_bad_input_total", "counter", "Bad input, by reason", n, reason=reason))

@@ -93,11 +93,58 @@ class RuleSet:
 
 def load_rules(path: str | Path | None = None) -> RuleSet:
     """Read and compile a rules file; a file that cannot be read at all raises ValueError."""
+    return read_rules(path)[0]
+
+
+def read_rules(path: str | Path | None = None) -> tuple[RuleSet, bytes]:
+    """``(rules, the file's bytes)``; ValueError ``"<path>:<line>:<col>: <reason>"``
+    (``"<path>: <reason>"`` when there is no position) if the file cannot be read,
+    is not UTF-8 or is not TOML. The bytes are what :mod:`engine.logs.rulefile`
+    keeps as the last good copy."""
     path = Path(path) if path else default_rules_path()
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        raw = tomllib.loads(data.decode())
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}:{_line_col(data, exc.start)}: not UTF-8 "
+                         f"(byte {data[exc.start]:#04x})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(_toml_error(path, exc)) from None
+    return _compile_file(raw), data
+
+
+def unusable(rs: RuleSet) -> str:
+    """Why a file that parsed gives no alerting at all ('' if it gives some): every
+    rule rejected (a ``[[rules]]`` typo, say). An empty file is usable: no rules."""
+    if rs.rules or not rs.errors:
+        return ""
+    rid, why = rs.errors[0]
+    return f"no rule loads ({len(rs.errors)} rejected; {rid}: {why})"
+
+
+def _line_col(data: bytes, offset: int) -> str:
+    """``line:col`` (both from 1, col in bytes) of a byte offset."""
+    line = data.count(b"\n", 0, offset) + 1
+    col = offset - data.rfind(b"\n", 0, offset)
+    return f"{line}:{col}"
+
+
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+def _toml_error(path: Path, exc: Exception) -> str:
+    """``<path>:<line>:<col>: <reason>`` from tomllib's "(at line L, column C)" suffix."""
+    text = str(exc)
+    m = _TOML_AT.search(text)
+    if m:
+        return f"{path}:{m.group(1)}:{m.group(2)}: {text[:m.start()]}"
+    return f"{path}: {text}"
+
+
+def _compile_file(raw: dict) -> RuleSet:
     items = raw.get("rule", [])
     out = compile_rules(items)
     if not isinstance(items, list):

@@ -19,12 +19,12 @@ import os
 import re
 import time
 
-from engine.logs import checkpoint, parse
+from engine.logs import checkpoint, parse, rulefile
 from engine.logs.alertlog import AlertMatcher
 from engine.logs.alertmanager import Client, Spool
 from engine.logs.alerts import Grouper
 from engine.logs.follow import FP_BYTES, ROTATED_RE, FileStream, Stats
-from engine.logs.rules import RuleSet, load_rules
+from engine.logs.rules import RuleSet
 from engine.logs.sinks import AlertLog, Sinks
 
 BUDGET_BYTES = 16 << 20         # per file per poll: keeps checkpoints and heartbeats flowing
@@ -57,7 +57,15 @@ class Tailer:
         self.log = log or logging.getLogger("engine.ob_logtailer")
         self.clock = clock
         self.mono = mono
-        self.rules = rules if rules is not None else load_rules(section.rules or None)
+        if rules is None:        # the file, else its last good copy (rulefile.load raises if neither)
+            loaded = rulefile.load(rulefile.rules_path(section), data_dir)
+            rules = loaded.rules
+        else:
+            loaded = rulefile.Loaded(rules)
+        self.rules = rules
+        self.rules_fallback = loaded.fallback     # why the last good copy runs ('' if the file does)
+        self.rules_signature = loaded.signature   # of the file that failed (see rulefile.fixed)
+        self._keep_rules = loaded.keep            # kept as last good at the first checkpoint
         self.stats = Stats()
         self.streams: dict[str, FileStream] = {}
         self.matchers: dict[str, parse.Matcher] = {}
@@ -219,6 +227,9 @@ class Tailer:
     def checkpoint(self) -> None:
         """Make the alerts durable, then record the offsets that produced them."""
         self._last_checkpoint = self.mono()
+        if self._keep_rules is not None:       # a write error here is the data dir's, like the checkpoint's
+            rulefile.save(self.data_dir, self._keep_rules)
+            self._keep_rules = None
         positions = {n: s.position() for n, s in self.streams.items()}
         if not self._dirty and positions == self._saved:
             return
@@ -245,6 +256,6 @@ class Tailer:
                 "truncations": self.stats.truncations, "alerts": sum(self.fired.values()),
                 "matches": sum(self.matches.values()), "lag_bytes": sum(self.lag_bytes().values()),
                 "bad_input": sum(self.stats.bad.values()), "rules": len(self.rules.rules),
-                "rules_rejected": len(self.rules.errors),
+                "rules_rejected": len(self.rules.errors), "rules_fallback": int(bool(self.rules_fallback)),
                 "am_sent": self.client.sent if self.client else 0,
                 "am_errors": self.client.errors if self.client else 0}

@@ -4,7 +4,8 @@ Thin: the loop lives in :class:`engine.logs.tailer.Tailer`. This module wires
 it to the worker context: config, data dir, heartbeat counters, the
 ``alerts`` ring (a full counters snapshot about once a second) and the
 worker's sub-state (``degraded`` while log_dir is missing, rules are
-rejected or Alertmanager cannot be reached).
+rejected, the rules file cannot be used and its last good copy runs
+(:mod:`engine.logs.rulefile`), or Alertmanager cannot be reached).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import time
 
 from engine import messages, monitordb, states
 from engine.errors import ConfigError
-from engine.logs import metrics
+from engine.logs import metrics, rulefile
 from engine.logs.alertmanager import shared_labels
 from engine.logs.tailer import Tailer
 from engine.ob import tenantmap
@@ -23,6 +24,7 @@ from engine.runtime import write_error
 
 PUBLISH_EVERY = 1.0
 RETRY_WRITE = 1.0           # seconds before a tailer dropped on a write error is made again
+RULES_RECHECK = 2.0         # seconds between looks at a rules file that could not be used
 
 
 def main(ctx):
@@ -36,11 +38,16 @@ def main(ctx):
     sec = ctx.section
     ring = ctx.producer("alerts")
     tailer, ready, retry_at, reason = None, False, 0.0, ""
-    last_publish = 0.0
+    last_publish = recheck_at = 0.0
     try:
         while not ctx.stopping:
             busy = False
             try:
+                if tailer is not None and tailer.rules_fallback and time.monotonic() >= recheck_at:
+                    recheck_at = time.monotonic() + RULES_RECHECK
+                    if _rules_fixed(ctx, tailer):
+                        tailer.close()           # a checkpoint: the new tailer goes on from it
+                        tailer = None
                 if tailer is None and time.monotonic() >= retry_at:
                     tailer = _open(ctx)
                 if tailer is not None:
@@ -70,6 +77,25 @@ def main(ctx):
                 if write_error(exc) is None:
                     raise
                 _abandon(tailer)
+
+
+def _rules_fixed(ctx, tailer) -> bool:
+    """The rules file, which could not be used, was changed and loads now: time to run it.
+
+    Parsed again only when it changed (:func:`rulefile.signature`); still
+    unusable, the new reason replaces the old one in the ``degraded`` detail.
+    """
+    path = rulefile.rules_path(ctx.section)
+    sig = rulefile.signature(path)
+    if sig == tailer.rules_signature:
+        return False
+    tailer.rules_signature = sig
+    why = rulefile.problem(path)
+    if why:
+        tailer.rules_fallback = rulefile.fallback_reason(why, ctx.data_dir)
+        return False
+    ctx.log.info("rules file %s loads again: leaving the last good rules", path)
+    return True
 
 
 def _open(ctx):
@@ -139,7 +165,9 @@ def _report_state(ctx, tailer) -> None:
     problems = []
     if not os.path.isdir(ctx.section.log_dir):
         problems.append(f"log_dir {ctx.section.log_dir} does not exist")
-    if tailer.rules.errors:
+    if tailer.rules_fallback:
+        problems.append(tailer.rules_fallback)
+    elif tailer.rules.errors:
         problems.append(f"{len(tailer.rules.errors)} alert rules rejected")
     central = tailer.sinks.central
     if central is not None and central.shipper.last_error:
