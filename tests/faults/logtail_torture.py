@@ -14,7 +14,8 @@
   which ones it destroyed, with the reason.
 - :class:`Tailer`: ``engine run ob_logtailer`` (or ``engine start --foreground``,
   the whole agent) on that log dir, SIGKILLed and restarted on demand; shared
-  memory of killed processes is unlinked.
+  memory of killed processes is unlinked. One that exits on its own is
+  recorded (status, stderr tail) and started again (:meth:`Tailer.check`).
 - :class:`Recorder`: a pass-through HTTP proxy in front of a real Alertmanager
   that counts every alert POSTed, by ``alert_id``: it shows re-deliveries that
   Alertmanager itself would fold.
@@ -188,46 +189,97 @@ alertmanager_resolve_after = 3600
 
 
 class Tailer:
-    """``engine run ob_logtailer`` (or the whole agent), killed and restarted on demand."""
+    """``engine run ob_logtailer`` (or the whole agent), killed and restarted on demand.
+
+    A process that exits when the driver did not kill or stop it (a crash, an
+    import error after a rebuild, an exit on bad input) is an *unexpected exit*:
+    :meth:`check` records it (exit status, seconds it ran, the tail of its
+    stderr) in :attr:`exits` and starts it again, so the run goes on and the
+    tally shows what the death cost, and the test fails on the death itself.
+    Each start's stderr goes to ``<config dir>/stderr/<n>.txt``.
+    """
+
+    TAIL_BYTES = 2000
 
     def __init__(self, config: Path, instance: str, whole_agent: bool):
         self.config, self.instance, self.whole_agent = config, instance, whole_agent
         self.proc: subprocess.Popen | None = None
         self.kills = 0
+        self.starts = 0
+        self.exits: list[dict] = []          # the unexpected ones
+        self._err: Path | None = None
+        self._started_at = 0.0
+        (config.parent / "stderr").mkdir(exist_ok=True)
 
     def start(self) -> None:
         args = ["start", "--foreground"] if self.whole_agent else ["run", "ob_logtailer"]
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(self.config), *args],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True, cwd=str(ROOT))
+        self.starts += 1
+        self._err = self.config.parent / "stderr" / f"{self.starts}.txt"
+        with open(self._err, "wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(self.config), *args],
+                                         stdout=subprocess.DEVNULL, stderr=err,
+                                         start_new_session=True, cwd=str(ROOT))
+        self._started_at = time.monotonic()
+
+    def check(self) -> bool:
+        """Record and restart a process that exited on its own; True if it had."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        self._record(self.proc.returncode, "exited on its own")
+        if self.whole_agent:
+            _wait_group_gone(self.proc.pid)
+        self._unlink_segments()
+        self.proc = None
+        self.start()
+        return True
+
+    def _record(self, code: int, how: str) -> None:
+        try:
+            data = self._err.read_bytes() if self._err else b""
+        except OSError:
+            data = b""
+        self.exits.append({"how": how, "code": code, "start": self.starts,
+                           "ran_s": round(time.monotonic() - self._started_at, 2),
+                           "stderr_tail": data[-self.TAIL_BYTES:].decode(errors="replace")})
 
     def kill(self) -> None:
         """SIGKILL at whatever instant: the worker, or the supervisor and its workers at once."""
         if self.proc is None:
             return
-        try:
-            if self.whole_agent:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            else:
-                os.kill(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if self.proc.poll() is not None:     # dead before the kill: not the driver's doing
+            self._record(self.proc.returncode, "exited on its own (found at a kill)")
+        else:
+            try:
+                if self.whole_agent:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                else:
+                    os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.kills += 1
         self.proc.wait()
         if self.whole_agent:                 # the workers of the group, reaped by init
             _wait_group_gone(self.proc.pid)
-        self.kills += 1
         self._unlink_segments()
         self.proc = None
 
     def stop(self) -> None:
+        """SIGTERM. Recorded: an exit before it, or a status other than 0 and -SIGTERM
+        (killed by that SIGTERM: stopped before it set its handler, which is clean)."""
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return
+        if self.proc.poll() is not None:
+            self._record(self.proc.returncode, "exited on its own (found at stop)")
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self._record(None, "did not stop on SIGTERM within 60 s")
+                self.kill()
+                return
+            if code not in (0, -signal.SIGTERM):   # -15: stopped before its handler was set: clean
+                self._record(code, "failed at stop (SIGTERM)")
         if self.whole_agent:
             _wait_group_gone(self.proc.pid)
         self._unlink_segments()

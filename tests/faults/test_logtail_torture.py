@@ -5,6 +5,9 @@ and optionally SIGKILL of the worker (or of the whole agent) every 1-3 s.
 Afterwards every number on disk must be alerted exactly once, in the alert store
 and in a real Alertmanager; a number no longer on disk and never alerted must be
 one the writer destroyed (the copytruncate window, a deleted file), with that reason.
+A tailer that exits when the driver did not kill it fails the run: the driver
+restarts it (so the tally shows what the death cost) and records its exit status
+and stderr tail in the result (``unexpected_exits``, ``exits``).
 
 The short form (a few seconds, two seeds) runs in the normal suite. The long form
 (``ENGINE_FAULTS_LONG=1``: five seeds with kills, five without, two killing the
@@ -50,7 +53,7 @@ def run_torture(tmp_path, alertmanager_factory, mode: str, seed: int) -> dict:
         wait_for(lambda: (data / "checkpoint.json").exists(), timeout=120, what="first checkpoint")
         writer = start_writer(log, seed, RATE, DURATION, tmp_path / "journal.json")
         while writer.poll() is None:
-            time.sleep(rng.uniform(1.0, 3.0))
+            watch(tailer, writer, rng.uniform(1.0, 3.0))
             if mode != "no_kills":
                 tailer.kill()
                 time.sleep(rng.uniform(0.0, 0.5))     # rotations may happen while it is down
@@ -58,8 +61,10 @@ def run_torture(tmp_path, alertmanager_factory, mode: str, seed: int) -> dict:
         assert writer.wait() == 0
         disk = on_disk(log)
         try:
-            wait_for(lambda: set(disk) <= set(store_numbers(data)), timeout=120, what="catch-up")
-            wait_for(lambda: spool_delivered(data), timeout=120, what="Alertmanager delivery")
+            wait_for(lambda: not tailer.check() and set(disk) <= set(store_numbers(data)), timeout=120,
+                     what="catch-up")
+            wait_for(lambda: not tailer.check() and spool_delivered(data), timeout=120,
+                     what="Alertmanager delivery")
         except AssertionError:
             pass                                  # tallied below: missing is the finding
         tailer.stop()
@@ -71,7 +76,8 @@ def run_torture(tmp_path, alertmanager_factory, mode: str, seed: int) -> dict:
             writer.wait()
         tailer.kill()
         recorder.close()
-    result.update(mode=mode, seed=seed, kills=tailer.kills, duration=DURATION, rate=RATE)
+    result.update(mode=mode, seed=seed, kills=tailer.kills, duration=DURATION, rate=RATE,
+                  unexpected_exits=len(tailer.exits), exits=tailer.exits)
     if os.environ.get("ENGINE_TORTURE_LOG"):
         with open(os.environ["ENGINE_TORTURE_LOG"], "a") as fh:
             fh.write(json.dumps(result) + "\n")
@@ -79,10 +85,19 @@ def run_torture(tmp_path, alertmanager_factory, mode: str, seed: int) -> dict:
     return result
 
 
+def watch(tailer: Tailer, writer, seconds: float) -> None:
+    """Sleep ``seconds`` (less if the writer ends), restarting a tailer that dies meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and writer.poll() is None:
+        tailer.check()
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("mode,seed", CASES)
 def test_every_alert_exactly_once(tmp_path, alertmanager_factory, mode, seed):
     r = run_torture(tmp_path, alertmanager_factory, mode, seed)
+    assert r["unexpected_exits"] == 0, r          # a death is a finding, whatever the tally
     assert r["written"] >= RATE * DURATION * 0.9
     assert r["missing"] == 0, r
     assert r["duplicated"] == 0, r
@@ -90,3 +105,31 @@ def test_every_alert_exactly_once(tmp_path, alertmanager_factory, mode, seed):
     assert r["am_missing"] == 0, r
     assert r["am_duplicated"] == 0, r
     assert set(r["lost"]) <= {"copytruncate_window", "deleted"}, r
+
+
+@pytest.mark.integration
+def test_the_driver_records_and_restarts_a_tailer_that_dies_on_its_own(tmp_path):
+    """The driver itself: a tailer that cannot start (a broken rules file, no last good
+    copy) exits on its own; the driver records it with its stderr and starts it again."""
+    instance = f"td{os.getpid()}"
+    (tmp_path / "log").mkdir()
+    config = agent_config(tmp_path, "http://127.0.0.1:9", instance, whole_agent=False)
+    rules = tmp_path / "rules.toml"
+    good = rules.read_text()
+    rules.write_text("[[rule]\n")
+    tailer = Tailer(config, instance, whole_agent=False)
+    try:
+        tailer.start()
+        wait_for(lambda: tailer.check() or None, timeout=60, what="the first unexpected exit")
+        first = tailer.exits[0]
+        assert first["code"] not in (0, None) and tailer.starts == 2, tailer.exits
+        assert f"{rules}:1:7" in first["stderr_tail"], first
+        rules.write_text(good)
+        wait_for(lambda: not tailer.check() and (tmp_path / "home" / "data" / "ob_logtailer" /
+                                                 "checkpoint.json").exists(), timeout=60,
+                 what="the restarted tailer running on the fixed file")
+        deaths = len(tailer.exits)
+        tailer.stop()
+    finally:
+        tailer.kill()
+    assert len(tailer.exits) == deaths and tailer.kills == 0
