@@ -62,10 +62,28 @@ def Untyped(name, documentation, labels=(), value=None) -> Family:  # noqa: N802
     return Family(name, documentation, labels, value, "untyped")
 
 
+_INF = float("inf")
+
+
 def format_value(v) -> str:
-    """As prometheus_client (and so Go) writes a sample value."""
-    if v.__class__ is int and -10**6 < v < 10**6:   # the common case, counts: what floatToGoString gives
+    """As prometheus_client's ``floatToGoString`` writes a sample value, without its generic steps.
+
+    Small ints and finite floats (nearly every value) are formatted here:
+    ``repr``, and prometheus_client's exponent form for a float whose integer
+    part has more than 6 digits. NaN, the infinities and other types go to
+    ``floatToGoString`` itself. tests/test_textformat.py compares the two.
+    """
+    c = v.__class__
+    if c is int and -10**6 < v < 10**6:   # counts: what floatToGoString gives
         return f"{v}.0"
+    if c is float and -_INF < v < _INF:
+        s = repr(v)
+        if v >= 1e6:
+            dot = s.find(".")
+            if dot > 6:
+                mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
+                return f"{mantissa}e+{dot - 1:02d}"
+        return s
     return floatToGoString(v)
 
 
@@ -98,10 +116,19 @@ def _prefix(name: str, labels: tuple, values: tuple) -> str:
 
 def _lines(fam: Family) -> str:
     """The family's sample lines (identical in both formats); label parts are formatted once per series."""
-    name, labels = fam.name, fam.labels
+    name, labels, rows = fam.name, fam.labels, fam.rows
     if not labels:
-        return "".join(f"{name} {format_value(v)}\n" for _, v in fam.rows)
-    return "".join(f"{_prefix(name, labels, values)} {format_value(v)}\n" for values, v in fam.rows)
+        if len(rows) == 1:                      # most families: one unlabelled value
+            return f"{name} {format_value(rows[0][1])}\n"
+        return "".join(f"{name} {format_value(v)}\n" for _, v in rows)
+    prefixes, fmt = _PREFIX, format_value
+    out = []
+    for values, v in rows:
+        pre = prefixes.get((name, labels, values))
+        if pre is None:
+            pre = _prefix(name, labels, values)
+        out.append(f"{pre} {fmt(v)}\n")
+    return "".join(out)
 
 
 def _headers(fam: Family) -> tuple[str, str]:
@@ -154,10 +181,23 @@ def render(families) -> tuple[bytes, bytes]:
 
     A family without samples is left out (as ``prometheus_client`` leaves out
     nothing but Prometheus ignores: empty families carry no information).
+    The pieces are joined as text and encoded once per body (what
+    :func:`render_family` gives, joined, without a join and two encodes per family).
     """
     texts, oms = [], []
+    headers = _HEADERS
     for fam in families:
-        t, o = render_family(fam)
-        texts.append(t)
-        oms.append(o)
-    return b"".join(texts), b"".join(oms)
+        if fam.__class__ is not Family:
+            t, o = render_family(fam)          # prometheus_client's, or a Family subclass: rare
+            texts.append(t.decode())
+            oms.append(o.decode())
+            continue
+        if not fam.rows:
+            continue
+        head = headers.get((fam.name, fam.type, fam.documentation))
+        if head is None:
+            head = _headers(fam)
+        lines = _lines(fam)
+        texts += (head[0], lines)
+        oms += (head[1], lines)
+    return "".join(texts).encode(), "".join(oms).encode()

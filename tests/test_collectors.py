@@ -469,3 +469,66 @@ def test_new_collectors_on_a_fake_root(tmp_path):
     got = {f.name: f.rows[0][1] for f in timex.families(5, tx)}
     assert got["node_timex_offset_seconds"] == 1.5e-6 and got["node_timex_sync_status"] == 0
     assert got["node_timex_frequency_adjustment_ratio"] == 1 + 1e-6 and got["node_timex_tick_seconds"] == 0.01
+
+
+# ---------------------------------------------------------------- the fast paths give what the plain parsers give
+
+NETSTAT_TEXT = st.lists(st.tuples(st.sampled_from(["TcpExt:", "IpExt:", "Tcp:", "Udp:", "UdpLite:", "Icmp:", "Ip:", "X"]),
+                                  st.lists(st.sampled_from(["ListenDrops", "InErrors", "TW", "CurrEstab", "InOctets",
+                                                            "Forwarding", "InMsgs", "SyncookiesSent", "x"]),
+                                           max_size=6, unique=True),
+                                  st.lists(st.sampled_from(["0", "7", "-1", "x", "123456789012"]), max_size=7),
+                                  st.booleans()), max_size=6)
+
+
+def _netstat_text(blocks) -> str:
+    lines = []
+    for proto, names, values, same in blocks:
+        lines += [" ".join([proto, *names]), " ".join([proto if same else "Other:", *values[:len(names)]])]
+    return "\n".join(lines)
+
+
+def _plain_netstat(text: str, snmp6: str) -> tuple[dict, list]:
+    from engine.collectors import netstat
+    bad = Bad()
+    got = {k: v for k, v in netstat.parse_pairs(text, bad).items() if netstat._wanted(*k)}
+    got.update({k: v for k, v in netstat.parse_snmp6(snmp6).items() if netstat._wanted(*k)})
+    return got, bad.reasons
+
+
+def _fast_netstat(text: str, snmp6: str) -> tuple[dict, list]:
+    from engine.collectors import netstat
+    bad, out = Bad(), {}
+    netstat.wanted_pairs(text, bad, out)
+    netstat.wanted_snmp6(snmp6, out)
+    for key, (name, doc, _) in out.items():
+        assert (name, doc) == (f"node_netstat_{key[0]}_{key[1]}", f"Statistic {key[0]}{key[1]}.")
+    return {k: v for k, (_, _, v) in out.items()}, bad.reasons
+
+
+@settings(max_examples=200, deadline=None)
+@given(NETSTAT_TEXT, st.lists(st.sampled_from(["Ip6InOctets 12", "Udp6InErrors 1", "Ip6InReceives 9", "x 1",
+                                               "Icmp6OutMsgs 3 4", "UdpLite6InErrors 2", ""]), max_size=8))
+def test_netstat_fast_path_is_the_plain_parse_filtered(blocks, snmp6):
+    text, six = _netstat_text(blocks), "\n".join(snmp6)
+    assert _fast_netstat(text, six) == _plain_netstat(text, six)
+    assert _fast_netstat(text, six) == _plain_netstat(text, six)          # again: from the remembered plans
+
+
+def test_netstat_fast_path_on_this_hosts_files():
+    files = [p for p in ("/proc/net/netstat", "/proc/net/snmp", "/proc/net/snmp6") if os.path.exists(p)]
+    texts = {p: open(p).read() for p in files}
+    pairs = texts.get("/proc/net/netstat", "") + "\n" + texts.get("/proc/net/snmp", "")
+    fast, plain = _fast_netstat(pairs, texts.get("/proc/net/snmp6", "")), \
+        _plain_netstat(pairs, texts.get("/proc/net/snmp6", ""))
+    assert fast == plain and len(fast[0]) >= 20
+
+
+def test_os_release_read_again_when_the_file_changes(tmp_path):
+    root = fake_root(tmp_path, **{"etc/os-release": 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'})
+    env = Env(rootfs=root)
+    first = samples(collect_all(env, ["os"]))
+    (tmp_path / "etc/os-release").write_text('NAME="Debian GNU/Linux"\nVERSION_ID="13"\nID=debian\n')
+    second = samples(collect_all(env, ["os"]))
+    key = ("node_os_version", (("id", "debian"), ("id_like", ""), ("name", "Debian GNU/Linux")))
+    assert (first[key], second[key]) == (12, 13)

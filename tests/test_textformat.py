@@ -46,3 +46,12 @@ def test_a_counter_without_total_is_unknown_in_openmetrics_and_empty_families_ar
     fam = textformat.Counter("odd_counter", "x", value=1)
     text, om = textformat.render([fam, textformat.Gauge("empty", "nothing", labels=["a"])])
     assert b"# TYPE odd_counter counter" in text and b"# TYPE odd_counter unknown" in om and b"empty" not in text
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True),
+                 st.floats(1e5, 1e20), st.integers(10**5, 10**18).map(float)))
+def test_format_value_is_floatToGoString(v):
+    """The fast path writes every value as prometheus_client does (big counters take its exponent form)."""
+    from prometheus_client.utils import floatToGoString
+    assert textformat.format_value(v) == floatToGoString(v)

@@ -112,11 +112,20 @@ def parse_int(text: str | None) -> int | None:
         return None
 
 
+_LOADED: list[bool] = []
+
+
 def load_all() -> dict[str, Callable]:
-    """Import every collector module (each registers itself); the registry."""
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
+    """Import every collector module (each registers itself); the registry.
+
+    The package is listed once per process: walking it (pkgutil) cost about as
+    much as a small collector, on every collection.
+    """
+    if not _LOADED:
+        for info in pkgutil.iter_modules(__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{info.name}")
+        _LOADED.append(True)
     return COLLECTORS
 
 

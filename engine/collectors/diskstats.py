@@ -14,6 +14,7 @@ from engine.collectors import collector, read_text
 
 DEVICE_EXCLUDE = re.compile(r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
 SECTOR = 512.0
+LABELS = ("device",)
 # index into the fields after the device name -> (metric, kind, scale, help)
 COLUMNS = [
     (0, "node_disk_reads_completed_total", "counter", 1, "The total number of reads completed successfully."),
@@ -90,12 +91,10 @@ def collect(env):
     text = read_text(env.proc("diskstats"))
     devices = parse_diskstats(text, env.bad)
     families = [info_family(env, text, devices)]
+    rows = [((device,), values) for device, values in sorted(devices.items())]
     for index, name, kind, scale, doc in COLUMNS:
-        cls = Counter if kind == "counter" else Gauge
-        fam = cls(name, doc, labels=["device"])
-        for device, values in sorted(devices.items()):
-            if index < len(values):
-                fam.add_metric([device], values[index] * scale)
-        if fam.samples:
+        fam = (Counter if kind == "counter" else Gauge)(name, doc, labels=LABELS)
+        fam.rows = [(device, values[index] * scale) for device, values in rows if index < len(values)]
+        if fam.rows:
             families.append(fam)
     return families

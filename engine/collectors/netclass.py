@@ -34,9 +34,14 @@ PROPERTIES = {
 INFO = ("address", "broadcast", "duplex", "operstate", "ifalias")
 
 
+ATTRS = tuple(sorted({a for a, _, _ in PROPERTIES.values()} | set(INFO)))
+# metric suffix -> (series name, help, counter?): formatted once
+SERIES = {k: (f"node_network_{k}", f"Network device property: {k}", counter) for k, (_, counter, _) in PROPERTIES.items()}
+LABELS = ("device",)
+
+
 def read_iface(path: str) -> dict[str, str | None]:
-    attrs = {a for a, _, _ in PROPERTIES.values()} | set(INFO)
-    return {a: read_attr(os.path.join(path, a)) for a in attrs}
+    return {a: read_attr(f"{path}/{a}") for a in ATTRS}
 
 
 @collector("netclass")
@@ -46,18 +51,17 @@ def collect(env):
         devices = sorted(os.listdir(root))
     except OSError:
         raise NoData("no /sys/class/net") from None
-    up = Gauge("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", labels=["device"])
+    up = Gauge("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", labels=LABELS)
     info = Gauge("node_network_info", "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
                  labels=["address", "broadcast", "device", "duplex", "ifalias", "operstate"])
-    fams = {k: (Counter if counter else Gauge)(f"node_network_{k}", f"Network device property: {k}", labels=["device"])
-            for k, (_, counter, _) in PROPERTIES.items()}
+    fams = {k: (Counter if counter else Gauge)(name, doc, labels=LABELS) for k, (name, doc, counter) in SERIES.items()}
     for device in devices:
         attrs = read_iface(os.path.join(root, device))
-        up.add_metric([device], 1 if attrs["operstate"] == "up" else 0)
-        info.add_metric([attrs["address"] or "", attrs["broadcast"] or "", device, attrs["duplex"] or "",
-                         attrs["ifalias"] or "", attrs["operstate"] or ""], 1)
+        up.add_metric((device,), 1 if attrs["operstate"] == "up" else 0)
+        info.add_metric((attrs["address"] or "", attrs["broadcast"] or "", device, attrs["duplex"] or "",
+                         attrs["ifalias"] or "", attrs["operstate"] or ""), 1)
         for key, (attr, _, scale) in PROPERTIES.items():
             value = parse_int(attrs[attr])
             if value is not None:
-                fams[key].add_metric([device], value * scale)
+                fams[key].rows.append(((device,), value * scale))
     return [up, info] + [f for f in fams.values() if f.rows]

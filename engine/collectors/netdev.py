@@ -15,6 +15,11 @@ from engine.textformat import Counter
 RECEIVE = ("bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast")
 TRANSMIT = ("bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed")
 DEVICE_EXCLUDE = re.compile(r"^lo$")
+LABELS = ("device",)
+# (column of the 16, series name, help)
+COLUMNS = [(offset + i, f"node_network_{direction}_{field}_total", f"Network device statistic {direction}_{field}.")
+           for offset, direction, fields in ((0, "receive", RECEIVE), (8, "transmit", TRANSMIT))
+           for i, field in enumerate(fields)]
 
 
 def parse_net_dev(text: str, bad) -> dict[str, list[float]]:
@@ -39,13 +44,11 @@ def collect(env):
     devices = {d: v for d, v in parse_net_dev(read_text(env.proc("net", "dev")), env.bad).items()
                if not DEVICE_EXCLUDE.match(d)}
     families = []
-    for offset, direction, fields in ((0, "receive", RECEIVE), (8, "transmit", TRANSMIT)):
-        for i, field in enumerate(fields):
-            fam = Counter(f"node_network_{direction}_{field}_total",
-                          f"Network device statistic {direction}_{field}.", labels=["device"])
-            for device, values in sorted(devices.items()):
-                fam.add_metric([device], values[offset + i])
-            families.append(fam)
+    rows = [((device,), values) for device, values in sorted(devices.items())]
+    for column, name, doc in COLUMNS:
+        fam = Counter(name, doc, labels=LABELS)
+        fam.rows = [(device, values[column]) for device, values in rows]
+        families.append(fam)
     nohandler = Counter("node_network_receive_nohandler_total", "Network device statistic receive_nohandler.",
                         labels=["device"])
     for device in sorted(devices):

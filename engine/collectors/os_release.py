@@ -30,11 +30,21 @@ def parse_os_release(text: str) -> dict[str, str]:
     return out
 
 
+_LAST: list = [None, None]       # [text, fields] of the last read: the file changes on an upgrade, if ever
+
+
+def parse_cached(text: str) -> dict[str, str]:
+    """:func:`parse_os_release`, skipped when the file reads as it did last time (shlex is slow)."""
+    if text != _LAST[0]:
+        _LAST[:] = [text, parse_os_release(text)]
+    return _LAST[1]
+
+
 @collector("os")
 def collect(env):
     for path in (env.root("etc", "os-release"), env.root("usr", "lib", "os-release")):
         try:
-            fields = parse_os_release(read_text(path))
+            fields = parse_cached(read_text(path))
             break
         except OSError:
             continue
