@@ -27,6 +27,18 @@ medians are compared, min..max are in ``spread``. Every round of every
 contestant must count the same matching lines (``agree``). Results:
 ``metrics.storm_MB_per_s`` (ours on the storm, target >= 60),
 ``ratios.vs_ripgrep_mix5`` (target >= 1.0), and the same figures for every mix.
+
+Cost curves (``curves``), how the cost grows with the work:
+
+- **seconds by log size**: the normal mix and the storm at 1/16, 1/4 and all of
+  the size (16, 64, 256 MiB; ``--quick``: 0.5, 2, 8 MiB), each contestant, the
+  median of the same alternating rounds. The smaller files are the first bytes
+  of the big one, cut at a line end, so every point reads the same kind of
+  lines; the largest point is the main run's. A straight line through the
+  origin is a cost linear in the log size; a fixed start-up cost lifts the
+  small points (grep and rg pay a process start, ours a Tailer);
+- **MB/s by matching share**: the three mixes at the full size (the main
+  run's medians): what an incident's flood costs each contestant.
 """
 from __future__ import annotations
 
@@ -38,7 +50,7 @@ import subprocess
 import tempfile
 import time
 
-from bench._common import Sample, chart, have_program, ratio, result, spread, target
+from bench._common import Sample, chart, curve, have_program, ratio, result, spread, target
 from engine.config import ObLogtailerSection
 from engine.logs import synth
 from engine.logs.rules import LEVELS, RuleSet, load_rules
@@ -49,6 +61,8 @@ QUICK_BYTES = 8 << 20
 ROUNDS = 3
 # mix -> (info_share, noise_share) of synth.LineMaker
 MIXES = {"normal": (0.95, 0.95), "mix5": (0.90, 0.5), "storm": (0.44, 0.0)}
+CURVE_MIXES = ("normal", "storm")
+CURVE_FRACTIONS = (16, 4)          # the smaller points of the size curve: size/16, size/4
 
 
 def log_file(mix: str, size: int) -> str:
@@ -68,6 +82,20 @@ def log_file(mix: str, size: int) -> str:
             written += len(chunk)
     os.replace(tmp, path)
     return path
+
+
+def prefix_file(path: str, size: int) -> str:
+    """The first ``size`` bytes of ``path``, cut after its last line end (cached beside it)."""
+    out = f"{path[:-len('.log')]}_first{size}.log"
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(path):
+        return out
+    with open(path, "rb") as fh:
+        data = fh.read(size)
+    tmp = out + f".tmp{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data[:data.rfind(b"\n") + 1])
+    os.replace(tmp, out)
+    return out
 
 
 def run_ours(path: str, rules) -> tuple[int, float]:
@@ -143,14 +171,43 @@ def run_mix(path: str, rules, n: int) -> dict:
     if have_program("rg"):
         contestants["ripgrep"] = lambda: _count(rg_args(rules), path)
     speed = {name: Sample() for name in contestants}
+    took = {name: Sample() for name in contestants}
     counts: dict[str, set] = {name: set() for name in contestants}
     names = list(contestants)
     for i in range(n):
         for name in (names if i % 2 == 0 else names[::-1]):
             hits, seconds = contestants[name]()
             speed[name].values.append(mb / seconds)
+            took[name].values.append(seconds)
             counts[name].add(hits)
-    return {"speed": speed, "counts": counts, "bytes": int(mb * 1e6)}
+    return {"speed": speed, "seconds": took, "counts": counts, "bytes": int(mb * 1e6)}
+
+
+def size_curve(paths: dict, full: dict, rules, size: int) -> tuple[dict, bool]:
+    """Seconds by log size for :data:`CURVE_MIXES`; ``full`` holds the main run of each mix.
+    Also whether every contestant counted the same lines at every point."""
+    sizes = [size // f for f in CURVE_FRACTIONS] + [size]
+    series: dict[str, list] = {}
+    agree = True
+    for mix in CURVE_MIXES:
+        points = [run_mix(prefix_file(paths[mix], s), rules, ROUNDS) for s in sizes[:-1]] + [full[mix]]
+        for got in points:
+            agree &= len(set().union(*got["counts"].values())) == 1
+            for name, took in got["seconds"].items():
+                series.setdefault(f"{name} {mix}", []).append(round(took.median, 4))
+    mib = [round(s / (1 << 20), 2) for s in sizes]
+    return curve("seconds by log size (normal mix and storm)", "log size (MiB)", "seconds (median)",
+                 mib, series), agree
+
+
+def share_curve(full: dict, shares: dict) -> dict:
+    """MB/s by matching share: the main run of each mix."""
+    series: dict[str, list] = {}
+    for mix in MIXES:
+        for name, speed in full[mix]["speed"].items():
+            series.setdefault(name, []).append(round(speed.median, 1))
+    return curve("MB/s by matching share (the three mixes)", "matching lines (%)", "MB/s (median)",
+                 [round(100 * shares[m], 2) for m in MIXES], series, log_x=True)
 
 
 def run(quick: bool = False) -> dict:
@@ -158,14 +215,16 @@ def run(quick: bool = False) -> dict:
     rules = load_rules().of_type("observer")
     metrics, peers, ratios, spreads, charts = {}, {}, {}, {}, []
     agree = True
+    paths, full, shares = {}, {}, {}
     for mix in MIXES:
-        path = log_file(mix, size)
-        got = run_mix(path, rules, ROUNDS)
+        path = paths[mix] = log_file(mix, size)
+        got = full[mix] = run_mix(path, rules, ROUNDS)
         speed, counts = got["speed"], got["counts"]
         ours_hits = next(iter(counts["ours"]))
         agree &= all(c == {ours_hits} for c in counts.values())
         with open(path, "rb") as fh:
             lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(8 << 20), b""))
+        shares[mix] = ours_hits / lines
         metrics[f"{mix}_MB_per_s"] = round(speed["ours"].median, 1)
         metrics[f"{mix}_matching_share"] = round(ours_hits / lines, 4)
         metrics[f"{mix}_matching_lines"] = ours_hits
@@ -177,6 +236,9 @@ def run(quick: bool = False) -> dict:
         spreads.update(spread(speed, prefix=f"{mix}_", digits=1))
         charts.append(chart(f"logtail {mix} ({ours_hits / lines:.1%} matching lines)", "MB/s",
                             {k: s.summary(1) for k, s in speed.items()}))
+    sizes, sizes_agree = size_curve(paths, full, rules, size)
+    curves = [sizes, share_curve(full, shares)]
+    agree &= sizes_agree
     metrics["rules"] = len(rules)
     metrics["rounds"] = ROUNDS
     metrics["agree"] = agree
@@ -185,4 +247,4 @@ def run(quick: bool = False) -> dict:
         targets["vs_ripgrep_mix5"] = target(ratios["vs_ripgrep_mix5"], 1.0)
     skipped = {} if have_program("rg") else {"ripgrep": "not installed: apt-get install ripgrep"}
     return result(metrics=metrics, peers=peers, ratios=ratios, targets=targets,
-                  spread=spreads, charts=charts, skipped=skipped)
+                  spread=spreads, charts=charts, curves=curves, skipped=skipped)

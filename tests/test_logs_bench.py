@@ -16,3 +16,9 @@ def test_bench_logtail_quick_shape(capsys):
     assert m["storm_MB_per_s"] > 0 and "vs_ripgrep_mix5" in out["ratios"] and "vs_grep_storm" in out["ratios"]
     assert set(out["targets"]) == {"storm_MB_per_s", "vs_ripgrep_mix5"}
     assert out["spread"]["storm_ours"]["n"] >= 3
+    by_title = {c["title"].split(" (")[0]: c for c in out["curves"]}
+    sizes, shares = by_title["seconds by log size"], by_title["MB/s by matching share"]
+    assert len(sizes["x"]) == 3 and sizes["x"] == sorted(sizes["x"])
+    assert {"ours normal", "ours storm", "grep normal", "grep storm"} <= set(sizes["series"])
+    assert all(len(ys) == 3 and all(y > 0 for y in ys) for ys in sizes["series"].values())
+    assert len(shares["x"]) == 3 and shares["x"] == sorted(shares["x"]) and shares["series"]["ours"][2] > 0
