@@ -10,15 +10,18 @@ the sql_id bytes). :meth:`Aggregator.feed` takes the server's text-protocol
 row packets straight from the socket buffer and parses numbers in C, so no
 Python object is made per field: only the key per row, the db name once per
 new group and the sample text until the group has one.
+
+This file holds the Aggregator (groups, Python rows, packets, output); the
+included files hold what it is built from: ``topsql_numbers.pxi`` (int64
+parsing and saturated arithmetic), ``topsql_values.pxi`` (Python values of
+``add_rows``), ``topsql_packets.pxi`` (text-protocol framing) and
+``topsql_merge.pxi`` (one row into its group's metrics).
 """
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport realloc, free
 from libc.string cimport memcpy, memcmp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.list cimport PyList_GET_SIZE
-
-cdef extern from "Python.h":
-    long long PyLong_AsLongLongAndOverflow(object, int*) except? -1
 
 from engine.topsql.fields import (COLUMNS, METRICS, ERR_CODES, ProtocolError, sample_text, sql_type,
                                 fail_info)
@@ -41,84 +44,17 @@ cdef enum:
     C_PLAN = 46
     C_CLIENT_IP = 47
 
-cdef extern from *:
-    bint add_overflow "__builtin_add_overflow"(int64_t, int64_t, int64_t*) noexcept nogil
-    bint sub_overflow "__builtin_sub_overflow"(int64_t, int64_t, int64_t*) noexcept nogil
+include "topsql_numbers.pxi"     # parse_i64, saturated sums, floordiv, fail_info, sum+max pairs
+include "topsql_values.pxi"      # Python row values into bytes / int64 (add_rows)
+include "topsql_packets.pxi"     # text-protocol framing: row fields in place, continued and error packets
+include "topsql_merge.pxi"       # one row's numbers merged into its group's metric slots
 
-cdef int64_t I64_MAX = 0x7FFFFFFFFFFFFFFF
-cdef int64_t I64_MIN = -0x7FFFFFFFFFFFFFFF - 1
-cdef int64_t FAIL_TIME_MAX = (1 << 45) - 1
 cdef bint IS_TEXT[NCOLS]
 for _i in range(NCOLS):
     IS_TEXT[_i] = _i in (0, C_SQLID, C_EVENT, C_DBNAME, C_QUERY, C_USER_NAME, C_UCLIENT_IP, C_TRACE,
                          C_CLIENT_IP)
 
 assert len(COLUMNS) == NCOLS and len(METRICS) == NMETRICS
-
-cdef bytes EV_INTERNAL = b"system internal wait"
-cdef bytes EV_CLIENT = b"mysql response wait client"
-cdef bytes EV_RPC = b"sync rpc"
-cdef bytes EV_READ = b"db file data read"
-
-
-cdef inline int parse_i64(const unsigned char* p, Py_ssize_t n, int64_t* out) noexcept nogil:
-    """ASCII [-]digits (1..19 digits) into int64; 0 on success, -1 otherwise."""
-    cdef bint neg = False
-    cdef uint64_t v = 0
-    cdef Py_ssize_t i = 0
-    if n > 0 and p[0] == 45:
-        neg = True
-        i = 1
-    if n - i < 1 or n - i > 19:
-        return -1
-    while i < n:
-        if p[i] < 48 or p[i] > 57:
-            return -1
-        v = v * 10 + (p[i] - 48)
-        i += 1
-    if neg:
-        if v > <uint64_t>I64_MAX + 1:
-            return -1
-        out[0] = -(<int64_t>(v - 1)) - 1 if v else 0
-    else:
-        if v > <uint64_t>I64_MAX:
-            return -1
-        out[0] = <int64_t>v
-    return 0
-
-
-cdef inline int64_t sat_add(int64_t a, int64_t b) noexcept nogil:
-    """a + b, saturated at the int64 bounds (the twin clamps the same way)."""
-    cdef int64_t r
-    if add_overflow(a, b, &r):
-        return I64_MAX if b > 0 else I64_MIN
-    return r
-
-
-cdef inline int64_t sat_sub(int64_t a, int64_t b) noexcept nogil:
-    cdef int64_t r
-    if sub_overflow(a, b, &r):
-        return I64_MAX if b < 0 else I64_MIN
-    return r
-
-
-cdef inline int64_t floordiv(int64_t a, int64_t b) noexcept nogil:
-    cdef int64_t q = a / b
-    if (a % b != 0) and ((a < 0) != (b < 0)):
-        q -= 1
-    return q
-
-
-cdef bytes to_bytes(object v):
-    if v is None:
-        return b""
-    if isinstance(v, bytes):
-        return <bytes>v
-    if isinstance(v, str):
-        return (<str>v).encode("utf-8", "surrogatepass")
-    if isinstance(v, bytearray):
-        return bytes(v)
-    return str(v).encode()
 
 
 cdef class Aggregator:
@@ -232,76 +168,6 @@ cdef class Aggregator:
         self.cap = cap
         return 0
 
-    cdef inline void _merge(self, int64_t* g, const unsigned char* ev, Py_ssize_t evn) noexcept:
-        cdef int64_t* n = self.n
-        cdef int64_t elapsed = n[7], execute = n[8], get_plan = n[10], wait = n[11]
-        cdef int64_t cpu = sat_add(sat_sub(execute, wait), get_plan)
-        cdef int64_t end = sat_add(n[6], n[7])
-        cdef int64_t ret = n[19]
-        cdef int64_t info
-        g[0] += 1
-        _summax(g, 1, elapsed)
-        _summax(g, 3, execute)
-        _summax(g, 5, n[9])
-        _summax(g, 7, get_plan)
-        _summax(g, 9, cpu)
-        _summax(g, 11, wait)
-        _summax(g, 13, n[12])
-        _summax(g, 16, n[14])
-        _summax(g, 19, n[16])
-        _summax(g, 21, n[17])
-        _summax(g, 40, n[26])
-        g[15] = sat_add(g[15], n[13])
-        g[18] = sat_add(g[18], n[15])
-        g[23] = sat_add(g[23], n[18])
-        if ret != 0:
-            g[24] += 1
-            if ret == -4012: g[25] += 1
-            elif ret == -4013: g[26] += 1
-            elif ret == -5001: g[27] += 1
-            elif ret == -5024: g[28] += 1
-            elif ret == -5167: g[29] += 1
-            elif ret == -5217: g[30] += 1
-            elif ret == -6002: g[31] += 1
-        if 1 <= n[20] <= 3:
-            g[31 + n[20]] += 1
-        g[35] += n[21] == 0
-        g[36] += n[22] != 0
-        g[37] += n[23] != 0
-        g[38] = sat_add(g[38], n[24])
-        g[39] = sat_add(g[39], n[25])
-        g[42] = sat_add(g[42], n[27])
-        g[43] = sat_add(g[43], n[28])
-        g[44] = sat_add(g[44], n[29])
-        g[45] += n[30] != 0
-        g[46] += n[31] == 3
-        g[47] += n[31] == 2
-        if evn == 20 and memcmp(ev, <const char*>EV_INTERNAL, 20) == 0:
-            g[48] = sat_add(g[48], n[33])
-        elif evn == 26 and memcmp(ev, <const char*>EV_CLIENT, 26) == 0:
-            g[49] = sat_add(g[49], n[33])
-        elif evn == 8 and memcmp(ev, <const char*>EV_RPC, 8) == 0:
-            g[50] = sat_add(g[50], n[33])
-        elif evn == 17 and memcmp(ev, <const char*>EV_READ, 17) == 0:
-            g[51] = sat_add(g[51], n[33])
-        g[52] += elapsed >= self.slow_us
-        if n[6] < g[53]:
-            g[53] = n[6]
-        if end > g[54]:
-            g[54] = end
-        _summax(g, 55, n[C_PARTITION])
-        g[57] = sat_add(g[57], n[40])
-        g[58] = sat_add(g[58], n[41])
-        g[59] = sat_add(g[59], n[42])
-        g[60] = sat_add(g[60], n[43])
-        g[63] = sat_add(g[63], n[44])
-        if ret != 0:
-            info = _fail_info(n[6], ret)
-            if info > g[61]:
-                g[61] = info
-        if n[6] > g[62]:
-            g[62] = n[6]
-
     cdef inline void _track(self, int64_t rid) noexcept:
         self.rows += 1
         if self.rows == 1:
@@ -321,32 +187,13 @@ cdef class Aggregator:
             added += self._add_tuple(t)
         return added
 
-    cdef int _py_int(self, object v, int64_t* out) except -2:
-        cdef int overflow = 0
-        cdef bytes b
-        if v is None:
-            out[0] = 0
-            return 0
-        if type(v) is int:
-            out[0] = PyLong_AsLongLongAndOverflow(v, &overflow)
-            return -1 if overflow else 0
-        if isinstance(v, bool):
-            return -1
-        if isinstance(v, (str, bytes, bytearray)):
-            b = to_bytes(v) if not isinstance(v, str) else (<str>v).encode("utf-8", "surrogatepass")
-            return parse_i64(<const unsigned char*>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), out)
-        if isinstance(v, int):
-            out[0] = PyLong_AsLongLongAndOverflow(v, &overflow)
-            return -1 if overflow else 0
-        return -1
-
     cdef int _add_tuple(self, tuple t) except -1:
         cdef int i
         cdef bint created
         cdef Py_ssize_t gi
         cdef bytes ev
         if t[C_TENANT] is None or t[C_RID] is None or \
-                self._py_int(t[C_TENANT], &self.n[C_TENANT]) or self._py_int(t[C_RID], &self.n[C_RID]):
+                py_int(t[C_TENANT], &self.n[C_TENANT]) or py_int(t[C_RID], &self.n[C_RID]):
             self._count_bad("key")
             return 0
         self._track(self.n[C_RID])
@@ -357,7 +204,7 @@ cdef class Aggregator:
         for i in range(NCOLS):
             if IS_TEXT[i] or i == C_TENANT or i == C_RID:
                 continue
-            if self._py_int(t[i], &self.n[i]):
+            if py_int(t[i], &self.n[i]):
                 self._count_bad("number")
                 return 0
         ev = to_bytes(t[C_EVENT])
@@ -374,7 +221,8 @@ cdef class Aggregator:
         cdef int which = _new_maxima(g, self.n)
         if which:
             self._set_ips(gi, which, to_bytes(t[C_UCLIENT_IP]))
-        self._merge(g, <const unsigned char*>PyBytes_AS_STRING(ev), PyBytes_GET_SIZE(ev))
+        merge_row(g, self.n, <const unsigned char*>PyBytes_AS_STRING(ev), PyBytes_GET_SIZE(ev),
+                  self.slow_us)
         if self.n[7] >= self.slow_us:
             if PyList_GET_SIZE(self.slow) >= self.max_samples:
                 self.samples_dropped += 1
@@ -435,46 +283,7 @@ cdef class Aggregator:
         return self._row(p, n)
 
     cdef int _row(self, const unsigned char* p, Py_ssize_t n) except -1:
-        cdef Py_ssize_t pos = 0, size
-        cdef int i
-        cdef unsigned char first
-        for i in range(NCOLS):
-            if pos >= n:
-                self._count_bad("shape")
-                return 0
-            first = p[pos]
-            if first == 0xFB:
-                self.tl[i] = -1
-                pos += 1
-                continue
-            if first < 0xFB:
-                size = first
-                pos += 1
-            elif first == 0xFC and pos + 3 <= n:
-                size = p[pos + 1] | (p[pos + 2] << 8)
-                pos += 3
-            elif first == 0xFD and pos + 4 <= n:
-                size = p[pos + 1] | (p[pos + 2] << 8) | (p[pos + 3] << 16)
-                pos += 4
-            elif first == 0xFE and pos + 9 <= n:
-                size = <Py_ssize_t>(p[pos + 1] | (p[pos + 2] << 8) | (p[pos + 3] << 16)
-                                    | (<uint64_t>p[pos + 4] << 24) | (<uint64_t>p[pos + 5] << 32)
-                                    | (<uint64_t>p[pos + 6] << 40) | (<uint64_t>p[pos + 7] << 48)
-                                    | (<uint64_t>p[pos + 8] << 56))
-                pos += 9
-                if size < 0:
-                    self._count_bad("shape")
-                    return 0
-            else:
-                self._count_bad("shape")
-                return 0
-            if size > n - pos:             # not pos + size: a hostile 8-byte length would overflow
-                self._count_bad("shape")
-                return 0
-            self.tp[i] = p + pos
-            self.tl[i] = size
-            pos += size
-        if pos != n:
+        if split_row(p, n, self.tp, self.tl):
             self._count_bad("shape")
             return 0
         return self._add_raw()
@@ -514,7 +323,7 @@ cdef class Aggregator:
         cdef int which = _new_maxima(g, self.n)
         if which:
             self._set_ips(gi, which, self._text(C_UCLIENT_IP, -1))
-        self._merge(g, self.tp[C_EVENT], self.tl[C_EVENT] if self.tl[C_EVENT] > 0 else 0)
+        merge_row(g, self.n, self.tp[C_EVENT], self.tl[C_EVENT] if self.tl[C_EVENT] > 0 else 0, self.slow_us)
         if self.n[7] >= self.slow_us:
             if PyList_GET_SIZE(self.slow) >= self.max_samples:
                 self.samples_dropped += 1
@@ -553,44 +362,3 @@ cdef class Aggregator:
         self.slow = []
         self.samples_dropped = 0
         return out, dropped
-
-
-cdef inline int _new_maxima(int64_t* g, int64_t* n) noexcept:
-    """Bits of the maxima this row raises: 1 affected rows, 2 return rows, 4 partitions."""
-    return (n[17] > g[22]) | ((n[16] > g[20]) << 1) | ((n[C_PARTITION] > g[56]) << 2)
-
-
-cdef inline int64_t _fail_info(int64_t request_time, int64_t ret) noexcept:
-    """OCP's last_fail_info (the twin's fail_info)."""
-    cdef int64_t ms = request_time // 1000 if request_time > 0 else 0
-    if ms > FAIL_TIME_MAX:
-        ms = FAIL_TIME_MAX
-    return (ms << 18) | <int64_t>((<uint64_t>0 - <uint64_t>ret) & 0x3FFFF)
-
-
-cdef inline void _summax(int64_t* g, int i, int64_t v) noexcept:
-    g[i] = sat_add(g[i], v)
-    if v > g[i + 1]:
-        g[i + 1] = v
-
-
-def _join_continued(bytes buf, Py_ssize_t pos):
-    """A packet split in 16 MiB parts, joined; (None, pos) while incomplete."""
-    parts = []
-    cdef Py_ssize_t n = len(buf), size
-    while True:
-        if pos + 4 > n:
-            return None, pos
-        size = int.from_bytes(buf[pos:pos + 3], "little")
-        if pos + 4 + size > n:
-            return None, pos
-        parts.append(buf[pos + 4:pos + 4 + size])
-        pos += 4 + size
-        if size < 0xFFFFFF:
-            return b"".join(parts), pos
-
-
-def _error_packet(bytes p):
-    code = int.from_bytes(p[1:3], "little") if len(p) >= 3 else 0
-    msg = p[9:] if p[3:4] == b"#" else p[3:]
-    return ProtocolError(code, msg.decode("utf-8", "replace"))
