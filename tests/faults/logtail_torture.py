@@ -196,6 +196,9 @@ class Tailer:
     :meth:`check` records it (exit status, seconds it ran, the tail of its
     stderr) in :attr:`exits` and starts it again, so the run goes on and the
     tally shows what the death cost, and the test fails on the death itself.
+    Under the whole agent the supervisor restarts a worker that dies, so there
+    the driver also watches the worker's pid file (pid and start time): a new
+    worker under the same supervisor is an unexpected exit as well.
     Each start's stderr goes to ``<config dir>/stderr/<n>.txt``.
     """
 
@@ -209,12 +212,16 @@ class Tailer:
         self.exits: list[dict] = []          # the unexpected ones
         self._err: Path | None = None
         self._started_at = 0.0
+        self._pidfile = config.parent / "home" / "run" / "ob_logtailer.pid"    # as agent_config sets home
+        self._worker: list | None = None     # [pid, start time] of the supervisor's worker
+        self._stale: list | None = None      # what the pid file said before this start
         (config.parent / "stderr").mkdir(exist_ok=True)
 
     def start(self) -> None:
         args = ["start", "--foreground"] if self.whole_agent else ["run", "ob_logtailer"]
         self.starts += 1
         self._err = self.config.parent / "stderr" / f"{self.starts}.txt"
+        self._worker, self._stale = None, self._worker_identity()
         with open(self._err, "wb") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(self.config), *args],
                                          stdout=subprocess.DEVNULL, stderr=err,
@@ -222,15 +229,39 @@ class Tailer:
         self._started_at = time.monotonic()
 
     def check(self) -> bool:
-        """Record and restart a process that exited on its own; True if it had."""
-        if self.proc is None or self.proc.poll() is None:
+        """Record and restart a process that exited on its own (record a worker the
+        supervisor restarted); True if either happened."""
+        if self.proc is None:
             return False
+        if self.proc.poll() is None:
+            return self.whole_agent and self._worker_restarted()
         self._record(self.proc.returncode, "exited on its own")
         if self.whole_agent:
             _wait_group_gone(self.proc.pid)
         self._unlink_segments()
         self.proc = None
         self.start()
+        return True
+
+    def _worker_identity(self) -> list | None:
+        try:
+            return self._pidfile.read_text().split()[:2] or None
+        except OSError:
+            return None
+
+    def _worker_restarted(self) -> bool:
+        """The supervisor's ob_logtailer is not the one it started first (the pid file of
+        the workers of a killed agent, still there until the new one cleans it, is not it)."""
+        ident = self._worker_identity()
+        if ident is None or ident == self._stale:
+            return False
+        if self._worker is None:
+            self._worker = ident
+            return False
+        if ident == self._worker:
+            return False
+        self._record(None, f"ob_logtailer pid {self._worker[0]} restarted by the supervisor as {ident[0]}")
+        self._worker = ident
         return True
 
     def _record(self, code: int, how: str) -> None:

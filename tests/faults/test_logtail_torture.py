@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import time
 
 import pytest
@@ -133,3 +134,25 @@ def test_the_driver_records_and_restarts_a_tailer_that_dies_on_its_own(tmp_path)
     finally:
         tailer.kill()
     assert len(tailer.exits) == deaths and tailer.kills == 0
+
+
+@pytest.mark.integration
+def test_the_driver_records_a_worker_the_supervisor_restarted(tmp_path):
+    """Under the whole agent, a worker that dies is restarted by the supervisor, not the
+    driver: the driver still records it (its pid file names a new process)."""
+    instance = f"tw{os.getpid()}"
+    (tmp_path / "log").mkdir()
+    config = agent_config(tmp_path, "http://127.0.0.1:9", instance, whole_agent=True)
+    tailer = Tailer(config, instance, whole_agent=True)
+    pidfile = tmp_path / "home" / "run" / "ob_logtailer.pid"
+    try:
+        tailer.start()
+        wait_for(pidfile.exists, timeout=60, what="the worker's pid file")
+        assert not tailer.check() and tailer.exits == []          # the first worker: expected
+        os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)     # not the driver's kill
+        wait_for(lambda: tailer.check() or None, timeout=30, what="the supervisor's restart, seen")
+        assert len(tailer.exits) == 1 and "restarted by the supervisor" in tailer.exits[0]["how"], tailer.exits
+        tailer.stop()
+    finally:
+        tailer.kill()
+    assert len(tailer.exits) == 1 and tailer.kills == 0
