@@ -57,7 +57,7 @@ def test_plan_cache_and_small_views(sim):
 
 @pytest.mark.integration
 def test_the_agents_ob_connection_and_exporter_queries_work(sim, monkeypatch):
-    from engine.ob import metrics
+    from engine.ob import queries
     from engine.ob.connection import ObConnection
     monkeypatch.setenv("DEMO_TEST_OB_PASSWORD", sim.password)
     cfg = config.from_dict({"ob": {"host": sim.host, "port": sim.port, "user": sim.user,
@@ -67,7 +67,7 @@ def test_the_agents_ob_connection_and_exporter_queries_work(sim, monkeypatch):
         assert [tuple(r) for r in conn.query("select 1")] == [(1,)]
         assert conn.major == 4
         failed = []
-        for q in metrics.QUERIES + [metrics.TENANTS_4X]:
+        for q in queries.QUERIES + [queries.TENANTS_4X]:
             if not q.applies(conn.version):
                 continue
             sql, args = q.statement(("127.0.0.1", 2882))

@@ -9,7 +9,7 @@ import time
 import orjson
 
 from engine import exposition
-from engine.ob import connection, metrics
+from engine.ob import connection, metrics, queries
 from engine.exporter.summaries import Summaries
 from engine.exporter.collect import OcpExporter
 from engine.config import OcpExporterSection
@@ -70,17 +70,17 @@ def by_name(families):
 
 
 def test_version_gating_picks_one_variant_per_query():
-    v4 = metrics.queries_for((4, 2, 1))
-    v3 = metrics.queries_for((3, 2, 4))
+    v4 = queries.queries_for((4, 2, 1))
+    v3 = queries.queries_for((3, 2, 4))
     assert [q.name for q in v4].count("sysstat") == 1 and "GV$SYSSTAT" in next(q for q in v4 if q.name == "sysstat").sql
     assert "gv$sysstat" in next(q for q in v3 if q.name == "sysstat").sql
     assert "READ_CONSISTENCY(WEAK)" in next(q for q in v3 if q.name == "sysstat").sql
     assert "memstore" in {q.name for q in v4} and "memstore" not in {q.name for q in v3}
-    assert 60087 in metrics.SYSSTAT_IDS_4X and 60087 not in metrics.SYSSTAT_IDS_3X
+    assert 60087 in queries.SYSSTAT_IDS_4X and 60087 not in queries.SYSSTAT_IDS_3X
 
 
 def test_local_server_filter_binds_parameters():
-    q = next(q for q in metrics.QUERIES if q.name == "tenant_resource")
+    q = next(q for q in queries.QUERIES if q.name == "tenant_resource")
     sql, args = q.statement(("10.0.0.1", 2882))
     assert "AND u.svr_ip = %s AND u.svr_port = %s" in sql and args == ("10.0.0.1", 2882)
     sql, args = q.statement(None)
@@ -317,7 +317,7 @@ NOT_ON_4X = {"ob_query_response_time_seconds"}
 def test_obagent_4x_families_are_exported_on_obagent_paths():
     assert len(OBAGENT_4X) == 47
     paths = {}
-    for q in metrics.queries_for((4, 2, 1, 0)):
+    for q in queries.queries_for((4, 2, 1, 0)):
         for spec in q.metrics.values():
             for m in (spec if isinstance(spec, tuple) else (spec,)):
                 paths[m.name] = q.path

@@ -5,7 +5,8 @@
 worker (read from the rings; the messages are :mod:`engine.messages`) and
 renders it as families.
 
-Elsewhere: the OB queries are :mod:`engine.ob.metrics`, the host series come
+Elsewhere: the OB queries are :mod:`engine.ob.queries` (run by
+:mod:`engine.ob.metrics`), the host series come
 from node_exporter's board (:mod:`engine.collectors`), and rendering and
 serving the exposition is :mod:`engine.exposition`.
 """

@@ -4,7 +4,7 @@ Every ``interval`` (the worker, :mod:`engine.workers.ocp_exporter`, runs it
 in a thread of its own through :func:`engine.exposition.serve`),
 :meth:`OcpExporter.collect` takes:
 
-1. the OB part (engine/ob/metrics.py): every version-applicable query on one
+1. the OB part (engine/ob/metrics.py running engine/ob/queries.py): every version-applicable query on one
    connection, each isolated; without an OBServer config (``db`` None) it is
    empty and the rest is served;
 2. the monitor workers' latest summaries from the ``alerts``, ``topsql`` and
@@ -29,7 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from engine import exposition, textformat
 from engine.exporter.summaries import Summaries
-from engine.ob import metrics as ob_metrics
+from engine.ob import metrics as ob_metrics, queries as ob_queries
 from engine.ob import obproxy as ob_obproxy
 from engine.ob import tenantmap
 
@@ -76,7 +76,7 @@ class OcpExporter:
         self.host_board = host_board
         self.rings = rings or {}
         self.bad = exposition.BadInput(log)
-        names = ob_metrics.metric_names()
+        names = ob_queries.metric_names()
         reserved = frozenset(names | {n[:-len("_total")] for n in names if n.endswith("_total")})
         self.summaries = Summaries(self.bad, ttl=section.message_ttl, max_series=section.max_message_series,
                                    reserved=reserved)

@@ -1,5 +1,6 @@
 """OBServer access: connections (:mod:`.connection`), the views' SQL
-(:mod:`.views`, :mod:`.metrics`; all of it listed in :mod:`.inventory`) and
+(:mod:`.views`, :mod:`.queries`; all of it listed in :mod:`.inventory`),
+ocp_exporter's collection of those queries (:mod:`.metrics`) and
 the view catalogue per OceanBase version (:mod:`.catalogue`: views and
 columns, with their docs pages). The stand-ins built from the catalogue (the
 OB-shaped schema, the workload generator, the MariaDB launcher) live in

@@ -8,7 +8,7 @@ stand-in at 3.x and at 4.x) nor the privilege table of ``docs/ob.md``:
   (:mod:`engine.ob.connection`);
 - obstat2's audit, slice, restart and plan-cache statements
   (:mod:`engine.ob.views`, used by :mod:`engine.topsql`);
-- ocp_exporter's queries (:mod:`engine.ob.metrics`), with and without the
+- ocp_exporter's queries (:mod:`engine.ob.queries`), with and without the
   local-server filter.
 
 :func:`statements` returns ``(name, sql, args)``; ``args`` are plausible
@@ -16,7 +16,7 @@ values of the right kind for every ``%s`` (a server, a tenant, a cursor).
 """
 from __future__ import annotations
 
-from engine.ob import metrics, views
+from engine.ob import queries, views
 from engine.ob.connection import VERSION_QUERIES
 
 SERVER = ("10.0.0.1", 2882)             # the workload's first observer
@@ -46,9 +46,9 @@ def statements(version: tuple) -> list[tuple[str, str, tuple]]:
     for suffix, server in (("", None), (":local", SERVER)):
         sql, args = views.plan_stat(major, SAMPLE, *(server or ()))
         out.append((f"views.plan_stat{suffix}", sql, args))
-    tenants = metrics.TENANTS_4X if version >= metrics.V4 else metrics.TENANTS_3X
-    zones = [metrics.ZONES] if version >= metrics.V4 else []
-    for query in [tenants] + zones + metrics.queries_for(version):
+    tenants = queries.TENANTS_4X if version >= queries.V4 else queries.TENANTS_3X
+    zones = [queries.ZONES] if version >= queries.V4 else []
+    for query in [tenants] + zones + queries.queries_for(version):
         for suffix, server in (("", None), (":local", SERVER)):
             sql, args = query.statement(server)
             out.append((f"metrics.{query.name}{suffix}", sql, args))
