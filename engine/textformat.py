@@ -23,6 +23,12 @@ from prometheus_client import exposition as _pc_text
 from prometheus_client.openmetrics import exposition as _pc_om
 from prometheus_client.utils import floatToGoString
 
+try:
+    from engine._native import render as _native
+except ImportError as exc:  # pragma: no cover - only on an unbuilt checkout
+    raise ImportError("engine._native.render is not built: run `pip install -e .` "
+                      "(or `python setup.py build_ext --inplace`)") from exc
+
 Sample = namedtuple("Sample", "name labels value")
 _OM_TYPES = {"gauge": "gauge", "counter": "counter", "untyped": "unknown", "info": "info"}
 
@@ -62,31 +68,6 @@ def Untyped(name, documentation, labels=(), value=None) -> Family:  # noqa: N802
     return Family(name, documentation, labels, value, "untyped")
 
 
-_INF = float("inf")
-
-
-def format_value(v) -> str:
-    """As prometheus_client's ``floatToGoString`` writes a sample value, without its generic steps.
-
-    Small ints and finite floats (nearly every value) are formatted here:
-    ``repr``, and prometheus_client's exponent form for a float whose integer
-    part has more than 6 digits. NaN, the infinities and other types go to
-    ``floatToGoString`` itself. tests/test_textformat.py compares the two.
-    """
-    c = v.__class__
-    if c is int and -10**6 < v < 10**6:   # counts: what floatToGoString gives
-        return f"{v}.0"
-    if c is float and -_INF < v < _INF:
-        s = repr(v)
-        if v >= 1e6:
-            dot = s.find(".")
-            if dot > 6:
-                mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
-                return f"{mantissa}e+{dot - 1:02d}"
-        return s
-    return floatToGoString(v)
-
-
 def _escape_label(value: str) -> str:
     if "\\" in value or "\n" in value or '"' in value:
         return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
@@ -112,23 +93,6 @@ def _prefix(name: str, labels: tuple, values: tuple) -> str:
         pairs = ",".join(f'{k}="{_escape_label(str(x))}"' for k, x in sorted(zip(labels, values)))
         got = _PREFIX[key] = f"{name}{{{pairs}}}"
     return got
-
-
-def _lines(fam: Family) -> str:
-    """The family's sample lines (identical in both formats); label parts are formatted once per series."""
-    name, labels, rows = fam.name, fam.labels, fam.rows
-    if not labels:
-        if len(rows) == 1:                      # most families: one unlabelled value
-            return f"{name} {format_value(rows[0][1])}\n"
-        return "".join(f"{name} {format_value(v)}\n" for _, v in rows)
-    prefixes, fmt = _PREFIX, format_value
-    out = []
-    for values, v in rows:
-        pre = prefixes.get((name, labels, values))
-        if pre is None:
-            pre = _prefix(name, labels, values)
-        out.append(f"{pre} {fmt(v)}\n")
-    return "".join(out)
 
 
 def _headers(fam: Family) -> tuple[str, str]:
@@ -163,17 +127,16 @@ class _One:
         return iter([self.fam])
 
 
-def render_family(fam) -> tuple[bytes, bytes]:
-    """(text 0.0.4, OpenMetrics without ``# EOF``) of one family of either kind."""
-    if isinstance(fam, Family):
-        if not fam.rows:
-            return b"", b""
-        lines = _lines(fam)
-        text, om = _headers(fam)
-        return (text + lines).encode(), (om + lines).encode()
+def _render_other(fam) -> tuple[bytes, bytes]:
+    """(text 0.0.4, OpenMetrics without ``# EOF``) of a prometheus_client family, by prometheus_client."""
     text = _pc_text.generate_latest(_One(fam))
     om = _pc_om.generate_latest(_One(fam))
     return text, om[:-len(b"# EOF\n")] if om.endswith(b"# EOF\n") else om
+
+
+def render_family(fam) -> tuple[bytes, bytes]:
+    """(text 0.0.4, OpenMetrics without ``# EOF``) of one family of either kind."""
+    return render([fam])
 
 
 def render(families) -> tuple[bytes, bytes]:
@@ -181,23 +144,11 @@ def render(families) -> tuple[bytes, bytes]:
 
     A family without samples is left out (as ``prometheus_client`` leaves out
     nothing but Prometheus ignores: empty families carry no information).
-    The pieces are joined as text and encoded once per body (what
-    :func:`render_family` gives, joined, without a join and two encodes per family).
+    The work is engine._native.render's (its twin: engine._ref.render): one
+    text per body, encoded once; label parts and headers from the caches above.
     """
-    texts, oms = [], []
-    headers = _HEADERS
-    for fam in families:
-        if fam.__class__ is not Family:
-            t, o = render_family(fam)          # prometheus_client's, or a Family subclass: rare
-            texts.append(t.decode())
-            oms.append(o.decode())
-            continue
-        if not fam.rows:
-            continue
-        head = headers.get((fam.name, fam.type, fam.documentation))
-        if head is None:
-            head = _headers(fam)
-        lines = _lines(fam)
-        texts += (head[0], lines)
-        oms += (head[1], lines)
-    return "".join(texts).encode(), "".join(oms).encode()
+    return _native.render(families)
+
+
+format_value = _native.format_value          # a sample value, as prometheus_client's floatToGoString writes it
+_native.bind(Family, _HEADERS, _headers, _PREFIX, _prefix, _render_other, floatToGoString)

@@ -48,10 +48,29 @@ def test_a_counter_without_total_is_unknown_in_openmetrics_and_empty_families_ar
     assert b"# TYPE odd_counter counter" in text and b"# TYPE odd_counter unknown" in om and b"empty" not in text
 
 
+
+EDGES = [0.0, -0.0, 1e6, 999999.0, 1e6 - 1e-9, 1e16, 9999999999999998.0, 2.0**53, 2.0**53 - 1, -(2.0**53), 2**53,
+         2**53 - 1, -(2**53) + 1, 2**63, -(2**63), 10**6, -(10**6), 1e-300, 5e-324]
+VALUE = st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True),
+                  st.floats(1e5, 1e20), st.integers(-2**54, 2**54), st.integers(-2**54, 2**54).map(float),
+                  st.integers(10**5, 10**18).map(float), st.booleans(), st.sampled_from(EDGES))
+
+
 @settings(max_examples=500, deadline=None)
-@given(st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True),
-                 st.floats(1e5, 1e20), st.integers(10**5, 10**18).map(float)))
-def test_format_value_is_floatToGoString(v):
-    """The fast path writes every value as prometheus_client does (big counters take its exponent form)."""
+@given(VALUE)
+def test_format_value_native_and_twin_are_floatToGoString(v):
+    """Both write every value as prometheus_client does (big counters take its exponent form)."""
     from prometheus_client.utils import floatToGoString
-    assert textformat.format_value(v) == floatToGoString(v)
+    from engine._ref import render as twin
+    assert textformat.format_value(v) == twin.format_value(v) == floatToGoString(v)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(families(), max_size=5, unique_by=lambda f: f[1]), st.lists(st.booleans(), min_size=5, max_size=5))
+def test_native_render_is_the_twin(fams, theirs):
+    """engine._native.render and engine._ref.render give the same bytes, our families and prometheus_client's
+    mixed (``theirs`` picks which), empty families included."""
+    from engine._ref import render as twin
+    mixed = [pair[1] if pick else pair[0] for pair, pick in zip((both(*f) for f in fams), theirs)]
+    mixed.append(textformat.Gauge("empty_family", "no rows", labels=["a"]))
+    assert textformat.render(mixed) == twin.render(mixed)

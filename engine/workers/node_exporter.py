@@ -25,6 +25,10 @@ from engine import exposition, selfmetrics, textformat
 from engine.collectors import Env, collect_each, enabled, scrape_families
 
 NS = "node_exporter"
+# gzip level of the served bodies: zlib's 5 compresses this exposition as tightly as Go's default
+# (Prometheus' node_exporter: 0.166 of the plain size, zlib 6: 0.165, 5: 0.166, 4: 0.171) at two
+# thirds of level 6's CPU (compressing is a quarter of a collection's cost at level 6)
+GZIP_LEVEL = 5
 log = logging.getLogger("engine.node_exporter")
 
 
@@ -58,9 +62,10 @@ class NodeExporter:
             chosen = {n: status[n] for n in names}
             s_text, s_om = textformat.render(scrape_families(chosen))
             return exposition.Snapshot(b"".join(parts[n][0] for n in names) + s_text + own_text,
-                                       b"".join(parts[n][1] for n in names) + s_om + own_om, created=started)
+                                       b"".join(parts[n][1] for n in names) + s_om + own_om, created=started,
+                                       level=GZIP_LEVEL)
 
-        snap = exposition.Snapshot(host_text + own_text, host_om + own_om, created=started)
+        snap = exposition.Snapshot(host_text + own_text, host_om + own_om, created=started, level=GZIP_LEVEL)
         snap.selector = exposition.Selector(select, frozenset(parts))
         return snap
 
