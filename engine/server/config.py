@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine import config as agent_config
-from engine.config import PORT, POSITIVE, MonitorDbSection, _f
+from engine.configschema import PORT, POSITIVE, MonitorDbSection, _f
 from engine.errors import ConfigError
 
 DEFAULT_PATH_ENV = "OCP_SERVER_CONFIG"
