@@ -118,12 +118,27 @@ async def _scrape(port: int, concurrency: int, seconds: float) -> list[float]:
     return latencies
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` (user + system, all its threads, exited ones too), to the nanosecond.
+
+    Read from the kernel's CPU clock of the process (what clock_getcpuclockid
+    gives: ``(~pid << 3) | 2``). /proc's utime and stime, which psutil reads,
+    count 10 ms ticks: over a 10 s window of an exporter using 5 ms a second,
+    one tick is 20 % of the figure, as much as the ratios being compared. The
+    same clock is read for ours and for the peer. Where the kernel refuses it,
+    psutil's ticks.
+    """
+    try:
+        return time.clock_gettime((~pid << 3) | 2)
+    except OSError:
+        return sum(psutil.Process(pid).cpu_times()[:2])
+
+
 def measure(pid: int, port: int, concurrency: int, seconds: float) -> dict:
     """requests/s, p50/p99 latency (ms) and server CPU microseconds per scrape, for one run."""
-    proc = psutil.Process(pid)
-    cpu0, t0 = sum(proc.cpu_times()[:2]), time.perf_counter()
+    cpu0, t0 = process_cpu(pid), time.perf_counter()
     latencies = asyncio.run(_scrape(port, concurrency, seconds))
-    elapsed, cpu = time.perf_counter() - t0, sum(proc.cpu_times()[:2]) - cpu0
+    elapsed, cpu = time.perf_counter() - t0, process_cpu(pid) - cpu0
     latencies.sort()
     n = len(latencies)
     return {"rps": n / elapsed, "p50_ms": latencies[n // 2] * 1e3,

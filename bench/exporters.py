@@ -13,9 +13,14 @@ rounds; medians and spread.
    scrape; ours collects every ``interval`` and serves a snapshot. So both
    run at the same rhythm, one collection and one scrape per second (ours:
    ``interval = 1``), for ``window`` seconds: the server process's CPU
-   (user + system, everything it does) per scrape, divided by the series the
-   scrape returns (sample lines). ``node_exporter_collect_cpu_per_series_over_ours``
-   = peer's CPU per series / ours (target >= 1).
+   (user + system, all threads, everything it does: collecting, rendering,
+   compressing, serving) per scrape, divided by the series the scrape returns
+   (sample lines). Both read from the kernel's CPU clock of the process
+   (nanoseconds; /proc's 10 ms ticks would be 20 % of the figure over the
+   window). Both serve gzip (Prometheus asks for it) at the same compression
+   ratio (ours: zlib level 5, the ratio Go's default gives the peer).
+   ``node_exporter_collect_cpu_per_series_over_ours`` = peer's CPU per series
+   / ours (target >= 1).
 2. **Scrape latency while the OBServer stalls**: ocp_exporter against the demo
    simulator through a TCP relay the bench can freeze (bytes held, the
    connection kept open: a database that stopped answering); scrapes back to
@@ -43,10 +48,8 @@ import time
 from multiprocessing import get_context
 from pathlib import Path
 
-import psutil
-
 from bench._common import Sample, chart, curve, have_program, ratio, result, rounds, spread, target
-from bench._scrape import PEER, _scrape, _stop, measure, start_ours, start_peer
+from bench._scrape import PEER, _scrape, _stop, measure, process_cpu, start_ours, start_peer
 
 CTX = get_context("fork")
 STALL_P99_MS = 50.0
@@ -79,15 +82,14 @@ def series_count(port: int) -> int:
 
 def cpu_per_second(pid: int, port: int, window: float) -> float:
     """CPU seconds per second of ``pid`` while scraped once a second (one collection each, both sides)."""
-    proc = psutil.Process(pid)
     t0 = time.monotonic()
-    cpu0 = sum(proc.cpu_times()[:2])
+    cpu0 = process_cpu(pid)
     due = t0
     while time.monotonic() - t0 < window:
         asyncio.run(_scrape(port, 1, 0.0))
         due += 1.0
         time.sleep(max(0.0, due - time.monotonic()))
-    return (sum(proc.cpu_times()[:2]) - cpu0) / (time.monotonic() - t0)
+    return (process_cpu(pid) - cpu0) / (time.monotonic() - t0)
 
 
 def write_prom(folder: str, n: int) -> None:
