@@ -10,12 +10,27 @@ every record. Two ways of moving them, each for every queue:
   ``get_many(max_messages_to_get=256)``;
 - **single**: one record per call on both sides (``put``/``get``).
 
+The records are ``BATCH`` distinct ``bytes`` objects of random content, sent
+in turn (record i is ``pool[i % BATCH]``), so no batch holds the same object
+twice. Before, every batch was ``[payload] * 256``: pickle memoises repeated
+objects, so mp.Queue sent 593 bytes (one payload and 255 back-references) per
+256 records of 64 B and its consumer received 256 references to one object;
+that made mp.Queue look 5-50x faster than it is (1.1x "ours over mp.Queue"
+at 64 B, 0.16x at 4 KiB).
+
 Peers: ``multiprocessing.Queue`` (the stdlib's answer, what a user picks
 first) and ``faster_fifo.Queue`` (a C circular buffer in shared memory, the
 fast third-party one; skipped if not installed). Why it is fair: the same
-record count, payload, batch size and queue memory (8 MiB, or as many items)
+record count, records, batch size and queue memory (8 MiB, or as many items)
 for ours and multiprocessing.Queue, every contestant pays its own serialisation
-(faster-fifo pickles each record, mp.Queue each list), and the contestants
+(faster-fifo pickles each record, mp.Queue each list), each consumer ends with
+every record as a ``bytes`` object of its own (the ring's ``get_many`` asks
+for 256 records and keeps its 256 KiB byte bound, what production uses: at
+64 B that is the same 256 per call, at 4 KiB it takes 64 per call; 256 per
+call is slower there, malloc trims and page-faults 1 MiB per batch),
+the clock stops when the consumer has the last one and checks it is the right
+record (after the clock), both processes say they are ready (their imports
+and attaches done) before the clock starts, and the contestants
 alternate within each of the rounds (3; --quick: 1); medians are compared
 and the spread is reported. faster-fifo moves a tenth of the records (it
 runs at tens of thousands of records/s here, and the full count would take
@@ -24,6 +39,7 @@ charged a start-up cost the others amortise.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from multiprocessing import get_context
@@ -38,38 +54,62 @@ MEMORY = 8 << 20
 def _timed(make_queue, producer, consumer, n: int, size: int) -> float:
     """Records per second through one queue, producer and consumer in their own processes."""
     q, cleanup = make_queue(size)
-    go = CTX.Event()
+    go, ready = CTX.Event(), CTX.Semaphore(0)
     done_r, done_w = CTX.Pipe(duplex=False)
-    payload = os.urandom(size)
-    procs = [CTX.Process(target=producer, args=(q, go, payload, n)),
-             CTX.Process(target=_consume, args=(consumer, q, go, n, done_w))]
-    for p in procs:
-        p.start()
-    time.sleep(0.05)
-    t0 = time.perf_counter()
-    go.set()
-    if not done_r.poll(120):
+    pool = _pool(size)
+    procs = [CTX.Process(target=producer, args=(q, ready, go, pool, n)),
+             CTX.Process(target=_consume, args=(consumer, q, ready, go, pool, n, done_w))]
+    try:
         for p in procs:
-            p.kill()
-        raise RuntimeError(f"{producer.__name__}: the consumer did not get {n} records in 120 s")
-    t1 = done_r.recv()
-    for p in procs:
-        p.join(60)
-    cleanup()
+            p.start()
+        for _ in procs:
+            if not ready.acquire(timeout=60):
+                raise RuntimeError(f"{producer.__name__}: a process was not ready in 60 s")
+        t0 = time.perf_counter()
+        go.set()
+        if not done_r.poll(300):
+            raise RuntimeError(f"{producer.__name__}: the consumer did not get {n} records in 300 s")
+        t1, right = done_r.recv()
+        if not right:
+            raise RuntimeError(f"{consumer.__name__}: the last record is not the one sent last")
+        for p in procs:
+            p.join(60)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(10)
+        cleanup()
     return n / (t1 - t0)
 
 
-def _consume(consumer, q, go, n, done_w):
+def _pool(size: int) -> list[bytes]:
+    """BATCH distinct records of ``size`` random bytes (see the module docstring: no memo)."""
+    return [os.urandom(size) for _ in range(BATCH)]
+
+
+def _consume(consumer, q, ready, go, pool, n, done_w):
+    """Time until the consumer holds record n-1; then check it is pool[(n-1) % BATCH]."""
+    last = consumer(q, ready, go, n)
+    t1 = time.perf_counter()
+    done_w.send((t1, last == pool[(n - 1) % BATCH]))
+
+
+def _start(ready, go) -> None:
+    """Say this process is ready (imports and attach done), then wait for the start."""
+    ready.release()
     go.wait()
-    consumer(q, n)
-    done_w.send(time.perf_counter())
 
 
-def _chunks(payload: bytes, n: int):
-    """The producer's batches: lists of BATCH records, the last one shorter."""
-    batch = [payload] * BATCH
+def _chunks(pool: list[bytes], n: int):
+    """The producer's batches: the BATCH distinct records, the last batch shorter."""
     for sent in range(0, n, BATCH):
-        yield batch if n - sent >= BATCH else batch[:n - sent]
+        yield pool if n - sent >= BATCH else pool[:n - sent]
+
+
+def _singles(pool: list[bytes], n: int):
+    """The producer's records one by one: pool[i % BATCH] for i < n (C-level iteration)."""
+    return itertools.islice(itertools.cycle(pool), n)
 
 
 # ---------------------------------------------------------------- ours
@@ -85,45 +125,55 @@ def _ring(size):
     return name, cleanup
 
 
-def _ring_put_batched(name, go, payload, n):
+def _ring_put_batched(name, ready, go, pool, n):
     from engine import ipc
     ring = ipc.Ring(name)
-    go.wait()
-    for chunk in _chunks(payload, n):
+    put_many = ring.put_many
+    _start(ready, go)
+    for chunk in _chunks(pool, n):
         while chunk:
-            k = ring.put_many(chunk)
+            k = put_many(chunk)
             chunk = chunk[k:]
             if not k:
-                time.sleep(0)
+                time.sleep(0)       # full: let the consumer run (the ring never blocks a producer)
 
 
-def _ring_get_batched(name, n):
+def _ring_get_batched(name, ready, go, n):
     from engine import ipc
     ring = ipc.Ring(name)
-    got = 0
+    get_many = ring.get_many
+    _start(ready, go)
+    got, last = 0, None
     while got < n:
-        got += len(ring.get_many(BATCH, timeout=1.0))
+        batch = get_many(BATCH, 1.0)     # 256 records, or 256 KiB (64 records of 4 KiB)
+        if batch:
+            got += len(batch)
+            last = batch[-1]
+    return last
 
 
-def _ring_put_single(name, go, payload, n):
+def _ring_put_single(name, ready, go, pool, n):
     from engine import ipc
     ring = ipc.Ring(name)
     put = ring.put
-    go.wait()
-    sent = 0
-    while sent < n:
-        if put(payload):
-            sent += 1
+    _start(ready, go)
+    for rec in _singles(pool, n):
+        while not put(rec):
+            pass                    # full: try again (the ring never blocks a producer)
 
 
-def _ring_get_single(name, n):
+def _ring_get_single(name, ready, go, n):
     from engine import ipc
     ring = ipc.Ring(name)
     get = ring.get
-    got = 0
+    _start(ready, go)
+    got, last = 0, None
     while got < n:
-        if get(1.0) is not None:
+        rec = get(1.0)
+        if rec is not None:
             got += 1
+            last = rec
+    return last
 
 
 # ---------------------------------------------------------------- peers
@@ -138,33 +188,40 @@ def _mpq_single(size):
     return q, lambda: (q.close(), q.join_thread())
 
 
-def _mpq_put_batched(q, go, payload, n):
-    go.wait()
-    for chunk in _chunks(payload, n):
+def _mpq_put_batched(q, ready, go, pool, n):
+    _start(ready, go)
+    for chunk in _chunks(pool, n):
         q.put(chunk)
     q.close()
     q.join_thread()
 
 
-def _mpq_get_batched(q, n):
-    got = 0
+def _mpq_get_batched(q, ready, go, n):
+    _start(ready, go)
+    got, last = 0, None
     while got < n:
-        got += len(q.get())
+        batch = q.get()
+        got += len(batch)
+        last = batch[-1]
+    return last
 
 
-def _mpq_put_single(q, go, payload, n):
-    go.wait()
+def _mpq_put_single(q, ready, go, pool, n):
     put = q.put
-    for _ in range(n):
-        put(payload)
+    _start(ready, go)
+    for rec in _singles(pool, n):
+        put(rec)
     q.close()
     q.join_thread()
 
 
-def _mpq_get_single(q, n):
+def _mpq_get_single(q, ready, go, n):
     get = q.get
+    _start(ready, go)
+    last = None
     for _ in range(n):
-        get()
+        last = get()
+    return last
 
 
 def _ff(size):
@@ -173,10 +230,10 @@ def _ff(size):
     return q, lambda: q.close()
 
 
-def _ff_put_batched(q, go, payload, n):
+def _ff_put_batched(q, ready, go, pool, n):
     import faster_fifo
-    go.wait()
-    for chunk in _chunks(payload, n):
+    _start(ready, go)
+    for chunk in _chunks(pool, n):
         while True:
             try:
                 q.put_many(chunk, block=True, timeout=10)
@@ -185,23 +242,30 @@ def _ff_put_batched(q, go, payload, n):
                 pass
 
 
-def _ff_get_batched(q, n):
-    got = 0
+def _ff_get_batched(q, ready, go, n):
+    _start(ready, go)
+    got, last = 0, None
     while got < n:
-        got += len(q.get_many(block=True, timeout=10, max_messages_to_get=BATCH))
+        batch = q.get_many(block=True, timeout=10, max_messages_to_get=BATCH)
+        got += len(batch)
+        last = batch[-1]
+    return last
 
 
-def _ff_put_single(q, go, payload, n):
-    go.wait()
+def _ff_put_single(q, ready, go, pool, n):
     put = q.put
-    for _ in range(n):
-        put(payload, block=True, timeout=10)
+    _start(ready, go)
+    for rec in _singles(pool, n):
+        put(rec, block=True, timeout=10)
 
 
-def _ff_get_single(q, n):
+def _ff_get_single(q, ready, go, n):
     get = q.get
+    _start(ready, go)
+    last = None
     for _ in range(n):
-        get(block=True, timeout=10)
+        last = get(block=True, timeout=10)
+    return last
 
 
 QUEUES = {   # name: (make, put batched, get batched, make single, put single, get single)
@@ -213,7 +277,7 @@ QUEUES = {   # name: (make, put batched, get batched, make single, put single, g
 
 def run(quick: bool = False) -> dict:
     n_rounds = 3 if not quick else 1
-    sizes = ((64, "64B", 2_000_000, 200_000), (4096, "4KiB", 200_000, 50_000))
+    sizes = ((64, "64B", 10_000_000, 1_000_000), (4096, "4KiB", 500_000, 200_000))
     if quick:
         sizes = ((64, "64B", 100_000, 10_000), (4096, "4KiB", 10_000, 2_000))
     names = [q for q in QUEUES if q != "faster_fifo" or have_module("faster_fifo")]

@@ -279,3 +279,34 @@ def test_attaching_to_something_that_is_not_a_ring_fails_and_closes_the_mapping(
         assert len(mapped) == 1, err                         # only the board's own mapping
     finally:
         board.close()
+
+
+def test_a_corruption_found_by_a_single_get_or_put_is_logged(shm_name, caplog):
+    """put and get are the native methods themselves (no wrapper): the core's
+    on_corrupt hook is what logs what they find."""
+    ring = ipc.Ring(shm_name, 8192, create=True)
+    try:
+        assert ring.put(b"a" * 10)
+        with open(f"/dev/shm/{shm_name}", "r+b") as fh:
+            fh.seek(ipc.Ring.HEADER)
+            fh.write(struct.pack("<I", 100_000))            # the record's length
+        with caplog.at_level("ERROR", logger="engine.ipc"):
+            assert ring.get() is None
+        assert ring.corruptions == 1
+        assert any("corrupt segment" in r.getMessage() and "overruns" in r.getMessage() for r in caplog.records)
+        assert ring.put(b"b") and ring.get(timeout=None) == b"b"
+    finally:
+        ring.close()
+
+
+def test_a_put_wakes_a_sleeping_consumer_once_not_once_per_record():
+    """The producer takes the waiters flag down when it wakes the consumer: while the
+    woken consumer waits for a CPU, the next puts make no futex call of their own."""
+    buf = _buffer()
+    ring = native.RingCore(buf, True, 4096)
+    struct.pack_into("<I", buf, 196, 1)                   # a consumer asleep on the futex word
+    assert ring.put(b"first")
+    assert struct.unpack_from("<II", buf, 192) == (1, 0)  # woken once, flag down
+    assert ring.put(b"second") and ring.put_many([b"third"]) == 1
+    assert struct.unpack_from("<II", buf, 192) == (1, 0)  # no more wakes
+    assert ring.get_many() == [b"first", b"second", b"third"]

@@ -2,7 +2,9 @@
 
 Used by the tests (parity on the same buffers) and the ipc benchmark. It has
 no futex: a waiting consumer polls with short sleeps. Layouts are described in
-ext/ring.pyx.
+ext/ring.pyx. It keeps the native core's private copies of the other side's
+word (``tail_seen``, ``head_seen``, ``tail_mine``) and reads the real ones at
+the same moments, so the two agree step by step under corruption too.
 """
 from __future__ import annotations
 
@@ -60,6 +62,10 @@ class RingCore:
         self.last_corruption = ""
         self.capacity = self._get(8)
         self.mask = self.capacity - 1
+        self.on_corrupt = None  # called with the core after each corruption counted
+        self.tail_seen = 0      # producer: the tail it last read (never ahead of the real one)
+        self.tail_mine = self._get(128)     # consumer: the tail it last stored
+        self.head_seen = self.tail_mine     # consumer: the head it last read (never ahead of the real one)
 
     def _get(self, off: int) -> int:
         return _Q.unpack_from(self.mv, off)[0]
@@ -73,6 +79,8 @@ class RingCore:
     def _corrupted(self, why: str) -> None:
         self.corrupt += 1
         self.last_corruption = why
+        if self.on_corrupt is not None:
+            self.on_corrupt(self)
 
     def _check_head(self) -> int:
         head = self._get(64)
@@ -89,15 +97,18 @@ class RingCore:
 
     def _write(self, head: int, rec: bytes) -> int | None:
         n = len(rec)
-        tail = self._get(128)
-        if (head - tail) % (1 << 64) > self.capacity:
-            return None
-        free = self.capacity - (head - tail)
         off = head & self.mask
         size = _rec_size(n)
         need = size + (self.capacity - off if off + size > self.capacity else 0)
-        if need > free or n >= WRAP:
+        if n >= WRAP:
             return None
+        tail = self.tail_seen
+        if (head - tail) % (1 << 64) > self.capacity or need > self.capacity - (head - tail) % (1 << 64):
+            tail = self._get(128)           # only when the space seen last is not enough
+            self.tail_seen = tail
+            used = (head - tail) % (1 << 64)
+            if used > self.capacity or need > self.capacity - used:
+                return None
         if off + size > self.capacity:
             _I.pack_into(self.mv, RING_HEADER_BYTES + off, WRAP)
             head += self.capacity - off
@@ -129,32 +140,46 @@ class RingCore:
         return done
 
     def _read_one(self) -> bytes | None:
-        tail, head = self._get(128), self._get(64)
-        if tail == head:
-            return None
+        tail, head = self._get(128), self.head_seen
+        found = (1,) if tail == head or tail != self.tail_mine else self._locate(tail, head)
+        if found[0]:   # the head seen last is used up, or cannot be right, or the tail is not ours
+            head = self.head_seen = self._get(64)
+            self.tail_mine = tail
+            if tail == head:
+                return None
+            found = self._locate(tail, head)
+            if found[0]:
+                return self._reset(head, found[1])
+        _, tail, off, n = found
+        base = RING_HEADER_BYTES + off + 8
+        out = bytes(self.mv[base:base + n])
+        self.tail_mine = (tail + _rec_size(n)) & _MASK
+        self._set(128, self.tail_mine)
+        return out
+
+    def _locate(self, tail: int, head: int) -> tuple:
+        """(0, tail after a WRAP, offset, length) of the record at ``tail``, or (code, why)."""
         used = (head - tail) % (1 << 64)
         if used > self.capacity or used < 8 or tail & 7:
-            return self._reset(head, f"head {head} and tail {tail} cannot both be right")
+            return (2, f"head {head} and tail {tail} cannot both be right")
         off = tail & self.mask
         n = _I.unpack_from(self.mv, RING_HEADER_BYTES + off)[0]
         if n == WRAP:
             skip = self.capacity - off
             if skip + 8 > used:
-                return self._reset(head, f"wrap at offset {off} past the committed bytes")
+                return (3, f"wrap at offset {off} past the committed bytes")
             tail += skip
             used -= skip
             off = 0
             n = _I.unpack_from(self.mv, RING_HEADER_BYTES)[0]
         if n == WRAP or _rec_size(n) > used or _rec_size(n) > self.capacity - off:
-            return self._reset(head, f"record length {n} at offset {off} overruns the ring")
-        base = RING_HEADER_BYTES + off + 8
-        out = bytes(self.mv[base:base + n])
-        self._set(128, (tail + _rec_size(n)) & _MASK)
-        return out
+            return (4, f"record length {n} at offset {off} overruns the ring")
+        return (0, tail, off, n)
 
     def _reset(self, head: int, why: str) -> None:
         self._corrupted(why)
         self._set(128, head)
+        self.tail_mine = head
         return None
 
     def _wait(self, timeout: float) -> bool:
@@ -165,7 +190,8 @@ class RingCore:
             time.sleep(0.0005)
         return True
 
-    def get(self, timeout: float = 0.0):
+    def get(self, timeout: float | None = 0.0):
+        timeout = -1.0 if timeout is None else timeout
         out = self._read_one()
         if out is None and timeout != 0.0 and self._wait(timeout):
             out = self._read_one()
