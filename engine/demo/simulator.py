@@ -73,8 +73,10 @@ class Simulator:
 def start(workdir, *, port: int = 0, user: str = "root@sys", password: str | None = None,
           rows_per_second: int = 200, log_lines_per_second: float = 100.0,
           max_log_bytes: int = 2 << 20, max_log_files: int = 20, alert_every: float = 15.0,
-          audit_capacity: int = 20_000, seed: int = 1) -> Simulator:
-    """A running simulated OBServer with its files under ``workdir``."""
+          audit_capacity: int = 20_000, seed: int = 1, history_seconds: float = 60.0) -> Simulator:
+    """A running simulated OBServer with its files under ``workdir``; its audit
+    starts with ``history_seconds`` of rows (a minute: the demo's TopSQL shows
+    something at once; tests that start many simulators ask for less)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = workdir / "ob.sqlite3"
@@ -84,7 +86,7 @@ def start(workdir, *, port: int = 0, user: str = "root@sys", password: str | Non
     views.create_all(conn)
     wl = Workload(Writer(conn, placeholder="?", quote='"'), servers=SERVERS, tenants=TENANTS,
                   n_sql=300, audit_capacity=audit_capacity, seed=seed)
-    _fill(conn, wl, rows_per_second)
+    _fill(conn, wl, rows_per_second, history_seconds)
     server = MiniMySQL(str(db_path), user, password or secrets.token_urlsafe(12), port=port).start()
     logs = oblog.LogWriter(workdir / "log", max_bytes=max_log_bytes, max_files=max_log_files,
                            lines_per_second=log_lines_per_second, alert_every=alert_every, seed=seed).start()
@@ -97,9 +99,9 @@ def start(workdir, *, port: int = 0, user: str = "root@sys", password: str | Non
     return sim
 
 
-def _fill(conn, wl: Workload, rows_per_second: int) -> None:
-    """A minute of history, so TopSQL has something to show at once."""
-    wl.step(rows_per_second * 60, 60.0)
+def _fill(conn, wl: Workload, rows_per_second: int, seconds: float) -> None:
+    """``seconds`` of history, so TopSQL has something to show at once."""
+    wl.step(int(rows_per_second * seconds), seconds)
     wl.refresh_views()
 
 

@@ -5,6 +5,8 @@
   that never evicts, rotated logs kept), which a test can SIGSTOP and, at
   the end, *quiesce* (workload and log writer stopped, the SQL port still
   serving) so that the agent can catch up with a truth that no longer moves.
+  Its audit starts with 5 s of history, not the demo's minute (2.3 s of
+  start-up per test).
 - :class:`Agent`: ``engine --config FILE start --foreground``, restarted the
   way systemd's ``Restart=on-failure`` would after a SIGKILL.
 - The oracles: every alert line on disk must be fired exactly once in the
@@ -81,7 +83,7 @@ class Sim(SimProcess):
 
     def __init__(self, workdir: Path, **kwargs):
         kwargs = {"alert_every": 0.5, "audit_capacity": 10_000_000, "max_log_files": 0,
-                  "max_log_bytes": 256 << 10, **kwargs}
+                  "max_log_bytes": 256 << 10, "history_seconds": 5.0, **kwargs}
         ctx = get_context("fork")
         self.conn, child_end = ctx.Pipe()
         self.proc = ctx.Process(target=_sim_main, args=(str(workdir), child_end, self.conn, kwargs),

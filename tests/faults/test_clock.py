@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 ROUNDS = 3 if LONG else 1
 STEPS = ("-1h", "+1h")          # offsets from the real time: an hour back, then an hour ahead
+HEARTBEAT = 3.0
 
 
 def test_wall_clock_steps_restart_nothing_and_lose_nothing(tmp_path):
@@ -37,7 +38,7 @@ def test_wall_clock_steps_restart_nothing_and_lose_nothing(tmp_path):
     sim = Sim(tmp_path / "sim")
     env = {"LD_PRELOAD": str(LIB), "FAKETIME_TIMESTAMP_FILE": str(stamp), "FAKETIME_CACHE_DURATION": "1",
            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_DONT_RESET": "1"}
-    agent = Agent(write_config(tmp_path, sim, instance, supervisor="heartbeat_timeout = 3"),
+    agent = Agent(write_config(tmp_path, sim, instance, supervisor=f"heartbeat_timeout = {HEARTBEAT}"),
                   tmp_path / "home", env=env)
     seen = []
     try:
@@ -48,7 +49,7 @@ def test_wall_clock_steps_restart_nothing_and_lose_nothing(tmp_path):
                 stamp.write_text(step + "\n")
                 wait_for(lambda s=step: _agent_offset(agent) * (1 if s[0] == "+" else -1) > 3000,
                          timeout=30, what=f"the agent's clock at {step}")
-                time.sleep(5)               # past heartbeat_timeout and a few collections
+                time.sleep(HEARTBEAT + 1)   # past heartbeat_timeout and a few collections
                 seen.append(agent.workers())
         stamp.write_text("+0\n")
         wait_for(lambda: abs(_agent_offset(agent)) < 60, timeout=30, what="the agent's clock back")

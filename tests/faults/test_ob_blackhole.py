@@ -2,8 +2,10 @@
 
 While it hangs no worker is killed as hung (they heartbeat while they wait), the
 OB-dependent ones say so (``ocp_exporter_ob_up`` 0); once it answers again they
-catch up by themselves and nothing is lost. Short form: 10 s with a 3 s
-``read_timeout``; long form: 60 s with the shipped timeouts.
+catch up by themselves and nothing is lost. Short form: 7 s with a 2 s
+``read_timeout``, 1 s ``connect_timeout`` and a 5 s ``heartbeat_timeout`` (the
+stall outlasts it, so a worker that stopped heartbeating while it waits would be
+killed); long form: 60 s with the shipped timeouts.
 """
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from test_chaos import record
 
 pytestmark = pytest.mark.integration
 
-STALL = 60.0 if LONG else 10.0
-READ_TIMEOUT = 30.0 if LONG else 3.0
+STALL = 60.0 if LONG else 7.0
+READ_TIMEOUT = 30.0 if LONG else 2.0
+CONNECT_TIMEOUT = 2.0 if LONG else 1.0
+SUPERVISOR = "" if LONG else "heartbeat_timeout = 5.0"      # long form: the shipped 45 s
 
 
 def ob_up(agent) -> float | None:
@@ -38,10 +42,10 @@ def ob_up(agent) -> float | None:
 def test_a_hung_observer_kills_no_worker_and_loses_nothing(tmp_path):
     instance = f"bh{os.getpid()}"
     sim = Sim(tmp_path / "sim")
-    cfg = write_config(tmp_path, sim, instance)
+    cfg = write_config(tmp_path, sim, instance, supervisor=SUPERVISOR)
     cfg.write_text(cfg.read_text().replace('password_env = "OCP_AGENT_FAULT_OB_PASSWORD"',
                                            f'password_env = "OCP_AGENT_FAULT_OB_PASSWORD"\n'
-                                           f'read_timeout = {READ_TIMEOUT}\nconnect_timeout = 2.0'))
+                                           f'read_timeout = {READ_TIMEOUT}\nconnect_timeout = {CONNECT_TIMEOUT}'))
     agent = Agent(cfg, tmp_path / "home")
     try:
         agent.start()

@@ -8,7 +8,7 @@ third's. (A 12-minute run showed the warm-up: ocp_exporter 25 -> 43 MiB over the
 first 8 minutes, then flat; obstat2's sqlite page cache moves by +-4 MiB; so a
 30 s run proves nothing about growth, and asserts none.)
 
-Short form: 30 s (CI). Long form: 30 minutes. ``ENGINE_SOAK_SECONDS`` overrides
+Short form: 15 s, sampled every 1.5 s (CI). Long form: 30 minutes. ``ENGINE_SOAK_SECONDS`` overrides
 both (investigations). The samples go to the tally (``ENGINE_FAULTS_LOG``).
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ from test_chaos import record
 
 pytestmark = pytest.mark.integration
 
-DURATION = float(os.environ.get("ENGINE_SOAK_SECONDS") or (1800 if LONG else 30))
-EVERY = 10.0 if DURATION > 300 else 3.0
+DURATION = float(os.environ.get("ENGINE_SOAK_SECONDS") or (1800 if LONG else 15))
+EVERY = 10.0 if DURATION > 300 else 3.0 if DURATION > 30 else 1.5
 PSS_SLACK = 4 << 20          # between the middle and last thirds' medians (runs of 10 min or more)
 PSS_CAP = 150 << 20          # any process, any time
 
