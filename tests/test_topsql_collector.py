@@ -1,58 +1,18 @@
-"""obstat2's collector against the MariaDB stand-in: cursors, gaps, restarts, faults."""
-import json
-import os
-import signal
+"""obstat2's collector against the MariaDB stand-in: every row counted once, the aggregates equal
+an SQL GROUP BY, bad values counted and skipped, slow executions sampled, the plain-rows fallback.
+
+Cursors across restarts and gaps are tests/test_topsql_restarts.py; connection faults mid-fetch
+tests/test_topsql_fetch_faults.py; plan snapshots tests/test_topsql_plans.py; retention
+tests/test_topsql_expire.py."""
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
 
-from engine import config
-from engine.ob import connection as obc
-from engine.testbed.workload import Workload, Writer
 from engine.topsql.collector import Collector
-from conftest import wait_for
+from topsql_kit import env, make_cfg, stored, truth, workload  # noqa: F401 - env is a fixture
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def env(ob_tables, monkeypatch):
-    monkeypatch.setenv("OCP_AGENT_OB_PASSWORD", ob_tables.password)
-    return ob_tables
-
-
-def make_cfg(server, home, **obstat2):
-    obstat2 = {"batch_rows": 1000, "plan_interval": 3600.0, **obstat2}
-    return config.from_dict({"ob": server.ob_config(), "workers": {"obstat2": obstat2}}, home=str(home))
-
-
-def workload(server, **kw):
-    conn = server.connect()
-    wl = Workload(Writer(conn), n_sql=300, **kw)
-    wl.refresh_views()
-    return wl
-
-
-def stored(data_dir):
-    db = sqlite3.connect(data_dir / "topsql.db")
-    try:
-        groups = {(t, d, s): (n, e) for t, d, s, n, e in db.execute(
-            "SELECT tenant_id, db_id, sql_id, sum(executions), sum(elapsed_sum) FROM topsql "
-            "GROUP BY 1, 2, 3")}
-        totals = dict(db.execute("SELECT name, value FROM totals"))
-        return groups, totals
-    finally:
-        db.close()
-
-
-def truth(server):
-    with server.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT tenant_id, db_id, sql_id, count(*), sum(elapsed_time) FROM GV$OB_SQL_AUDIT "
-                    "GROUP BY 1, 2, 3")
-        return {(t, d, s): (n, int(e)) for t, d, s, n, e in cur.fetchall()}
 
 
 def test_incremental_fetch_counts_every_row_once(env, tmp_path):
@@ -124,228 +84,6 @@ def sql_metrics():
     return m
 
 
-COLLECT = """
-import json, sys
-from engine import config
-from engine.topsql.collector import Collector
-cfg = config.from_dict(json.loads(sys.argv[1]), home=sys.argv[2])
-col = Collector(cfg, sys.argv[3])
-while True:
-    col.cycle()
-"""
-
-
-def spawn_collector(server, home):
-    raw = {"ob": server.ob_config(), "workers": {"obstat2": {"batch_rows": 150, "plan_interval": 3600.0}}}
-    return subprocess.Popen([sys.executable, "-c", COLLECT, json.dumps(raw), str(home), str(home / "d")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def fetched(data_dir):
-    try:
-        return stored(data_dir)[1].get("rows_fetched", 0)
-    except sqlite3.Error:
-        return 0
-
-
-def test_sigkill_and_restart_lose_nothing_and_count_nothing_twice(env, tmp_path):
-    wl = workload(env)
-    wl.step(9000)
-    procs = []
-    try:
-        for _ in range(2):
-            procs.append(spawn_collector(env, tmp_path))
-            before = fetched(tmp_path / "d")
-            wait_for(lambda: fetched(tmp_path / "d") > before + 1000)
-            procs[-1].send_signal(signal.SIGKILL)
-            procs[-1].wait()
-        procs.append(spawn_collector(env, tmp_path))
-        wait_for(lambda: fetched(tmp_path / "d") >= 9000)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-    groups, totals = stored(tmp_path / "d")
-    assert totals["rows_fetched"] == 9000
-    assert groups == truth(env)
-
-
-def test_eviction_gap_is_counted(env, tmp_path):
-    wl = workload(env, audit_capacity=400)
-    col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
-    wl.step(1200)                       # 200 per slice: nothing evicted yet
-    col.cycle()
-    wl.step(6000)                       # 1000 more per slice: the oldest go
-    report = col.cycle()
-    assert wl.evicted > 1200
-    assert report["lost"] == wl.evicted - 1200      # the first 1200 were read before they went
-    _, totals = stored(tmp_path / "d")
-    assert totals["rows_fetched"] + totals["rows_lost"] == 7200
-    col.close()
-
-
-def test_observer_restart_resets_cursors_without_double_counting(env, tmp_path):
-    wl = workload(env)
-    col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
-    wl.step(3000)
-    col.cycle()
-    wl.clock = lambda: time.time() + 5      # a later start time
-    wl.restart_server(0)
-    wl.step(600)                            # new ids 1..~100 on server 0
-    report = col.cycle()
-    assert report["resets"] == 3 and report["rows"] == 600 and report["lost"] == 0
-    assert stored(tmp_path / "d")[1]["rows_fetched"] == 3600
-    col.close()
-
-
-def test_request_ids_going_back_are_a_reset_even_without_start_time(env, tmp_path):
-    wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),))
-    col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
-    wl.step(500)
-    col.cycle()
-    srv = wl.servers[0]
-    wl.w.delete("GV$OB_SQL_AUDIT", {})
-    wl._boot(srv)                           # ids from 1 again, DBA_OB_SERVERS untouched
-    wl.step(50)
-    col.cycle()                             # sees nothing above 500: max 50 < 500 -> reset
-    assert col.cycle()["rows"] == 0
-    _, totals = stored(tmp_path / "d")
-    assert totals["resets"] == 1 and totals["rows_fetched"] == 550
-    col.close()
-
-
-def test_plan_eviction_and_reload(env, tmp_path):
-    wl = workload(env, servers=(("10.0.0.1", 2882),))
-    col = Collector(make_cfg(env, tmp_path, plan_interval=0.1), tmp_path / "d")
-    wl.step(2000)
-    wl.write_plans()
-    first = col.snapshot_plans(col.connection())
-    assert first["plan_baselines"] == first["plans"] > 0 and first["plan_deltas"] == 0
-    before = {k: (p.plan_id, p.c["EXECUTIONS"]) for k, p in wl.plans.items()}
-    wl.evict_plans(0.5)
-    wl.step(2000)
-    wl.write_plans()
-    after = {k: (p.plan_id, p.c["EXECUTIONS"]) for k, p in wl.plans.items()}
-    second = col.snapshot_plans(col.connection())
-    survived = [k for k in after if k in before and before[k][0] == after[k][0]]
-    reloaded = [k for k in after if k not in survived]
-    assert second["plans_evicted"] == len(before) - len(survived)
-    assert second["plan_baselines"] == len(reloaded)
-    db = sqlite3.connect(tmp_path / "d" / "topsql.db")
-    total = db.execute("SELECT sum(executions), min(executions) FROM plan_deltas").fetchone()
-    assert total[0] == sum(after[k][1] - before[k][1] for k in survived) and total[1] > 0
-    with env.connect() as conn, conn.cursor() as cur:     # a counter going down: a new baseline
-        cur.execute("UPDATE GV$OB_PLAN_CACHE_PLAN_STAT SET executions = 0 WHERE plan_id = %s",
-                    (after[survived[0]][0],))
-    third = col.snapshot_plans(col.connection())
-    assert third["plan_resets"] == 1
-    assert db.execute("SELECT count(*) FROM plan_deltas WHERE executions < 0").fetchone()[0] == 0
-    db.close()
-    col.close()
-
-
-def _kill_after_first_chunk(monkeypatch, action):
-    """Run ``action`` once, after the first chunk of a result set was fed."""
-    from engine.topsql import fetch
-    real = fetch.fetch_packets
-    fired = []
-
-    class Spy:
-        def __init__(self, agg):
-            self.agg = agg
-
-        def __getattr__(self, name):
-            return getattr(self.agg, name)
-
-        def feed(self, data):
-            done = self.agg.feed(data)
-            if not fired and not done:
-                fired.append(1)
-                action()
-            return done
-
-    monkeypatch.setattr(fetch, "CHUNK", 4096)
-    monkeypatch.setattr("engine.topsql.collector.fetch_packets",
-                        lambda conn, sql, args, agg: real(conn, sql, args, Spy(agg)))
-    return fired
-
-
-def run_until_ok(col, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return col.cycle()
-        except obc.ConnectionLost:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def fat_slice(server, rows=4000):
-    """One slice of ``rows`` rows of ~3 KB each: far more than the socket buffers hold."""
-    wl = workload(server, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),))
-    wl.step(rows)
-    with server.connect() as conn, conn.cursor() as cur:
-        cur.execute("UPDATE GV$OB_SQL_AUDIT SET QUERY_SQL = concat(QUERY_SQL, repeat('x', 3000))")
-    wl.w.conn.close()
-
-
-def test_connection_killed_mid_fetch(env, tmp_path, monkeypatch):
-    fat_slice(env)
-    col = Collector(make_cfg(env, tmp_path, batch_rows=20000, sample_sql_bytes=4096), tmp_path / "d")
-
-    def kill():
-        with env.connect(root=True) as root, root.cursor() as cur:
-            cur.execute(f"KILL CONNECTION {col.conn.raw().thread_id()}")
-
-    fired = _kill_after_first_chunk(monkeypatch, kill)
-    with pytest.raises(obc.ConnectionLost):
-        col.cycle()
-    assert fired and stored(tmp_path / "d")[1].get("rows_fetched", 0) == 0
-    run_until_ok(col)
-    groups, totals = stored(tmp_path / "d")
-    assert totals["rows_fetched"] == 4000 and groups == truth(env)
-    col.close()
-
-
-def test_server_restart_mid_fetch(env, tmp_path, monkeypatch):
-    fat_slice(env)
-    col = Collector(make_cfg(env, tmp_path, batch_rows=20000, sample_sql_bytes=4096), tmp_path / "d")
-    _kill_after_first_chunk(monkeypatch, env.restart)
-    with pytest.raises(obc.ConnectionLost):
-        col.cycle()
-    assert stored(tmp_path / "d")[1].get("rows_fetched", 0) == 0
-    run_until_ok(col)
-    groups, totals = stored(tmp_path / "d")
-    assert totals["rows_fetched"] == 4000 and groups == truth(env)
-    col.close()
-
-
-def test_wrong_password_and_missing_view_are_typed_and_retried(env, tmp_path, monkeypatch):
-    wl = workload(env)
-    wl.step(300)
-    monkeypatch.setenv("OCP_AGENT_OB_PASSWORD", "wrong")
-    col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
-    with pytest.raises(obc.AuthFailed):
-        col.cycle()
-    col.close()
-    monkeypatch.setenv("OCP_AGENT_OB_PASSWORD", env.password)
-    col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
-    with env.connect() as conn, conn.cursor() as cur:
-        cur.execute("RENAME TABLE GV$OB_SQL_AUDIT TO audit_away")
-        cur.execute("DROP TABLE GV$OB_UNITS")           # the slice list falls back to the audit
-        cur.execute("DROP TABLE DBA_OB_SERVERS")        # restart detection falls back to max ids
-    with pytest.raises(obc.MissingView):
-        col.cycle()
-    with pytest.raises(obc.MissingView):                # retried, not dropped for good
-        col.cycle()
-    with env.connect() as conn, conn.cursor() as cur:
-        cur.execute("RENAME TABLE audit_away TO GV$OB_SQL_AUDIT")
-    assert col.cycle()["rows"] == 300
-    col.close()
-
-
 def test_malformed_values(env, tmp_path):
     from engine.testbed.workload import AUDIT_COLUMNS
     wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),))
@@ -383,47 +121,6 @@ def test_malformed_values(env, tmp_path):
     col.close()
 
 
-def test_retention_is_applied_even_when_the_plan_view_fails(env, tmp_path):
-    """Old buckets and plan deltas go every cycle, also while a later query keeps failing."""
-    wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),))
-    wl.step(50)
-    col = Collector(make_cfg(env, tmp_path, plan_interval=0.1, retention_hours=1.0), tmp_path / "d")
-    old = time.time() - 2 * 3600
-    with col.store.transaction() as db:
-        db.execute("INSERT INTO topsql (bucket, tenant_id, db_id, sql_id, db_name, sample, executions) "
-                   "VALUES (?, 1002, 1, 'OLD', 'db', '', 1)", (int(old),))
-        db.execute("INSERT INTO plan_deltas (t, svr_ip, executions) VALUES (?, '10.0.0.1', 1)", (old,))
-    with env.connect() as conn, conn.cursor() as cur:
-        cur.execute("DROP TABLE GV$OB_PLAN_CACHE_PLAN_STAT")
-    with pytest.raises(obc.MissingView):
-        col.cycle()
-    db = sqlite3.connect(tmp_path / "d" / "topsql.db")
-    assert db.execute("SELECT count(*) FROM topsql WHERE sql_id = 'OLD'").fetchone()[0] == 0
-    assert db.execute("SELECT count(*) FROM plan_deltas").fetchone()[0] == 0
-    assert db.execute("SELECT sum(executions) FROM topsql").fetchone()[0] == 50
-    db.close()
-    col.close()
-
-
-def test_an_unknown_start_time_is_not_a_restart(env, tmp_path):
-    """START_SERVICE_TIME NULL (an observer not serving yet, or stopped) resets nothing: its
-    audit may still be there, and reading it again from 0 would count every row twice."""
-    wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),))
-    col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
-    wl.step(300)
-    col.cycle()
-    with env.connect() as conn, conn.cursor() as cur:
-        cur.execute("UPDATE DBA_OB_SERVERS SET START_SERVICE_TIME = NULL")
-    assert col.cycle()["resets"] == 0
-    wl.refresh_views()                       # the same start time as before comes back
-    wl.step(100)
-    report = col.cycle()
-    assert report["resets"] == 0 and report["rows"] == 100
-    _, totals = stored(tmp_path / "d")
-    assert totals["rows_fetched"] == 400 and "resets" not in totals
-    col.close()
-
-
 def test_a_slice_row_with_nulls_is_skipped_not_a_crash(env, tmp_path):
     wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),))
     wl.step(30)
@@ -432,24 +129,6 @@ def test_a_slice_row_with_nulls_is_skipped_not_a_crash(env, tmp_path):
     col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
     report = col.cycle()
     assert report["rows"] == 30 and report["slices"] == 2
-    col.close()
-
-
-def test_rows_evicted_after_an_observer_restart_are_counted_lost(env, tmp_path):
-    """After a reset the cursor is 0 on purpose (ids start again at 1): a first id above 1 is a gap
-    like any other. Only a slice never read before starts wherever its oldest row is."""
-    wl = workload(env, servers=(("10.0.0.1", 2882),), tenants=((1002, "a"),), audit_capacity=100)
-    col = Collector(make_cfg(env, tmp_path), tmp_path / "d")
-    wl.step(50)
-    assert col.cycle()["lost"] == 0
-    wl.clock = lambda: time.time() + 5
-    wl.restart_server(0)
-    wl.step(300)                                    # ids 1..300, the oldest evicted before we look
-    report = col.cycle()
-    assert wl.evicted > 0
-    assert report["resets"] == 1 and report["lost"] == wl.evicted and report["rows"] == 300 - wl.evicted
-    _, totals = stored(tmp_path / "d")
-    assert totals["rows_fetched"] + totals["rows_lost"] == 350
     col.close()
 
 

@@ -1,6 +1,13 @@
-"""Plan-cache snapshot diffing: baselines, deltas, resets, evictions."""
+"""Plan-cache snapshot diffing: baselines, deltas, resets, evictions (and the collector's
+snapshots against the MariaDB stand-in)."""
+import sqlite3
+
+import pytest
+
 from engine.ob.views import PLAN_COUNTERS
 from engine.topsql import plans
+from engine.topsql.collector import Collector
+from topsql_kit import env, make_cfg, workload  # noqa: F401 - env is a fixture
 
 
 def rec(plan_id, first="2026-01-01 00:00:00", **counters):
@@ -89,3 +96,34 @@ def test_a_counter_beyond_int64_is_a_bad_row():
     assert plans.normalise(_row(avg_exe_usec=-(1 << 63) - 1)) is None
     assert plans.normalise(_row(plan_id=1 << 63)) is None
     assert plans.normalise(_row(executions=(1 << 63) - 1))["executions"] == (1 << 63) - 1
+
+
+@pytest.mark.integration
+def test_plan_eviction_and_reload(env, tmp_path):
+    wl = workload(env, servers=(("10.0.0.1", 2882),))
+    col = Collector(make_cfg(env, tmp_path, plan_interval=0.1), tmp_path / "d")
+    wl.step(2000)
+    wl.write_plans()
+    first = col.snapshot_plans(col.connection())
+    assert first["plan_baselines"] == first["plans"] > 0 and first["plan_deltas"] == 0
+    before = {k: (p.plan_id, p.c["EXECUTIONS"]) for k, p in wl.plans.items()}
+    wl.evict_plans(0.5)
+    wl.step(2000)
+    wl.write_plans()
+    after = {k: (p.plan_id, p.c["EXECUTIONS"]) for k, p in wl.plans.items()}
+    second = col.snapshot_plans(col.connection())
+    survived = [k for k in after if k in before and before[k][0] == after[k][0]]
+    reloaded = [k for k in after if k not in survived]
+    assert second["plans_evicted"] == len(before) - len(survived)
+    assert second["plan_baselines"] == len(reloaded)
+    db = sqlite3.connect(tmp_path / "d" / "topsql.db")
+    total = db.execute("SELECT sum(executions), min(executions) FROM plan_deltas").fetchone()
+    assert total[0] == sum(after[k][1] - before[k][1] for k in survived) and total[1] > 0
+    with env.connect() as conn, conn.cursor() as cur:     # a counter going down: a new baseline
+        cur.execute("UPDATE GV$OB_PLAN_CACHE_PLAN_STAT SET executions = 0 WHERE plan_id = %s",
+                    (after[survived[0]][0],))
+    third = col.snapshot_plans(col.connection())
+    assert third["plan_resets"] == 1
+    assert db.execute("SELECT count(*) FROM plan_deltas WHERE executions < 0").fetchone()[0] == 0
+    db.close()
+    col.close()
