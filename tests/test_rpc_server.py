@@ -53,6 +53,27 @@ def test_malformed_requests_get_a_clear_4xx(rpc_server, raw, status, code):
     assert srv.stats()[f"bad_input_total.{code}"] == 1
 
 
+def test_heads_made_to_backtrack_do_not_stall_the_server(rpc_server):
+    """A header line of 16 KiB of blanks ending in a control byte once cost the per-line pattern
+    about half a second of the event loop (quadratic backtracking); 40 of them held every other
+    client for about 20 s. Now each fails in linear time and the health check is answered at once."""
+    srv = rpc_server()
+    evil = b"GET /api/v1/health HTTP/1.1\r\nA:" + b" " * 16000 + b"\x01\r\n\r\n"
+    socks = []
+    try:
+        for _ in range(40):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+            sock.sendall(evil)
+            socks.append(sock)
+        assert status_of(srv.raw(b"GET /api/v1/health HTTP/1.1\r\n\r\n", timeout=3.0)) == 200
+        for sock in socks:
+            assert status_of(sock.recv(65536)) == 400
+    finally:
+        for sock in socks:
+            sock.close()
+    assert srv.stats()["bad_input_total.bad_header"] == 40
+
+
 def test_truncated_body_of_a_signed_request(rpc_server):
     srv = rpc_server()
     answer = srv.raw(signed("/api/v1/time", b"0123456789").replace(b"0123456789", b"abc"))

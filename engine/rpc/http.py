@@ -39,9 +39,16 @@ MAX_HEADERS = 64
 MAX_HEAD = 16384
 SINGLE = frozenset(("content-length", "authorization", "x-ocp-timestamp", "x-ocp-nonce",
                     "x-ocp-content-sha256", "transfer-encoding", "host"))
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_TARGET = re.compile(rb"/[\x21-\x7e]*")
-_HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)[ \t]*")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TARGET = re.compile(r"/[\x21-\x7e]*")
+# one header line: name, colon, optional blanks, a value of visible ASCII words, optional blanks.
+# Possessive quantifiers: no way to split a run of blanks two ways, so a bad line fails in linear
+# time (the former per-line pattern backtracked quadratically on "a:" + 16 KiB of blanks + "\x01").
+_NAME = r"[!#$%&'*+.^_`|~0-9A-Za-z-]++"
+_VALUE = r"(?:[\x21-\x7e]++(?:[ \t]++[\x21-\x7e]++)*+)?+"
+_BLOCK = re.compile(rf"(?:{_NAME}:[ \t]*+{_VALUE}[ \t]*+\r\n)*+{_NAME}:[ \t]*+{_VALUE}[ \t]*+")
+_PAIRS = re.compile(rf"({_NAME}):[ \t]*+({_VALUE})[ \t]*+(?:\r\n|\Z)")
+_REQUEST_LINE = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+) (/[\x21-\x7e]{0,2047}) (HTTP/1\.[01])")
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
            413: "Payload Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -78,11 +85,16 @@ class Request:
 
 
 def parse_head(head: bytes, peer: str = "", tls: bool = False) -> Request:
-    """A request head (through the blank line, or without it) as a :class:`Request` with no body."""
-    line, _, rest = head.removesuffix(b"\r\n\r\n").partition(b"\r\n")
+    """A request head (through the blank line, or without it) as a :class:`Request` with no body.
+
+    One decode of the whole head (latin-1 cannot fail; every pattern admits visible ASCII
+    only, so a byte over 0x7f is refused as before), one match of the request line, one of
+    the whole header block to check it, one to take it apart."""
+    line, _, rest = head.removesuffix(b"\r\n\r\n").decode("latin-1").partition("\r\n")
     if len(line) > MAX_LINE:
         raise BadRequest(431, "line_too_long", "request line too long")
-    method, target, version = _parse_request_line(line)
+    m = _REQUEST_LINE.fullmatch(line)
+    method, target, version = m.groups() if m is not None else _parse_request_line(line)
     return Request(method, target, version, _parse_headers(rest), b"", peer, tls)
 
 
@@ -119,34 +131,37 @@ def peer_name(writer) -> str:
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
 
 
-def _parse_request_line(line: bytes) -> tuple[str, str, str]:
-    parts = line.rstrip(b"\r\n").split(b" ")
+def _parse_request_line(line: str) -> tuple[str, str, str]:
+    """The request line that the one-pattern path did not take: what is wrong with it."""
+    parts = line.split(" ")
     if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]):
         raise BadRequest(400, "bad_request_line", "malformed request line")
     method, target, version = parts
-    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
         raise BadRequest(505, "bad_version", "only HTTP/1.0 and HTTP/1.1 are served")
     if len(target) > 2048 or not _TARGET.fullmatch(target):
         raise BadRequest(400, "bad_target", "malformed request target")
-    return method.decode(), target.decode(), version.decode()
+    return method, target, version
 
 
-def _parse_headers(block: bytes) -> dict[str, str]:
-    """Header lines (CRLF-separated, without the blank line) -> {lower-case name: value}."""
-    headers: dict[str, str] = {}
+def _parse_headers(block: str) -> dict[str, str]:
+    """Header lines (CRLF-separated, without the blank line) -> {lower-case name: value};
+    of a repeated header the last one counts, unless it must be single (:data:`SINGLE`)."""
     if not block:
-        return headers
-    lines = block.split(b"\r\n")
-    if len(lines) > MAX_HEADERS:
+        return {}
+    if block.count("\r\n") >= MAX_HEADERS:
         raise BadRequest(431, "headers_too_large", "too many headers")
-    for line in lines:
-        m = _HEADER.fullmatch(line)
-        if m is None:
-            raise BadRequest(400, "bad_header", "malformed header line (or a control or non-ASCII byte)")
-        key = m.group(1).decode().lower()
-        if key in headers and key in SINGLE:
-            raise BadRequest(400, "duplicate_header", f"duplicate {key} header")
-        headers[key] = m.group(2).decode()
+    if _BLOCK.fullmatch(block) is None:
+        raise BadRequest(400, "bad_header", "malformed header line (or a control or non-ASCII byte)")
+    pairs = _PAIRS.findall(block)
+    headers = {key.lower(): value for key, value in pairs}
+    if len(headers) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            key = key.lower()
+            if key in seen and key in SINGLE:
+                raise BadRequest(400, "duplicate_header", f"duplicate {key} header")
+            seen.add(key)
     return headers
 
 
