@@ -1,25 +1,21 @@
 """The simulated OBServer in a process of its own, so that a test can SIGSTOP or kill it.
 
 ``with simulator_process(workdir) as sim:`` gives ``sim.info`` (host, port,
-user, password, log_dir), ``sim.pid``, ``sim.pause()`` / ``sim.resume()``.
+user, password, log_dir, db), ``sim.pid``, ``sim.pause()`` / ``sim.resume()``
+and ``sim.ob()``. The process itself is :class:`engine.demo.child.SimulatorProcess`,
+the one ``engine demo`` runs.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-from multiprocessing import get_context
+
+from engine.demo.child import SimulatorProcess
 
 
-class SimProcess:
-    PASSWORD_ENV = "OCP_AGENT_DEMO_OB_PASSWORD"     # where the child put its password
-
-    def __init__(self, proc, conn, info):
-        self.proc, self.conn, self.info = proc, conn, info
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+class SimProcess(SimulatorProcess):
+    """A forked simulator with the test's knobs: pause/resume (SIGSTOP/SIGCONT) and its [ob] section."""
 
     def pause(self) -> None:
         os.kill(self.proc.pid, signal.SIGSTOP)
@@ -35,23 +31,8 @@ class SimProcess:
 
 @contextlib.contextmanager
 def simulator_process(workdir):
-    from engine.commands.demo import _simulator_process
-    ctx = get_context("fork")
-    parent_end, child_end = ctx.Pipe()
-    proc = ctx.Process(target=_simulator_process, args=(str(workdir), child_end, parent_end), daemon=True)
-    proc.start()
-    child_end.close()
+    sim = SimProcess(workdir)
     try:
-        if not parent_end.poll(60):
-            raise RuntimeError("the simulator did not start")
-        info = parent_end.recv()
-        os.environ["OCP_AGENT_DEMO_OB_PASSWORD"] = info["password"]
-        yield SimProcess(proc, parent_end, info)
+        yield sim
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGCONT)
-        parent_end.close()
-        proc.join(15)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(5)
+        sim.stop()

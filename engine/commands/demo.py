@@ -11,10 +11,10 @@ import os
 import secrets
 import signal
 import sys
-from multiprocessing import get_context
 from pathlib import Path
 
 from engine import agentlog, config
+from engine.demo.child import SimulatorDidNotStart, SimulatorProcess
 from engine.supervisor import Supervisor, pid_of_running, replace_section
 from engine.testbed.ports import free_port
 
@@ -34,24 +34,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def _simulator_process(workdir: str, conn, parent_end) -> None:
-    """Run the simulated OBServer until the parent closes the pipe."""
-    from engine.demo import simulator
-    parent_end.close()        # our inherited copy, or the pipe would never reach EOF
-    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent stops us
-    sim = simulator.start(Path(workdir))
-    conn.send({"host": sim.host, "port": sim.port, "user": sim.user,
-               "password": sim.password, "log_dir": str(sim.log_dir),
-               "obproxy": {"host": sim.obproxy.host, "port": sim.obproxy.port, "user": sim.obproxy.user,
-                           "password": sim.obproxy.password}})
-    try:
-        conn.recv()                                     # EOF when the parent is done
-    except EOFError:
-        pass
-    finally:
-        sim.stop()
-
-
 def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
                 any_ports: bool = False) -> config.AgentConfig:
     log_dir = sim["log_dir"]
@@ -63,9 +45,9 @@ def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
         "agent": {"home": str(home)},
         "supervisor": {"min_uptime": 2.0},
         "ob": {"host": sim["host"], "port": sim["port"], "user": sim["user"],
-               "password_env": "OCP_AGENT_DEMO_OB_PASSWORD", "cluster_name": "demo", "cluster_id": "1"},
+               "password_env": SimulatorProcess.PASSWORD_ENV, "cluster_name": "demo", "cluster_id": "1"},
         "obproxy": {"host": sim["obproxy"]["host"], "port": sim["obproxy"]["port"], "user": sim["obproxy"]["user"],
-                    "password_env": "OCP_AGENT_DEMO_OBPROXY_PASSWORD"} if sim.get("obproxy") else {},
+                    "password_env": SimulatorProcess.OBPROXY_PASSWORD_ENV} if sim.get("obproxy") else {},
         "workers": {
             "pos_proxy": {"secret_file": str(secret_file), "file_roots": [log_dir]},
             "node_exporter": {"interval": 5.0},
@@ -96,22 +78,12 @@ def cmd_demo(args) -> int:
         secret_file.write_text(secrets.token_hex(32))
     secret_file.chmod(0o600)
 
-    ctx = get_context("fork")
-    parent_end, child_end = ctx.Pipe()
-    sim_proc = ctx.Process(target=_simulator_process, args=(str(workdir), child_end, parent_end), daemon=True)
-    sim_proc.start()
-    child_end.close()
     try:
-        sim = parent_end.recv() if parent_end.poll(60) else None
-    except EOFError:              # it died before saying where it listens (its traceback is above)
-        sim = None
-    if sim is None:
-        sim_proc.kill()
-        sim_proc.join(15)
-        print("engine demo: the simulated OBServer did not start", file=sys.stderr)
+        child = SimulatorProcess(workdir)
+    except SimulatorDidNotStart as exc:      # its traceback is above
+        print(f"engine demo: {exc}", file=sys.stderr)
         return 1
-    os.environ["OCP_AGENT_DEMO_OB_PASSWORD"] = sim["password"]
-    os.environ["OCP_AGENT_DEMO_OBPROXY_PASSWORD"] = sim["obproxy"]["password"]
+    sim = child.info
     cfg = demo_config(home, sim, secret_file, args.alertmanager, args.any_ports)
     agentlog.setup(cfg, "ocp_agentd", foreground=not args.quiet)
     print(banner(cfg, sim, secret_file), flush=True)
@@ -121,10 +93,7 @@ def cmd_demo(args) -> int:
     try:
         return Supervisor(cfg).run_forever()
     finally:
-        parent_end.close()
-        sim_proc.join(15)
-        if sim_proc.is_alive():
-            sim_proc.kill()
+        child.stop()
 
 
 def banner(cfg, sim: dict, secret_file: Path) -> str:

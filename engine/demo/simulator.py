@@ -53,6 +53,13 @@ class Simulator:
     steps: int = 0
     step_errors: int = 0
 
+    def quiesce(self) -> None:
+        """Stop writing audit rows and log lines; the SQL port keeps serving (a test's end state)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self.logs.stop()
+
     def stop(self) -> None:
         """Stop the workload, the log writer and the server (in that order)."""
         self._stop.set()

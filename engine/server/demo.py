@@ -11,21 +11,20 @@ then each agent (SIGTERM, by PID), then the simulator.
 """
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
-from multiprocessing import get_context
 from pathlib import Path
 
 import tomli_w
 
+from engine.demo.child import SimulatorDidNotStart, SimulatorProcess
 from engine.testbed.ports import free_port
 
-PASSWORD_ENV = "OCP_AGENT_DEMO_OB_PASSWORD"
+PASSWORD_ENV = SimulatorProcess.PASSWORD_ENV
 
 
 def agent_config(home: Path, name: str, sim: dict, secret_file: Path) -> dict:
@@ -40,20 +39,6 @@ def agent_config(home: Path, name: str, sim: dict, secret_file: Path) -> dict:
                         "ob_cleaner": {"interval": 30.0}}}
 
 
-def start_simulator(workdir: Path):
-    from engine.commands.demo import _simulator_process
-    ctx = get_context("fork")
-    parent_end, child_end = ctx.Pipe()
-    proc = ctx.Process(target=_simulator_process, args=(str(workdir), child_end, parent_end), daemon=True)
-    proc.start()
-    child_end.close()
-    try:
-        sim = parent_end.recv() if parent_end.poll(60) else None
-    except EOFError:
-        sim = None
-    return proc, parent_end, sim
-
-
 def run(base: Path, hosts: int, server_port: int, duration: float = 0.0) -> int:
     from engine.server import config
     from engine.server.app import Server
@@ -62,12 +47,12 @@ def run(base: Path, hosts: int, server_port: int, duration: float = 0.0) -> int:
     if not secret_file.exists():
         secret_file.write_text(secrets.token_hex(32))
     secret_file.chmod(0o600)
-    sim_proc, pipe, sim = start_simulator(base / "simulator")
-    if sim is None:
-        sim_proc.kill()
-        print("engine demo: the simulated OBServer did not start", file=sys.stderr)
+    try:
+        child = SimulatorProcess(base / "simulator")
+    except SimulatorDidNotStart as exc:
+        print(f"engine demo: {exc}", file=sys.stderr)
         return 1
-    os.environ[PASSWORD_ENV] = sim["password"]
+    sim = child.info
     agents, server = [], None
     try:
         names = [f"demo-{i + 1}" for i in range(hosts)]
@@ -96,10 +81,7 @@ def run(base: Path, hosts: int, server_port: int, duration: float = 0.0) -> int:
             server.stop()
         for proc, _ in agents:
             _stop(proc)
-        pipe.close()
-        sim_proc.join(15)
-        if sim_proc.is_alive():
-            sim_proc.kill()
+        child.stop()
 
 
 def _start_agent(home: Path, name: str, sim: dict, secret_file: Path):

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from multiprocessing import get_context
 from pathlib import Path
 
 import psutil
@@ -54,63 +53,20 @@ throttle = 0
 
 # ------------------------------------------------------------------ the simulated OBServer
 
-def _sim_main(workdir: str, conn, parent_end, kwargs: dict) -> None:
-    from engine.demo import simulator
-    parent_end.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sim = simulator.start(Path(workdir), **kwargs)
-    conn.send({"host": sim.host, "port": sim.port, "user": sim.user, "password": sim.password,
-               "log_dir": str(sim.log_dir), "db": str(sim.db_path)})
-    try:
-        while True:
-            if conn.recv() == "quiesce":
-                sim._stop.set()
-                sim._thread.join(30)
-                sim.logs.stop()
-                conn.send({"alerts": sim.logs.alerts, "steps": sim.steps})
-    except EOFError:
-        pass
-    finally:
-        sim.stop()
-
-
 class Sim(SimProcess):
-    """A simulated OBServer process; ``info`` has host, port, user, password, log_dir, db.
+    """A simulated OBServer process (engine.demo.child); ``info`` has host, port, user, password, log_dir, db.
 
-    ``pid``, ``pause()``, ``resume()`` and ``ob()`` come from :class:`sim_process.SimProcess`."""
+    ``pid``, ``quiesce()``, ``pause()``, ``resume()`` and ``ob()`` come from :class:`sim_process.SimProcess`."""
 
     PASSWORD_ENV = "OCP_AGENT_FAULT_OB_PASSWORD"
 
     def __init__(self, workdir: Path, **kwargs):
         kwargs = {"alert_every": 0.5, "audit_capacity": 10_000_000, "max_log_files": 0,
                   "max_log_bytes": 256 << 10, "history_seconds": 5.0, **kwargs}
-        ctx = get_context("fork")
-        self.conn, child_end = ctx.Pipe()
-        self.proc = ctx.Process(target=_sim_main, args=(str(workdir), child_end, self.conn, kwargs),
-                                daemon=True)
-        self.proc.start()
-        child_end.close()
-        if not self.conn.poll(90):
-            self.close()
-            raise RuntimeError("the simulator did not start")
-        self.info = self.conn.recv()
-        os.environ[self.PASSWORD_ENV] = self.info["password"]
-
-    def quiesce(self) -> dict:
-        """Stop writing audit rows and log lines; the SQL port keeps serving."""
-        self.conn.send("quiesce")
-        if not self.conn.poll(60):
-            raise AssertionError("the simulator did not quiesce")
-        return self.conn.recv()
+        super().__init__(workdir, timeout=90, **kwargs)
 
     def close(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGCONT)
-        self.conn.close()
-        self.proc.join(20)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)
+        self.stop(timeout=20)
 
 
 # ------------------------------------------------------------------ the agent
