@@ -5,13 +5,25 @@ rotates the way OBServer does (rename to ``<name>.<YYYYMMDDHHMMSSmmm>``, then a
 new file that starts with the "New syslog file info" line). Marker lines
 (``MARK <n>``) fire the test rule ``mark`` once each (no throttling), so the
 alert log tells exactly which lines were seen, and how many times.
+
+For the worker as the agent runs it: :func:`logtailer_config` writes its
+agent.toml, :class:`LogtailerProcess` runs ``engine run ob_logtailer`` and
+attaches to its ring or board, and cleans up its process and segments.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import tomli_w
+
+from conftest import wait_for
+from engine import ipc
 from engine.config import ObLogtailerSection
 from engine.logs import store, synth
 from engine.logs.rules import compile_rules
@@ -19,6 +31,9 @@ from engine.logs.tailer import Tailer
 
 MARK_RULE = {"id": "mark", "severity": "warning", "regex": r"MARK (?P<seq>\d+)",
              "summary": "mark {seq}", "throttle": 0, "group_by": ["rule", "seq"]}
+
+
+MARK_RULES_TOML = tomli_w.dumps({"rule": [MARK_RULE]})     # the same rule as a rules file
 
 
 def mark_rules(*extra):
@@ -98,3 +113,59 @@ class ObWriter:
 
     def close(self) -> None:
         self.fh.close()
+
+
+def logtailer_config(path: Path, home: Path, instance: str, log_dir: Path, *, ob: dict | None = None,
+                     **worker) -> Path:
+    """agent.toml at ``path`` for ``engine run ob_logtailer``: ``log_dir``'s observer.log from the
+    beginning, polled every 50 ms; ``worker`` adds or replaces [workers.ob_logtailer] keys, ``ob``
+    is an [ob] table."""
+    worker = {"log_dir": str(log_dir), "files": ["observer.log"], "start_at": "beginning",
+              "poll_interval": 0.05, **worker}
+    raw = {"agent": {"home": str(home), "instance": instance}, **({"ob": ob} if ob else {}),
+           "workers": {"ob_logtailer": worker}}
+    path.write_text(tomli_w.dumps(raw))
+    return path
+
+
+class LogtailerProcess:
+    """``engine -c CONFIG run ob_logtailer`` as the agent runs it (a standalone instance).
+
+    As a context manager: on exit its segments are closed, the process is killed if it still
+    runs, and the segments it left are unlinked."""
+
+    def __init__(self, config_file: Path, instance: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(config_file), "run", "ob_logtailer"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.instance = ipc.standalone_instance(instance, self.proc.pid)
+        self.segs = None
+
+    def attach(self, kind: str, name: str):
+        """Its ring or board ``name`` (``kind``: "ring" or "board"), once the worker has made it."""
+        wait_for(lambda: os.path.exists(f"/dev/shm/{ipc.segment_name(self.instance, name)}"))
+        if self.segs is None:
+            self.segs = ipc.Segments(self.instance)
+
+        def ready():                        # the segment exists a moment before its header does
+            try:
+                return getattr(self.segs, kind)(name)
+            except ValueError:
+                return None
+        return wait_for(ready)
+
+    def stop(self) -> int:
+        """SIGTERM, then its exit status (0 is a clean stop)."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.segs is not None:
+            self.segs.close()
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for seg in ipc.stale_segments(self.instance):
+            ipc.unlink_segment(seg)

@@ -20,17 +20,8 @@ from engine.logs.tailer import Tailer
 from engine.runtime import WorkerContext, read_status
 from engine.workers import ob_logtailer
 from conftest import wait_for
-from logtail_kit import ObWriter, marks, poll_until, section
+from logtail_kit import MARK_RULES_TOML as RULES, ObWriter, marks, poll_until, section
 
-RULES = """
-[[rule]]
-id = "mark"
-severity = "warning"
-regex = 'MARK (?P<seq>\\d+)'
-summary = "mark {seq}"
-throttle = 0
-group_by = ["rule", "seq"]
-"""
 BROKEN = b'[[rule]]\nid = "mark"\nregex = \xff\n'       # not UTF-8 at line 3, column 9
 COPY = "rules.lastgood.toml"
 

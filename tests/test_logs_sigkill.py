@@ -14,18 +14,8 @@ import pytest
 
 from engine import ipc
 from engine.logs import checkpoint, store
-from logtail_kit import ObWriter, make_tailer, marks, poll_until
+from logtail_kit import MARK_RULES_TOML as RULES, ObWriter, logtailer_config, make_tailer, marks, poll_until
 from conftest import wait_for
-
-RULES = """
-[[rule]]
-id = "mark"
-severity = "warning"
-regex = 'MARK (?P<seq>\\d+)'
-summary = "mark {seq}"
-throttle = 0
-group_by = ["rule", "seq"]
-"""
 
 
 def start_worker(config):
@@ -49,19 +39,8 @@ def test_sigkill_mid_batch_then_restart(tmp_path):
     log.mkdir()
     (tmp_path / "rules.toml").write_text(RULES)
     instance = f"lt{os.getpid()}"
-    config = tmp_path / "agent.toml"
-    config.write_text(f"""
-[agent]
-home = "{home}"
-instance = "{instance}"
-[workers.ob_logtailer]
-log_dir = "{log}"
-files = ["observer.log"]
-rules = "{tmp_path / 'rules.toml'}"
-start_at = "beginning"
-poll_interval = 0.02
-checkpoint_interval = 0.5
-""")
+    config = logtailer_config(tmp_path / "agent.toml", home, instance, log, rules=str(tmp_path / "rules.toml"),
+                              poll_interval=0.02, checkpoint_interval=0.5)
     data = home / "data" / "ob_logtailer"
     w = ObWriter(log)
     proc = start_worker(config)

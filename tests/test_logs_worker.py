@@ -1,33 +1,20 @@
 """The worker as the agent runs it: counters on the ``alerts`` ring, clean stop on SIGTERM."""
 import os
-import signal
-import subprocess
-import sys
 
 import orjson
 import pytest
 
 from engine import ipc
-from logtail_kit import ObWriter
+from logtail_kit import LogtailerProcess, ObWriter, logtailer_config
 from conftest import wait_for
 
 
 @pytest.mark.integration
 def test_worker_publishes_counters_on_the_alerts_ring(tmp_path):
-    log, home = tmp_path / "log", tmp_path / "home"
+    log = tmp_path / "log"
     log.mkdir()
-    instance = f"lw{os.getpid()}"
-    config = tmp_path / "agent.toml"
-    config.write_text(f"""
-[agent]
-home = "{home}"
-instance = "{instance}"
-[workers.ob_logtailer]
-log_dir = "{log}"
-files = ["observer.log", "*.log.wf"]
-start_at = "beginning"
-poll_interval = 0.05
-""")
+    config = logtailer_config(tmp_path / "agent.toml", tmp_path / "home", f"lw{os.getpid()}", log,
+                              files=["observer.log", "*.log.wf"])
     w = ObWriter(log)
     w.write(w.header(b"ERROR") + b"clog disk is almost full(ret=-4264)\n")
     w.write(w.header(b"ERROR") + b"something broke\n")
@@ -35,21 +22,8 @@ poll_interval = 0.05
     w.write(crash)
     wf = ObWriter(log, name="observer.log.wf")       # its copy: skipped while observer.log is followed
     wf.write(crash)
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(config), "run", "ob_logtailer"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    segs = None
-    try:
-        prefix = ipc.segment_name(ipc.standalone_instance(instance, proc.pid), "alerts")
-        wait_for(lambda: os.path.exists(f"/dev/shm/{prefix}"))
-        segs = ipc.Segments(ipc.standalone_instance(instance, proc.pid))
-
-        def attach():                       # the segment exists a moment before its header does
-            try:
-                return segs.ring("alerts")
-            except ValueError:
-                return None
-
-        ring = wait_for(attach)
+    with LogtailerProcess(config, f"lw{os.getpid()}") as worker:
+        ring = worker.attach("ring", "alerts")
 
         def snapshot_with_alerts():
             for raw in ring.get_many(100, timeout=0.1):
@@ -67,14 +41,5 @@ poll_interval = 0.05
         assert series[("ob_logtailer_lines_total", ())] == 3          # the .wf copy is not read
         assert ("ob_logtailer_lag_bytes", (("log_type", "observer"),)) in series
         assert all(m["type"] in ("counter", "gauge") and m["help"] for m in msg["metrics"])
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-    finally:
-        if segs is not None:
-            segs.close()
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for name in ipc.stale_segments(ipc.standalone_instance(instance, proc.pid)):
-            ipc.unlink_segment(name)
-    assert not ipc.stale_segments(ipc.standalone_instance(instance, proc.pid))
+        assert worker.stop() == 0
+    assert not ipc.stale_segments(worker.instance)

@@ -13,7 +13,7 @@ from engine.ob import tenantmap
 from engine.testbed.workload import Workload, Writer
 from engine.exporter.collect import OcpExporter
 from engine.workers import ob_logtailer, ocp_exporter
-from logtail_kit import ObWriter, make_tailer, poll_until
+from logtail_kit import LogtailerProcess, ObWriter, logtailer_config, make_tailer, poll_until
 
 
 @pytest.fixture
@@ -108,45 +108,15 @@ def test_an_absent_or_stale_map_keeps_the_id_and_delivers_at_once(tmp_path, boar
 def test_the_worker_reads_the_tenants_board(tmp_path, alertmanager_factory):
     """``engine run ob_logtailer`` as the agent runs it: the map published on its instance's
     ``tenants`` board (as ocp_exporter does) names the tenant of the alert Alertmanager lists."""
-    import signal
-    import subprocess
-    import sys
     from conftest import wait_for
     am = alertmanager_factory()
-    log, home = tmp_path / "log", tmp_path / "home"
+    log = tmp_path / "log"
     log.mkdir()
-    instance = f"tm{os.getpid()}"
-    config_file = tmp_path / "agent.toml"
-    config_file.write_text(f"""
-[agent]
-home = "{home}"
-instance = "{instance}"
-[ob]
-cluster_name = "c1"
-svr_ip = "10.0.0.1"
-[workers.ob_logtailer]
-log_dir = "{log}"
-files = ["observer.log"]
-start_at = "beginning"
-poll_interval = 0.05
-alertmanager_url = "{am.url}"
-""")
+    config_file = logtailer_config(tmp_path / "agent.toml", tmp_path / "home", f"tm{os.getpid()}", log,
+                                   ob={"cluster_name": "c1", "svr_ip": "10.0.0.1"}, alertmanager_url=am.url)
     w = ObWriter(log)
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "-c", str(config_file), "run", "ob_logtailer"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    segs = None
-    standalone = ipc.standalone_instance(instance, proc.pid)
-    try:
-        name = ipc.segment_name(standalone, tenantmap.BOARD)
-        wait_for(lambda: os.path.exists(f"/dev/shm/{name}"))
-        segs = ipc.Segments(standalone)
-
-        def attach():                       # the segment exists a moment before its header does
-            try:
-                return segs.board(tenantmap.BOARD)
-            except ValueError:
-                return None
-        assert tenantmap.publish(wait_for(attach), {1002: "mysql_a"})
+    with LogtailerProcess(config_file, f"tm{os.getpid()}") as worker:
+        assert tenantmap.publish(worker.attach("board", tenantmap.BOARD), {1002: "mysql_a"})
         w.write(w.header(b"ERROR") + b"something broke\n")
 
         def listed():
@@ -154,13 +124,4 @@ alertmanager_url = "{am.url}"
         [labels] = wait_for(listed)
         assert labels["tenant"] == "1002" and labels["tenant_name"] == "mysql_a"
         assert labels["instance"] == "10.0.0.1:62889" and labels["ob_cluster_name"] == "c1"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-    finally:
-        if segs is not None:
-            segs.close()
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for seg in ipc.stale_segments(standalone):
-            ipc.unlink_segment(seg)
+        assert worker.stop() == 0

@@ -13,19 +13,9 @@ from engine.testbed.workload import Workload, Writer
 from engine.runtime import WorkerContext, read_status
 from engine.workers import ob_logtailer, obstat2
 from conftest import wait_for
-from logtail_kit import ObWriter
+from logtail_kit import MARK_RULES_TOML as RULES, ObWriter
 
 pytestmark = pytest.mark.integration
-
-RULES = """
-[[rule]]
-id = "mark"
-severity = "warning"
-regex = 'MARK (?P<seq>\\d+)'
-summary = "mark {seq}"
-throttle = 0
-group_by = ["rule", "seq"]
-"""
 
 
 def start(name, main, cfg):
