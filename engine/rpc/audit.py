@@ -40,6 +40,8 @@ def mask(value, key: str = "", depth: int = 0):
     of a path is what names the file), and nesting cut at :data:`MAX_DEPTH`."""
     if key and _SECRET_KEY.search(key):
         return MASK
+    if value is None or value is True or value is False or type(value) is float or value == {}:
+        return value                    # nothing to mask: the common no-parameter call costs nothing
     if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
         return "...(nested deeper)"
     if isinstance(value, dict):

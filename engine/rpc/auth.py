@@ -190,6 +190,7 @@ class Authenticator:
         if not secret:
             raise ValueError("an empty secret")
         self._key = secret.encode()
+        self._mac = hmac.new(self._key, digestmod=hashlib.sha256)   # keyed once; each check copies it
         self.skew = clock_skew
         self.basic_auth = basic_auth
         self.basic_user = basic_user
@@ -232,7 +233,7 @@ class Authenticator:
     def check_body(self, digest: str, body: bytes, headers: dict[str, str]) -> None:
         """The body of a request whose head passed with ``digest``; its nonce is spent here,
         so a request whose body was altered on the way does not burn the genuine one's nonce."""
-        if not hmac.compare_digest(hashlib.sha256(body).hexdigest().encode(), digest.encode()):
+        if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), digest):   # both checked hex ASCII
             raise AuthError("bad_signature", "the body does not match X-OCP-Content-SHA256 (request altered)")
         ts = headers["x-ocp-timestamp"]
         self.nonces.check_and_add(headers["x-ocp-nonce"], ts=float(ts), now=self.clock())
@@ -263,9 +264,9 @@ class Authenticator:
                 spend: bool = True) -> None:
         """The signature over (method, target, ts, nonce, body digest); then the nonce is
         spent (``spend``) or only checked not to be spent already."""
-        msg = "\n".join((SCHEME, method, target, ts, nonce, digest)).encode()
-        want = hmac.new(self._key, msg, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(want.encode(), sig.encode()):
+        mac = self._mac.copy()
+        mac.update("\n".join((SCHEME, method, target, ts, nonce, digest)).encode())
+        if not hmac.compare_digest(mac.hexdigest(), sig):       # sig is checked hex ASCII
             raise AuthError("bad_signature", "signature does not match (wrong secret, or request altered)")
         if spend:
             self.nonces.check_and_add(nonce, ts=float(ts), now=self.clock())

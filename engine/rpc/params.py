@@ -85,6 +85,8 @@ def get_time(params: dict, key: str) -> float | None:
 
 def only(params: dict, *known: str) -> None:
     """Refuse parameters a call does not know (a typo must not silently do the default)."""
+    if not params:
+        return
     extra = sorted(set(params) - set(known))
     if extra:
         raise bad_request(f"unknown parameter(s): {', '.join(extra)}")
