@@ -78,9 +78,12 @@ def open_dir(path: str) -> int:
 
 
 def read_listing(dir_fd: int) -> tuple[list[Entry], int]:
-    """The directory's entries, lstat-ed through ``dir_fd``; and the number of
-    entries that vanished between readdir and lstat (skipped)."""
+    """The directory's entries, lstat-ed through ``dir_fd`` (one ``fstatat`` each,
+    nothing else per entry); and the number of entries that vanished between
+    readdir and lstat (skipped). The loop builds each Entry inline (what
+    :meth:`Entry.from_stat` does): 100,000 entries are listed per pass."""
     entries, vanished = [], 0
+    append, new = entries.append, tuple.__new__
     with os.scandir(dir_fd) as it:
         for de in it:
             try:
@@ -88,7 +91,8 @@ def read_listing(dir_fd: int) -> tuple[list[Entry], int]:
             except FileNotFoundError:
                 vanished += 1
                 continue
-            entries.append(Entry.from_stat(de.name, st))
+            append(new(Entry, (de.name, st.st_size, st.st_mtime, st.st_ino, st.st_dev, st.st_mode,
+                               st.st_mtime_ns, st.st_blocks * 512 if st.st_nlink <= 1 else 0)))
     return entries, vanished
 
 
