@@ -34,9 +34,21 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def demo_workers(log_dir: str, secret_file: Path) -> dict:
+    """The [workers] both demos run (this one and the fleet's agents): short intervals, so that
+    alerts, TopSQL and metrics show within a minute, and the simulator's logs read from the start."""
+    return {"pos_proxy": {"secret_file": str(secret_file), "file_roots": [log_dir]},
+            "node_exporter": {"interval": 5.0},
+            "ocp_exporter": {"interval": 5.0},
+            "obstat2": {"interval": 5.0, "bucket_seconds": 10},
+            "ob_logtailer": {"log_dir": log_dir, "start_at": "beginning"},
+            "ob_cleaner": {"interval": 30.0}}
+
+
 def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
                 any_ports: bool = False) -> config.AgentConfig:
-    log_dir = sim["log_dir"]
+    workers = demo_workers(sim["log_dir"], secret_file)
+    workers["ob_logtailer"]["alertmanager_url"] = alertmanager
     listeners = ("pos_proxy", "node_exporter", "ocp_exporter")
     ports = {w: {"port": free_port()} if any_ports else {} for w in listeners}
     for changes in ports.values():
@@ -48,14 +60,7 @@ def demo_config(home: Path, sim: dict, secret_file: Path, alertmanager: str,
                "password_env": SimulatorProcess.PASSWORD_ENV, "cluster_name": "demo", "cluster_id": "1"},
         "obproxy": {"host": sim["obproxy"]["host"], "port": sim["obproxy"]["port"], "user": sim["obproxy"]["user"],
                     "password_env": SimulatorProcess.OBPROXY_PASSWORD_ENV} if sim.get("obproxy") else {},
-        "workers": {
-            "pos_proxy": {"secret_file": str(secret_file), "file_roots": [log_dir]},
-            "node_exporter": {"interval": 5.0},
-            "ocp_exporter": {"interval": 5.0},
-            "obstat2": {"interval": 5.0, "bucket_seconds": 10},
-            "ob_logtailer": {"log_dir": log_dir, "start_at": "beginning", "alertmanager_url": alertmanager},
-            "ob_cleaner": {"interval": 30.0},
-        },
+        "workers": workers,
     }, source="<engine demo>")
     for worker, changes in ports.items():
         cfg = replace_section(cfg, worker, **changes)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import tomli_w
 
+from engine.commands.demo import demo_workers
 from engine.demo.child import SimulatorDidNotStart, SimulatorProcess
 from engine.testbed.ports import free_port
 
@@ -28,15 +29,12 @@ PASSWORD_ENV = SimulatorProcess.PASSWORD_ENV
 
 
 def agent_config(home: Path, name: str, sim: dict, secret_file: Path) -> dict:
-    loop = {"bind": "127.0.0.1"}
-    return {"agent": {"home": str(home)}, "supervisor": {"min_uptime": 2.0},
-            "workers": {"pos_proxy": {**loop, "port": free_port(), "secret_file": str(secret_file),
-                                      "file_roots": [sim["log_dir"]]},
-                        "node_exporter": {**loop, "port": free_port(), "interval": 5.0},
-                        "ocp_exporter": {**loop, "port": free_port(), "interval": 5.0},
-                        "obstat2": {"interval": 5.0, "bucket_seconds": 10},
-                        "ob_logtailer": {"log_dir": sim["log_dir"], "start_at": "beginning", "host": name},
-                        "ob_cleaner": {"interval": 30.0}}}
+    """Agent ``name``'s config: ``engine demo``'s workers on free loopback ports, no [ob] (pushed later)."""
+    workers = demo_workers(sim["log_dir"], secret_file)
+    for listener in ("pos_proxy", "node_exporter", "ocp_exporter"):
+        workers[listener].update(bind="127.0.0.1", port=free_port())
+    workers["ob_logtailer"]["host"] = name
+    return {"agent": {"home": str(home)}, "supervisor": {"min_uptime": 2.0}, "workers": workers}
 
 
 def run(base: Path, hosts: int, server_port: int, duration: float = 0.0) -> int:
