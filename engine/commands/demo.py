@@ -34,6 +34,15 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def demo_secret(home: Path) -> Path:
+    """pos_proxy's secret for a demo under ``home``: made once (32 random bytes, hex), mode 0600."""
+    path = home / "pos_proxy.secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+    path.chmod(0o600)
+    return path
+
+
 def demo_workers(log_dir: str, secret_file: Path) -> dict:
     """The [workers] both demos run (this one and the fleet's agents): short intervals, so that
     alerts, TopSQL and metrics show within a minute, and the simulator's logs read from the start."""
@@ -78,11 +87,7 @@ def cmd_demo(args) -> int:
         return 2
     workdir = home / "simulator"
     workdir.mkdir(parents=True, exist_ok=True)
-    secret_file = home / "pos_proxy.secret"
-    if not secret_file.exists():
-        secret_file.write_text(secrets.token_hex(32))
-    secret_file.chmod(0o600)
-
+    secret_file = demo_secret(home)
     try:
         child = SimulatorProcess(workdir)
     except SimulatorDidNotStart as exc:      # its traceback is above

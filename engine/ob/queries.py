@@ -69,36 +69,38 @@ def _c(name, doc):
 
 
 V4 = (4,)
+
+
+def _in_both(name: str, sql: str, views: tuple[str, str], labels: tuple, metrics: dict,
+             ids: tuple[str, str] = ("", ""), **kw) -> list[Query]:
+    """One query in its 4.x and its 3.x form: the same columns and metrics, with ``sql``'s
+    ``{hint}``, ``{view}`` and ``{ids}`` filled per version (``views``, ``ids``: 4.x first)."""
+    return [Query(name, sql.replace("{hint}", hint).replace("{view}", view).replace("{ids}", some),
+                  labels, metrics, **version, **kw)
+            for hint, view, some, version in ((HINT_4X, views[0], ids[0], {"min_version": V4}),
+                                              (HINT_3X, views[1], ids[1], {"max_version": V4}))]
+
+
 TENANTS_4X = Query("tenants", f"SELECT {HINT_4X} tenant_id, tenant_name FROM oceanbase.DBA_OB_TENANTS "
                    "WHERE tenant_type <> 'META'", ("tenant_id", "tenant_name"), {}, min_version=V4)
 TENANTS_3X = Query("tenants", f"SELECT {HINT_3X} tenant_id, tenant_name FROM oceanbase.__all_tenant",
                    ("tenant_id", "tenant_name"), {}, max_version=V4)
 
 QUERIES: list[Query] = [
-    Query("sysstat", f"SELECT {HINT_4X} con_id AS tenant_id, stat_id, svr_ip, svr_port, value "
-          f"FROM oceanbase.GV$SYSSTAT WHERE stat_id IN ({', '.join(map(str, SYSSTAT_IDS_4X))}) "
-          "AND (con_id > 1000 OR con_id = 1) AND class < 1000 {local}",
-          ("tenant_id", "stat_id", "svr_ip", "svr_port"),
-          {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
-          min_version=V4, tenant_names=True, keep_unknown_tenants=True, local=""),
-    Query("sysstat", f"SELECT {HINT_3X} con_id AS tenant_id, stat_id, svr_ip, svr_port, value "
-          f"FROM oceanbase.gv$sysstat WHERE stat_id IN ({', '.join(map(str, SYSSTAT_IDS_3X))}) "
-          "AND (con_id > 1000 OR con_id = 1) AND class < 1000 {local}",
-          ("tenant_id", "stat_id", "svr_ip", "svr_port"),
-          {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
-          max_version=V4, tenant_names=True, keep_unknown_tenants=True, local=""),
-    Query("plan_cache", f"SELECT {HINT_4X} tenant_id, svr_ip, svr_port, mem_used, access_count, hit_count "
-          "FROM oceanbase.GV$OB_PLAN_CACHE_STAT WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
-          {"mem_used": _g("ob_plan_cache_memory_bytes", "Memory the plan cache uses"),
-           "access_count": _c("ob_plan_cache_access_total", "Plan cache look-ups"),
-           "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")},
-          min_version=V4, tenant_names=True, local=""),
-    Query("plan_cache", f"SELECT {HINT_3X} tenant_id, svr_ip, svr_port, mem_used, access_count, "
-          "hit_count FROM oceanbase.gv$plan_cache_stat WHERE 1 = 1 {local}", ("tenant_id", "svr_ip", "svr_port"),
-          {"mem_used": _g("ob_plan_cache_memory_bytes", "Memory the plan cache uses"),
-           "access_count": _c("ob_plan_cache_access_total", "Plan cache look-ups"),
-           "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")},
-          max_version=V4, tenant_names=True, local=""),
+    *_in_both("sysstat", "SELECT {hint} con_id AS tenant_id, stat_id, svr_ip, svr_port, value "
+              "FROM oceanbase.{view} WHERE stat_id IN ({ids}) "
+              "AND (con_id > 1000 OR con_id = 1) AND class < 1000 {local}", ("GV$SYSSTAT", "gv$sysstat"),
+              ("tenant_id", "stat_id", "svr_ip", "svr_port"),
+              {"value": _g("ob_sysstat", "OBServer system statistic (v$sysstat) by stat_id")},
+              ids=(", ".join(map(str, SYSSTAT_IDS_4X)), ", ".join(map(str, SYSSTAT_IDS_3X))),
+              tenant_names=True, keep_unknown_tenants=True, local=""),
+    *_in_both("plan_cache", "SELECT {hint} tenant_id, svr_ip, svr_port, mem_used, access_count, hit_count "
+              "FROM oceanbase.{view} WHERE 1 = 1 {local}", ("GV$OB_PLAN_CACHE_STAT", "gv$plan_cache_stat"),
+              ("tenant_id", "svr_ip", "svr_port"),
+              {"mem_used": _g("ob_plan_cache_memory_bytes", "Memory the plan cache uses"),
+               "access_count": _c("ob_plan_cache_access_total", "Plan cache look-ups"),
+               "hit_count": _c("ob_plan_cache_hit_total", "Plan cache hits")},
+              tenant_names=True, local=""),
     # status lower-cased as obagent's 3.x and its shipped rule (status="inactive") have it
     Query("server_num", f"SELECT {HINT_4X} LOWER(status) AS status, COUNT(*) AS value, "
           "GROUP_CONCAT(svr_ip ORDER BY svr_ip SEPARATOR ',') AS server_ips "

@@ -11,7 +11,6 @@ then each agent (SIGTERM, by PID), then the simulator.
 """
 from __future__ import annotations
 
-import secrets
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import tomli_w
 
-from engine.commands.demo import demo_workers
+from engine.commands.demo import demo_secret, demo_workers
 from engine.demo.child import SimulatorDidNotStart, SimulatorProcess
 from engine.testbed.ports import free_port
 
@@ -41,10 +40,7 @@ def run(base: Path, hosts: int, server_port: int, duration: float = 0.0) -> int:
     from engine.server import config
     from engine.server.app import Server
     base.mkdir(parents=True, exist_ok=True)
-    secret_file = base / "pos_proxy.secret"
-    if not secret_file.exists():
-        secret_file.write_text(secrets.token_hex(32))
-    secret_file.chmod(0o600)
+    secret_file = demo_secret(base)
     try:
         child = SimulatorProcess(base / "simulator")
     except SimulatorDidNotStart as exc:
