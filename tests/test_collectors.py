@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
-import urllib.request
 
 import orjson
 import psutil
@@ -18,7 +16,6 @@ from conftest import need_binary
 from engine import exposition
 from engine.collectors import Env, collect_all, cpu, diskstats, filesystem, meminfo, netdev, pressure
 from engine.collectors import agent as agent_collector
-from engine.testbed.ports import free_port
 
 STAT = """cpu  10 0 5 100 1 0 0 0 0 0
 cpu0 400 1 200 5000 30 0 7 2 11 0
@@ -213,33 +210,6 @@ def test_promtool_accepts_node_exporter_output():
     text = exposition.render_text(collect_all(env))
     assert b"node_cpu_seconds_total" in text
     assert promtool_problems(text) == []
-
-
-@pytest.fixture
-def peer_node_exporter():
-    """Prometheus' node_exporter on a free loopback port: a function returning its /metrics text. Stopped by PID."""
-    binary = need_binary("/usr/bin/prometheus-node-exporter")
-    port = free_port()
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def scrape() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-            return r.read().decode()
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                scrape()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield scrape
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(10)
 
 
 def _families(text: str) -> dict:

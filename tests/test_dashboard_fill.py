@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import need_binary, wait_for
-from engine import config, ipc
-from engine.runtime import WorkerContext, read_status
+from engine import config
 from engine.testbed.ports import free_port
-from engine.workers import node_exporter
+from fixtures.node_exporter import node_exporter_worker
 
 QUERIES = Path(__file__).parent / "data" / "node_exporter_full_1860.txt"
 # panels the real exporter fills and ours does not, with the reason (none today)
@@ -57,36 +52,13 @@ def test_the_query_file_parses_into_the_dashboards_panels():
 
 
 @pytest.fixture
-def real_node_exporter():
-    """Prometheus' node_exporter on a free loopback port (stopped by PID)."""
-    binary = need_binary("/usr/bin/prometheus-node-exporter")
-    port = free_port()
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield port
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(10)
-
-
-@pytest.fixture
 def our_node_exporter(tmp_path):
     """Our node_exporter worker (thread, private segments) on a free loopback port."""
     port = free_port()
     cfg = config.from_dict({"agent": {"home": str(tmp_path / "home"), "instance": f"t14d{os.getpid()}"},
                             "workers": {"node_exporter": {"port": port, "bind": "127.0.0.1", "interval": 1.0}}})
-    segments = ipc.Segments(ipc.instance_id(cfg), create=True)
-    ctx = WorkerContext("node_exporter", cfg, segments)
-    thread = threading.Thread(target=node_exporter.main, args=(ctx,), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: (read_status(segments, "node_exporter") or {}).get("ready"), 30, what="node_exporter ready")
+    with node_exporter_worker(cfg):
         yield port
-    finally:
-        ctx.request_stop()
-        thread.join(30)
-        segments.close()
 
 
 def filled(prom, panels: dict, job: str, port: int) -> set[str]:
@@ -96,7 +68,8 @@ def filled(prom, panels: dict, job: str, port: int) -> set[str]:
 
 
 @pytest.mark.integration
-def test_every_panel_the_real_exporter_fills_is_filled_by_ours(prometheus, real_node_exporter, our_node_exporter):
+def test_every_panel_the_real_exporter_fills_is_filled_by_ours(prometheus, peer_node_exporter, our_node_exporter):
+    real_node_exporter = peer_node_exporter.port
     panels = load_panels()
     prom = prometheus({"real": f"127.0.0.1:{real_node_exporter}", "ours": f"127.0.0.1:{our_node_exporter}"})
     for job in ("real", "ours"):        # irate() needs two samples of each series

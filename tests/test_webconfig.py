@@ -13,7 +13,6 @@ import os
 import re
 import ssl
 import subprocess
-import threading
 import urllib.error
 import urllib.request
 
@@ -22,12 +21,11 @@ import pytest
 
 from certs import Authority
 from conftest import need_binary, wait_for
-from engine import config, exposition, ipc, webconfig
+from engine import config, exposition, webconfig
 from engine.errors import ConfigError
-from engine.runtime import WorkerContext, read_status
 from engine.testbed.ports import free_port
-from engine.workers import node_exporter
-from test_exposition import Running, families
+from fixtures.node_exporter import node_exporter_worker
+from test_exposition import running  # noqa: F401 - a fixture
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()       # cost 4: the tests stay quick
 
@@ -85,18 +83,9 @@ def refused_handshake(port: int, ctx) -> bool:
 
 
 @pytest.fixture
-def served():
-    handles = []
-
-    def start(path: str) -> Running:
-        server = exposition.ExpositionServer(web=webconfig.load(path))
-        server.publish(exposition.Snapshot.render(families(1.0)))
-        handles.append(Running(server))
-        return handles[-1]
-
-    yield start
-    for h in handles:
-        h.stop()
+def served(running):
+    """start(path): an exposition server (test_exposition's ``running``) with the web config at ``path``."""
+    return lambda path: running(web=webconfig.load(path))
 
 
 def test_basic_auth_with_bcrypt_over_tls_with_client_certificates(pki, served):
@@ -230,12 +219,7 @@ def test_prometheus_scrapes_node_exporter_over_tls_with_client_cert_and_basic_au
     cfg = config.from_dict({"agent": {"home": str(tmp_path / "home"), "instance": f"t14w{os.getpid()}"},
                             "workers": {"node_exporter": {"port": port, "bind": "127.0.0.1", "interval": 0.5,
                                                           "web_config_file": web}}})
-    segments = ipc.Segments(ipc.instance_id(cfg), create=True)
-    ctx = WorkerContext("node_exporter", cfg, segments)
-    thread = threading.Thread(target=node_exporter.main, args=(ctx,), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: (read_status(segments, "node_exporter") or {}).get("ready"), 30, what="node_exporter ready")
+    with node_exporter_worker(cfg):
         (tmp_path / "password").write_text("s3cret")
         prom = prometheus({"node": {"targets": f"127.0.0.1:{port}", "scheme": "https",
                                     "basic_auth": {"username": "prometheus",
@@ -259,11 +243,6 @@ def test_prometheus_scrapes_node_exporter_over_tls_with_client_cert_and_basic_au
         plain = subprocess.run([curl, "-s", "-o", "/dev/null", "-w", "%{http_code}",
                                 f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True)
         assert plain.stdout != "200"
-    finally:
-        ctx.request_stop()
-        thread.join(30)
-        segments.close()
-    assert not thread.is_alive()
 
 
 def test_both_exporters_build_their_server_from_web_config_file(pki):
