@@ -8,7 +8,8 @@ oldest first until each rule keeps its share of bytes (threshold pass).
 Nothing is deleted. Metrics in files of the directory per second:
 
 - ``list_and_plan_files_per_s`` (ours): open the directory, lstat every
-  entry through its fd (:func:`read_listing`), :func:`plan_target`;
+  entry through its fd (:func:`read_listing`: a C loop of readdir and
+  fstatat, engine._native.dirscan), :func:`plan_target`;
 - ``plan_files_per_s``: the planning alone, on a listing already read.
 
 Peer: a plain Python loop a user would write: ``os.scandir`` +

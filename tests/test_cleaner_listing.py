@@ -1,0 +1,68 @@
+"""The native listing (engine._native.dirscan) against its twin (engine._ref.dirscan):
+the same entries, field for field, on every kind of entry a log directory can hold."""
+import os
+import socket
+import time
+
+from engine._native import dirscan as native
+from engine._ref import dirscan as twin
+from engine.cleaner.listing import Entry, open_dir, read_listing
+
+
+def both(folder):
+    fd = open_dir(str(folder))
+    try:
+        got = [read(fd, Entry) for read in (native.read_listing, twin.read_listing)]
+        pos = os.lseek(fd, 0, os.SEEK_CUR)
+    finally:
+        os.close(fd)
+    (n_entries, n_vanished), (t_entries, t_vanished) = got
+    return sorted(n_entries), sorted(t_entries), n_vanished, t_vanished, pos
+
+
+def test_native_and_twin_list_the_same_entries(tmp_path):
+    d = tmp_path / "log"
+    d.mkdir()
+    now = time.time()
+    for i in range(300):
+        p = d / f"observer.log.{20240101000000000 + i}"
+        p.write_bytes(b"x" * i)
+        os.utime(p, ns=(int(now * 1e9) - i * 123_456_789,) * 2)
+    (d / "observer.log").write_bytes(b"live\n")
+    with open(d / "sparse", "wb") as fh:
+        fh.truncate(1 << 30)                                   # blocks 0: frees nothing
+    os.link(d / "observer.log.20240101000000001", tmp_path / "other-link")   # disk 0: another link
+    (d / "link").symlink_to("/etc/passwd")
+    (d / "sub").mkdir()
+    os.mkfifo(d / "fifo")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(d / "sock"))
+    (d / os.fsdecode(b"bad-\xff-name")).write_bytes(b"")       # not UTF-8: surrogateescape
+    (d / "with\nnewline").write_bytes(b"")
+    for name, sec in (("far-future", 9_500_000_000), ("before-1970", -1_000_000_000)):   # mtime_ns past a long long's fast path
+        (d / name).write_bytes(b"")
+        os.utime(d / name, ns=(sec * 10**9 + 7,) * 2)
+    try:
+        ours, theirs, nv, tv, pos = both(d)
+    finally:
+        sock.close()
+    assert ours == theirs and nv == tv == 0
+    assert all(type(e) is Entry for e in ours)
+    assert {e.name for e in ours} == set(os.listdir(d)) and len(ours) == 310
+    assert pos == 0                                            # the fd is left rewound, as os.scandir leaves it
+    by_name = {e.name: e for e in ours}
+    assert by_name["sparse"].disk == 0 and by_name["sparse"].size == 1 << 30
+    assert by_name["observer.log.20240101000000001"].disk == 0
+    assert by_name["observer.log.20240101000000002"].disk == os.lstat(d / "observer.log.20240101000000002").st_blocks * 512
+    assert by_name["link"].is_symlink and not by_name["sub"].is_regular
+
+
+def test_an_empty_directory_and_a_listing_read_twice(tmp_path):
+    assert both(tmp_path)[:4] == ([], [], 0, 0)
+    (tmp_path / "a").write_bytes(b"1")
+    fd = open_dir(str(tmp_path))
+    try:
+        first, second = read_listing(fd), read_listing(fd)     # one fd, two passes: both see everything
+    finally:
+        os.close(fd)
+    assert first == second and [e.name for e in first[0]] == ["a"]
