@@ -29,7 +29,11 @@ def _wanted(proto: str, key: str) -> bool:
 
 
 def parse_pairs(text: str, bad) -> dict[tuple[str, str], str]:
-    """{(protocol, field): value} of a netstat/snmp file."""
+    """{(protocol, field): value}, every field of a netstat/snmp file.
+
+    The plain parse: the collector reads through :func:`wanted_pairs`, which
+    the tests hold equal to this filtered by :func:`_wanted`.
+    """
     out = {}
     lines = text.splitlines()
     for names, values in zip(lines[::2], lines[1::2]):
@@ -44,6 +48,7 @@ def parse_pairs(text: str, bad) -> dict[tuple[str, str], str]:
 
 
 def parse_snmp6(text: str) -> dict[tuple[str, str], str]:
+    """{(protocol, field): value} of /proc/net/snmp6 (the plain parse; see :func:`wanted_snmp6`)."""
     out = {}
     for line in text.splitlines():
         fields = line.split()
@@ -54,7 +59,7 @@ def parse_snmp6(text: str) -> dict[tuple[str, str], str]:
 
 
 # A header line ("Tcp: RtoAlgorithm RtoMin ...") -> (its first word, its length, the wanted
-# [(column, series name, help)]); the kernel writes the same few header lines every time
+# [(column, (proto, key), series name, help)]); the kernel writes the same few header lines every time
 _PLANS: dict[str, tuple[str, int, list]] = {}
 _SNMP6: dict[str, tuple | None] = {}     # "Ip6InOctets" -> ((proto, key), series name, help), None if not wanted
 _PLANS_MAX = 256
