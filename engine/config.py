@@ -221,9 +221,6 @@ def check_files(cfg: AgentConfig) -> None:
         read_secret(cfg.obproxy.password_file, "", what="obproxy.password_file")
     if w.pos_proxy.enabled and w.pos_proxy.secret_file:
         read_secret(w.pos_proxy.secret_file, "", what="workers.pos_proxy.secret_file")
-    if w.ob_logtailer.enabled:          # the alert rules file parses (engine/logs/rulefile.py)
-        from engine.logs.rulefile import check_config
-        check_config(cfg)
     for name in ("node_exporter", "ocp_exporter"):
         sec = cfg.worker(name)
         if not sec.enabled:

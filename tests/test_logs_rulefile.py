@@ -9,13 +9,17 @@ and says why (file:line:col), and a fixed file is picked up again.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+
+import orjson
 
 import pytest
 
 from engine import config, ipc, states
 from engine.errors import ConfigError
-from engine.logs import metrics
+from engine.logs import metrics, rulefile, store
 from engine.logs.tailer import Tailer
 from engine.runtime import WorkerContext, read_status
 from engine.workers import ob_logtailer
@@ -24,6 +28,15 @@ from logtail_kit import MARK_RULES_TOML as RULES, ObWriter, marks, poll_until, s
 
 BROKEN = b'[[rule]]\nid = "mark"\nregex = \xff\n'       # not UTF-8 at line 3, column 9
 COPY = "rules.lastgood.toml"
+OTHER = """
+[[rule]]
+id = "other"
+severity = "warning"
+regex = 'OTHER (?P<seq>\\d+)'
+summary = "other {seq}"
+throttle = 0
+group_by = ["rule", "seq"]
+"""
 
 
 def worker_config(tmp_path, rules, tag):
@@ -105,14 +118,103 @@ def test_a_broken_rules_file_runs_the_last_good_copy_until_it_is_fixed(tmp_path)
     assert (data / COPY).read_bytes() == rules.read_bytes()   # the fixed file is the new last good
 
 
-def test_with_no_copy_the_error_names_the_file_the_position_and_the_fix(tmp_path):
+def counters(worker):
+    return worker.status().get("counters", {})
+
+
+def test_with_no_copy_the_worker_stays_up_reads_nothing_and_resumes_once_fixed(tmp_path):
+    """Issue 11: no last good copy was an exit on every start (BACKOFF, FATAL, lines never read)."""
+    (tmp_path / "oblog").mkdir()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    cfg = worker_config(tmp_path, rules, "w")
+    data = tmp_path / "home" / "data" / "ob_logtailer"
+    w = ObWriter(tmp_path / "oblog")
+    write_marks(w, 1, 10)
+    worker = Worker(cfg)
+    try:
+        wait_for(lambda: len(marks(data)) == 10 and (data / COPY).exists(), what="the first alerts")
+    finally:
+        worker.stop()
+    (data / COPY).unlink()                          # no copy (a new data dir, say), then a broken file
+    rules.write_bytes(BROKEN)
+    saved = (data / "checkpoint.json").read_bytes()
+    write_marks(w, 11, 30)
+    worker = Worker(cfg)
+    try:
+        st = wait_for(lambda: (s := worker.status()).get("state") == states.DEGRADED and s,
+                      what="degraded, waiting for the rules file")
+        assert f"{rules}:3:9" in st["detail"] and "no last good rules" in st["detail"], st
+        wait_for(lambda: "rules_ok" in counters(worker), what="the counters")
+        assert counters(worker)["rules_ok"] == 0 and counters(worker)["rules_fallback"] == 0
+        assert counters(worker)["lines"] == 0 and len(marks(data)) == 10
+        assert (data / "checkpoint.json").read_bytes() == saved         # where it was: nothing skipped
+        assert worker.error is None and worker.thread.is_alive()
+
+        rules.write_text(RULES)                      # fixed: read from the checkpoint on
+        wait_for(lambda: len(marks(data)) == 30, what="the lines written while it waited")
+        wait_for(lambda: worker.status().get("state") == states.OK, what="ok once the file loads")
+        assert counters(worker)["rules_ok"] == 1
+    finally:
+        worker.stop()
+    assert worker.error is None
+    assert sorted(marks(data)) == list(range(1, 31))          # none lost, none twice
+
+
+def test_an_edited_rules_file_is_applied_without_a_restart(tmp_path):
+    """``engine reload`` compares agent.toml only: a rules edit needed a restart of the worker."""
+    (tmp_path / "oblog").mkdir()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    cfg = worker_config(tmp_path, rules, "e")
+    data = tmp_path / "home" / "data" / "ob_logtailer"
+    w = ObWriter(tmp_path / "oblog")
+    worker = Worker(cfg)
+    try:
+        for first in range(1, 61, 10):              # marks keep coming through every change below
+            write_marks(w, first, first + 4)
+            if first == 11:                          # a second rule
+                rules.write_text(RULES + OTHER)
+                wait_for(lambda: counters(worker).get("rules") == 2, what="the new rule loaded")
+                w.write(w.header(b"WARN") + b"OTHER 7\n")
+            elif first == 31:                        # a broken edit: the last good rules (the copy)
+                rules.write_bytes(BROKEN)
+                st = wait_for(lambda: (s := worker.status()).get("state") == states.DEGRADED
+                              and "last good rules" in s.get("detail", "") and s, what="degraded on the edit")
+                assert f"{rules}:3:9" in st["detail"]
+            elif first == 41:                        # fixed: ok again
+                rules.write_text(RULES)
+                wait_for(lambda: worker.status().get("state") == states.OK
+                         and counters(worker).get("rules") == 1, what="ok on the fixed file")
+            write_marks(w, first + 5, first + 9)
+        wait_for(lambda: len(marks(data)) == 60, what="every mark")
+        wait_for(lambda: counters(worker).get("lines", 0) >= 61, what="counters that went on")
+    finally:
+        worker.stop()
+    assert worker.error is None
+    assert sorted(marks(data)) == list(range(1, 61))           # none lost, none twice
+    other = [r for r in store.read_records(data) if r["rule"] == "other" and r["event"] == "fire"]
+    assert [r["fields"]["seq"] for r in other] == ["7"]
+
+
+def test_with_no_copy_the_tailer_reads_nothing_and_says_how_to_fix_it(tmp_path):
     rules = tmp_path / "rules.toml"
     rules.write_bytes(b'[[rule]\nid = "x"\n')
-    with pytest.raises(ValueError) as err:
-        Tailer(section(tmp_path, rules=str(rules)), str(tmp_path))
-    text = str(err.value)
+    (tmp_path / "observer.log").write_bytes(b"MARK 1\n")
+    tailer = Tailer(section(tmp_path, rules=str(rules)), str(tmp_path))
+    text = tailer.rules_waiting
     assert f"{rules}:1:7:" in text and "fix the file" in text and "check-config" in text
-    assert "no last good rules" in text and not (tmp_path / COPY).exists()
+    assert "no last good rules" in text and "nothing is lost" in text and not (tmp_path / COPY).exists()
+    tailer.start()
+    assert tailer.poll_once() is False and not tailer.streams
+    tailer.close()
+    assert not (tmp_path / "checkpoint.json").exists()        # nothing read, nothing recorded
+    assert gauges(tailer) == {"ob_logtailer_rules_ok": 0, "ob_logtailer_rules_fallback": 0}
+
+
+def gauges(tailer):
+    return {m["name"]: m["value"] for m in metrics.snapshot(tailer)["metrics"]
+            if m["name"] in ("ob_logtailer_rules_ok", "ob_logtailer_rules_fallback")}
 
 
 def test_the_fallback_is_in_the_metrics_and_only_clean_files_are_kept(tmp_path):
@@ -131,25 +233,86 @@ def test_the_fallback_is_in_the_metrics_and_only_clean_files_are_kept(tmp_path):
     tailer.close()
     assert (tmp_path / COPY).read_text() == RULES and not (tmp_path / (COPY + ".tmp")).exists()
 
-    def fallback_gauge(t):
-        return [m["value"] for m in metrics.snapshot(t)["metrics"] if m["name"] == "ob_logtailer_rules_fallback"]
-
-    assert fallback_gauge(tailer) == [0]
+    assert gauges(tailer) == {"ob_logtailer_rules_ok": 1, "ob_logtailer_rules_fallback": 0}
     rules.write_text('[[rules]]\nid = "mark"\nregex = "MARK"\n')   # parses, but not one rule loads
     tailer = Tailer(section(tmp_path, rules=str(rules)), str(tmp_path))
     assert "no rule loads" in tailer.rules_fallback and [r.id for r in tailer.rules.rules] == ["mark"]
-    assert fallback_gauge(tailer) == [1]
+    assert gauges(tailer) == {"ob_logtailer_rules_ok": 0, "ob_logtailer_rules_fallback": 1}
 
 
-def test_check_config_names_the_rules_file_and_line(tmp_path):
+def test_check_config_names_the_rules_file_and_line_and_check_files_lets_it_pass(tmp_path):
     rules = tmp_path / "rules.toml"
     rules.write_bytes(BROKEN)
     cfg = config.from_dict({"workers": {"ob_logtailer": {"rules": str(rules)}}}, home=str(tmp_path))
+    config.check_files(cfg)                    # start and reload: the worker falls back or waits
     with pytest.raises(ConfigError) as err:
-        config.check_files(cfg)
+        rulefile.check_config(cfg)
     assert f"{rules}:3:9" in str(err.value) and "workers.ob_logtailer.rules" in str(err.value)
+    assert f"{rules}:3:9" in rulefile.start_warning(cfg) and "no last good rules" in rulefile.start_warning(cfg)
     rules.write_text(RULES)
-    config.check_files(cfg)
+    rulefile.check_config(cfg)
+    assert rulefile.start_warning(cfg) == ""
     off = config.from_dict({"workers": {"ob_logtailer": {"rules": str(tmp_path / "gone.toml"),
                                                           "enabled": False}}}, home=str(tmp_path))
-    config.check_files(off)                    # a disabled worker's rules are not its business
+    rulefile.check_config(off)                 # a disabled worker's rules are not its business
+    assert rulefile.start_warning(off) == ""
+
+
+def test_a_touch_or_the_same_bytes_is_no_change_an_edit_is(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    source = rulefile.load(rules, tmp_path).source
+    os.utime(rules)                                          # touch
+    changed, source = rulefile.changed(rules, source)
+    assert not changed
+    rules.write_text(RULES)                                  # the same bytes again
+    changed, source = rulefile.changed(rules, source)
+    assert not changed and rulefile.changed(rules, source) == (False, source)
+    st = os.stat(rules)
+    rules.write_text(RULES.replace("mark {seq}", "MARK {seq}"))    # same size, mtime put back
+    os.utime(rules, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert rulefile.changed(rules, source)[0]
+    rules.unlink()
+    assert rulefile.changed(rules, source)[0]
+
+
+@pytest.mark.integration
+def test_start_and_reload_go_on_with_a_broken_rules_file_check_config_refuses_it(tmp_path):
+    """A host rebooted with a broken rules file: ``engine start`` refused, so no agent ran at all."""
+    (tmp_path / "oblog").mkdir()
+    rules, home = tmp_path / "rules.toml", tmp_path / "home"
+    (home / "data" / "ob_logtailer").mkdir(parents=True)
+    (home / "data" / "ob_logtailer" / COPY).write_text(RULES)      # kept by an earlier run
+    rules.write_bytes(BROKEN)
+    conf = tmp_path / "agent.toml"
+    conf.write_text(f'[agent]\nhome = "{home}"\ninstance = "rs{os.getpid()}"\n[supervisor]\ntick = 0.1\n'
+                    + "".join(f"[workers.{n}]\nenabled = false\n" for n in
+                              ("pos_proxy", "node_exporter", "ocp_exporter", "obstat2", "ob_cleaner"))
+                    + f'[workers.ob_logtailer]\nlog_dir = "{tmp_path / "oblog"}"\nrules = "{rules}"\n')
+
+    def engine(*args):
+        return subprocess.run([sys.executable, "-m", "engine", "--config", str(conf), *args],
+                              capture_output=True, text=True, timeout=120)
+
+    check = engine("check-config")
+    assert check.returncode == 2 and f"{rules}:3:9" in check.stderr, check
+    try:
+        start = engine("start")
+        assert start.returncode == 0, start
+        assert f"{rules}:3:9" in start.stderr and "last good rules" in start.stderr, start
+        st = wait_for(lambda: (w := _worker(engine)).get("sub_state") == states.DEGRADED and w,
+                      what="ob_logtailer degraded on its last good rules")
+        assert st["state"] == "RUNNING" and f"{rules}:3:9" in st["detail"], st
+        reload = engine("reload")
+        assert reload.returncode == 0 and f"{rules}:3:9" in reload.stderr, reload
+    finally:
+        stop = engine("stop")
+    assert stop.returncode == 0, stop
+    assert not ipc.stale_segments(f"rs{os.getpid()}")
+
+
+def _worker(engine):
+    out = engine("status", "--json")
+    if not out.stdout.strip():
+        return {}
+    return next((w for w in orjson.loads(out.stdout)["workers"] if w["name"] == "ob_logtailer"), {})

@@ -72,6 +72,7 @@ def cmd_start(args) -> int:
         print("started:", ", ".join(_client(cfg).call("start", names=args.names)["names"]))
         return wait_ready(cfg, args.timeout)
     check_files(cfg)
+    _warn_rules(cfg)
     if args.foreground:
         agentlog.setup(cfg, "ocp_agentd", foreground=True)
         return Supervisor(cfg, _config_path(args)).run_forever()
@@ -177,8 +178,18 @@ def cmd_restart(args) -> int:
 def cmd_reload(args) -> int:
     cfg = load_config_to_control(args)     # the supervisor re-reads its own file and checks it
     restarted = _client(cfg).call("reload")["restarted"]
+    _warn_rules(cfg)
     print("config reloaded; restarted:", ", ".join(restarted) or "none")
     return 0
+
+
+def _warn_rules(cfg) -> None:
+    """A rules file that cannot be used is no reason not to start or reload: ob_logtailer runs
+    its last good copy or waits for the file, and says so (engine/logs/rulefile.py)."""
+    from engine.logs import rulefile
+    text = rulefile.start_warning(cfg)
+    if text:
+        print(f"warning: {text}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- status
@@ -254,6 +265,8 @@ def cmd_check_config(args) -> int:
     try:
         cfg = load_file(path)
         check_files(cfg)
+        from engine.logs import rulefile
+        rulefile.check_config(cfg)          # start and reload only warn (the worker falls back or waits)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -32,6 +32,9 @@ def snapshot(tailer) -> dict:
         _m("ob_logtailer_rules_fallback", "gauge",
            "1 while the rules file cannot be used and its last good copy runs instead",
            int(bool(tailer.rules_fallback))),
+        _m("ob_logtailer_rules_ok", "gauge",
+           "1 when the rules file loads; 0 while it cannot be used (then the last good copy runs, "
+           "ob_logtailer_rules_fallback 1, or with no copy no log is read)", tailer.rules_ok),
     ]
     for reason, n in sorted(st.bad.items()):
         out.append(_m("ob_logtailer_bad_input_total", "counter", "Bad input, by reason", n, reason=reason))

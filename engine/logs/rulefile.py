@@ -1,4 +1,5 @@
-"""The rules file as ob_logtailer uses it: load it, keep the last good copy, fall back to it.
+"""The rules file as ob_logtailer uses it: load it, keep the last good copy, fall back to it,
+see it change.
 
 A rules file that loads cleanly (it parses and no rule is rejected) is kept,
 byte for byte, as ``<data_dir>/rules.lastgood.toml``: written to a temporary
@@ -8,22 +9,28 @@ reader finds the old copy or the new one, never a mix.
 When the file cannot be used (unreadable, not UTF-8, not TOML, or not one rule
 of it loads), the worker loads that copy instead and keeps alerting; it
 reports ``degraded`` with the reason (``<file>:<line>:<col>: ...; using last
-good rules from <copy>``) and exports ``ob_logtailer_rules_fallback 1`` until
-the file is fixed (the worker looks again every few seconds, and a restart
-loads it too). With no copy there is nothing to alert with: :func:`load`
-raises ValueError naming the file, the position and the fix.
+good rules from <copy>``) and exports ``ob_logtailer_rules_fallback 1`` and
+``ob_logtailer_rules_ok 0``. With no copy there is nothing to alert with:
+:func:`load` gives no rules and a ``waiting`` reason naming the file, the
+position and the fix, and the tailer reads nothing (its checkpoint stays where
+it was, so no line is lost) until the file loads.
 
 A file where only some rules are rejected is used as it is (the other rules
 work; the worker says how many were rejected) and is not kept as good.
+
+:func:`changed` tells the worker that the file is no longer the one it loaded
+(its stat signature moved *and* its bytes differ), so that an edit is applied
+without a restart and a touch or a rewrite of the same bytes is not.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ConfigError
-from engine.logs.rules import RuleSet, default_rules_path, read_rules, unusable
+from engine.logs.rules import RuleSet, default_rules_path, parse_rules, read_rules, rules_bytes, unusable
 
 NAME = "rules.lastgood.toml"
 
@@ -32,8 +39,9 @@ NAME = "rules.lastgood.toml"
 class Loaded:
     rules: RuleSet
     fallback: str = ""            # why the copy is used ('' when the file itself is)
+    waiting: str = ""             # why no rules run at all (no usable file, no copy): nothing is read
     keep: bytes | None = None     # the bytes to keep as last good (None: not clean)
-    signature: tuple | None = None   # of the file when it failed, to see it change
+    source: tuple | None = None   # (signature, digest) of the file as loaded (see changed())
 
 
 def rules_path(section) -> Path:
@@ -56,42 +64,90 @@ def problem(path) -> str:
 
 
 def check_config(cfg) -> None:
-    """``check-config``, ``start`` and ``reload``: ConfigError naming the rules file, line and
-    column when it cannot be used (a running worker would fall back to its last good copy)."""
-    why = problem(rules_path(cfg.workers.ob_logtailer))
+    """``engine check-config``: ConfigError naming the rules file, line and column when it
+    cannot be used. ``start``, ``restart`` and ``reload`` only warn (:func:`start_warning`):
+    the worker runs the last good copy, or waits for the file, and says so."""
+    why = _enabled(cfg) and problem(rules_path(cfg.workers.ob_logtailer))
     if why:
         raise ConfigError(cfg.source, "workers.ob_logtailer.rules", why)
 
 
+def start_warning(cfg) -> str:
+    """What ``start``, ``restart`` and ``reload`` print for a rules file that cannot be used
+    ('' when it can, or when ob_logtailer is disabled)."""
+    why = _enabled(cfg) and problem(rules_path(cfg.workers.ob_logtailer))
+    if not why:
+        return ""
+    copy = copy_path(cfg.home / "data" / "ob_logtailer")
+    then = (f"ob_logtailer runs the last good rules from {copy}" if copy.exists()
+            else "ob_logtailer has no last good rules: it reads no log until the file loads "
+                 "(from its checkpoint: nothing is lost)")
+    return f"workers.ob_logtailer.rules: {why}; {then} (`engine check-config` refuses it)"
+
+
+def _enabled(cfg) -> bool:
+    return bool(cfg.workers.ob_logtailer.enabled)
+
+
 def load(path, data_dir) -> Loaded:
-    """The rules to run: the file's, else the last good copy's (with the reason); ValueError if neither."""
+    """The rules to run: the file's, else the last good copy's (``fallback`` says why), else
+    none (``waiting`` says why and what to do)."""
     path = Path(path)
+    sig = signature(path)           # before the read: an edit after it moves the signature
+    data = None
     try:
-        rs, data = read_rules(path)
+        data = rules_bytes(path)
+        rs = parse_rules(path, data)
         why = unusable(rs)
         if not why:
-            return Loaded(rs, keep=data if not rs.errors else None)
+            return Loaded(rs, keep=data if not rs.errors else None, source=(sig, digest(data)))
         reason = f"{path}: {why}"
     except ValueError as exc:
         reason = str(exc)
+    source = (sig, digest(data))
     copy = copy_path(data_dir)
     try:
         rs, _ = read_rules(copy)
     except ValueError as exc:
         missing = not copy.exists()
-        raise ValueError(f"{reason}; fix the file (`engine check-config` shows the same error): "
-                         + (f"there are no last good rules in {copy.parent} to alert with"
-                            if missing else f"the last good copy cannot be read either ({exc})")) from None
-    return Loaded(rs, fallback=fallback_reason(reason, data_dir), signature=signature(path))
+        return Loaded(RuleSet(), source=source, waiting=(
+            f"rules file {reason}; fix the file (`engine check-config` shows the same error): "
+            + (f"there are no last good rules in {copy.parent} to alert with"
+               if missing else f"the last good copy cannot be read either ({exc})")
+            + "; no log is read until it loads (then from the checkpoint: nothing is lost)"))
+    return Loaded(rs, fallback=fallback_reason(reason, data_dir), source=source)
 
 
 def signature(path) -> tuple | None:
-    """What changes when the file is edited or replaced (None when it is absent)."""
+    """What changes when the file is edited or replaced (None when it is absent). The
+    ctime moves on every write, even one that puts the size and mtime back."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def digest(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def changed(path, source) -> tuple[bool, tuple | None]:
+    """``(the file is not the one loaded, the source to keep)``; ``source`` is
+    :attr:`Loaded.source`. The bytes are read and hashed only when the signature
+    moved: a ``touch`` or a rewrite of the same bytes is no change (the new
+    signature is kept, so the next look is a stat again)."""
+    if source is None:                  # rules given by the caller, not read from a file
+        return False, None
+    sig = signature(path)
+    if sig == source[0]:
+        return False, source
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        data = None
+    now = (sig, digest(data))
+    return now[1] != source[1], now
 
 
 def fallback_reason(reason: str, data_dir) -> str:

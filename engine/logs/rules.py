@@ -102,10 +102,20 @@ def read_rules(path: str | Path | None = None) -> tuple[RuleSet, bytes]:
     is not UTF-8 or is not TOML. The bytes are what :mod:`engine.logs.rulefile`
     keeps as the last good copy."""
     path = Path(path) if path else default_rules_path()
+    data = rules_bytes(path)
+    return parse_rules(path, data), data
+
+
+def rules_bytes(path: Path) -> bytes:
+    """The file's bytes; ValueError ``"<path>: <reason>"`` when it cannot be read."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{path}: {exc.strerror or exc}") from None
+
+
+def parse_rules(path: Path, data: bytes) -> RuleSet:
+    """Compile the bytes read from ``path`` (named in the errors, as :func:`read_rules` says)."""
     try:
         raw = tomllib.loads(data.decode())
     except UnicodeDecodeError as exc:
@@ -113,7 +123,7 @@ def read_rules(path: str | Path | None = None) -> tuple[RuleSet, bytes]:
                          f"(byte {data[exc.start]:#04x})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(_toml_error(path, exc)) from None
-    return _compile_file(raw), data
+    return _compile_file(raw)
 
 
 def unusable(rs: RuleSet) -> str:

@@ -57,14 +57,15 @@ class Tailer:
         self.log = log or logging.getLogger("engine.ob_logtailer")
         self.clock = clock
         self.mono = mono
-        if rules is None:        # the file, else its last good copy (rulefile.load raises if neither)
+        if rules is None:        # the file, else its last good copy, else none (waiting)
             loaded = rulefile.load(rulefile.rules_path(section), data_dir)
             rules = loaded.rules
         else:
             loaded = rulefile.Loaded(rules)
         self.rules = rules
         self.rules_fallback = loaded.fallback     # why the last good copy runs ('' if the file does)
-        self.rules_signature = loaded.signature   # of the file that failed (see rulefile.fixed)
+        self.rules_waiting = loaded.waiting       # why no rules run: then nothing is read or checkpointed
+        self.rules_source = loaded.source         # the file as loaded (see rulefile.changed)
         self._keep_rules = loaded.keep            # kept as last good at the first checkpoint
         self.stats = Stats()
         self.streams: dict[str, FileStream] = {}
@@ -88,13 +89,24 @@ class Tailer:
         self._wf_reported: set = set()
 
     @property
+    def rules_ok(self) -> int:
+        """1 when the configured rules file itself runs; 0 while the last good copy runs or no rules do."""
+        return int(not (self.rules_fallback or self.rules_waiting))
+
+    @property
     def replayed(self) -> int:
         """Events recognised as written already (lines read again after a restart)."""
         return self.sinks.repeated
 
     # ------------------------------------------------------------ start
     def start(self) -> None:
-        """Restore the checkpoint (offsets, open groups) and open the files."""
+        """Restore the checkpoint (offsets, open groups) and open the files.
+
+        With no rules at all (:attr:`rules_waiting`) nothing is opened: lines read
+        now could alert with nothing, and the checkpoint must stay where it is
+        so that a tailer made once the rules load reads them."""
+        if self.rules_waiting:
+            return
         try:
             saved = checkpoint.load(self.data_dir)
         except ValueError as exc:
@@ -160,6 +172,10 @@ class Tailer:
     # ------------------------------------------------------------ the loop
     def poll_once(self) -> bool:
         """One pass over every file; True if there was anything to read."""
+        if self.rules_waiting:          # no rules: read nothing; what is spooled still goes out
+            if self.client is not None:
+                self.client.pump()
+            return False
         if self.mono() - self._last_discover >= DISCOVER_EVERY:
             self.discover()
         busy, events = False, []
@@ -227,6 +243,8 @@ class Tailer:
     def checkpoint(self) -> None:
         """Make the alerts durable, then record the offsets that produced them."""
         self._last_checkpoint = self.mono()
+        if self.rules_waiting:          # nothing read: the checkpoint on disk stands
+            return
         if self._keep_rules is not None:       # a write error here is the data dir's, like the checkpoint's
             rulefile.save(self.data_dir, self._keep_rules)
             self._keep_rules = None
@@ -244,6 +262,15 @@ class Tailer:
             stream.close()
 
     # ------------------------------------------------------------ counters
+    def carry_counters(self, old: "Tailer") -> None:
+        """Go on with ``old``'s counters (before :meth:`start`): a tailer made again for a
+        rules change is the same worker, and its counters must not fall back to 0."""
+        self.stats, self.fired, self.matches = old.stats, old.fired, old.matches
+        self.sinks.repeated += old.sinks.repeated
+        if self.client is not None and old.client is not None:
+            for name in ("sent", "errors", "rejected"):
+                setattr(self.client, name, getattr(self.client, name) + getattr(old.client, name))
+
     def lag_bytes(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for stream in self.streams.values():
@@ -257,5 +284,6 @@ class Tailer:
                 "matches": sum(self.matches.values()), "lag_bytes": sum(self.lag_bytes().values()),
                 "bad_input": sum(self.stats.bad.values()), "rules": len(self.rules.rules),
                 "rules_rejected": len(self.rules.errors), "rules_fallback": int(bool(self.rules_fallback)),
+                "rules_ok": self.rules_ok,
                 "am_sent": self.client.sent if self.client else 0,
                 "am_errors": self.client.errors if self.client else 0}

@@ -4,8 +4,14 @@ Thin: the loop lives in :class:`engine.logs.tailer.Tailer`. This module wires
 it to the worker context: config, data dir, heartbeat counters, the
 ``alerts`` ring (a full counters snapshot about once a second) and the
 worker's sub-state (``degraded`` while log_dir is missing, rules are
-rejected, the rules file cannot be used and its last good copy runs
-(:mod:`engine.logs.rulefile`), or Alertmanager cannot be reached).
+rejected, the rules file cannot be used and its last good copy runs or, with
+no copy, nothing is read (:mod:`engine.logs.rulefile`), or Alertmanager
+cannot be reached).
+
+The rules file is looked at every :data:`RULES_RECHECK` seconds; when it is
+no longer the one loaded (an edit, broken or not), the tailer checkpoints and
+is made again from that checkpoint with what the file now gives, exactly as a
+restart would: ``engine reload`` needs to do nothing for a rules edit.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from engine.runtime import write_error
 
 PUBLISH_EVERY = 1.0
 RETRY_WRITE = 1.0           # seconds before a tailer dropped on a write error is made again
-RULES_RECHECK = 2.0         # seconds between looks at a rules file that could not be used
+RULES_RECHECK = 2.0         # seconds between looks at the rules file (a stat; read only when it moved)
 
 
 def main(ctx):
@@ -39,17 +45,18 @@ def main(ctx):
     ring = ctx.producer("alerts")
     tailer, ready, retry_at, reason = None, False, 0.0, ""
     last_publish = recheck_at = 0.0
+    carry = None                    # the tailer a rules change replaced: its counters go on
     try:
         while not ctx.stopping:
             busy = False
             try:
-                if tailer is not None and tailer.rules_fallback and time.monotonic() >= recheck_at:
+                if tailer is not None and time.monotonic() >= recheck_at:
                     recheck_at = time.monotonic() + RULES_RECHECK
-                    if _rules_fixed(ctx, tailer):
+                    if _rules_changed(ctx, tailer):
                         tailer.close()           # a checkpoint: the new tailer goes on from it
-                        tailer = None
+                        tailer, carry = None, tailer
                 if tailer is None and time.monotonic() >= retry_at:
-                    tailer = _open(ctx)
+                    tailer, carry = _open(ctx, carry), None
                 if tailer is not None:
                     busy = tailer.poll_once()
             except Exception as exc:  # noqa: BLE001 - only write errors are kept from the supervisor
@@ -79,34 +86,31 @@ def main(ctx):
                 _abandon(tailer)
 
 
-def _rules_fixed(ctx, tailer) -> bool:
-    """The rules file, which could not be used, was changed and loads now: time to run it.
-
-    Parsed again only when it changed (:func:`rulefile.signature`); still
-    unusable, the new reason replaces the old one in the ``degraded`` detail.
-    """
+def _rules_changed(ctx, tailer) -> bool:
+    """The rules file is no longer the one the tailer loaded (:func:`rulefile.changed`)."""
     path = rulefile.rules_path(ctx.section)
-    sig = rulefile.signature(path)
-    if sig == tailer.rules_signature:
-        return False
-    tailer.rules_signature = sig
-    why = rulefile.problem(path)
-    if why:
-        tailer.rules_fallback = rulefile.fallback_reason(why, ctx.data_dir)
-        return False
-    ctx.log.info("rules file %s loads again: leaving the last good rules", path)
-    return True
+    changed, tailer.rules_source = rulefile.changed(path, tailer.rules_source)
+    if changed:
+        ctx.log.info("rules file %s changed: going on from the checkpoint with what it gives now", path)
+    return changed
 
 
-def _open(ctx):
+def _open(ctx, carry=None):
+    """A tailer from the checkpoint; ``carry``: the one it replaces, whose counters go on."""
     tailer = Tailer(ctx.section, ctx.data_dir, log=ctx.log,
                     labels=shared_labels(ctx.config.ob, instance(ctx.config)))
+    if carry is not None:
+        tailer.carry_counters(carry)
     if tailer.sinks.spool is not None:
         tailer.sinks.spool.tenant_names = tenantmap.TenantNames(_board_reader(ctx))
     try:
         tailer.sinks.central = monitordb.alert_sink(ctx.config, ctx.data_dir)
     except ConfigError as exc:       # a bad [monitordb] secret: alerts stay local, say why
         ctx.log.error("central store not used: %s", exc)
+    if tailer.rules_waiting:
+        ctx.log.error("%s", tailer.rules_waiting)
+    elif tailer.rules_fallback:
+        ctx.log.error("%s", tailer.rules_fallback)
     for rid, why in tailer.rules.errors:
         ctx.log.error("alert rule %s rejected: %s", rid, why)
     for rid, why in tailer.rules.warnings:
@@ -165,7 +169,9 @@ def _report_state(ctx, tailer) -> None:
     problems = []
     if not os.path.isdir(ctx.section.log_dir):
         problems.append(f"log_dir {ctx.section.log_dir} does not exist")
-    if tailer.rules_fallback:
+    if tailer.rules_waiting:
+        problems.append(tailer.rules_waiting)
+    elif tailer.rules_fallback:
         problems.append(tailer.rules_fallback)
     elif tailer.rules.errors:
         problems.append(f"{len(tailer.rules.errors)} alert rules rejected")
