@@ -5,6 +5,12 @@ The defect: a corrupted rules file, then a restart of ob_logtailer (a kill,
 FATAL, and no alert at all until someone noticed. Now the last rules that
 loaded cleanly are kept in the data dir and run instead, the worker stays up
 and says why (file:line:col), and a fixed file is picked up again.
+
+Then (issue 11, "never a crash loop"): with no copy the worker still exited;
+now it waits, reading nothing, until the file loads. ``engine start`` and
+``reload`` refused a broken rules file, so a host rebooted with one ran no
+agent at all; now they warn and ``check-config`` alone refuses. And an edit
+of the rules file needed a restart; now the worker applies it by itself.
 """
 from __future__ import annotations
 
@@ -171,6 +177,7 @@ def test_an_edited_rules_file_is_applied_without_a_restart(tmp_path):
     w = ObWriter(tmp_path / "oblog")
     worker = Worker(cfg)
     try:
+        wait_for(lambda: counters(worker).get("rules") == 1, what="the worker on the first rules")
         for first in range(1, 61, 10):              # marks keep coming through every change below
             write_marks(w, first, first + 4)
             if first == 11:                          # a second rule

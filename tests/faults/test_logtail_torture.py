@@ -110,22 +110,22 @@ def test_every_alert_exactly_once(tmp_path, alertmanager_factory, mode, seed):
 
 @pytest.mark.integration
 def test_the_driver_records_and_restarts_a_tailer_that_dies_on_its_own(tmp_path):
-    """The driver itself: a tailer that cannot start (a broken rules file, no last good
-    copy) exits on its own; the driver records it with its stderr and starts it again."""
+    """The driver itself: a tailer that cannot start (its agent.toml is not TOML; a broken
+    rules file no longer kills it) exits on its own; the driver records it with its
+    stderr and starts it again."""
     instance = f"td{os.getpid()}"
     (tmp_path / "log").mkdir()
     config = agent_config(tmp_path, "http://127.0.0.1:9", instance, whole_agent=False)
-    rules = tmp_path / "rules.toml"
-    good = rules.read_text()
-    rules.write_text("[[rule]\n")
+    good = config.read_text()
+    config.write_text("[agent\n")
     tailer = Tailer(config, instance, whole_agent=False)
     try:
         tailer.start()
         wait_for(lambda: tailer.check() or None, timeout=60, what="the first unexpected exit")
         first = tailer.exits[0]
         assert first["code"] not in (0, None) and tailer.starts == 2, tailer.exits
-        assert f"{rules}:1:7" in first["stderr_tail"], first
-        rules.write_text(good)
+        assert f"{config}" in first["stderr_tail"] and "TOML" in first["stderr_tail"], first
+        config.write_text(good)
         wait_for(lambda: not tailer.check() and (tmp_path / "home" / "data" / "ob_logtailer" /
                                                  "checkpoint.json").exists(), timeout=60,
                  what="the restarted tailer running on the fixed file")
