@@ -266,6 +266,7 @@ class Tailer:
         """Go on with ``old``'s counters (before :meth:`start`): a tailer made again for a
         rules change is the same worker, and its counters must not fall back to 0."""
         self.stats, self.fired, self.matches = old.stats, old.fired, old.matches
+        self.lag_seconds = old.lag_seconds
         self.sinks.repeated += old.sinks.repeated
         if self.client is not None and old.client is not None:
             for name in ("sent", "errors", "rejected"):
