@@ -42,6 +42,14 @@ _TRACE_SEQ = itertools.count()
 log = logging.getLogger("engine.pos_proxy")
 
 
+class _Call:
+    """A call begun by ``Calls._start`` whose handler is still to run."""
+    __slots__ = ("t0", "trace", "op", "identity", "params")
+
+    def __init__(self, t0: float, trace: str, op: str):
+        self.t0, self.trace, self.op, self.identity, self.params = t0, trace, op, "", None
+
+
 def inline(fn):
     """Marks a handler cheap and non-blocking: it runs on the loop, outside the call slots."""
     fn.inline = True
@@ -51,32 +59,60 @@ def inline(fn):
 class Calls:
     """Serving one parsed request (mixed into RpcServer)."""
 
+    def _answer_now(self, req: Request) -> tuple[int, bytes] | None:
+        """(status, body) when the call needs no waiting (the health check, a refusal, an inline
+        handler); else None, and ``await self._handle(req)`` finishes the call begun here."""
+        answer = self._start(req)
+        if type(answer) is tuple:
+            return answer
+        req.call = answer
+        return None
+
     async def _handle(self, req: Request) -> tuple[int, bytes]:
+        """The whole call, awaiting the handler if it must be awaited."""
+        call = req.call or self._start(req)
+        if type(call) is tuple:
+            return call
+        req.call = None
+        try:
+            data = await self._call(call.op, req.method, call.params)
+        except Exception as exc:
+            return self._finish(req, call, None, exc)
+        return self._finish(req, call, data, None)
+
+    def _start(self, req: Request):
+        """Up to the handler: the answer if it is decided without waiting, else a :class:`_Call`."""
         t0 = time.perf_counter()
         trace = req.headers.get("x-ocp-trace-id", "")
-        trace = trace if _TRACE.fullmatch(trace) else new_trace_id()
+        trace = trace if trace and _TRACE.fullmatch(trace) else new_trace_id()
         if req.path == HEALTH and req.method == "GET":
             self.counters["health_total"] += 1
             return 200, self._envelope(True, {"status": "ok"}, "", "", trace, t0, 200)
-        op = req.path[len(API):] if req.path.startswith(API) else req.path
-        identity, params = "", None
+        call = _Call(t0, trace, req.path[len(API):] if req.path.startswith(API) else req.path)
         try:
-            identity = self._authenticate(req)
-            params = _params(req)
-            handler = self.ops.get(op)
-            if getattr(handler, "inline", False) and req.method in ("POST", "GET"):
-                data = handler(params)       # cheap and non-blocking: no slot, no thread, no coroutine
-            else:
-                data = await self._call(op, req.method, params)
+            call.identity = self._authenticate(req)
+            call.params = _params(req)
+            handler = self.ops.get(call.op)
+            if not getattr(handler, "inline", False) or req.method not in ("POST", "GET"):
+                return call                  # to be awaited: a slot, maybe a thread
+            data = handler(call.params)      # cheap and non-blocking: no slot, no thread, no coroutine
+        except Exception as exc:
+            return self._finish(req, call, None, exc)
+        return self._finish(req, call, data, None)
+
+    def _finish(self, req: Request, call: "_Call", data, exc: Exception | None) -> tuple[int, bytes]:
+        """The envelope and the audit record of a call that ended with ``data`` or ``exc``."""
+        op, trace, t0, identity = call.op, call.trace, call.t0, call.identity
+        if exc is None:
             status, code, message = 200, "", ""
-        except RpcError as exc:
+        elif isinstance(exc, RpcError):
             status, code, message, data = exc.status, exc.code, str(exc), None
-        except AuthError as exc:
+        elif isinstance(exc, AuthError):
             status, code, message, data = exc.status, exc.reason, str(exc), None
             self.counters[f"auth_failures_total.{exc.reason}"] += 1
             self.rlog.warning("auth." + exc.reason, "pos_proxy: %s from %s refused: %s", op[:100], req.peer, exc)
-        except Exception:   # a bug in a handler: answer, log it, keep serving
-            log.exception("pos_proxy: %s failed", op)
+        else:               # a bug in a handler: answer, log it, keep serving
+            log.error("pos_proxy: %s failed", op, exc_info=exc)
             status, code, message, data = 500, "internal", "internal error (see the agent log)", None
         self.counters["requests_total"] += 1
         if status >= 400 and status != 401:
@@ -94,7 +130,7 @@ class Calls:
         resolved = None
         if status == 200 and isinstance(data, dict) and op.startswith(("file/", "command/")):
             resolved = data.get("path") or data.get("paths")      # what was touched, resolved
-        self.audit.record(peer=req.peer, identity=identity, op=op, params=params if identity else None,
+        self.audit.record(peer=req.peer, identity=identity, op=op, params=call.params if identity else None,
                           status=status, code=code, duration_ms=(time.perf_counter() - t0) * 1000,
                           trace_id=trace, resolved=resolved)
         return status, body

@@ -10,8 +10,7 @@ line, a control or non-ASCII byte, a duplicate of a header that must be
 single (:data:`SINGLE`), a chunked body, a malformed Content-Length.
 
 What leaves: :func:`response` is one response (head and body in one bytes
-object, written with one ``write``). :func:`linger` closes a connection
-without losing the answer to a reset.
+object, written with one ``write``).
 
 Why not httptools (llhttp) or h11: tried with httptools 0.9 in place of
 :func:`_parse_request_line`/:func:`_parse_headers`. llhttp accepts what we
@@ -25,13 +24,12 @@ signed request's head parses in about 6-7 us either way (best of 5 x 20000,
 3 rounds each, against the asyncio peer; load 3.6-7.4 on 2 cores) gave
 medians of 6919 vs 5706 calls/s at 1 connection, 6652 vs 12858 at 8 and
 11958 vs 12787 at 32 (hand-written vs httptools), spreads overlapping: no
-parser-bound difference. The head is read whole (``readuntil``) before
-parsing, so the parser is a pure function of bytes, fuzzed in
-tests/test_rpc_fuzz*.py.
+parser-bound difference. The head is taken whole from the connection's
+buffer (:mod:`engine.rpc.connection`) before parsing, so the parser is a pure
+function of bytes, fuzzed in tests/test_rpc_fuzz*.py.
 """
 from __future__ import annotations
 
-import asyncio
 import re
 
 MAX_LINE = 8192
@@ -68,13 +66,14 @@ class Request:
     """One request. ``identity``/``digest``/``refusal`` are what its head alone decided
     (``RpcServer._precheck``); ``reserved`` is the body budget it holds."""
     __slots__ = ("method", "target", "path", "version", "headers", "body", "peer", "tls",
-                 "identity", "digest", "refusal", "reserved")
+                 "identity", "digest", "refusal", "reserved", "call")
 
     def __init__(self, method, target, version, headers, body, peer, tls):
         self.method, self.target, self.version = method, target, version
         self.path = target.split("?", 1)[0]
         self.headers, self.body, self.peer, self.tls = headers, body, peer, tls
         self.identity, self.digest, self.refusal, self.reserved = "", None, None, None
+        self.call = None           # a call begun but not finished (engine.rpc.calls)
 
     @property
     def keep_alive(self) -> bool:
@@ -103,32 +102,6 @@ def response(status: int, body: bytes, keep: bool) -> bytes:
     return (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode() + body
-
-
-async def linger(reader, writer, seconds: float = 1.0, limit: int = 1 << 16) -> None:
-    """Half-close, then drop what the client still sends for a moment, so that
-    closing with unread input does not reset the connection and lose our answer."""
-    try:
-        if writer.can_write_eof():
-            writer.write_eof()
-        deadline = asyncio.get_running_loop().time() + seconds
-        seen = 0
-        while seen < limit:
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                break
-            chunk = await asyncio.wait_for(reader.read(4096), left)
-            if not chunk:
-                break
-            seen += len(chunk)
-    except (TimeoutError, ConnectionError, OSError, ValueError):
-        pass
-
-
-
-def peer_name(writer) -> str:
-    peer = writer.get_extra_info("peername")
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
 
 
 def _parse_request_line(line: str) -> tuple[str, str, str]:

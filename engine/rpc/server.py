@@ -1,9 +1,12 @@
 """pos_proxy's HTTP/1.1 server: asyncio streams, hard limits, one response envelope.
 
-Three modules, one concern each: this one holds connections (TLS, keep-alive,
-time limits, body budgets); :mod:`engine.rpc.http` the wire protocol (head
-parsing, the response bytes); :mod:`engine.rpc.calls` the call (auth,
-parameters, dispatch, envelope, audit). Contract:
+Four modules, one concern each: this one holds the listening socket, the
+limits shared by all connections (connection count, body budgets, call
+slots) and the watchdog of their time limits; :mod:`engine.rpc.connection`
+one connection (TLS, keep-alive, its deadlines, refusals);
+:mod:`engine.rpc.http` the wire protocol (head parsing, the response bytes);
+:mod:`engine.rpc.calls` the call (auth, parameters, dispatch, envelope,
+audit). Contract:
 
 - every response body is the envelope ``{"successful", "status", "data",
   "error": {"code", "message"} | null, "traceId", "server", "timestamp",
@@ -41,11 +44,10 @@ from engine.rpc import RpcError
 from engine.rpc.audit import AuditLog
 from engine.rpc.auth import AuthError, Authenticator
 from engine.rpc.calls import HEALTH, Calls
-from engine.rpc.http import (MAX_HEAD, BadRequest, Request, content_length, linger, parse_head, peer_name,
-                             response)
+from engine.rpc.connection import Connection
+from engine.rpc.http import BadRequest, Request
 
 SMALL_BODY = 16384          # read without a reservation: bounded by the connections, like a head
-TLS_HANDSHAKE_TIMEOUT = 5.0
 
 log = logging.getLogger("engine.pos_proxy")
 
@@ -97,8 +99,7 @@ class RpcServer(Calls):
         self.rlog = RateLimitedLog()
         self.namespaces: list = []     # objects behind ``ops``; closed with the server
         self._server: asyncio.AbstractServer | None = None
-        self._conns: set[asyncio.Task] = set()
-        self._watch: dict[asyncio.Task, list] = {}
+        self._conns: set[Connection] = set()
         self._watchdog_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -107,11 +108,11 @@ class RpcServer(Calls):
         """Bind and listen; returns the port (useful with port 0)."""
         self._loop = asyncio.get_running_loop()
         self._watchdog_task = self._loop.create_task(self._watchdog())
-        # TLS is started per connection (_on_connection), so that a handshake counts
-        # against max_connections and has its own timeout
-        self._server = await asyncio.start_server(
-            self._on_connection, host or self.sec.bind, self.sec.port if port is None else port,
-            limit=MAX_HEAD, backlog=1024)
+        # TLS is started per connection (Connection.connection_made), so that a handshake
+        # counts against max_connections and has its own timeout
+        self._server = await self._loop.create_server(
+            lambda: Connection(self), host or self.sec.bind, self.sec.port if port is None else port,
+            backlog=1024)
         return self._server.sockets[0].getsockname()[1]
 
     async def close(self, grace: float = 3.0) -> None:
@@ -119,14 +120,15 @@ class RpcServer(Calls):
         if self._server is not None:
             self._server.close()
             deadline = self._loop.time() + grace
-            while self._loop.time() < deadline and any(w[0] == float("inf") for w in self._watch.values()):
+            while self._loop.time() < deadline and any(c.in_call for c in self._conns):
                 await asyncio.sleep(0.02)
         if self._watchdog_task is not None:
             self._watchdog_task.cancel()
         if self._server is not None:
-            for task in list(self._conns):
-                task.cancel()
-            await asyncio.gather(*self._conns, return_exceptions=True)
+            tasks = [c.task for c in self._conns if c.task is not None]
+            for conn in list(self._conns):
+                conn.abort()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._server.wait_closed()
         for ns in self.namespaces:
             if hasattr(ns, "close"):
@@ -142,125 +144,20 @@ class RpcServer(Calls):
                 "unverified_body_bytes": self.unverified_bytes, **dict(self.counters)}
 
     # ------------------------------------------------------------ connections
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        self._conns.add(task)
-        self._watch[task] = watch = [float("inf"), False]    # [deadline, expired]
-        self.connections += 1
-        self.counters["connections_total"] += 1
-        try:
-            if self.connections > self.sec.max_connections:
-                self.counters["refused_connections_total"] += 1
-                if self.ssl_context is not None:
-                    return                       # no TLS yet: nothing readable to answer with
-                self._arm(watch, self.sec.request_timeout)
-                await self._send(writer, watch, 503, self._envelope(
-                    False, None, "too_many_connections", "too many open connections", "", 0.0, 503), keep=False)
-                await linger(reader, writer)
-                return
-            if self.ssl_context is not None:
-                await writer.start_tls(self.ssl_context, ssl_handshake_timeout=min(
-                    TLS_HANDSHAKE_TIMEOUT, self.sec.request_timeout))
-            await self._serve(reader, writer, watch)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        except Exception:    # a bug: this connection goes, the server stays
-            log.exception("pos_proxy: connection from %s failed", peer_name(writer))
-        finally:
-            self.connections -= 1
-            self._conns.discard(task)
-            self._watch.pop(task, None)
-            writer.transport.abort()
-
-    def _arm(self, watch: list, seconds: float) -> None:
-        watch[0] = self._loop.time() + seconds
-        watch[1] = False
-
-    def _expired(self, watch: list) -> bool:
-        """After a CancelledError: True if the watchdog cancelled us (then the cancel is absorbed)."""
-        if not watch[1]:
-            return False
-        asyncio.current_task().uncancel()
-        return True
-
     async def _watchdog(self) -> None:
-        """Cancels connections past their deadline: one timer for all, not one per request."""
+        """Expires connections past their deadline: one timer for all, not one per request."""
         period = max(0.05, min(0.25, self.sec.request_timeout / 4, self.sec.idle_timeout / 4))
         while True:
             await asyncio.sleep(period)
             now = self._loop.time()
-            for task, watch in list(self._watch.items()):
-                if watch[0] < now and not watch[1]:
-                    watch[1] = True
-                    task.cancel()
+            for conn in list(self._conns):
+                if conn.deadline < now:
+                    try:
+                        conn.expire(now)
+                    except Exception:    # a bug: this connection goes, the server stays
+                        log.exception("pos_proxy: connection from %s failed", conn.peer)
+                        conn.abort()
             self.audit.tick()
-
-    async def _serve(self, reader, writer, watch: list) -> None:
-        peer = peer_name(writer)
-        tls = writer.get_extra_info("ssl_object") is not None
-        first = True
-        while True:
-            # an idle keep-alive connection may wait idle_timeout for its next request;
-            # from its first byte on, a request must be complete within request_timeout
-            self._arm(watch, self.sec.request_timeout if first else self.sec.idle_timeout)
-            started = False
-            try:
-                try:
-                    byte = await reader.readexactly(1)
-                except asyncio.IncompleteReadError:
-                    return
-                started = True
-                self._arm(watch, self.sec.request_timeout)
-                req = await self._read_request(byte, reader, peer, tls)
-            except asyncio.CancelledError:
-                if not self._expired(watch):
-                    raise
-                if first or started:
-                    self._arm(watch, self.sec.request_timeout)
-                    await self._refuse(reader, writer, watch, BadRequest(408, "request_timeout",
-                                                                         "request not received in time"))
-                return
-            except BadRequest as exc:
-                self._arm(watch, self.sec.request_timeout)
-                await self._refuse(reader, writer, watch, exc)
-                return
-            first = False
-            watch[0] = float("inf")              # the call runs under call_timeout
-            try:
-                status, body = await self._handle(req)
-            finally:
-                self._release(req)
-            keep = req.keep_alive and status not in (401, 408, 413) and req.refusal is None
-            self._arm(watch, self.sec.request_timeout)
-            await self._send(writer, watch, status, body, keep)
-            if not keep:
-                return
-
-    async def _read_request(self, byte: bytes, reader, peer: str, tls: bool) -> Request:
-        try:
-            head = byte + await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            raise BadRequest(431, "headers_too_large", f"request head over {MAX_HEAD} bytes") from None
-        except asyncio.IncompleteReadError:
-            raise BadRequest(400, "truncated", "connection closed inside the request head") from None
-        req = parse_head(head, peer, tls)
-        length = content_length(req.headers)
-        if length > self.sec.max_body_bytes:
-            raise BadRequest(413, "body_too_large", f"body over {self.sec.max_body_bytes} bytes")
-        self._precheck(req)
-        if req.refusal is not None:
-            return req                       # refused on its head: the body is never read
-        self._reserve(req, length)           # given back once the call is answered
-        try:
-            req.body = await reader.readexactly(length) if length else b""
-        except BaseException as exc:
-            self._release(req)
-            if isinstance(exc, asyncio.IncompleteReadError):
-                raise BadRequest(400, "truncated", "connection closed inside the body") from None
-            raise
-        return req
 
     def _precheck(self, req: Request) -> None:
         """Authenticate on the head what can be (everything but a signature whose client
@@ -308,22 +205,3 @@ class RpcServer(Calls):
         self.peer_bytes[addr] -= length
         if self.peer_bytes[addr] <= 0:
             del self.peer_bytes[addr]
-
-    async def _refuse(self, reader, writer, watch: list, exc: BadRequest) -> None:
-        self.counters[f"bad_input_total.{exc.reason}"] += 1
-        self.rlog.warning(exc.reason, "pos_proxy: refused request: %s", exc)
-        await self._send(writer, watch, exc.status, self._envelope(False, None, exc.reason, str(exc), "", 0.0,
-                                                                   exc.status), keep=False)
-        await linger(reader, writer)
-
-    async def _send(self, writer, watch: list, status: int, body: bytes, keep: bool) -> None:
-        writer.write(response(status, body, keep))
-        if writer.transport.get_write_buffer_size() == 0:
-            return                       # all in the kernel already: nothing to wait for
-        try:
-            await writer.drain()
-        except asyncio.CancelledError:
-            if not self._expired(watch):
-                raise
-            self.counters["stalled_clients_total"] += 1
-            raise ConnectionError("client stopped reading") from None
