@@ -1,4 +1,4 @@
-"""The one place that forks, signals, reaps and writes pid files.
+"""The one place that forks, signals, reaps, writes pid files and replaces files durably.
 
 Everything here touches the operating system; the state machine in
 :mod:`engine.process` calls it through :class:`OS` so that tests can swap in a
@@ -6,12 +6,14 @@ fake with failure knobs and run the machine without forking.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -287,3 +289,28 @@ def kill_orphan(path: Path) -> int | None:
         except ProcessLookupError:
             return None
     return None
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """``path`` holds ``data`` with ``mode``, or (after a crash) its old content: never a torn file.
+
+    A temporary file of its own in the same directory, written whole and fsynced, renamed over
+    ``path``, then the directory fsynced (the rename itself survives a power loss); the temporary
+    file is removed if anything fails. Checkpoints, pushed configs and generated files use this."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)   # 0600, ours alone
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)      # not the umask's idea
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

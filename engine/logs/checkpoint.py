@@ -12,10 +12,11 @@ alerts for the bytes it covers are durable (see :mod:`engine.logs.sinks`).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
+
+from engine.osapi import replace_file
 
 NAME = "checkpoint.json"
 VERSION = 2
@@ -24,20 +25,7 @@ READS = (1, 2)
 
 def save(data_dir: str | Path, streams: dict, groups: list, t: float) -> None:
     path = Path(data_dir) / NAME
-    tmp = path.with_name(NAME + ".tmp")
-    body = orjson.dumps({"version": VERSION, "t": t, "streams": streams, "groups": groups})
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, body)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    replace_file(path, orjson.dumps({"version": VERSION, "t": t, "streams": streams, "groups": groups}))
 
 
 def load(data_dir: str | Path) -> dict | None:

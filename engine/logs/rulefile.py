@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ConfigError
+from engine.osapi import replace_file
 from engine.logs.rules import RuleSet, default_rules_path, parse_rules, read_rules, rules_bytes, unusable
 
 NAME = "rules.lastgood.toml"
@@ -163,19 +164,5 @@ def save(data_dir, data: bytes) -> bool:
             return False
     except OSError:
         pass
-    tmp = path.with_name(NAME + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    replace_file(path, data)
     return True

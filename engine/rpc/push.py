@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import orjson
+
+from engine.osapi import replace_file as replace
 
 log = logging.getLogger("engine.pos_proxy")
 
@@ -94,24 +94,3 @@ def write_atomically(target: Path, data: bytes, *, keep_prev: bool = True, befor
         before()
     replace(target, data, mode)
     return prev
-
-
-def replace(path: Path, data: bytes, mode: int) -> None:
-    """``path`` holds ``data`` with ``mode``, or (after a crash) its old content: never a torn file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)   # 0600, ours alone
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)      # not the umask's idea
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from engine.config import read_secret
 from engine.errors import ConfigError
-from engine.rpc.push import replace
+from engine.osapi import replace_file as replace
 
 
 def _secret(file: str, env: str, fallback: Path, what: str) -> tuple[str, str]:

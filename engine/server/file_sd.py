@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 
 from engine.rpc.client import split_host
-from engine.rpc.push import replace
+from engine.osapi import replace_file as replace
 
 EXPORTERS = {"node_exporter": 63000, "ocp_exporter": 62889}
 
