@@ -364,3 +364,25 @@ def test_a_handler_bug_answers_500_and_the_server_goes_on(rpc_server):
     status, env = srv.call("test/bytes")
     assert status == 200 and env["data"]["x"] == "raw \ufffd"
     assert srv.call("time")[0] == 200
+
+
+def test_pipelined_requests_are_answered_in_order(rpc_server):
+    """Several requests in one send, the first served by a thread (agent/status) and the others
+    inline: each is answered once, in order, on the same connection (one request at a time)."""
+    srv = rpc_server()
+
+    def keep(target: str) -> bytes:
+        return signed(target).replace(b"Connection: close\r\n", b"")
+
+    burst = keep("/api/v1/agent/status") + keep("/api/v1/time") + keep("/api/v1/no/such") + keep("/api/v1/time")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(burst)
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 4:
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+    answers = [b"HTTP/1.1 " + part for part in data.split(b"HTTP/1.1 ")[1:]]
+    assert [status_of(a) for a in answers] == [200, 200, 404, 200]
+    assert "workers" in envelope(answers[0])["data"] and "time" in envelope(answers[1])["data"]
+    assert srv.stats()["connections_total"] == 1
