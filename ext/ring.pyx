@@ -44,107 +44,23 @@ reads puts ``head - tail`` beyond the capacity, and realigns a head that is not
 a multiple of 8. A board read retries a slot being written a bounded number of
 times (:data:`READ_RETRIES`), then answers (0, b"") and counts a corruption: a
 slot stuck at an odd sequence never spins.
+
+The code is split by concern into included files: ``ring_atomics.pxi`` (memory
+ordering), ``ring_futex.pxi`` (the consumer's sleep and the producer's wake),
+``ring_layout.pxi`` (header layout), ``ring_records.pxi``
+(record framing and the consumer's bounds checks) and ``ring_board.pxi`` (the
+board). This file holds the ring's two sides, :class:`RingCore`.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
 
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <errno.h>
-    #include <time.h>
-    #include <unistd.h>
-    #include <sys/syscall.h>
-    #include <linux/futex.h>
-
-    static inline uint64_t eng_load_acq(uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    static inline uint64_t eng_load_rlx(uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-    static inline void eng_store_rel(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    static inline uint32_t eng_load32(uint32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-    static inline void eng_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
-    static inline void eng_add32(uint32_t *p) { __atomic_add_fetch(p, 1, __ATOMIC_SEQ_CST); }
-    static inline uint32_t eng_xchg32(uint32_t *p, uint32_t v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
-    static inline void eng_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-    static inline void eng_fence_acq(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
-    static inline void eng_relax(void) {
-    #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-    #else
-        __asm__ volatile("" ::: "memory");
-    #endif
-    }
-
-    /* Shared (not private) futex ops: the word lives in a MAP_SHARED segment. */
-    static int eng_futex_wait(uint32_t *addr, uint32_t val, double seconds) {
-        struct timespec ts, *tp = NULL;
-        if (seconds >= 0) {
-            ts.tv_sec = (time_t)seconds;
-            ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-            tp = &ts;
-        }
-        long r = syscall(SYS_futex, addr, FUTEX_WAIT, val, tp, NULL, 0);
-        return r == 0 ? 0 : errno;
-    }
-    static void eng_futex_wake(uint32_t *addr) {
-        syscall(SYS_futex, addr, FUTEX_WAKE, 1, NULL, NULL, 0);
-    }
-    static double eng_now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-    }
-    """
-    uint64_t eng_load_acq(uint64_t *p) nogil
-    uint64_t eng_load_rlx(uint64_t *p) nogil
-    void eng_store_rel(uint64_t *p, uint64_t v) nogil
-    uint32_t eng_load32(uint32_t *p) nogil
-    void eng_store32(uint32_t *p, uint32_t v) nogil
-    void eng_add32(uint32_t *p) nogil
-    uint32_t eng_xchg32(uint32_t *p, uint32_t v) nogil
-    void eng_fence() nogil
-    void eng_fence_acq() nogil
-    void eng_relax() nogil
-    int eng_futex_wait(uint32_t *addr, uint32_t val, double seconds) nogil
-    void eng_futex_wake(uint32_t *addr) nogil
-    double eng_now() nogil
-    int usleep(unsigned int usec) nogil
-
-cdef enum:
-    C_EINTR = 4
-    SPIN = 2000         # tens of microseconds of pause instructions before sleeping
-
-RING_MAGIC = 0x31474E4952504F43       # "COPRING1"
-BOARD_MAGIC = 0x314452414F42504F      # "OPBOARD1"
-cdef enum:
-    C_RING_HEADER = 256
-    C_BOARD_HEADER = 64
-    C_SLOT_HEADER = 16
-
-RING_HEADER_BYTES = C_RING_HEADER
-BOARD_HEADER_BYTES = C_BOARD_HEADER
-SLOT_HEADER_BYTES = C_SLOT_HEADER
-cdef uint32_t WRAP = 0xFFFFFFFF
-READ_RETRIES = 2000      # board reads of a slot being written before giving up (a few ms)
-cdef int C_READ_RETRIES = READ_RETRIES
-cdef int C_FAST_RETRIES = 64
-
-
-class CorruptSegment(ValueError):
-    """A segment whose header cannot be right (a size that does not fit the mapping)."""
-
-
-def round_capacity(size_t capacity):
-    """The ring's data size: a power of two, at least 4 KiB."""
-    cdef size_t c = 4096
-    while c < capacity:
-        c <<= 1
-    return c
-
-
-cdef inline size_t rec_size(size_t n) nogil:
-    return 8 + ((n + 7) & ~(<size_t>7))
+include "ring_atomics.pxi"   # acquire/release loads and stores, fences, pause
+include "ring_futex.pxi"     # ring_wait (spin, then futex sleep), ring_wake, eng_now
+include "ring_layout.pxi"    # magics, header sizes, CorruptSegment, round_capacity
+include "ring_records.pxi"   # WRAP, rec_size, ring_locate (bounds checks), locate_why
+include "ring_board.pxi"     # BoardCore, board_size, READ_RETRIES
 
 
 cdef class RingCore:
@@ -251,11 +167,7 @@ cdef class RingCore:
     cdef inline void _commit(self, uint64_t new_head) nogil:
         eng_store_rel(self.head, new_head)
         eng_fence()
-        # the producer takes the flag down itself: one wake per sleep, not one per
-        # record while the woken consumer waits for a CPU (it raises it again to sleep)
-        if eng_load32(self.waiters) and eng_xchg32(self.waiters, 0):
-            eng_add32(self.futex)
-            eng_futex_wake(self.futex)
+        ring_wake(self.futex, self.waiters)
 
     cdef int _refused(self) except -1:
         self.drops_p[0] += 1
@@ -305,54 +217,20 @@ cdef class RingCore:
         cdef uint64_t off = 0
         cdef uint32_t n = 0
         cdef int bad
-        bad = 1 if tail == head or tail != self.tail_mine else self._locate(tail, head, &tail, &off, &n)
+        bad = 1 if tail == head or tail != self.tail_mine else ring_locate(self.data, self.capacity, self.mask, tail, head, &tail, &off, &n)
         if bad:
             head = eng_load_acq(self.head)
             self.head_seen = head
             self.tail_mine = tail
             if tail == head:
                 return None
-            bad = self._locate(tail, head, &tail, &off, &n)
+            bad = ring_locate(self.data, self.capacity, self.mask, tail, head, &tail, &off, &n)
             if bad:
-                return self._reset(head, self._why(bad, tail, head, off, n))
+                return self._reset(head, locate_why(bad, tail, head, off, n))
         out = PyBytes_FromStringAndSize(<char *>(self.data + off + 8), n)
         self.tail_mine = tail + rec_size(n)
         eng_store_rel(self.tail, self.tail_mine)
         return out
-
-    cdef inline int _locate(self, uint64_t tail, uint64_t head, uint64_t *at, uint64_t *off_p,
-                            uint32_t *n_p) noexcept nogil:
-        """Where the record at ``tail`` is (its tail after a WRAP, offset, length), each
-        word read once; 0, or why it cannot be read up to ``head`` (see :meth:`_why`)."""
-        cdef uint64_t used = head - tail
-        cdef uint64_t off, skip
-        cdef uint32_t n
-        if used > self.capacity or used < 8 or tail & 7:
-            return 2
-        off = tail & self.mask
-        n = (<uint32_t *>(self.data + off))[0]
-        if n == WRAP:
-            skip = self.capacity - off
-            if skip + 8 > used:
-                off_p[0] = off
-                return 3
-            tail += skip
-            used -= skip
-            off = 0
-            n = (<uint32_t *>(self.data + off))[0]
-        off_p[0] = off
-        n_p[0] = n
-        if n == WRAP or rec_size(n) > used or rec_size(n) > self.capacity - off:
-            return 4
-        at[0] = tail
-        return 0
-
-    cdef str _why(self, int bad, uint64_t tail, uint64_t head, uint64_t off, uint32_t n):
-        if bad == 2:
-            return f"head {head} and tail {tail} cannot both be right"
-        if bad == 3:
-            return f"wrap at offset {off} past the committed bytes"
-        return f"record length {n} at offset {off} overruns the ring"
 
     cdef object _reset(self, uint64_t head, str why):
         """Drop what the ring holds (tail := head): the next record goes through."""
@@ -360,41 +238,6 @@ cdef class RingCore:
         eng_store_rel(self.tail, head)
         self.tail_mine = head
         return None
-
-    cdef bint _wait(self, double deadline):
-        """Sleep until the head moves or the deadline (<0: none) passes; False on timeout."""
-        cdef uint32_t seen
-        cdef double left = -1.0
-        cdef int err, i
-        # a short bounded spin first: a busy producer is usually microseconds away,
-        # and a futex sleep/wake round trip costs more than that
-        with nogil:
-            for i in range(SPIN):
-                if eng_load_acq(self.head) != eng_load_rlx(self.tail):
-                    return True
-                eng_relax()
-        while True:
-            eng_store32(self.waiters, 1)
-            seen = eng_load32(self.futex)
-            eng_fence()
-            if eng_load_acq(self.head) != eng_load_rlx(self.tail):
-                eng_store32(self.waiters, 0)
-                return True
-            if deadline >= 0:
-                left = deadline - eng_now()
-                if left <= 0:
-                    eng_store32(self.waiters, 0)
-                    return False
-                if left > 0.5:
-                    left = 0.5   # wake now and then so a producer lost mid-wake cannot strand us
-            else:
-                left = 0.5
-            with nogil:
-                err = eng_futex_wait(self.futex, seen, left)
-            if err == C_EINTR:
-                eng_store32(self.waiters, 0)
-                PyErr_CheckSignals()
-                return eng_load_acq(self.head) != eng_load_rlx(self.tail)
 
     def get(self, timeout=0.0):
         """The oldest record, or None after ``timeout`` seconds (0: don't wait; None or < 0: forever)."""
@@ -404,7 +247,7 @@ cdef class RingCore:
         out = self._read_one()
         if out is not None or t == 0.0:
             return out
-        if self._wait(eng_now() + t if t > 0 else -1.0):
+        if ring_wait(self.head, self.tail, self.futex, self.waiters, eng_now() + t if t > 0 else -1.0):
             return self._read_one()
         return None
 
@@ -420,7 +263,7 @@ cdef class RingCore:
             raise ValueError("ring is closed")
         rec = self._read_one()
         if rec is None and timeout != 0.0:
-            if self._wait(eng_now() + timeout if timeout > 0 else -1.0):
+            if ring_wait(self.head, self.tail, self.futex, self.waiters, eng_now() + timeout if timeout > 0 else -1.0):
                 rec = self._read_one()
         while rec is not None:
             out.append(rec)
@@ -441,104 +284,3 @@ cdef class RingCore:
         if self.base == NULL:
             raise ValueError("ring is closed")
         return eng_load_acq(self.head) - eng_load_acq(self.tail)
-
-
-def board_size(size_t slot_bytes):
-    """Bytes a board with slots of ``slot_bytes`` needs."""
-    cdef size_t slot = (C_SLOT_HEADER + slot_bytes + 63) & ~(<size_t>63)
-    return C_BOARD_HEADER + 2 * slot
-
-
-cdef class BoardCore:
-    """Two slots, each with a sequence word (odd while written), and a generation.
-
-    Board layout: 0 magic u64, 8 slot_bytes u64, 16 generation u64; slot i at
-    64 + i * stride: seq u64, length u64, data[slot_bytes].
-    """
-    cdef object view
-    cdef unsigned char *base
-    cdef uint64_t *gen
-    cdef readonly uint64_t slot_bytes
-    cdef uint64_t stride
-    cdef readonly uint64_t corrupt
-
-    def __cinit__(self, buf, bint create, size_t slot_bytes=0):
-        cdef unsigned char[::1] mv = buf
-        cdef uint64_t *hdr
-        self.view = mv
-        self.base = &mv[0]
-        hdr = <uint64_t *>self.base
-        if create:
-            if board_size(slot_bytes) > <size_t>mv.shape[0]:
-                raise ValueError("segment too small for the board")
-            hdr[1] = slot_bytes
-            hdr[2] = 0
-            self.stride = (C_SLOT_HEADER + slot_bytes + 63) & ~(<size_t>63)
-            (<uint64_t *>(self.base + C_BOARD_HEADER))[0] = 0
-            (<uint64_t *>(self.base + C_BOARD_HEADER + self.stride))[0] = 0
-            eng_fence()
-            hdr[0] = BOARD_MAGIC
-        elif hdr[0] != BOARD_MAGIC:
-            raise ValueError("not a board segment (bad magic)")
-        elif hdr[1] > <uint64_t>mv.shape[0] or board_size(hdr[1]) > <size_t>mv.shape[0]:
-            raise CorruptSegment(f"corrupt board: slot size {hdr[1]} in a segment of {mv.shape[0]} bytes")
-        self.corrupt = 0
-        self.slot_bytes = hdr[1]
-        self.stride = (C_SLOT_HEADER + self.slot_bytes + 63) & ~(<size_t>63)
-        self.gen = hdr + 2
-
-    def release(self):
-        self.view = None
-        self.base = NULL
-
-    cdef inline uint64_t *_slot(self, uint64_t i):
-        return <uint64_t *>(self.base + C_BOARD_HEADER + i * self.stride)
-
-    def publish(self, bytes value not None):
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(value)
-        cdef uint64_t g, s
-        cdef uint64_t *slot
-        if self.base == NULL:
-            raise ValueError("board is closed")
-        if <uint64_t>n > self.slot_bytes:
-            raise ValueError(f"value of {n} bytes exceeds the board's {self.slot_bytes}")
-        g = eng_load_rlx(self.gen)
-        slot = self._slot((g + 1) & 1)
-        s = (eng_load_rlx(slot) + 1) | 1          # odd: being written
-        eng_store_rel(slot, s)
-        eng_fence()
-        slot[1] = n
-        memcpy(<char *>(slot + 2), PyBytes_AS_STRING(value), n)
-        eng_store_rel(slot, s + 1)                # even: complete
-        eng_store_rel(self.gen, g + 1)
-        return g + 1
-
-    def read(self):
-        """(generation, value); (0, b"") before the first publication, or when the
-        slot stays odd or oversized for :data:`READ_RETRIES` tries (counted in ``corrupt``)."""
-        cdef uint64_t g, s1, s2, n
-        cdef uint64_t *slot
-        cdef int tries
-        if self.base == NULL:
-            raise ValueError("board is closed")
-        for tries in range(C_READ_RETRIES):
-            if tries >= C_FAST_RETRIES:
-                with nogil:
-                    usleep(1)            # a writer busy on this slot: let it finish
-            g = eng_load_acq(self.gen)
-            if g == 0:
-                return (0, b"")
-            slot = self._slot(g & 1)
-            s1 = eng_load_acq(slot)
-            if s1 & 1:
-                continue
-            n = slot[1]
-            if n > self.slot_bytes:
-                continue
-            out = PyBytes_FromStringAndSize(<char *>(slot + 2), n)
-            eng_fence_acq()
-            s2 = eng_load_rlx(slot)
-            if s1 == s2:
-                return (g, out)
-        self.corrupt += 1
-        return (0, b"")
