@@ -48,6 +48,24 @@ except ImportError as exc:  # pragma: no cover - only on an unbuilt checkout
     raise ImportError("engine._native.ring is not built: run `pip install -e .` "
                       "(or `python setup.py build_ext --inplace`)") from exc
 
+ABI = 2     # the engine._native.ring contract this module speaks (ext/ring.pyx: ABI)
+
+
+def check_abi(module) -> None:
+    """Refuse a compiled ring built from other sources than this Python side.
+
+    After a pull that changes ext/ring.pyx, a stale in-place build imports fine
+    and then fails in the first Ring() (``no attribute 'on_corrupt'``), with its
+    segment left in /dev/shm; this names the fix instead. Raises ImportError.
+    """
+    got = getattr(module, "ABI", None)
+    if got != ABI:
+        raise ImportError(f"{module.__name__} is a stale build (ABI {got}, the Python side needs {ABI}): "
+                          "rebuild it with `python setup.py build_ext --inplace`, or reinstall the package")
+
+
+check_abi(_ring)
+
 PREFIX = "ocpagent_"
 log = logging.getLogger("engine.ipc")
 LOG_EVERY = 60.0

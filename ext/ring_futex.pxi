@@ -72,8 +72,13 @@ cdef bint ring_wait(uint64_t *head, uint64_t *tail, uint32_t *futex, uint32_t *w
                 return True
             eng_relax()
     while True:
-        eng_store32(waiters, 1)
+        # the futex word is read BEFORE the flag goes up: the producer takes the flag
+        # down (xchg) then bumps the word, so a bump that took this flag down comes
+        # after ``seen`` and the sleep below returns at once. Read after the flag,
+        # ``seen`` could already hold that bump (its wake spent before we sleep) while
+        # the flag is down: no later commit would wake us (until the 0.5 s poll)
         seen = eng_load32(futex)
+        eng_store32(waiters, 1)
         eng_fence()
         if eng_load_acq(head) != eng_load_rlx(tail):
             eng_store32(waiters, 0)

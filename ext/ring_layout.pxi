@@ -2,6 +2,10 @@
 # header that cannot be right raises at attach, and the ring's capacity rounding.
 # (The byte map is in ring.pyx's docstring; engine._ref.ring mirrors these numbers.)
 
+# the contract with engine/ipc.py, which checks it at import: bump it whenever the
+# cores' methods or attributes change (2: on_corrupt, native put/get with get(None))
+ABI = 2
+
 RING_MAGIC = 0x31474E4952504F43       # "COPRING1"
 BOARD_MAGIC = 0x314452414F42504F      # "OPBOARD1"
 cdef enum:

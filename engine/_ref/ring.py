@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import time
 
+ABI = 2     # as engine._native.ring
 RING_MAGIC = 0x31474E4952504F43
 BOARD_MAGIC = 0x314452414F42504F
 RING_HEADER_BYTES = 256
