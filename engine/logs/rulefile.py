@@ -137,7 +137,14 @@ def changed(path, source) -> tuple[bool, tuple | None]:
     """``(the file is not the one loaded, the source to keep)``; ``source`` is
     :attr:`Loaded.source`. The bytes are read and hashed only when the signature
     moved: a ``touch`` or a rewrite of the same bytes is no change (the new
-    signature is kept, so the next look is a stat again)."""
+    signature is kept, so the next look is a stat again).
+
+    New bytes count as a change only once the file holds still: the signature
+    must be the one the previous look saw (kept as a third element of the
+    source). An editor caught mid-write (truncated, part written) can leave a
+    prefix that parses cleanly; loaded, it would run with rules missing and be
+    kept as the last good copy. Waiting one look costs an edit one
+    :data:`~engine.workers.ob_logtailer.RULES_RECHECK` more."""
     if source is None:                  # rules given by the caller, not read from a file
         return False, None
     sig = signature(path)
@@ -148,7 +155,11 @@ def changed(path, source) -> tuple[bool, tuple | None]:
     except OSError:
         data = None
     now = (sig, digest(data))
-    return now[1] != source[1], now
+    if now[1] == source[1]:
+        return False, now
+    if len(source) > 2 and source[2] == (sig,):
+        return True, now
+    return False, (*source[:2], (sig,))     # moving: looked at again next time
 
 
 def fallback_reason(reason: str, data_dir) -> str:
