@@ -96,7 +96,7 @@ class FileStream(Ledger):
         self.size = 0                     # size at the last stat (for lag)
         self._synthetic = False           # the last block ended with a newline we added
         self._block: mmap.mmap | None = None   # the reused read buffer
-        self._head_cache: dict = {}       # (dev, ino, size, mtime_ns) -> first FP_BYTES bytes
+        self._head_cache: dict = {}       # path -> ((dev, ino, size, mtime_ns), first FP_BYTES bytes)
         self._last_scan = 0.0
         self._resumed_current: str | None = None
 

@@ -69,8 +69,9 @@ class Ledger:
         Only regular files with a complete first line (or FP_BYTES bytes) are
         identifiable; the others have nothing to read yet.
         """
-        out = []
+        out, seen = [], set()
         for path in self.rotated() + [self.path]:
+            seen.add(path)
             try:
                 st = os.stat(path)
             except OSError:
@@ -82,11 +83,19 @@ class Ledger:
             head = self._head(path, st)
             if head is not None and (len(head) >= FP_BYTES or b"\n" in head):
                 out.append((path, st, head))
+        for gone in [p for p in self._head_cache if p not in seen]:
+            del self._head_cache[gone]          # one entry per file on disk now, no more
         return out
 
     def _head(self, path: str, st) -> bytes | None:
+        """The first FP_BYTES of ``path``, read again only when its stat moved.
+
+        The cache holds one entry per path (the last stat's key and head):
+        keyed by the stat alone, a live file that grows at every poll added
+        an entry each time (about 3 a second in the demo soak, +0.2 MiB/min)."""
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        head = self._head_cache.get(key)
+        cached = self._head_cache.get(path)
+        head = cached[1] if cached is not None and cached[0] == key else None
         if head is None:
             try:
                 fd = os.open(path, OPEN_FLAGS)
@@ -98,9 +107,7 @@ class Ledger:
                 head = os.pread(fd, FP_BYTES, 0)
             finally:
                 os.close(fd)
-            if len(self._head_cache) > 4 * MAX_LEDGER:
-                self._head_cache.clear()
-            self._head_cache[key] = head
+            self._head_cache[path] = (key, head)
         return head
 
     def _match(self, head: bytes, st, present: dict) -> dict | None:
