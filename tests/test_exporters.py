@@ -17,7 +17,7 @@ from engine import config, ipc, states
 from engine.testbed import schema
 from engine.runtime import WorkerContext, read_status
 from engine.workers import node_exporter, ocp_exporter
-from test_collectors import promtool_problems
+from collectors_kit import promtool_problems
 from conftest import wait_for as wait_until
 from engine.testbed.ports import free_port
 

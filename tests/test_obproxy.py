@@ -17,7 +17,7 @@ from engine.ob import obproxy as ob_obproxy
 from engine.testbed.ports import free_port
 from engine.exporter.collect import OcpExporter
 from engine.workers.ocp_exporter import obproxy_collector
-from test_collectors import promtool_problems
+from collectors_kit import promtool_problems
 from test_exposition import Running
 
 RULES = Path(__file__).resolve().parents[1] / "conf" / "prometheus" / "ob_alerts.yml"
