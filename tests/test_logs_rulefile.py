@@ -167,6 +167,38 @@ def test_with_no_copy_the_worker_stays_up_reads_nothing_and_resumes_once_fixed(t
     assert sorted(marks(data)) == list(range(1, 31))          # none lost, none twice
 
 
+def test_a_rules_edit_keeps_the_files_open_a_deleted_one_is_read_to_its_end(tmp_path):
+    """A rules edit closed every log file and opened them again from the checkpoint: a file
+    deleted while OBServer still wrote to it (or a rotated one removed before it was read to
+    its end) was gone, its lines never alerted (not even counted lost). Here the edits are a
+    broken file with no copy (the worker waits, reading nothing, so the lines written
+    meanwhile are surely unread at the second edit) and the fix."""
+    (tmp_path / "oblog").mkdir()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    cfg = worker_config(tmp_path, rules, "d")
+    data = tmp_path / "home" / "data" / "ob_logtailer"
+    w = ObWriter(tmp_path / "oblog")
+    write_marks(w, 1, 5)
+    worker = Worker(cfg)
+    try:
+        wait_for(lambda: len(marks(data)) == 5 and (data / COPY).exists(), what="the first alerts")
+        (data / COPY).unlink()
+        rules.write_bytes(BROKEN)
+        wait_for(lambda: "no last good rules" in worker.status().get("detail", ""), what="waiting")
+        os.unlink(w.path)                    # deleted; OBServer writes on through its descriptor
+        write_marks(w, 6, 10)
+        rules.write_text(RULES)
+        wait_for(lambda: worker.status().get("state") == states.OK, what="ok on the fixed file")
+        w.reopen()                           # OBServer makes a new file
+        write_marks(w, 11, 15)
+        wait_for(lambda: 15 in marks(data), what="the new file's marks")
+    finally:
+        worker.stop()
+    assert worker.error is None
+    assert sorted(marks(data)) == list(range(1, 16))          # none lost, none twice
+
+
 def test_an_edited_rules_file_is_applied_without_a_restart(tmp_path):
     """``engine reload`` compares agent.toml only: a rules edit needed a restart of the worker."""
     (tmp_path / "oblog").mkdir()

@@ -256,15 +256,26 @@ class Tailer:
         self._saved, self._dirty = positions, False
 
     def close(self) -> None:
-        self.checkpoint()
-        self.sinks.close()
+        self.hand_over()
         for stream in self.streams.values():
             stream.close()
 
+    def hand_over(self) -> None:
+        """A checkpoint and the sinks closed, the files left open for the tailer that
+        replaces this one on a rules change (:meth:`carry_on`). Closed, a file that is
+        deleted (a rotated file removed before it was read to its end, a live file
+        deleted while OBServer still writes to it) is gone with its unread lines: a
+        restart loses those, a rules edit must not."""
+        self.checkpoint()
+        self.sinks.close()
+
     # ------------------------------------------------------------ counters
-    def carry_counters(self, old: "Tailer") -> None:
-        """Go on with ``old``'s counters (before :meth:`start`): a tailer made again for a
-        rules change is the same worker, and its counters must not fall back to 0."""
+    def carry_on(self, old: "Tailer") -> None:
+        """Go on with ``old``'s open files and counters (before :meth:`start`; ``old`` was
+        :meth:`hand_over`-ed): a tailer made again for a rules change is the same worker,
+        its files must not be closed and opened again from the checkpoint (see
+        :meth:`hand_over`) and its counters must not fall back to 0."""
+        self.streams, old.streams = old.streams, {}     # moved: closed by this tailer only
         self.stats, self.fired, self.matches = old.stats, old.fired, old.matches
         self.lag_seconds = old.lag_seconds
         self.sinks.repeated += old.sinks.repeated

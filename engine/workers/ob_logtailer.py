@@ -53,7 +53,7 @@ def main(ctx):
                 if tailer is not None and time.monotonic() >= recheck_at:
                     recheck_at = time.monotonic() + RULES_RECHECK
                     if _rules_changed(ctx, tailer):
-                        tailer.close()           # a checkpoint: the new tailer goes on from it
+                        tailer.hand_over()       # a checkpoint; its files go on open in the new tailer
                         tailer, carry = None, tailer
                 if tailer is None and time.monotonic() >= retry_at:
                     tailer, carry = _open(ctx, carry), None
@@ -77,6 +77,7 @@ def main(ctx):
             if not busy:
                 ctx.wait(sec.poll_interval)          # wakes at once on SIGTERM
     finally:
+        _abandon(carry)                 # handed over, not yet taken (a write error): its files
         if tailer is not None:
             try:
                 tailer.close()
@@ -96,11 +97,12 @@ def _rules_changed(ctx, tailer) -> bool:
 
 
 def _open(ctx, carry=None):
-    """A tailer from the checkpoint; ``carry``: the one it replaces, whose counters go on."""
+    """A tailer from the checkpoint; ``carry``: the one it replaces, whose open files and
+    counters go on (:meth:`Tailer.carry_on`)."""
     tailer = Tailer(ctx.section, ctx.data_dir, log=ctx.log,
                     labels=shared_labels(ctx.config.ob, instance(ctx.config)))
     if carry is not None:
-        tailer.carry_counters(carry)
+        tailer.carry_on(carry)
     if tailer.sinks.spool is not None:
         tailer.sinks.spool.tenant_names = tenantmap.TenantNames(_board_reader(ctx))
     try:
