@@ -12,7 +12,8 @@ without an ``os.stat_result`` in between. The fields are the twin's exactly:
 other hard links keep the inode), names are decoded as ``os.fsdecode`` does
 (surrogateescape), ``.`` and ``..`` are skipped. An entry that vanished between
 readdir and fstatat (ENOENT) is counted and skipped; any other error raises
-OSError with the name, as the twin's ``DirEntry.stat`` would. Compared with the
+OSError (the system's message, the entry's name) as the twin's ``DirEntry.stat``
+would: the cleaner reports ``<target>: <message>``, so the message must be the system's. Compared with the
 twin in tests/test_cleaner_listing.py.
 
 Why native: a pass lists every entry of a 100,000-file log directory, and the
@@ -21,6 +22,7 @@ tuples as the kernel spent in the lstat calls.
 """
 from libc cimport errno as cerrno
 from libc.errno cimport ENOENT
+from libc.string cimport strerror
 from posix.stat cimport struct_stat, fstatat
 from posix.unistd cimport close, dup
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -50,12 +52,13 @@ def read_listing(int dir_fd, entry_type):
     """([entry_type(...) per entry], vanished) for the directory open on ``dir_fd``."""
     cdef int fd = dup(dir_fd)
     if fd < 0:
-        raise OSError(cerrno.errno, "dup failed")
+        err = cerrno.errno
+        raise OSError(err, strerror(err).decode())
     cdef DIR *d = fdopendir(fd)
     if d == NULL:
         err = cerrno.errno
         close(fd)
-        raise OSError(err, "fdopendir failed")
+        raise OSError(err, strerror(err).decode())
     cdef dirent *de
     cdef struct_stat st
     cdef const char *name
@@ -69,7 +72,8 @@ def read_listing(int dir_fd, entry_type):
             de = readdir(d)
             if de == NULL:
                 if cerrno.errno != 0:
-                    raise OSError(cerrno.errno, "readdir failed")
+                    err = cerrno.errno
+                    raise OSError(err, strerror(err).decode())
                 break
             name = de.d_name
             if name[0] == b'.' and (name[1] == 0 or (name[1] == b'.' and name[2] == 0)):
@@ -79,7 +83,7 @@ def read_listing(int dir_fd, entry_type):
                     vanished += 1
                     continue
                 err = cerrno.errno
-                raise OSError(err, "lstat failed", PyUnicode_DecodeFSDefault(name))
+                raise OSError(err, strerror(err).decode(), PyUnicode_DecodeFSDefault(name))
             entries.append(new(entry_type, _fields(name, &st)))
     finally:
         rewinddir(d)

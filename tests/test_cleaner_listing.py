@@ -66,3 +66,42 @@ def test_an_empty_directory_and_a_listing_read_twice(tmp_path):
     finally:
         os.close(fd)
     assert first == second and [e.name for e in first[0]] == ["a"]
+
+
+def test_an_entry_that_cannot_be_lstat_ed_raises_what_the_twin_raises(tmp_path):
+    """A directory the agent's user may read but not search (``r--``): readdir works, the
+    lstat of each entry is refused. The native listing raised ``lstat failed`` where the
+    twin raises ``Permission denied``, and the cleaner's report (``<target>: <strerror>``)
+    said only that. Root may search anything: the check runs in a child as nobody, on an
+    fd opened before the drop."""
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "observer.log.20240101000000001").write_bytes(b"x")
+    d.chmod(0o444)
+    fd = open_dir(str(d))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                    # the child: drop to nobody, try both
+        try:
+            if os.getuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            out = []
+            for read in (native.read_listing, twin.read_listing):
+                try:
+                    read(fd, Entry)
+                    out.append(None)
+                except OSError as exc:
+                    out.append((type(exc).__name__, exc.errno, exc.strerror, exc.filename))
+            os.write(w, repr(out).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        with os.fdopen(r, "rb") as fh:
+            got = eval(fh.read().decode())              # noqa: S307 - our own child's repr of tuples
+        os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+        d.chmod(0o755)
+    assert got[0] == got[1] == ("PermissionError", 13, os.strerror(13), "observer.log.20240101000000001")
