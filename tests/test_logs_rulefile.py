@@ -25,7 +25,7 @@ import pytest
 
 from engine import config, ipc, states
 from engine.errors import ConfigError
-from engine.logs import metrics, rulefile, store
+from engine.logs import checkpoint, metrics, rulefile, store
 from engine.logs.tailer import Tailer
 from engine.runtime import WorkerContext, read_status
 from engine.workers import ob_logtailer
@@ -199,6 +199,34 @@ def test_a_rules_edit_keeps_the_files_open_a_deleted_one_is_read_to_its_end(tmp_
     assert sorted(marks(data)) == list(range(1, 16))          # none lost, none twice
 
 
+def test_a_first_start_waiting_for_its_rules_reads_what_was_written_meanwhile(tmp_path):
+    """No checkpoint yet (a new agent) and a broken rules file with no copy: the worker waits,
+    saying "then from the checkpoint: nothing is lost", but there was no checkpoint, so the
+    tailer made once the file loaded was a first start and, ``start_at = "end"`` (the
+    default), skipped every line written while it waited."""
+    (tmp_path / "oblog").mkdir()
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes(BROKEN)
+    cfg = config.from_dict({"agent": {"instance": f"rf{os.getpid()}f"}, "workers": {"ob_logtailer": {
+        "log_dir": str(tmp_path / "oblog"), "files": ["observer.log"], "rules": str(rules),
+        "start_at": "end", "poll_interval": 0.05, "checkpoint_interval": 0.1}}}, home=str(tmp_path / "home"))
+    data = tmp_path / "home" / "data" / "ob_logtailer"
+    w = ObWriter(tmp_path / "oblog")
+    write_marks(w, 1, 3)                      # before the first start: not read (start_at = "end")
+    worker = Worker(cfg)
+    try:
+        wait_for(lambda: "no last good rules" in worker.status().get("detail", ""), what="waiting")
+        write_marks(w, 4, 10)                 # while it waits
+        rules.write_text(RULES)
+        wait_for(lambda: worker.status().get("state") == states.OK, what="ok on the fixed file")
+        write_marks(w, 11, 12)
+        wait_for(lambda: 12 in marks(data), what="the marks written after the fix")
+    finally:
+        worker.stop()
+    assert worker.error is None
+    assert sorted(marks(data)) == list(range(4, 13))          # none of the wait lost, none twice
+
+
 def test_an_edited_rules_file_is_applied_without_a_restart(tmp_path):
     """``engine reload`` compares agent.toml only: a rules edit needed a restart of the worker."""
     (tmp_path / "oblog").mkdir()
@@ -245,9 +273,10 @@ def test_with_no_copy_the_tailer_reads_nothing_and_says_how_to_fix_it(tmp_path):
     assert f"{rules}:1:7:" in text and "fix the file" in text and "check-config" in text
     assert "no last good rules" in text and "nothing is lost" in text and not (tmp_path / COPY).exists()
     tailer.start()
-    assert tailer.poll_once() is False and not tailer.streams
+    assert tailer.poll_once() is False and tailer.stats.lines == 0
     tailer.close()
-    assert not (tmp_path / "checkpoint.json").exists()        # nothing read, nothing recorded
+    saved = checkpoint.load(tmp_path)["streams"]["observer.log"]     # nothing read: the baseline only
+    assert [f["offset"] for f in saved["files"]] == [0]              # (start_at = "beginning": from 0)
     assert gauges(tailer) == {"ob_logtailer_rules_ok": 0, "ob_logtailer_rules_fallback": 0}
 
 

@@ -102,10 +102,14 @@ class Tailer:
     def start(self) -> None:
         """Restore the checkpoint (offsets, open groups) and open the files.
 
-        With no rules at all (:attr:`rules_waiting`) nothing is opened: lines read
+        With no rules at all (:attr:`rules_waiting`) nothing is read: lines read
         now could alert with nothing, and the checkpoint must stay where it is
-        so that a tailer made once the rules load reads them."""
+        so that a tailer made once the rules load reads them. With no checkpoint
+        yet, the files as they are now are the baseline, checkpointed: else the
+        tailer made once the rules load would be a first start, and with
+        ``start_at = "end"`` skip every line written while it waited."""
         if self.rules_waiting:
+            self._baseline_while_waiting()
             return
         try:
             saved = checkpoint.load(self.data_dir)
@@ -118,6 +122,18 @@ class Tailer:
             self._saved = saved["streams"]
             self.grouper.restore(saved.get("groups"))
         self.discover()
+
+    def _baseline_while_waiting(self) -> None:
+        """No rules, no checkpoint (a first start): open the files at their first-start
+        baseline and checkpoint it, reading nothing."""
+        try:
+            if checkpoint.load(self.data_dir) is not None:
+                return
+        except ValueError:
+            return                   # unreadable: the tailer made once the rules load says so
+        self.discover()
+        checkpoint.save(self.data_dir, {n: s.position() for n, s in self.streams.items()},
+                        self.grouper.state(), self.clock())
 
     def discover(self) -> None:
         """Streams for the configured names and globs (rotated and .zst names excluded)."""
