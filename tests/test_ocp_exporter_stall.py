@@ -10,7 +10,7 @@ from engine import config, exposition
 from engine.exporter.collect import OcpExporter
 from engine.workers import ocp_exporter
 from conftest import wait_for
-from sim_process import simulator_process
+from sim_process import all_threads_stopped, simulator_process
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +42,18 @@ def test_ob_up_drops_during_a_stall_long_before_the_read_timeout(tmp_path):
         wait_for(lambda: ob_up(exporter.collect()) == 1, what="up again after the stall")
         thread.join(30)
         exporter.db.close()
+
+
+def test_pause_returns_once_every_thread_of_the_simulator_has_stopped(tmp_path):
+    """SIGSTOP is asynchronous: right after kill() a thread of the child often still runs (its SQL
+    thread answered the first queries of a collection started then, and the stall test above saw
+    ``ob_up`` 1). ``pause()`` must return with every thread stopped, every time."""
+    with simulator_process(tmp_path / "sim") as sim:
+        for _ in range(40):
+            sim.pause()
+            assert all_threads_stopped(sim.pid)
+            sim.resume()
+            wait_for(lambda: not all_threads_stopped(sim.pid), timeout=30, what="the simulator to run again")
 
 
 @pytest.mark.parametrize("interval, read_timeout, expected", [(0.3, 30.0, 5.0), (15.0, 30.0, 15.0),
