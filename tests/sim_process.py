@@ -45,7 +45,8 @@ class SimProcess(SimulatorProcess):
 
 
 def all_threads_stopped(pid: int) -> bool:
-    """Whether every thread of ``pid`` is in the stopped state (``T`` in /proc/PID/task/TID/stat)."""
+    """Whether no thread of ``pid`` can run: each stopped (``T`` in /proc/PID/task/TID/stat) or
+    ending (``Z``, ``X``: a thread that exits meanwhile shows so for an instant)."""
     states = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -53,7 +54,7 @@ def all_threads_stopped(pid: int) -> bool:
                 states.append(f.read().rpartition(")")[2].split()[0])
         except OSError:             # a thread that ended meanwhile
             continue
-    return bool(states) and all(state == "T" for state in states)
+    return bool(states) and all(state in ("T", "Z", "X") for state in states)
 
 
 @contextlib.contextmanager
