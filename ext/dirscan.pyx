@@ -4,7 +4,11 @@
 :func:`read_listing` does what the pure-Python twin ``engine._ref.dirscan.read_listing``
 does (``os.scandir(dir_fd)`` and ``DirEntry.stat(follow_symlinks=False)``, one
 ``Entry`` per entry), with the loop in C: ``readdir`` on a duplicate of the fd
-(rewound first and after, as ``os.scandir`` does), ``fstatat(dir_fd, name,
+(rewound first and after, as ``os.scandir`` does; close-on-exec from its birth,
+``F_DUPFD_CLOEXEC``, as ``os.scandir``'s own duplicate is: glibc's ``fdopendir``
+sets the flag too, but only after a plain ``dup``, and a program spawned in
+between by another thread, ``os.posix_spawn`` releasing the GIL, could inherit
+it), ``fstatat(dir_fd, name,
 AT_SYMLINK_NOFOLLOW)``, and the Entry tuple built from the ``struct stat``
 without an ``os.stat_result`` in between. The fields are the twin's exactly:
 ``mtime`` is ``sec + nsec * 1e-9`` as CPython computes ``st_mtime``,
@@ -24,7 +28,7 @@ from libc cimport errno as cerrno
 from libc.errno cimport ENOENT
 from libc.string cimport strerror
 from posix.stat cimport struct_stat, fstatat
-from posix.unistd cimport close, dup
+from posix.unistd cimport close
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.ref cimport Py_INCREF
 
@@ -40,6 +44,8 @@ cdef extern from "<dirent.h>" nogil:
 
 cdef extern from "<fcntl.h>" nogil:
     int AT_SYMLINK_NOFOLLOW
+    int F_DUPFD_CLOEXEC
+    int fcntl(int fd, int cmd, ...)
 
 cdef extern from "Python.h":
     object PyUnicode_DecodeFSDefault(const char *s)
@@ -50,7 +56,7 @@ cdef extern from "Python.h":
 
 def read_listing(int dir_fd, entry_type):
     """([entry_type(...) per entry], vanished) for the directory open on ``dir_fd``."""
-    cdef int fd = dup(dir_fd)
+    cdef int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0)     # never inherited by an exec
     if fd < 0:
         err = cerrno.errno
         raise OSError(err, strerror(err).decode())

@@ -2,7 +2,11 @@
 the same entries, field for field, on every kind of entry a log directory can hold."""
 import os
 import socket
+import subprocess
+import sys
 import time
+
+import pytest
 
 from engine._native import dirscan as native
 from engine._ref import dirscan as twin
@@ -105,3 +109,48 @@ def test_an_entry_that_cannot_be_lstat_ed_raises_what_the_twin_raises(tmp_path):
         os.close(fd)
         d.chmod(0o755)
     assert got[0] == got[1] == ("PermissionError", 13, os.strerror(13), "observer.log.20240101000000001")
+
+
+LISTER = """
+import sys
+from engine._native import dirscan as native
+from engine._ref import dirscan as twin
+from engine.cleaner.listing import Entry, open_dir
+read = {"native": native, "twin": twin}[sys.argv[2]].read_listing
+fd = open_dir(sys.argv[1])
+print(fd, flush=True)
+while True:
+    read(fd, Entry)
+"""
+
+
+@pytest.mark.parametrize("impl", ["native", "twin"])
+def test_the_listings_own_descriptor_is_close_on_exec(tmp_path, impl):
+    """The descriptor a listing reads through must never reach a program spawned meanwhile
+    (``os.posix_spawn`` from another thread releases the GIL). A process lists a directory
+    over and over; every other descriptor it has on it, seen through /proc, is close-on-exec.
+    (A guard, not a test that failed before: the native listing ``dup()``ed without the
+    flag, but glibc's ``fdopendir`` sets it at once, so only the instant between the two
+    calls was open; ``F_DUPFD_CLOEXEC`` closes that too. ``os.scandir``, the twin, dups
+    close-on-exec.)"""
+    for i in range(300):
+        (tmp_path / f"observer.log.{i}").write_bytes(b"")
+    proc = subprocess.Popen([sys.executable, "-c", LISTER, str(tmp_path), impl], stdout=subprocess.PIPE)
+    flags, deadline = [], time.monotonic() + 60
+    try:
+        opened = int(proc.stdout.readline())
+        fds = f"/proc/{proc.pid}/fd"
+        while len(flags) < 20 and time.monotonic() < deadline and proc.poll() is None:
+            for name in os.listdir(fds):
+                try:
+                    if int(name) != opened and os.readlink(f"{fds}/{name}") == str(tmp_path):
+                        with open(f"/proc/{proc.pid}/fdinfo/{name}") as fh:
+                            info = dict(line.split(":", 1) for line in fh.read().splitlines())
+                        flags.append(int(info["flags"], 8))
+                except (FileNotFoundError, ValueError):    # closed since the listdir
+                    pass
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(flags) >= 20, "never saw the listing's own descriptor"
+    assert all(f & os.O_CLOEXEC for f in flags), [oct(f) for f in flags if not f & os.O_CLOEXEC]
