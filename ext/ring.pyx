@@ -34,11 +34,12 @@ Every word read from the segment is checked before it is used: a crashed or
 buggy process may have written anything there. At attach, the capacity (ring)
 or slot size (board) must fit the mapping. The consumer checks ``head - tail``,
 each record's length and offset, and every WRAP against the bytes committed,
-reading each word once; anything out of bounds is corruption: it is counted
-(``corrupt``, the reason in ``last_corruption``, ``on_corrupt`` called) and the
-ring is reset in place (tail := head, what was in it is dropped), so the next
-record goes through. A record that fails a check against the consumer's copy
-of the head is checked again against the real head; only that one counts. The
+reading each word once; anything out of bounds is corruption: the ring is
+reset in place (tail := head, what was in it is dropped), so the next record
+goes through, and then it is counted (``corrupt``, the reason in
+``last_corruption``) and ``on_corrupt`` is called, on the repaired ring. A
+record that fails a check against the consumer's copy of the head is checked
+again against the real head; only that one counts. The
 producer refuses a record (a drop, and a corruption counted) when the tail it
 reads puts ``head - tail`` beyond the capacity, and realigns a head that is not
 a multiple of 8. A board read retries a slot being written a bounded number of
@@ -123,13 +124,16 @@ cdef class RingCore:
 
     cdef int _check_head(self) except -1:
         """Producer: realign a head that is not a multiple of 8 (only corruption makes one)."""
-        if self.pending & 7:
-            self._corrupted(f"head {self.pending} is not 8-aligned")
-            self.pending = (self.pending + 7) & ~(<uint64_t>7)
+        cdef uint64_t bad = self.pending
+        if bad & 7:
+            self.pending = (bad + 7) & ~(<uint64_t>7)
             self._commit(self.pending)
+            self._corrupted(f"head {bad} is not 8-aligned")
+            self.pending = eng_load_rlx(self.head)      # the hook may have put a record
         return 0
 
     cdef int _corrupted(self, str why) except -1:
+        """Count a corruption, once, and call the hook: after the repair (see :meth:`_reset`)."""
         self.corrupt += 1
         self.last_corruption = why
         if self.on_corrupt is not None:
@@ -188,6 +192,7 @@ cdef class RingCore:
 
     def put_many(self, records):
         cdef Py_ssize_t done = 0
+        cdef bint refused = False
         cdef bytes rec
         if self.base == NULL:
             raise ValueError("ring is closed")
@@ -197,11 +202,13 @@ cdef class RingCore:
             if rec is None:
                 raise TypeError("a record is bytes, not None")
             if not self._write(PyBytes_AS_STRING(rec), PyBytes_GET_SIZE(rec)):
-                self._refused()
+                refused = True
                 break
             done += 1
         if done:
             self._commit(self.pending)
+        if refused:             # after the commit: a hook that puts writes after these records
+            self._refused()
         return done
 
     cdef inline object _read_one(self):
@@ -233,10 +240,16 @@ cdef class RingCore:
         return out
 
     cdef object _reset(self, uint64_t head, str why):
-        """Drop what the ring holds (tail := head): the next record goes through."""
-        self._corrupted(why)
+        """Drop what the ring holds (tail := head): the next record goes through.
+
+        The ring is reset before the corruption is counted and ``on_corrupt`` is
+        called: a hook sees the ring repaired (its ``used_bytes``, a record it puts
+        again goes through), and one that raises leaves it repaired all the same.
+        Called first, a hook's put met the corrupt tail, was refused and counted the
+        same corruption a second time (calling the hook again from inside itself)."""
         eng_store_rel(self.tail, head)
         self.tail_mine = head
+        self._corrupted(why)
         return None
 
     def get(self, timeout=0.0):

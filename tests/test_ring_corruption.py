@@ -148,6 +148,78 @@ def test_a_corrupt_tail_makes_the_producer_refuse_not_overflow(impl):
     assert ring.put(b"z") and ring.get() == b"z"
 
 
+def hooked(impl, buf, puts_again=b""):
+    """A core over ``buf`` whose on_corrupt notes (corrupt, used_bytes, head) and, the first
+    time, puts ``puts_again`` (when given): what a hook that reports or re-queues sees."""
+    core = CORES[impl].RingCore(buf, False)
+    seen = []
+
+    def hook(c):
+        seen.append((c.corrupt, c.used_bytes, struct.unpack_from("<Q", buf, 64)[0]))
+        if puts_again and len(seen) == 1:
+            seen.append(c.put(puts_again))
+    core.on_corrupt = hook
+    return core, seen
+
+
+@pytest.mark.parametrize("impl", CORES)
+def test_on_corrupt_is_called_on_the_reset_ring_and_a_put_from_it_counts_nothing_again(impl):
+    """The consumer called on_corrupt before it reset the ring: a hook's put met the
+    corrupt tail, was refused (a drop) and counted the same corruption a second time,
+    the hook called again from inside itself; its ``used_bytes`` was 2**64 - 8."""
+    bufs, _ = ring_pair([b"x" * 1300] * 3)                     # 3 x 1312 of 4096: the rest too small
+    buf = bufs[impl]
+    head = struct.unpack_from("<Q", buf, 64)[0]
+    struct.pack_into("<Q", buf, 128, head + 8)                 # a tail past the head
+    ring, seen = hooked(impl, buf, puts_again=b"y" * 200)
+    assert ring.get() is None
+    assert seen == [(1, 0, head), True]
+    assert (ring.corrupt, ring.drops) == (1, 0)
+    assert ring.get() == b"y" * 200 and ring.get() is None
+
+
+@pytest.mark.parametrize("impl", CORES)
+def test_a_hook_that_raises_leaves_the_ring_reset(impl):
+    bufs, _ = ring_pair([b"a" * 10, b"b" * 20])
+    buf = bufs[impl]
+    struct.pack_into("<I", buf, native.RING_HEADER_BYTES, 100000)     # the first record's length
+    ring = CORES[impl].RingCore(buf, False)
+
+    def hook(core):
+        raise RuntimeError("the report failed")
+    ring.on_corrupt = hook
+    with pytest.raises(RuntimeError):
+        ring.get()
+    ring.on_corrupt = None
+    assert ring.used_bytes == 0 and ring.get() is None and ring.corrupt == 1
+
+
+@pytest.mark.parametrize("impl", CORES)
+def test_a_misaligned_head_is_realigned_before_the_hook_sees_it(impl):
+    bufs, _ = ring_pair([b"a" * 10])
+    buf = bufs[impl]
+    struct.pack_into("<Q", buf, 64, 19)                        # head 19: not a multiple of 8
+    ring, seen = hooked(impl, buf, puts_again=b"h")
+    assert ring.put(b"p")
+    assert seen == [(1, 24, 24), True]                          # the head it sees is realigned
+    assert struct.unpack_from("<Q", buf, 64)[0] == 24 + 16 + 16     # the hook's record, then ours
+    assert ring.get_many() == [b"a" * 10, b"h", b"p"] and ring.corrupt == 1
+
+
+@pytest.mark.parametrize("impl", CORES)
+def test_records_put_before_a_refusal_are_committed_whatever_the_hook_puts(impl):
+    """put_many called on_corrupt (a refusal at a corrupt tail) before it committed the
+    records it had placed: in the native core a hook's put started again from the
+    committed head, and put_many then committed that: 4 records said put, none there."""
+    buf = bytearray(native.RING_HEADER_BYTES + CAP)
+    CORES[impl].RingCore(buf, True, CAP)
+    struct.pack_into("<Q", buf, 128, 4032 + 8)                 # the tail the 5th record will read
+    ring, seen = hooked(impl, buf, puts_again=b"z")
+    assert ring.put_many([b"a" * 1000] * 5) == 4               # 4 x 1008 fit the space seen free
+    assert struct.unpack_from("<Q", buf, 64)[0] == 4032
+    assert ring.corrupt == ring.drops == 2 and seen[-1] is False    # the hook's put: refused too
+
+
 @pytest.mark.parametrize("impl", CORES)
 def test_a_board_slot_stuck_odd_is_a_bounded_read_then_the_next_publish_heals_it(impl):
     buf = bytearray(native.board_size(BOARD_SLOT))

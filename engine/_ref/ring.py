@@ -86,9 +86,9 @@ class RingCore:
     def _check_head(self) -> int:
         head = self._get(64)
         if head & 7:
-            self._corrupted(f"head {head} is not 8-aligned")
-            head = (head + 7) & ~7 & _MASK
-            self._set(64, head)
+            self._set(64, (head + 7) & ~7 & _MASK)
+            self._corrupted(f"head {head} is not 8-aligned")    # after the repair, as native
+            head = self._get(64)                                 # the hook may have put a record
         return head
 
     def _refused(self) -> None:
@@ -129,15 +129,17 @@ class RingCore:
         return True
 
     def put_many(self, records) -> int:
-        head, done = self._check_head(), 0
+        head, done, refused = self._check_head(), 0, False
         for rec in records:
             new = self._write(head, rec)
             if new is None:
-                self._refused()
+                refused = True
                 break
             head, done = new, done + 1
         if done:
             self._set(64, head & _MASK)
+        if refused:             # after the commit, as native
+            self._refused()
         return done
 
     def _read_one(self) -> bytes | None:
@@ -178,9 +180,10 @@ class RingCore:
         return (0, tail, off, n)
 
     def _reset(self, head: int, why: str) -> None:
-        self._corrupted(why)
+        """tail := head, then counted and ``on_corrupt`` called: the hook sees the repaired ring."""
         self._set(128, head)
         self.tail_mine = head
+        self._corrupted(why)
         return None
 
     def _wait(self, timeout: float) -> bool:
