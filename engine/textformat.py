@@ -79,12 +79,25 @@ def _escape_help(text: str, quote: bool) -> str:
     return text.replace('"', r"\"") if quote else text
 
 
-_PREFIX: dict[tuple, str] = {}       # (name, label names, label values) -> 'name{a="x"}'
+_PREFIX: dict[tuple, str] = {}       # (name, label names, label values, each a str) -> 'name{a="x"}'
 _HEADERS: dict[tuple, tuple[str, str]] = {}
 _CACHE_MAX = 200_000                 # series; beyond, the caches start over (label churn cannot grow them)
 
 
+def plain(values) -> bool:
+    """Every label value is exactly a ``str``: only such keys are in (or looked up in) :data:`_PREFIX`.
+
+    1, 1.0 and True are one key in a dict (equal, same hash), as a ``(str, Enum)``
+    member is its value's key, yet they render "1", "1.0", "True" and "E.A": keyed by
+    the values themselves, whichever came first rendered the others.
+    """
+    return type(values) is tuple and all(type(x) is str for x in values)
+
+
 def _prefix(name: str, labels: tuple, values: tuple) -> str:
+    """'name{a="x"}' of one series, cached by the text of its label values (see :func:`plain`)."""
+    if not plain(values):
+        values = tuple(str(x) for x in values)      # what is rendered: "1", "1.0", "True"
     key = (name, labels, values)
     got = _PREFIX.get(key)
     if got is None:

@@ -124,8 +124,23 @@ cpdef str format_value(object v):
     return _slow_value(v)
 
 
+cdef inline bint _plain(object values):
+    """textformat.plain: every label value exactly a str (only those are cache keys as they are)."""
+    if type(values) is not tuple:
+        return False
+    for x in <tuple>values:
+        if type(x) is not str:
+            return False
+    return True
+
+
 cdef str _lines(object name, object labels, object rows):
-    """The sample lines of one family (the same in both formats)."""
+    """The sample lines of one family (the same in both formats).
+
+    The prefix cache is looked up only with label values that are all ``str``:
+    1, 1.0 and True are one dict key, so a series labelled True rendered as the
+    one labelled 1 before it; textformat's ``_prefix`` keys the others by their text.
+    """
     cdef list out
     cdef object pre, values
     if not labels:
@@ -135,7 +150,7 @@ cdef str _lines(object name, object labels, object rows):
     out = []
     for r in rows:
         values = r[0]
-        pre = _prefixes.get((name, labels, values))
+        pre = _prefixes.get((name, labels, values)) if _plain(values) else None
         if pre is None:
             pre = _make_prefix(name, labels, values)
         out.append(pre + " " + format_value(r[1]) + "\n")

@@ -1,6 +1,7 @@
 """engine.textformat renders what prometheus_client renders for the same families (both formats)."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings, strategies as st
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, UnknownMetricFamily
 
@@ -74,3 +75,22 @@ def test_native_render_is_the_twin(fams, theirs):
     mixed = [pair[1] if pick else pair[0] for pair, pick in zip((both(*f) for f in fams), theirs)]
     mixed.append(textformat.Gauge("empty_family", "no rows", labels=["a"]))
     assert textformat.render(mixed) == twin.render(mixed)
+
+
+@pytest.mark.parametrize("impl", ["native", "twin"])
+def test_label_values_equal_as_dict_keys_each_render_as_themselves(impl):
+    """1, 1.0 and True are one dict key (equal, one hash): the label-prefix cache, keyed by
+    the values, rendered the series labelled 1.0 and True as the one labelled 1 before them
+    in the same scrape (``{v="1"}`` three times), whichever came first."""
+    from engine._ref import render as twin
+    render = textformat.render if impl == "native" else twin.render
+    name = f"equal_keys_{impl}"
+    for order in ([1, 1.0, True, "1"], [True, "1", 1.0, 1]):
+        fam = textformat.Gauge(name, "label values that are one dict key", labels=["v"])
+        for x in order:
+            fam.add_metric([x], 2)
+        for _ in range(2):                                      # the cache filled, then read
+            text, om = render([fam])
+            lines = [ln for ln in text.decode().splitlines() if not ln.startswith("#")]
+            assert lines == [f'{name}{{v="{x}"}} 2.0' for x in order]
+            assert om.decode().endswith("\n".join(lines) + "\n")

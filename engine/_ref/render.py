@@ -42,10 +42,10 @@ def _lines(fam: tf.Family) -> str:
         if len(rows) == 1:                      # most families: one unlabelled value
             return f"{name} {format_value(rows[0][1])}\n"
         return "".join(f"{name} {format_value(v)}\n" for _, v in rows)
-    prefixes, fmt = tf._PREFIX, format_value
+    prefixes, fmt, plain = tf._PREFIX, format_value, tf.plain
     out = []
     for values, v in rows:
-        pre = prefixes.get((name, labels, values))
+        pre = prefixes.get((name, labels, values)) if plain(values) else None   # 1 == 1.0 == True
         if pre is None:
             pre = tf._prefix(name, labels, values)
         out.append(f"{pre} {fmt(v)}\n")
