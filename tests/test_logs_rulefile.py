@@ -380,6 +380,79 @@ def test_an_edit_caught_mid_write_is_applied_once_the_file_holds_still(tmp_path)
     assert rulefile.changed(rules, loaded.source) == (False, loaded.source)
 
 
+def coarse_signature(path):
+    """A stat that cannot see writes between two looks: device, inode and size, no times
+    (FAT's 2 s mtime, an NFS client's cached attributes, a writer within one tick)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size)
+
+
+def test_a_file_filled_in_place_is_not_taken_while_stat_cannot_see_the_writes(tmp_path, monkeypatch):
+    """A writer that sets the size first (preallocates) and then fills the file, on a
+    filesystem whose stat does not move between two looks: the signature was the same on
+    both, and the file was taken with its tail still zeros. The two looks must also have
+    read the same bytes; then the bytes they read are the ones loaded."""
+    monkeypatch.setattr(rulefile, "signature", coarse_signature)
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    source = rulefile.load(rules, tmp_path).source
+    whole = (RULES + OTHER).encode()
+    with open(rules, "wb") as fh:
+        fh.truncate(len(whole))                                 # the final size, zeros
+        for end in (len(whole) // 3, 2 * len(whole) // 3, len(whole)):
+            fh.seek(0)
+            fh.write(whole[:end])
+            fh.flush()
+            changed, source = rulefile.changed(rules, source)
+            assert not changed, f"taken with {len(whole) - end} bytes still to come"
+    changed, source = rulefile.changed(rules, source)           # it holds still: the edit
+    assert changed
+    loaded = rulefile.load(rules, tmp_path, source)
+    assert [r.id for r in loaded.rules.rules] == ["mark", "other"] and loaded.keep == whole
+
+
+def test_the_edit_loaded_is_what_the_looks_read_not_a_write_begun_since(tmp_path):
+    """Two looks found an edit holding still, then the tailer made for it read the file
+    again: a write begun in between (the next save) was loaded half-done, and a prefix
+    that parses cleanly ran with rules missing and was kept as the last good copy."""
+    (tmp_path / "oblog").mkdir()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    ctx = WorkerContext.standalone("ob_logtailer", worker_config(tmp_path, rules, "b"))
+    tailers = []
+    try:
+        tailers.append(ob_logtailer._open(ctx))
+        edit = RULES + OTHER
+        rules.write_text(edit)
+        assert not ob_logtailer._rules_changed(ctx, tailers[-1])       # it moved: looked at again
+        assert ob_logtailer._rules_changed(ctx, tailers[-1])           # it holds still: the edit
+        tailers[-1].hand_over()
+        after = (edit + RULES.replace('id = "mark"', 'id = "mark2"')).encode()
+        with open(rules, "wb") as fh:                                   # the next save begins
+            fh.write(after[:len(RULES)])                                # the mark rule alone: clean
+            fh.flush()
+            tailers.append(ob_logtailer._open(ctx, tailers[-1]))
+            assert [r.id for r in tailers[-1].rules.rules] == ["mark", "other"]
+            assert tailers[-1]._keep_rules == edit.encode()
+            assert not ob_logtailer._rules_changed(ctx, tailers[-1])   # the save under way: moving
+            fh.write(after[len(RULES):])
+        assert not ob_logtailer._rules_changed(ctx, tailers[-1])
+        assert ob_logtailer._rules_changed(ctx, tailers[-1])
+        tailers[-1].hand_over()
+        tailers.append(ob_logtailer._open(ctx, tailers[-1]))
+        assert [r.id for r in tailers[-1].rules.rules] == ["mark", "other", "mark2"]
+    finally:
+        for tailer in tailers:
+            ob_logtailer._abandon(tailer)
+        instance = ctx.segments.instance
+        ctx.close()
+        for name in ipc.stale_segments(instance):
+            ipc.unlink_segment(name)
+
+
 @pytest.mark.integration
 def test_start_and_reload_go_on_with_a_broken_rules_file_check_config_refuses_it(tmp_path):
     """A host rebooted with a broken rules file: ``engine start`` refused, so no agent ran at all."""

@@ -20,7 +20,8 @@ work; the worker says how many were rejected) and is not kept as good.
 
 :func:`changed` tells the worker that the file is no longer the one it loaded
 (its stat signature moved *and* its bytes differ), so that an edit is applied
-without a restart and a touch or a rewrite of the same bytes is not.
+without a restart and a touch or a rewrite of the same bytes is not; the edit
+applied is the bytes two looks found the same, not a later read.
 """
 from __future__ import annotations
 
@@ -36,13 +37,23 @@ from engine.logs.rules import RuleSet, default_rules_path, parse_rules, read_rul
 NAME = "rules.lastgood.toml"
 
 
+@dataclass(frozen=True)
+class Source:
+    """The rules file as it was loaded, or as the last look saw it (see :func:`changed`)."""
+    sig: tuple | None                 # its signature(), taken before its bytes were read
+    digest: str | None                # of those bytes (None: they could not be read)
+    look: tuple | None = None         # (sig, digest) the previous look found, the file having moved
+    data: bytes | None = None         # an edit to apply: the bytes :func:`load` parses, read no more
+    error: str = ""                   # or why that edit's bytes could not be read
+
+
 @dataclass
 class Loaded:
     rules: RuleSet
     fallback: str = ""            # why the copy is used ('' when the file itself is)
     waiting: str = ""             # why no rules run at all (no usable file, no copy): nothing is read
     keep: bytes | None = None     # the bytes to keep as last good (None: not clean)
-    source: tuple | None = None   # (signature, digest) of the file as loaded (see changed())
+    source: Source | None = None  # the file as loaded (see changed())
 
 
 def rules_path(section) -> Path:
@@ -90,22 +101,28 @@ def _enabled(cfg) -> bool:
     return bool(cfg.workers.ob_logtailer.enabled)
 
 
-def load(path, data_dir) -> Loaded:
+def load(path, data_dir, seen: Source | None = None) -> Loaded:
     """The rules to run: the file's, else the last good copy's (``fallback`` says why), else
-    none (``waiting`` says why and what to do)."""
+    none (``waiting`` says why and what to do). ``seen``: the edit :func:`changed` found
+    (its bytes, or why they could not be read), loaded as it is: the file is not read again,
+    so a write begun since cannot slip in half-done."""
     path = Path(path)
-    sig = signature(path)           # before the read: an edit after it moves the signature
-    data = None
+    if seen is not None and (seen.data is not None or seen.error):
+        sig, data, error = seen.sig, seen.data, seen.error
+    else:
+        sig = signature(path)       # before the read: an edit after it moves the signature
+        data, error = _read(path)
     try:
-        data = rules_bytes(path)
+        if data is None:
+            raise ValueError(error)
         rs = parse_rules(path, data)
         why = unusable(rs)
         if not why:
-            return Loaded(rs, keep=data if not rs.errors else None, source=(sig, digest(data)))
+            return Loaded(rs, keep=data if not rs.errors else None, source=Source(sig, digest(data)))
         reason = f"{path}: {why}"
     except ValueError as exc:
         reason = str(exc)
-    source = (sig, digest(data))
+    source = Source(sig, digest(data))
     copy = copy_path(data_dir)
     try:
         rs, _ = read_rules(copy)
@@ -133,33 +150,46 @@ def digest(data: bytes | None) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def changed(path, source) -> tuple[bool, tuple | None]:
+def _read(path: Path) -> tuple[bytes | None, str]:
+    """(the file's bytes, '') or (None, why they cannot be read)."""
+    try:
+        return rules_bytes(path), ""
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def changed(path, source: Source | None) -> tuple[bool, Source | None]:
     """``(the file is not the one loaded, the source to keep)``; ``source`` is
     :attr:`Loaded.source`. The bytes are read and hashed only when the signature
     moved: a ``touch`` or a rewrite of the same bytes is no change (the new
     signature is kept, so the next look is a stat again).
 
     New bytes count as a change only once the file holds still: the signature
-    must be the one the previous look saw (kept as a third element of the
-    source). An editor caught mid-write (truncated, part written) can leave a
+    *and the digest of the bytes* must be those the previous look saw (its
+    ``look``). An editor caught mid-write (truncated, part written) can leave a
     prefix that parses cleanly; loaded, it would run with rules missing and be
-    kept as the last good copy. Waiting one look costs an edit one
-    :data:`~engine.workers.ob_logtailer.RULES_RECHECK` more."""
+    kept as the last good copy. The signature alone missed a write that stat
+    cannot see: the same size, and timestamps too coarse or too late to move
+    between two looks (FAT's 2 s mtime, an NFS client's cached attributes), so
+    a file written in place (preallocated, then filled) was taken mid-write.
+    On a change the source returned carries the bytes both looks hashed, and
+    :func:`load` applies those: read again later, the file could be the next
+    edit begun. Waiting one look costs an edit one
+    :data:`~engine.workers.ob_logtailer.RULES_RECHECK` more. (A writer that
+    stops mid-write for longer than a look, then goes on, is an edit of its
+    own; an editor's rename over the file is never seen half-done.)"""
     if source is None:                  # rules given by the caller, not read from a file
         return False, None
     sig = signature(path)
-    if sig == source[0]:
+    if sig == source.sig:
         return False, source
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        data = None
+    data, error = _read(Path(path))
     now = (sig, digest(data))
-    if now[1] == source[1]:
-        return False, now
-    if len(source) > 2 and source[2] == (sig,):
-        return True, now
-    return False, (*source[:2], (sig,))     # moving: looked at again next time
+    if now[1] == source.digest:
+        return False, Source(*now)
+    if source.look == now:
+        return True, Source(*now, data=data, error=error)
+    return False, Source(source.sig, source.digest, look=now)   # moving: looked at again next time
 
 
 def fallback_reason(reason: str, data_dir) -> str:

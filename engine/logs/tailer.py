@@ -51,14 +51,16 @@ def companions(names: list[str]) -> tuple[list[str], set]:
 class Tailer:
     def __init__(self, section, data_dir, *, host: str | None = None, rules: RuleSet | None = None,
                  log: logging.Logger | None = None, clock=time.time, mono=time.monotonic,
-                 labels: dict | None = None):
+                 labels: dict | None = None, rules_seen: rulefile.Source | None = None):
+        """``rules_seen``: the rules edit the worker's looks found (:func:`rulefile.changed`),
+        loaded from the bytes they read instead of the file as it is now."""
         self.sec = section
         self.data_dir = data_dir
         self.log = log or logging.getLogger("engine.ob_logtailer")
         self.clock = clock
         self.mono = mono
         if rules is None:        # the file, else its last good copy, else none (waiting)
-            loaded = rulefile.load(rulefile.rules_path(section), data_dir)
+            loaded = rulefile.load(rulefile.rules_path(section), data_dir, rules_seen)
             rules = loaded.rules
         else:
             loaded = rulefile.Loaded(rules)

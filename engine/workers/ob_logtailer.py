@@ -98,9 +98,11 @@ def _rules_changed(ctx, tailer) -> bool:
 
 def _open(ctx, carry=None):
     """A tailer from the checkpoint; ``carry``: the one it replaces, whose open files and
-    counters go on (:meth:`Tailer.carry_on`)."""
+    counters go on (:meth:`Tailer.carry_on`), and whose last look at the rules file gives
+    the bytes of the edit (the file is not read again: it may be the next edit, begun)."""
     tailer = Tailer(ctx.section, ctx.data_dir, log=ctx.log,
-                    labels=shared_labels(ctx.config.ob, instance(ctx.config)))
+                    labels=shared_labels(ctx.config.ob, instance(ctx.config)),
+                    rules_seen=carry.rules_source if carry is not None else None)
     if carry is not None:
         tailer.carry_on(carry)
     if tailer.sinks.spool is not None:
