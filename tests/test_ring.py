@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from engine import ipc
 from engine._native import ring as native
 from engine._ref import ring as twin
+from test_ring_corruption import outcome
 
 CORES = {"native": native, "twin": twin}
 
@@ -54,6 +55,46 @@ def test_native_and_twin_agree_on_any_sequence_of_operations(seq):
         assert results["native"] == results["twin"], op
     assert bufs["native"] == bufs["twin"]
     assert rings["native"].drops == rings["twin"].drops
+
+
+class Bytes(bytes):
+    pass
+
+
+any_value = st.one_of(st.binary(max_size=300), st.binary(max_size=300).map(bytearray),
+                      st.binary(max_size=300).map(memoryview), st.binary(max_size=300).map(Bytes),
+                      st.text(max_size=20), st.integers(), st.none(), st.lists(st.integers(0, 255), max_size=5))
+typed_ops = st.lists(st.one_of(
+    st.tuples(st.just("put"), any_value),
+    st.tuples(st.just("put_many"), st.lists(any_value, max_size=4)),
+    st.tuples(st.just("publish"), any_value),
+    st.tuples(st.just("get"), st.integers(1, 5)),
+    st.tuples(st.just("misalign"), st.integers(1, 7)),
+), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(typed_ops)
+def test_native_and_twin_take_and_refuse_the_same_types(seq):
+    """The twin took a bytearray, a memoryview or a bytes subclass where the native cores
+    (typed ``bytes`` arguments) raise TypeError: a test on the twin passed what production
+    refuses. Same answers, same bytes, for records and board values of any type, a
+    misaligned head included (native refuses the type before it looks at the head)."""
+    bufs = {n: _buffer() for n in CORES}
+    rings = {n: m.RingCore(bufs[n], True, 4096) for n, m in CORES.items()}
+    board_bufs = {n: bytearray(native.board_size(256)) for n in CORES}
+    boards = {n: m.BoardCore(board_bufs[n], True, 256) for n, m in CORES.items()}
+    for op, arg in seq:
+        if op == "misalign":
+            for buf in bufs.values():
+                struct.pack_into("<Q", buf, 64, (struct.unpack_from("<Q", buf, 64)[0] | 7) - 7 + arg)
+            continue
+        calls = {"put": lambda n: rings[n].put(arg), "put_many": lambda n: rings[n].put_many(arg),
+                 "publish": lambda n: boards[n].publish(arg), "get": lambda n: rings[n].get_many(arg)}
+        results = {n: outcome(lambda: calls[op](n)) for n in CORES}
+        assert results["native"] == results["twin"], (op, arg)
+    assert bufs["native"] == bufs["twin"] and board_bufs["native"] == board_bufs["twin"]
+    assert [(r.drops, r.corrupt) for r in rings.values()] == [(rings["native"].drops, rings["native"].corrupt)] * 2
 
 
 @settings(max_examples=100, deadline=None)

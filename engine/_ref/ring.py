@@ -40,6 +40,13 @@ def _rec_size(n: int) -> int:
     return 8 + ((n + 7) & ~7)
 
 
+def _check_bytes(value, what: str = "a record") -> None:
+    """The native cores' argument type: exactly ``bytes`` (Cython's typed ``bytes``
+    argument refuses a subclass, a bytearray and a memoryview as it refuses None)."""
+    if type(value) is not bytes:
+        raise TypeError(f"{what} is bytes, not {type(value).__name__}")
+
+
 class RingCore:
     def __init__(self, buf, create: bool, capacity: int = 0):
         self.mv = memoryview(buf).cast("B")
@@ -121,6 +128,7 @@ class RingCore:
         return head + size
 
     def put(self, record: bytes) -> bool:
+        _check_bytes(record)            # first, as native: before the head is looked at
         new = self._write(self._check_head(), record)
         if new is None:
             self._refused()
@@ -131,6 +139,7 @@ class RingCore:
     def put_many(self, records) -> int:
         head, done, refused = self._check_head(), 0, False
         for rec in records:
+            _check_bytes(rec)           # nothing committed: as native, whose head is not stored
             new = self._write(head, rec)
             if new is None:
                 refused = True
@@ -254,6 +263,7 @@ class BoardCore:
         return BOARD_HEADER_BYTES + i * self.stride
 
     def publish(self, value: bytes) -> int:
+        _check_bytes(value, "a value")
         if len(value) > self.slot_bytes:
             raise ValueError(f"value of {len(value)} bytes exceeds the board's {self.slot_bytes}")
         g = _Q.unpack_from(self.mv, 16)[0]
