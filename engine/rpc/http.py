@@ -12,8 +12,17 @@ single (:data:`SINGLE`), a chunked body, a malformed Content-Length.
 What leaves: :func:`response` is one response (head and body in one bytes
 object, written with one ``write``).
 
+How: the head is checked and split by one native pass over its bytes
+(ext/httphead.pyx, ``engine._native.httphead``; since 2026-12-03). Its twin,
+``engine._ref.httphead``, is the pattern-based parser this module used
+before (one pattern for the request line, one checking the header block, one
+taking it apart), compared with it on the same hypothesis input in
+tests/test_rpc_httphead.py. Profiled in a signed call end to end, the
+patterns cost 4.3-5.4 us of a ~24 us Python path, the native pass about
+1.5 us (docs/pos_proxy.md, Benchmark).
+
 Why not httptools (llhttp) or h11: tried with httptools 0.9 in place of
-:func:`_parse_request_line`/:func:`_parse_headers`. llhttp accepts what we
+the hand-written parsers. llhttp accepts what we
 refuse (``HTTP/2.0`` and ``0.9`` version strings, ``*`` and absolute-form
 targets, bytes over 0x7f in header values), so every check above stays on top
 of it, and it decides some refusals itself with coarser reasons (a bad or
@@ -29,30 +38,35 @@ check and the :class:`Request` built; httptools 2.6-4.6 us with its Python
 callbacks filling a dict and none of our checks, which it would still need
 (the byte-class, duplicate and request-line checks, about 2-3 us). At most
 ~2 us of a call that costs ~40 us of CPU in all: not worth a dependency and
-coarser refusals.
+coarser refusals (and the native pass is cheaper than httptools' callbacks alone).
 The head is taken whole from the connection's
 buffer (:mod:`engine.rpc.connection`) before parsing, so the parser is a pure
 function of bytes, fuzzed in tests/test_rpc_fuzz*.py.
 """
 from __future__ import annotations
 
-import re
+from engine._native import httphead as _native
 
+ABI = 1     # the engine._native.httphead contract this module speaks (ext/httphead.pyx: ABI)
 MAX_LINE = 8192
 MAX_HEADERS = 64
 MAX_HEAD = 16384
 SINGLE = frozenset(("content-length", "authorization", "x-ocp-timestamp", "x-ocp-nonce",
                     "x-ocp-content-sha256", "transfer-encoding", "host"))
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_TARGET = re.compile(r"/[\x21-\x7e]*")
-# one header line: name, colon, optional blanks, a value of visible ASCII words, optional blanks.
-# Possessive quantifiers: no way to split a run of blanks two ways, so a bad line fails in linear
-# time (the former per-line pattern backtracked quadratically on "a:" + 16 KiB of blanks + "\x01").
-_NAME = r"[!#$%&'*+.^_`|~0-9A-Za-z-]++"
-_VALUE = r"(?:[\x21-\x7e]++(?:[ \t]++[\x21-\x7e]++)*+)?+"
-_BLOCK = re.compile(rf"(?:{_NAME}:[ \t]*+{_VALUE}[ \t]*+\r\n)*+{_NAME}:[ \t]*+{_VALUE}[ \t]*+")
-_PAIRS = re.compile(rf"({_NAME}):[ \t]*+({_VALUE})[ \t]*+(?:\r\n|\Z)")
-_REQUEST_LINE = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+) (/[\x21-\x7e]{0,2047}) (HTTP/1\.[01])")
+
+
+def check_abi(module) -> None:
+    """Refuse a compiled head parser built from other sources than this Python side (a stale
+    in-place build after a pull): ImportError naming the fix, not a wrong unpacking per request."""
+    got = getattr(module, "ABI", None)
+    if got != ABI or (getattr(module, "MAX_LINE", None), getattr(module, "MAX_HEADERS", None),
+                      getattr(module, "SINGLE", None)) != (MAX_LINE, MAX_HEADERS, SINGLE):
+        raise ImportError(f"{module.__name__} is a stale build (ABI {got}, the Python side needs {ABI}): "
+                          "rebuild it with `python setup.py build_ext --inplace`, or reinstall the package")
+
+
+check_abi(_native)
+_parse = _native.parse_head
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
            413: "Payload Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -92,56 +106,28 @@ class Request:
 def parse_head(head: bytes, peer: str = "", tls: bool = False) -> Request:
     """A request head (through the blank line, or without it) as a :class:`Request` with no body.
 
-    One decode of the whole head (latin-1 cannot fail; every pattern admits visible ASCII
-    only, so a byte over 0x7f is refused as before), one match of the request line, one of
-    the whole header block to check it, one to take it apart."""
-    line, _, rest = head.removesuffix(b"\r\n\r\n").decode("latin-1").partition("\r\n")
-    if len(line) > MAX_LINE:
-        raise BadRequest(431, "line_too_long", "request line too long")
-    m = _REQUEST_LINE.fullmatch(line)
-    method, target, version = m.groups() if m is not None else _parse_request_line(line)
-    return Request(method, target, version, _parse_headers(rest), b"", peer, tls)
+    The checks and the split are one native pass over the bytes (ext/httphead.pyx, whose
+    docstring lists them in order; its twin engine._ref.httphead is the pattern-based parser
+    it replaced): a request line, then headers, of visible ASCII only."""
+    got = _parse(head)
+    if len(got) == 3:
+        raise BadRequest(*got)
+    method, target, version, headers = got
+    return Request(method, target, version, headers, b"", peer, tls)
 
 
 def response(status: int, body: bytes, keep: bool) -> bytes:
     """One JSON response, head and body together: written with a single write."""
-    return (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode() + body
+    head = _HEADS.get((status, keep))
+    if head is None:          # statuses are our own (a few dozen at most): the cache stays small
+        head = _HEADS[status, keep] = (
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: %d\r\n"
+            f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode()
+    return head % len(body) + body
 
 
-def _parse_request_line(line: str) -> tuple[str, str, str]:
-    """The request line that the one-pattern path did not take: what is wrong with it."""
-    parts = line.split(" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]):
-        raise BadRequest(400, "bad_request_line", "malformed request line")
-    method, target, version = parts
-    if version not in ("HTTP/1.1", "HTTP/1.0"):
-        raise BadRequest(505, "bad_version", "only HTTP/1.0 and HTTP/1.1 are served")
-    if len(target) > 2048 or not _TARGET.fullmatch(target):
-        raise BadRequest(400, "bad_target", "malformed request target")
-    return method, target, version
-
-
-def _parse_headers(block: str) -> dict[str, str]:
-    """Header lines (CRLF-separated, without the blank line) -> {lower-case name: value};
-    of a repeated header the last one counts, unless it must be single (:data:`SINGLE`)."""
-    if not block:
-        return {}
-    if block.count("\r\n") >= MAX_HEADERS:
-        raise BadRequest(431, "headers_too_large", "too many headers")
-    if _BLOCK.fullmatch(block) is None:
-        raise BadRequest(400, "bad_header", "malformed header line (or a control or non-ASCII byte)")
-    pairs = _PAIRS.findall(block)
-    headers = {key.lower(): value for key, value in pairs}
-    if len(headers) != len(pairs):
-        seen = set()
-        for key, _ in pairs:
-            key = key.lower()
-            if key in seen and key in SINGLE:
-                raise BadRequest(400, "duplicate_header", f"duplicate {key} header")
-            seen.add(key)
-    return headers
+_HEADS: dict[tuple[int, bool], bytes] = {}
 
 
 def content_length(headers: dict[str, str]) -> int:

@@ -1,0 +1,118 @@
+"""The native request-head parser against its pure-Python twin, on chosen heads and on hypothesis input.
+
+The twin (engine._ref.httphead) is the pattern-based parser pos_proxy used
+before the native pass; both must give the same split or the same refusal
+(status, reason, message) for every byte string.
+"""
+import types
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine._native import httphead as native
+from engine._ref import httphead as twin
+from engine.rpc import http
+from engine.rpc.auth import sign_headers
+
+
+def signed_head() -> bytes:
+    h = sign_headers("s3cret-s3cret", "POST", "/api/v1/time", b"{}", now=1_700_000_000, nonce="n" * 32)
+    return (b"POST /api/v1/time HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+            + b"".join(f"{k}: {v}\r\n".encode() for k, v in h.items()) + b"Content-Length: 2\r\n\r\n")
+
+
+CHOSEN = [
+    b"", b"\r\n\r\n", b"GET / HTTP/1.1", b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA: b\r\n", b"GET  / HTTP/1.1", b"GET / HTTP/2.0", b"GET / HTTP/1.1 ", b" GET / HTTP/1.1",
+    b"GET * HTTP/1.1", b"GET http://x/ HTTP/1.1", b"G\x80T / HTTP/1.1", b"GET /\xff HTTP/1.1", b"GET / HTTP/0.9",
+    b"GET / HTTP/1.1\r\nA:\r\nB: \t x  y \t\r\n\r\n", b"GET / HTTP/1.1\r\nA:b:c\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nhost: b", b"GET / HTTP/1.1\r\nX: a\r\nx: b", b"GET / HTTP/1.1\r\n: a",
+    b"GET / HTTP/1.1\r\nA b: c", b"GET / HTTP/1.1\r\nA: b\rc", b"GET / HTTP/1.1\r\nA: b\nc: d",
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nbad", b"GET / HTTP/1.1\r\nA: \x7f", b"GET / HTTP/1.1\r\nA: \x00",
+    b"GET / HTTP/1.1\r\n\r\nA: b", b"GET /?q=1 HTTP/1.0\r\nCONTENT-length: 3\r\nContent-Length: 3\r\n\r\n",
+    b"GET /" + b"a" * 2047 + b" HTTP/1.1", b"GET /" + b"a" * 2048 + b" HTTP/1.1",
+    b"GET / HTTP/1.1\r\n" + b"A: b\r\n" * 64, b"GET / HTTP/1.1\r\n" + b"A: b\r\n" * 63 + b"A: b",
+    b"x" * 8192, b"x" * 8193, b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + b"N" * 300 + b": v\r\n\r\n",       # a name longer than the native lower-case buffer
+    b"GET /api/v1/health HTTP/1.1\r\nA:" + b" " * 16000 + b"\x01\r\n\r\n",
+    signed_head(),
+]
+PIECES = [b"GET", b"POST", b"get", b" ", b"  ", b"/", b"/api/v1/time", b"?a=b", b"HTTP/1.1", b"HTTP/1.0",
+          b"HTTP/1.2", b"\r\n", b"\r\n\r\n", b"\r", b"\n", b":", b": ", b"\t", b"Host", b"host", b"HOST",
+          b"Content-Length", b"content-length", b"X-OCP-Nonce", b"Connection", b"a", b"0", b"-", b"~",
+          b"\x00", b"\x01", b"\x7f", b"\x80", b"\xff", b"\"", b"(", b"{}", b"\xc3\xa9"]
+
+
+def same(head: bytes) -> None:
+    assert native.parse_head(head) == twin.parse_head(head), head[:200]
+
+
+def test_chosen_heads_parse_the_same():
+    for head in CHOSEN:
+        same(head)
+    got = native.parse_head(signed_head())
+    assert got[:3] == ("POST", "/api/v1/time", "HTTP/1.1") and got[3]["x-ocp-nonce"] == "n" * 32
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PIECES), max_size=40).map(b"".join))
+def test_piece_soup_parses_the_same(head):
+    same(head)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600))
+def test_random_bytes_parse_the_same(head):
+    same(head)
+    same(b"GET / HTTP/1.1\r\n" + head)
+    same(b"GET / HTTP/1.1\r\nA: " + head)
+
+
+@settings(max_examples=800, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10 ** 6), st.binary(min_size=1, max_size=6)),
+                min_size=1, max_size=5))
+def test_mutated_signed_heads_parse_the_same(edits):
+    out = bytearray(signed_head())
+    for kind, pos, chunk in edits:
+        pos %= max(len(out), 1)
+        if kind == 0:
+            out[pos:pos + len(chunk)] = chunk
+        elif kind == 1:
+            out[pos:pos] = chunk
+        else:
+            del out[pos:pos + len(chunk)]
+    same(bytes(out))
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.text("abcXYZ-_!~ :\t", max_size=12), st.text("ab Z:\t\x7f~/=", max_size=12)),
+                max_size=8), st.sampled_from(["GET", "POST", "G T", ""]), st.text("/a?=%\x7f ", max_size=6))
+def test_structured_heads_parse_the_same(headers, method, target):
+    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}:{v}\r\n" for k, v in headers) + "\r\n"
+    same(head.encode("latin-1"))
+
+
+def test_http_parse_head_uses_the_native_pass_and_raises_its_refusals():
+    assert http._parse is native.parse_head
+    req = http.parse_head(signed_head(), "1.2.3.4:5", False)
+    assert (req.method, req.path, req.headers["host"]) == ("POST", "/api/v1/time", "h")
+    with pytest.raises(http.BadRequest) as exc:
+        http.parse_head(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    assert (exc.value.status, exc.value.reason, str(exc.value)) == (400, "duplicate_header", "duplicate host header")
+
+
+def test_a_stale_build_is_refused_naming_the_fix():
+    assert native.ABI == twin.ABI == http.ABI
+    assert (native.MAX_LINE, native.MAX_HEADERS, native.SINGLE) == (twin.MAX_LINE, twin.MAX_HEADERS, twin.SINGLE)
+    http.check_abi(native)
+    for abi in (None, http.ABI - 1):
+        stale = types.ModuleType("engine._native.httphead")
+        if abi is not None:
+            stale.ABI = abi
+        with pytest.raises(ImportError, match=r"build_ext --inplace.*reinstall"):
+            http.check_abi(stale)
+    other = types.ModuleType("engine._native.httphead")
+    other.ABI, other.MAX_LINE, other.MAX_HEADERS, other.SINGLE = http.ABI, 4096, 64, http.SINGLE
+    with pytest.raises(ImportError, match="stale build"):
+        http.check_abi(other)
