@@ -10,6 +10,7 @@ Off by default: tracing costs CPU on every allocation. ocp_agentd dumps from
 its loop (:func:`tick`), never from a thread, because a thread running
 while it forks could leave tracemalloc's lock held in the child; a worker
 dumps from a daemon thread (:func:`start_worker`), since it does not fork.
+``tracemalloc`` (and the pickle it loads) is imported only when tracing is on.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import os
 import sys
 import threading
 import time
-import tracemalloc
 
 _state: dict = {}
 
@@ -36,6 +36,7 @@ def start(name: str) -> bool:
     if settings is None:
         return False
     where, every, frames = settings
+    import tracemalloc
     os.makedirs(where, exist_ok=True)
     if tracemalloc.is_tracing():
         tracemalloc.stop()
@@ -50,6 +51,7 @@ def tick() -> None:
         return
     _state["next"] += _state["every"]
     _state["n"] += 1
+    import tracemalloc
     snap = tracemalloc.take_snapshot().filter_traces(
         (tracemalloc.Filter(False, tracemalloc.__file__),))
     snap.dump(os.path.join(_state["where"], f"{_state['name']}.{os.getpid()}.{_state['n']:03d}.snap"))
@@ -69,6 +71,7 @@ def start_worker(name: str) -> None:
 
 def compare(old: str, new: str, top: int = 25) -> str:
     """The ``top`` lines whose allocations grew most from snapshot ``old`` to ``new``."""
+    import tracemalloc
     a, b = tracemalloc.Snapshot.load(old), tracemalloc.Snapshot.load(new)
     lines = [f"total {sum(s.size for s in a.statistics('filename')) / 2**20:.2f} MiB -> "
              f"{sum(s.size for s in b.statistics('filename')) / 2**20:.2f} MiB"]

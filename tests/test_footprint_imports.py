@@ -15,9 +15,14 @@ import pytest
 
 
 @pytest.mark.parametrize("module, absent", [
-    ("engine.workers.ob_logtailer", ("pymysql", "cryptography")),
+    # urllib.request (http.client, email, ssl) only once an Alertmanager is posted to
+    ("engine.workers.ob_logtailer", ("pymysql", "cryptography", "urllib.request", "http.client", "ssl")),
     ("engine.workers.ob_cleaner", ("pymysql", "cryptography", "prometheus_client")),
     ("engine.monitordb", ("pymysql",)),
+    # pymysql without cryptography until an RSA password exchange (engine/ob/driver.py)
+    ("engine.workers.obstat2", ("cryptography", "bcrypt")),
+    ("engine.workers.ocp_exporter", ("cryptography", "bcrypt")),
+    ("engine.memtrace", ("tracemalloc",)),
 ])
 def test_worker_module_does_not_load_what_it_does_not_use(module, absent):
     code = f"import sys, {module}; print(' '.join(m for m in {absent!r} if m in sys.modules))"

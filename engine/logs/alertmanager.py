@@ -25,8 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -247,15 +245,23 @@ class Spool:
             return sum(1 for raw in fh if raw.endswith(b"\n"))
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer (an error), not a hop: urllib would re-send a
-    POST as a bodiless GET, whose 200 looked like a delivery."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
+_OPENER = []
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+def _opener():
+    """urllib's opener that takes a redirect as an answer (an error), not a hop:
+    urllib would re-send a POST as a bodiless GET, whose 200 looked like a
+    delivery. Built on the first POST: urllib.request (with http.client, email
+    and ssl, about 2.4 MB of heap) is loaded only where an Alertmanager is
+    configured, not by every ob_logtailer."""
+    if not _OPENER:
+        import urllib.request
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, req, fp, code, msg, headers, newurl):
+                return None
+        _OPENER.append(urllib.request.build_opener(NoRedirect))
+    return _OPENER[0]
 
 
 class Client:
@@ -306,10 +312,13 @@ class Client:
                 continue
             alert["endsAt"] = ends
             alerts.append(alert)
+        opener = _opener()
+        import urllib.error
+        import urllib.request
         req = urllib.request.Request(self.url, data=orjson.dumps(alerts), method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
-            with _OPENER.open(req, timeout=self.timeout) as resp:
+            with opener.open(req, timeout=self.timeout) as resp:
                 return resp.status
         except urllib.error.HTTPError as exc:
             self.last_error = f"HTTP {exc.code}"

@@ -24,13 +24,8 @@ import logging
 import re
 import time
 
-try:
-    import pymysql
-    import pymysql.cursors
-    from pymysql.constants import ER
-except ImportError as exc:  # pragma: no cover - only on an incomplete install
-    raise ImportError("pymysql is not installed: the OBServer workers need it "
-                      "(pip install 'pymysql>=1.2,<1.3', as pyproject.toml says)") from exc
+from engine.ob.driver import pymysql  # first: pymysql without cryptography until it is needed
+from pymysql.constants import ER  # noqa: I001 - after the driver
 
 from engine.config import read_secret
 from engine.errors import EngineError

@@ -23,8 +23,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import pymysql
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from engine.ob.driver import pymysql  # pymysql without cryptography until it is needed
 
 log = logging.getLogger("engine.obproxy")
 

@@ -19,9 +19,7 @@ collector then takes the plain path with a warning instead of breaking.
 """
 from __future__ import annotations
 
-import pymysql
-import pymysql.connections
-
+from engine.ob.driver import pymysql  # first: pymysql without cryptography until it is needed
 from engine.topsql.fields import NCOLS, ProtocolError
 from engine.ob.connection import MARKER, ConnectionLost, ObConnection, QueryFailed, error_for_code
 
