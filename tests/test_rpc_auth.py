@@ -339,3 +339,23 @@ def test_tls_handshakes_count_against_max_connections_and_time_out(rpc_server, c
     client = srv.client(tls=True, cafile=cert[0], insecure=True)
     assert client.call("time")[0] == 200
     client.close()
+
+
+def test_the_keyed_hmac_signs_as_hmac_new_with_or_without_openssls_object(monkeypatch):
+    """The server copies one keyed HMAC per check: OpenSSL's C object when hashlib has it,
+    else hmac.new's; both must sign exactly as hmac.new does."""
+    import hashlib
+    import hmac
+    import sys
+
+    from engine.rpc import auth as auth_mod
+    fast = auth_mod._keyed_sha256(b"k3y")
+    monkeypatch.setitem(sys.modules, "_hashlib", None)        # no OpenSSL object: the fallback
+    slow = auth_mod._keyed_sha256(b"k3y")
+    assert type(fast) is not type(slow) and isinstance(slow, hmac.HMAC)
+    for msg in (b"", b"x", b"OCP-HMAC-SHA256\nPOST\n/api/v1/time\n1\nnonce123\n" + b"a" * 64, b"\xff" * 200):
+        want = hmac.new(b"k3y", msg, hashlib.sha256).hexdigest()
+        for mac in (fast, slow):
+            one = mac.copy()
+            one.update(msg)
+            assert one.hexdigest() == want

@@ -77,8 +77,8 @@ class Calls:
         try:
             data = await self._call(call.op, req.method, call.params)
         except Exception as exc:
-            return self._finish(req, call, None, exc)
-        return self._finish(req, call, data, None)
+            return self._finish(req, call.op, call.trace, call.t0, call.identity, call.params, None, exc)
+        return self._finish(req, call.op, call.trace, call.t0, call.identity, call.params, data, None)
 
     def _start(self, req: Request):
         """Up to the handler: the answer if it is decided without waiting, else a :class:`_Call`."""
@@ -88,21 +88,24 @@ class Calls:
         if req.path == HEALTH and req.method == "GET":
             self.counters["health_total"] += 1
             return 200, self._envelope(True, {"status": "ok"}, "", "", trace, t0, 200)
-        call = _Call(t0, trace, req.path[len(API):] if req.path.startswith(API) else req.path)
+        op = req.path[len(API):] if req.path.startswith(API) else req.path
+        identity, params = "", None
         try:
-            call.identity = self._authenticate(req)
-            call.params = _params(req)
-            handler = self.ops.get(call.op)
+            identity = self._authenticate(req)
+            params = _params(req)
+            handler = self.ops.get(op)
             if not getattr(handler, "inline", False) or req.method not in ("POST", "GET"):
-                return call                  # to be awaited: a slot, maybe a thread
-            data = handler(call.params)      # cheap and non-blocking: no slot, no thread, no coroutine
+                call = _Call(t0, trace, op)  # to be awaited: a slot, maybe a thread
+                call.identity, call.params = identity, params
+                return call
+            data = handler(params)           # cheap and non-blocking: no slot, no thread, no coroutine
         except Exception as exc:
-            return self._finish(req, call, None, exc)
-        return self._finish(req, call, data, None)
+            return self._finish(req, op, trace, t0, identity, params, None, exc)
+        return self._finish(req, op, trace, t0, identity, params, data, None)
 
-    def _finish(self, req: Request, call: "_Call", data, exc: Exception | None) -> tuple[int, bytes]:
+    def _finish(self, req: Request, op: str, trace: str, t0: float, identity: str, params, data,
+                exc: Exception | None) -> tuple[int, bytes]:
         """The envelope and the audit record of a call that ended with ``data`` or ``exc``."""
-        op, trace, t0, identity = call.op, call.trace, call.t0, call.identity
         if exc is None:
             status, code, message = 200, "", ""
         elif isinstance(exc, RpcError):
@@ -130,7 +133,7 @@ class Calls:
         resolved = None
         if status == 200 and isinstance(data, dict) and op.startswith(("file/", "command/")):
             resolved = data.get("path") or data.get("paths")      # what was touched, resolved
-        self.audit.record(peer=req.peer, identity=identity, op=op, params=call.params if identity else None,
+        self.audit.record(peer=req.peer, identity=identity, op=op, params=params if identity else None,
                           status=status, code=code, duration_ms=(time.perf_counter() - t0) * 1000,
                           trace_id=trace, resolved=resolved)
         return status, body

@@ -238,7 +238,8 @@ class Connection(asyncio.Protocol):
             self._process()
 
     def _answer(self, req: Request, status: int, body: bytes) -> None:
-        self.server._release(req)
+        if req.reserved is not None:
+            self.server._release(req)
         self.first = False
         if self.closed:
             return
