@@ -29,3 +29,14 @@ def test_worker_module_does_not_load_what_it_does_not_use(module, absent):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"{module} loads {out.stdout.strip()}"
+
+
+def test_the_command_parser_does_not_load_the_rpc_client():
+    """Every ``engine`` verb builds the whole parser, and ``engine start`` keeps what that
+    imported for ocp_agentd's life (shared with every worker it forks): the pos_proxy client
+    (http.client, ssl, email: about 2.3 MB) is imported by ``engine remote`` when it calls."""
+    code = ("import sys, engine.cli; engine.cli.build_parser(); "
+            "print(' '.join(m for m in ('engine.rpc.client', 'http.client') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"the parser loads {out.stdout.strip()}"

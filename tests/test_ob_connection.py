@@ -1,5 +1,6 @@
 """engine.ob.connection: typed errors, backoff, version detection, against the MariaDB stand-in."""
 import os
+import ssl
 
 import pytest
 
@@ -155,3 +156,17 @@ def test_svr_port_that_is_the_sql_port_is_warned_about(ob_tables, caplog):
     assert "no observer the cluster lists" in other.server_warning
     for c in (good, bad, other):
         c.close()
+
+
+@pytest.mark.integration
+def test_preferred_tls_mode_loads_no_ca_store(mariadb):
+    """No TLS option: pymysql's PREFERRED mode, whose context never checks a certificate,
+    so the system CA store (0.9 MB per connection) is not parsed (engine/ob/driver.py)."""
+    ob = ObSection(host=mariadb.host, port=mariadb.port, user=mariadb.user)
+    conn = obc.ObConnection(ob, mariadb.password)
+    assert conn.query("select 1") == [(1,)]
+    raw = conn.raw()
+    assert raw.ssl and not raw._ssl_required            # PREFERRED: TLS if offered, else plain
+    assert raw.ctx.verify_mode == ssl.CERT_NONE and not raw.ctx.check_hostname
+    assert raw.ctx.cert_store_stats()["x509"] == 0
+    conn.close()

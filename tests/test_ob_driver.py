@@ -54,3 +54,21 @@ def test_rsa_password_exchange_loads_cryptography_when_needed(code):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_preferred_context_is_pymysqls_without_the_ca_store():
+    import ssl
+
+    import pymysql.connections
+
+    from engine.ob import driver
+    theirs = pymysql.connections.Connection._create_ssl_ctx(None, {})
+    ours = object.__new__(driver.Connection)._create_ssl_ctx({})
+    for attr in ("protocol", "options", "verify_mode", "verify_flags", "check_hostname",
+                 "minimum_version", "maximum_version"):
+        assert getattr(ours, attr) == getattr(theirs, attr), attr
+    assert ours.get_ciphers() == theirs.get_ciphers()
+    assert theirs.cert_store_stats()["x509"] > 0 or not ssl.get_default_verify_paths().cafile
+    assert ours.cert_store_stats()["x509"] == 0
+    explicit = object.__new__(driver.Connection)._create_ssl_ctx({"verify_mode": "required"})
+    assert explicit.verify_mode == ssl.CERT_REQUIRED     # an explicit option: pymysql's own context

@@ -24,7 +24,7 @@ import logging
 import re
 import time
 
-from engine.ob.driver import pymysql  # first: pymysql without cryptography until it is needed
+from engine.ob.driver import Connection, pymysql  # first: pymysql without cryptography until it is needed
 from pymysql.constants import ER  # noqa: I001 - after the driver
 
 from engine.config import read_secret
@@ -204,7 +204,7 @@ class ObConnection:
         if now < self._next_try:
             raise self.last_error or ConnectionLost("backing off")
         try:
-            self._conn = pymysql.connect(
+            self._conn = Connection(
                 host=self.ob.host, port=self.ob.port, user=self.ob.user,
                 password=self._password or "", database=self.ob.database,
                 connect_timeout=self.ob.connect_timeout, read_timeout=self.ob.read_timeout,

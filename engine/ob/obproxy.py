@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from engine.ob.driver import pymysql  # pymysql without cryptography until it is needed
+from engine.ob.driver import Connection, pymysql  # pymysql without cryptography until it is needed
 
 log = logging.getLogger("engine.obproxy")
 
@@ -145,9 +145,9 @@ class ObproxyCollector:
     def _connect(self):
         if self.conn is None:
             s = self.section
-            self.conn = pymysql.connect(host=s.host, port=s.port, user=s.user, password=self.password,
-                                        connect_timeout=s.connect_timeout, read_timeout=s.read_timeout,
-                                        write_timeout=s.read_timeout, autocommit=True)
+            self.conn = Connection(host=s.host, port=s.port, user=s.user, password=self.password,
+                                   connect_timeout=s.connect_timeout, read_timeout=s.read_timeout,
+                                   write_timeout=s.read_timeout, autocommit=True)
         return self.conn
 
     def close(self) -> None:
