@@ -7,7 +7,7 @@ first); this module must give the same results on the same input.
 Speed: a group's metrics live in one C array of int64; the group is found by
 one dict lookup on a packed bytes key (bucket, tenant, db as 24 bytes, then
 the sql_id bytes). :meth:`Aggregator.feed` takes the server's text-protocol
-row packets straight from the socket buffer and parses numbers in C, so no
+row packets straight from the reader's buffer and parses numbers in C, so no
 Python object is made per field: only the key per row, the db name once per
 new group and the sample text until the group has one.
 
@@ -22,6 +22,7 @@ from libc.stdlib cimport realloc, free
 from libc.string cimport memcpy, memcmp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.list cimport PyList_GET_SIZE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 
 from engine.topsql.fields import (COLUMNS, METRICS, ERR_CODES, ProtocolError, sample_text, sql_type,
                                 fail_info)
@@ -251,16 +252,69 @@ cdef class Aggregator:
 
     # ------------------------------------------------------------ packets
     def feed(self, data):
-        """Consume text-protocol row packets; True once the closing EOF packet was seen."""
-        cdef bytes buf = self.pending + bytes(data) if self.pending else bytes(data)
-        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(buf), pos = 0, size
+        """Consume text-protocol row packets; True once the closing EOF packet was seen.
+
+        ``data`` is any contiguous buffer (bytes, or a memoryview of the
+        reader's buffer): its packets are parsed where they lie and only an
+        incomplete last packet is copied (into ``pending``), so the socket's
+        bytes are not copied again. Nothing of ``data`` is kept after the call."""
+        cdef Py_buffer view
+        cdef Py_ssize_t pos = 0
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            if self.done:
+                self.pending += PyBytes_FromStringAndSize(<const char*>view.buf, view.len)
+                return True
+            if self.pending:
+                pos = self._complete(<const unsigned char*>view.buf, view.len)
+                if pos < 0:
+                    return self.done
+            pos = self._scan(<const unsigned char*>view.buf, view.len, pos, None)
+            self.pending = PyBytes_FromStringAndSize(<const char*>view.buf + pos, view.len - pos) \
+                if pos < view.len else b""
+            return self.done
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef Py_ssize_t _complete(self, const unsigned char* p, Py_ssize_t n) except -2:
+        """Finish the packet begun in ``pending`` with the first bytes of p[:n]: how many it took,
+        or -1 if it took them all (the packet still incomplete, or a 16 MiB one, done the long way)."""
+        cdef bytes pend = self.pending
+        cdef Py_ssize_t have = PyBytes_GET_SIZE(pend), size, need
+        cdef bytes head = pend + PyBytes_FromStringAndSize(<const char*>p, min(n, 4)) if have < 4 else pend
+        if PyBytes_GET_SIZE(head) < 4:
+            self.pending = head
+            return -1
+        cdef const unsigned char* h = <const unsigned char*>PyBytes_AS_STRING(head)
+        size = h[0] | (h[1] << 8) | (h[2] << 16)
+        if size == 0xFFFFFF:               # parts of a packet over 16 MiB: join everything, as before
+            buf = pend + PyBytes_FromStringAndSize(<const char*>p, n)
+            need = self._scan(<const unsigned char*>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf), 0, buf)
+            self.pending = buf[need:]
+            return -1
+        need = 4 + size - have
+        if need > n:
+            self.pending = pend + PyBytes_FromStringAndSize(<const char*>p, n)
+            return -1
+        joined = pend + PyBytes_FromStringAndSize(<const char*>p, need)
+        self.pending = b""
+        self._packet(<const unsigned char*>PyBytes_AS_STRING(joined) + 4, size)
+        return need
+
+    cdef Py_ssize_t _scan(self, const unsigned char* p, Py_ssize_t n, Py_ssize_t pos, bytes owner) except -1:
+        """The whole packets of p[pos:n], up to the EOF packet: where it stopped. ``owner`` is the
+        bytes object p points into, or None for the caller's buffer."""
+        cdef Py_ssize_t size
         while not self.done:
             if pos + 4 > n:
                 break
             size = p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16)
             if size == 0xFFFFFF:
-                joined, nxt = _join_continued(buf, pos)
+                if owner is None:          # a packet in 16 MiB parts: joined from a bytes copy of the rest
+                    rest = PyBytes_FromStringAndSize(<const char*>p + pos, n - pos)
+                    return pos + self._scan(<const unsigned char*>PyBytes_AS_STRING(rest),
+                                            PyBytes_GET_SIZE(rest), 0, rest)
+                joined, nxt = _join_continued(owner, pos)
                 if joined is None:
                     break
                 self._packet(<const unsigned char*>PyBytes_AS_STRING(joined), PyBytes_GET_SIZE(joined))
@@ -270,8 +324,7 @@ cdef class Aggregator:
                 break
             self._packet(p + pos + 4, size)
             pos += 4 + size
-        self.pending = buf[pos:] if pos < n else b""
-        return self.done
+        return pos
 
     cdef int _packet(self, const unsigned char* p, Py_ssize_t n) except -1:
         cdef unsigned char head = p[0] if n else 0
