@@ -5,12 +5,12 @@ made by the workload generator), aggregated per (minute, tenant, db, SQL_ID).
 
 1. **aggregation in memory**, same rows: ours is production's path,
    ``Aggregator.feed`` over the rows encoded as MySQL text-protocol row
-   packets (what the server sends), in 64 KiB chunks as ``fetch_packets``
-   reads them; peers: a plain Python dict loop over the ``fetchall``-style
-   row tuples (sums, maxima and counts of the same kind as polars', a subset
-   of ours), and polars building a DataFrame from those rows and running
-   ``group_by`` with those aggregates. The peers start from decoded rows, so
-   they are not charged the decoding ours does: that flatters them.
+   packets (what the server sends), in 64 KiB chunks; peers: a plain Python
+   dict loop over the ``fetchall``-style row tuples (sums, maxima and counts
+   of the same kind as polars', a subset of ours), and polars building a
+   DataFrame from those rows and running ``group_by`` with those aggregates.
+   The peers start from decoded rows, so they are not charged the decoding
+   ours does: that flatters them.
 2. **end to end** from a real MariaDB holding OB-shaped GV$OB_SQL_AUDIT rows,
    the same query text and columns: ours (``fetch_packets``: pymysql sends the
    query, the native module parses and aggregates the row packets) against

@@ -3,7 +3,7 @@
 - :mod:`.collector`: one cycle (cursors per audit slice, gap and reset
   detection, plan snapshots), writing to
 - :mod:`.store`: the sqlite store with retention (exactly-once per slice);
-- :mod:`.fetch`: audit rows from pymysql's socket buffer into the native
+- :mod:`.fetch`: audit rows from pymysql's socket into the native
   aggregator (``engine._native.topsql``, twin ``engine._ref.topsql``);
 - :mod:`.fields`: the row layouts (audit columns, group metrics, SlowSQL
   samples) and the rules both aggregators share;
