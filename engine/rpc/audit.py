@@ -92,7 +92,7 @@ class AuditLog:
             return
         # times to 3 decimals, as round(x, 3) but a fifth of its cost (both are >= 0)
         rec = {"t": int(time.time() * 1000.0 + 0.5) / 1000.0, "peer": peer, "who": identity, "op": op[:200],
-               "params": mask(params), "status": status, "code": code,
+               "params": mask(params) if params else params, "status": status, "code": code,
                "duration_ms": int(duration_ms * 1000.0 + 0.5) / 1000.0, "trace_id": trace_id}
         if resolved is not None:
             rec["resolved"] = mask(resolved)

@@ -135,7 +135,7 @@ class NonceCache:
 
     def check(self, nonce: str, *, ts: float, now: float) -> None:
         """Refuse what :meth:`check_and_add` would refuse as a replay, without spending the nonce."""
-        if self._expiry:
+        if self._expiry and self._expiry[0][0] < now:    # the oldest has lapsed on the wall clock
             self._expire(now)
         if ts <= self.floor:
             raise AuthError("stale_timestamp", "timestamp at or before the replay floor")
@@ -143,7 +143,8 @@ class NonceCache:
             raise AuthError("replayed_nonce", "nonce already used inside the replay window")
 
     def check_and_add(self, nonce: str, *, ts: float, now: float) -> None:
-        mono = self._expire(now)
+        if self._expiry and self._expiry[0][0] < now:    # the oldest has lapsed on the wall clock
+            self._expire(now)
         if ts <= self.floor:
             raise AuthError("stale_timestamp", "timestamp at or before the replay floor (a nonce that old "
                             "may have been forgotten; is the client's or the server's clock wrong?)")
@@ -160,7 +161,7 @@ class NonceCache:
                     raise AuthError("nonce_store", f"cannot record the nonce ({exc.strerror}); refused "
                                     "rather than replayable after a restart", 503) from None
         self._seen.add(nonce)
-        heapq.heappush(self._expiry, (wall_exp, mono + self.skew + 1.0, ts, nonce))
+        heapq.heappush(self._expiry, (wall_exp, self.mono() + self.skew + 1.0, ts, nonce))
 
     def _give_up_journal(self, exc: OSError, now: float | None) -> bool:
         """Go on in memory once the journal is spoilt for the next start (which then refuses
@@ -177,15 +178,14 @@ class NonceCache:
     def _live(self) -> list[tuple[float, str]]:
         return [(e[2], e[3]) for e in self._expiry]
 
-    def _expire(self, now: float) -> float:
-        """Forget the nonces lapsed on both clocks; returns the monotonic clock it read."""
+    def _expire(self, now: float) -> None:
+        """Forget the nonces lapsed on both clocks (the heap's order is the wall clock's)."""
         heap = self._expiry
         mono = self.mono()
         while heap and heap[0][0] < now and heap[0][1] < mono:
             _, _, ts, nonce = heapq.heappop(heap)
             self._seen.discard(nonce)
             self.floor = max(self.floor, ts)
-        return mono
 
 
 class Authenticator:

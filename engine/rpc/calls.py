@@ -59,15 +59,6 @@ def inline(fn):
 class Calls:
     """Serving one parsed request (mixed into RpcServer)."""
 
-    def _answer_now(self, req: Request) -> tuple[int, bytes] | None:
-        """(status, body) when the call needs no waiting (the health check, a refusal, an inline
-        handler); else None, and ``await self._handle(req)`` finishes the call begun here."""
-        answer = self._start(req)
-        if type(answer) is tuple:
-            return answer
-        req.call = answer
-        return None
-
     async def _handle(self, req: Request) -> tuple[int, bytes]:
         """The whole call, awaiting the handler if it must be awaited."""
         call = req.call or self._start(req)
@@ -81,7 +72,9 @@ class Calls:
         return self._finish(req, call.op, call.trace, call.t0, call.identity, call.params, data, None)
 
     def _start(self, req: Request):
-        """Up to the handler: the answer if it is decided without waiting, else a :class:`_Call`."""
+        """Up to the handler: ``(status, body)`` if the call needs no waiting (the health check,
+        a refusal, an inline handler), else a :class:`_Call`: set it as ``req.call`` and
+        ``await self._handle(req)`` finishes it."""
         t0 = time.perf_counter()
         trace = req.headers.get("x-ocp-trace-id", "")
         trace = trace if trace and _TRACE.fullmatch(trace) else new_trace_id()
@@ -91,7 +84,14 @@ class Calls:
         op = req.path[len(API):] if req.path.startswith(API) else req.path
         identity, params = "", None
         try:
-            identity = self._authenticate(req)
+            if req.refusal is not None:
+                raise req.refusal
+            if not req.identity:             # the signature needed the body (no digest header)
+                identity = self.auth.check(req.method, req.target, req.headers, req.body, tls=req.tls)
+            else:
+                if req.digest is not None:
+                    self.auth.check_body(req.digest, req.body, req.headers)
+                identity = req.identity
             params = _params(req)
             handler = self.ops.get(op)
             if not getattr(handler, "inline", False) or req.method not in ("POST", "GET"):
@@ -137,15 +137,6 @@ class Calls:
                           status=status, code=code, duration_ms=(time.perf_counter() - t0) * 1000,
                           trace_id=trace, resolved=resolved)
         return status, body
-
-    def _authenticate(self, req: Request) -> str:
-        if req.refusal is not None:
-            raise req.refusal
-        if req.identity:
-            if req.digest is not None:
-                self.auth.check_body(req.digest, req.body, req.headers)
-            return req.identity
-        return self.auth.check(req.method, req.target, req.headers, req.body, tls=req.tls)
 
     async def _call(self, op: str, method: str, params: dict):
         handler = self.ops.get(op)

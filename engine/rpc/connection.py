@@ -207,11 +207,12 @@ class Connection(asyncio.Protocol):
     def _dispatch(self, req: Request) -> None:
         self.deadline = INF                     # the call runs under call_timeout
         try:
-            answer = self.server._answer_now(req)
+            answer = self.server._start(req)
         except BaseException:
             self.server._release(req)
             raise
-        if answer is None:                      # a handler to await: as a task, reading paused
+        if type(answer) is not tuple:           # a handler to await: as a task, reading paused
+            req.call = answer
             self.busy = True
             self.transport.pause_reading()
             self.in_call = True
