@@ -158,8 +158,12 @@ cdef object _headers(const unsigned char *s, Py_ssize_t n):
     return headers
 
 
-def parse_head(bytes head):
-    """``(method, target, version, headers)`` of a request head, or ``(status, reason, message)``."""
+def parse_head(bytes head not None):
+    """``(method, target, version, headers)`` of a request head, or ``(status, reason, message)``.
+
+    ``head`` is exactly ``bytes`` (a subclass, a bytearray or None: TypeError, as the twin).
+    ``not None`` matters: a typed ``bytes`` argument admits None by default, and the macros
+    below then read None's neighbours in memory as a length and a buffer."""
     cdef const unsigned char *s = <const unsigned char *>PyBytes_AS_STRING(head)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(head), le
     if n >= 4 and s[n - 4] == 13 and s[n - 3] == 10 and s[n - 2] == 13 and s[n - 1] == 10:

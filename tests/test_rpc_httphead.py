@@ -116,3 +116,46 @@ def test_a_stale_build_is_refused_naming_the_fix():
     other.ABI, other.MAX_LINE, other.MAX_HEADERS, other.SINGLE = http.ABI, 4096, 64, http.SINGLE
     with pytest.raises(ImportError, match="stale build"):
         http.check_abi(other)
+
+
+class _Bytes(bytes):
+    pass
+
+
+@pytest.mark.parametrize("parse", [native.parse_head, twin.parse_head], ids=["native", "twin"])
+def test_only_exact_bytes_are_parsed(parse):
+    # a typed ``bytes`` argument admits None unless declared ``not None``: the native pass then
+    # took None's neighbours in memory for a length and a buffer (it answered bad_request_line)
+    for head in (None, bytearray(b"GET / HTTP/1.1\r\n\r\n"), memoryview(b"GET / HTTP/1.1"),
+                 _Bytes(b"GET / HTTP/1.1"), "GET / HTTP/1.1"):
+        with pytest.raises(TypeError):
+            parse(head)
+
+
+# near-valid heads: a good request line mostly, header lines from the smuggling cases
+# (a space before the colon, obs-fold, bare CR or LF, duplicates of the single headers
+# in other cases, signed and unsigned lengths, long names), counts around MAX_HEADERS
+_NAMES = st.sampled_from([b"Host", b"HOST", b"Content-Length", b"content-LENGTH", b"Transfer-Encoding",
+                          b"Authorization", b"X-OCP-Nonce", b"x-ocp-timestamp", b"X-OCP-Content-SHA256",
+                          b"Connection", b"A", b"", b"N" * 256, b"n" * 257, b"a_b.c~", b"\xc3\xa9", b"C\x00L"])
+_SEPS = st.sampled_from([b": ", b":", b":\t", b" :", b"\t:", b": \t ", b"::"])
+_VALUES = st.sampled_from([b"", b"5", b"005", b"+5", b"-1", b"5 5", b"0x5", b"chunked", b"x\x00y", b"\x7f",
+                           b"\x80", b"a\rb", b"a\nb", b" ", b"\t", b"a  b", b"a\t b", b"v" * 300, b"a:b"])
+_EOLS = st.sampled_from([b"\r\n"] * 8 + [b"\n", b"\r", b"\r\r\n", b"\r\n ", b"\r\n\t", b"\n\r"])
+_LINE = st.one_of(
+    st.sampled_from([b"POST /api/v1/time HTTP/1.1", b"GET / HTTP/1.0", b"GET /" + b"a" * 2047 + b" HTTP/1.1",
+                     b"GET /" + b"a" * 2048 + b" HTTP/1.1"]),
+    st.tuples(st.sampled_from([b"GET", b"get", b"", b"G\x00T", b"P\xc3\xa9", b"~!#"]),
+              st.sampled_from([b" ", b"  ", b"\t"]),
+              st.sampled_from([b"/", b"/?a=b", b"*", b"", b"x", b"/\x7f", b"/\x80", b"/ a", b"http://h/"]),
+              st.sampled_from([b" HTTP/1.1", b" HTTP/1.0", b" HTTP/1.1 ", b" HTTP/1.2", b" http/1.1", b" HTTP/1.10",
+                               b""])).map(b"".join))
+_HEADER = st.tuples(_EOLS, st.one_of(_NAMES, st.integers(0, 70).map(lambda i: b"X-H%d" % i)),
+                    _SEPS, _VALUES, _VALUES).map(b"".join)
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(_LINE, st.one_of(st.lists(_HEADER, max_size=8), st.integers(60, 66).map(lambda k: [b"\r\nA: b"] * k)),
+       st.sampled_from([b"\r\n\r\n", b"\r\n", b"", b"\r\n\r\n\r\n", b"\n\n", b"\r\n\r"]))
+def test_near_valid_heads_parse_the_same(line, headers, end):
+    same(line + b"".join(headers) + end)

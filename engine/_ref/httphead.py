@@ -34,6 +34,8 @@ class _Refused(Exception):
 
 def parse_head(head: bytes) -> tuple:
     """``(method, target, version, headers)`` of a request head, or ``(status, reason, message)``."""
+    if type(head) is not bytes:     # as native's typed argument: exactly bytes, never None
+        raise TypeError(f"Argument 'head' has incorrect type (expected bytes, got {type(head).__name__})")
     try:
         line, _, rest = head.removesuffix(b"\r\n\r\n").decode("latin-1").partition("\r\n")
         if len(line) > MAX_LINE:
