@@ -263,6 +263,26 @@ def test_wants_gzip_parsing():
     assert not exposition.wants_gzip(b"")
 
 
+def test_a_request_head_parsed_apart_from_the_connection():
+    """engine.exposition.request: the parts of a head, or the reason it is refused."""
+    from engine.exposition.request import BadHead, connection_header, parse_head
+    method, target, version, headers = parse_head(b"GET /metrics?collect[]=cpu HTTP/1.1\r\n"
+                                                  b"Accept-Encoding:  gzip \r\nX-A: 1")
+    assert (method, target, version) == (b"GET", b"/metrics?collect[]=cpu", b"HTTP/1.1")
+    assert headers == {b"accept-encoding": b"gzip", b"x-a": b"1"}
+    for head, reason in ((b"GET /metrics", "bad_request_line"), (b"GET / HTTP/2.0", "bad_request_line"),
+                         (b"GET / HTTP/1.1\r\n Host: x", "bad_header"), (b"GET / HTTP/1.1\r\nnocolon", "bad_header"),
+                         (b"GET / HTTP/1.1\r\nContent-Length: 3", "request_body"),
+                         (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked", "request_body")):
+        with pytest.raises(BadHead) as got:
+            parse_head(head)
+        assert got.value.reason == reason, head
+    assert connection_header(b"HTTP/1.1", {}) == b""
+    assert connection_header(b"HTTP/1.1", {b"connection": b"Close"}) == b"close"
+    assert connection_header(b"HTTP/1.0", {}) == b"close"
+    assert connection_header(b"HTTP/1.0", {b"connection": b"keep-alive"}) == b"keep-alive"
+
+
 def test_bad_input_counts_and_renders():
     import logging
     bad = exposition.BadInput(logging.getLogger("test"))

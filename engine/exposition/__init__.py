@@ -7,8 +7,10 @@ The rooms, by concern:
   and ``collect[]`` selections of them. No sockets.
 - :mod:`~engine.exposition.negotiation`: which response a scrape gets
   (``Accept``, ``Accept-Encoding``, ``collect[]``).
-- :mod:`~engine.exposition.connection`: one client connection (request heads,
-  one write per answer, slow-client containment).
+- :mod:`~engine.exposition.request`: one request head parsed (the HTTP/1.1 a
+  scrape needs, and why it is not httptools or h11).
+- :mod:`~engine.exposition.connection`: one client connection (request heads
+  routed, one write per answer, slow-client containment).
 - :mod:`~engine.exposition.server`: the asyncio server, its auth/TLS glue with
   :mod:`engine.webconfig`, its time limits and its own health families.
 - :mod:`~engine.exposition.loop`: a worker's exporter loop (serve; collect

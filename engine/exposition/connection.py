@@ -1,7 +1,9 @@
 """One client connection of the exposition server: parse request heads, answer each with one write.
 
 The HTTP/1.1 reading is deliberately small: GET and HEAD without a body,
-heads at most ``MAX_HEAD_BYTES``, pipelined requests answered in order.
+heads at most ``MAX_HEAD_BYTES`` (each parsed by
+:func:`engine.exposition.request.parse_head`, which says why it is ours),
+pipelined requests answered in order.
 Slow-client containment lives here: a client that does not read its
 responses is paused (no more of its requests are parsed) and holds at most
 one response in memory; the server's sweeper aborts it after
@@ -16,6 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from engine.exposition.negotiation import collect_params, wants_gzip, wants_openmetrics
+from engine.exposition.request import BadHead, connection_header, parse_head
 from engine.exposition.snapshot import METRICS_PATH, response_head
 
 if TYPE_CHECKING:
@@ -112,24 +115,11 @@ class Connection(asyncio.Protocol):
         responses[code] = responses.get(code, 0) + 1
 
     def _answer(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ")
-        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-            return self._fail(b"400 Bad Request", "bad_request_line")
-        method, target, version = parts
-        headers = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name != name.strip():
-                return self._fail(b"400 Bad Request", "bad_header")
-            headers[name.lower()] = value.strip()
-        if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:
-            return self._fail(b"400 Bad Request", "request_body")
-        conn_hdr = headers.get(b"connection", b"").lower()
-        if conn_hdr == b"close" or (version == b"HTTP/1.0" and conn_hdr != b"keep-alive"):
-            connection = b"close"
-        else:   # HTTP/1.0 keeps the connection only when the response says so too
-            connection = b"keep-alive" if version == b"HTTP/1.0" else b""
+        try:
+            method, target, version, headers = parse_head(head)
+        except BadHead as exc:
+            return self._fail(b"400 Bad Request", exc.reason)
+        connection = connection_header(version, headers)
         if method not in (b"GET", b"HEAD"):
             self.server.stats.bad_request("method")
             reply = _simple(b"405 Method Not Allowed", b"GET or HEAD only\n", extra=b"Allow: GET, HEAD\r\n")
