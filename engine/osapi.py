@@ -1,7 +1,7 @@
 """The one place that forks, signals, reaps, writes pid files and replaces files durably.
 
 Everything here touches the operating system; the state machine in
-:mod:`engine.process` calls it through :class:`OS` so that tests can swap in a
+:mod:`engine.supervisor.process` calls it through :class:`OS` so that tests can swap in a
 fake with failure knobs and run the machine without forking.
 """
 from __future__ import annotations

@@ -7,8 +7,8 @@ A worker's life, as the supervisor sees it::
        +---- stop --------+------ stop -------+                      +--too many quick exits--> FATAL
                                                                        FATAL --fatal_retry--> STARTING
 
-Every edge, each with why it is taken, is ``engine.process.EDGES``; a
-child's state changes only through ``engine.process.Child.to``.
+Every edge, each with why it is taken, is ``engine.supervisor.process.EDGES``; a
+child's state changes only through ``engine.supervisor.process.Child.to``.
 
 A worker may report a sub-state of its own while RUNNING, such as
 ``waiting for config`` (no OBServer configured) or ``degraded`` (its input is

@@ -6,7 +6,7 @@ import signal
 import pytest
 
 from engine import states
-from engine.process import Child, Policy
+from engine.supervisor.process import Child, Policy
 
 
 class FakeHandle:
@@ -152,7 +152,8 @@ def test_an_exit_while_the_supervisor_shuts_down_is_a_stop():
 
 
 def test_only_the_state_machine_sets_a_state():
-    """No module but engine/process.py assigns a child's ``state`` (issue 17: every edge in one place)."""
+    """No module but engine/supervisor/process.py assigns a child's ``state``
+    (issue 17: every edge in one place)."""
     import pathlib
     import re
     root = pathlib.Path(__file__).resolve().parents[1] / "engine"

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from engine import sdnotify
+from engine.supervisor import sdnotify
 from conftest import wait_for
 from test_supervisor import FAST
 

@@ -10,9 +10,9 @@ One module per concern:
 - :mod:`.agents`: pos_proxy calls on one or many hosts (a secret per host),
   config push, worker restarts, allow-listed commands, trace-id log search;
 - :mod:`.pushconf`: the monitor config a host is given (its ``[ob]`` and ``[monitordb]``);
-- :mod:`.poller`: online/offline and clock skew, alerts to Alertmanager;
+- :mod:`.poller`: online/offline and clock skew; :mod:`.alerting`: those alerts to Alertmanager;
 - :mod:`.file_sd`: Prometheus ``file_sd`` target files;
 - :mod:`.fleetdata`: TopSQL, SlowSQL, alerts and one SQL's history across hosts;
-- :mod:`.auth`, :mod:`.web`, :mod:`.pages`: the console and ``/api/v1/``;
+- :mod:`.auth`, :mod:`.web`, :mod:`.routes`, :mod:`.pages`: the console and ``/api/v1/``;
 - :mod:`.app`: wires them and runs; :mod:`.demo`: ``engine demo --hosts N``.
 """

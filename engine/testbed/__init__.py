@@ -3,7 +3,7 @@
 :mod:`engine.ob.catalogue`), a workload generator that fills them the way
 OceanBase does (:mod:`.workload`, with the sysstat counters and small views
 of :mod:`.sysstat_catalog`) and a private MariaDB server to hold them
-(:mod:`.mariadb`).
+(:mod:`.mariadb`); :func:`.ports.free_port` for any server they start.
 
 Why a room of its own: :mod:`engine.ob` is how the agent reads a real
 OBServer (connections, the views' SQL, versions) and nothing in it fakes

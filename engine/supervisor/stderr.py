@@ -2,7 +2,7 @@
 
 A worker that dies of a bad config may have no log to write to (a full disk)
 and its traceback goes to its log; the one line it writes to stderr before
-exiting (``ConfigError: ...``, see :func:`engine.supervisor_spawn.run_worker`)
+exiting (``ConfigError: ...``, see :func:`engine.supervisor.spawn.run_worker`)
 comes through this pipe and is shown by ``engine status`` as ``last_error``.
 """
 from __future__ import annotations

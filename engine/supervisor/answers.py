@@ -15,7 +15,7 @@ import orjson
 
 from engine import __version__, states
 from engine.errors import ConfigError, ControlError
-from engine.process import Child
+from engine.supervisor.process import Child
 from engine.workers import GROUPS
 
 

@@ -1,8 +1,8 @@
 """How ocp_agentd makes its children: a forked worker or an external program.
 
 :class:`Spawning` (a part of :class:`engine.supervisor.Supervisor`) builds the
-child table from the config and gives each :class:`engine.process.Child` its
-*starter*: for a worker, a fork into :func:`run_worker`; for a program, a
+child table from the config and gives each :class:`~engine.supervisor.process.Child`
+its *starter*: for a worker, a fork into :func:`run_worker`; for a program, a
 spawned command. Each start writes ``<run>/<name>.pid`` (pid and start time,
 so a later supervisor can prove a leftover is its own). :func:`preload`
 imports the workers' modules before the first fork, so they are shared.
@@ -16,7 +16,7 @@ import signal
 import sys
 
 from engine import ipc, memtrace, osapi
-from engine.process import Child, Policy
+from engine.supervisor.process import Child, Policy
 from engine.runtime import WorkerContext
 from engine.workers import WorkerSpec
 

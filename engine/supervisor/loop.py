@@ -2,8 +2,8 @@
 
 The main loop reads as its steps (:meth:`Supervisor.step`): wait for an event
 or the tick, run queued signal actions, reap exited children, move every
-child's state machine (engine/process.py), publish status. Signal handlers
-only record the signal; the loop acts on it.
+child's state machine (:mod:`engine.supervisor.process`), publish status.
+Signal handlers only record the signal; the loop acts on it.
 
 What survives what:
 
@@ -16,9 +16,6 @@ What survives what:
 - SIGTERM/SIGINT stop the workers in reverse dependency order (SIGTERM, then
   SIGKILL after ``stop_grace``), unlink every segment and remove the pid file;
 - SIGHUP re-reads the config and restarts only the workers whose config changed.
-
-``clean_dead_home``, ``pid_of_running`` and ``run_worker`` are re-exported
-from their modules for the commands that import them from here.
 """
 from __future__ import annotations
 
@@ -29,16 +26,17 @@ import selectors
 import signal
 import time
 
-from engine import __version__, config as config_mod, ipc, memtrace, osapi, runinfo, sdnotify, states
+from engine import __version__, config as config_mod, ipc, memtrace, osapi, runinfo, states
 from engine.control import Server
 from engine.errors import ConfigError
-from engine.process import Child
 from engine.runtime import read_status
-from engine.supervisor_control import Answering
-from engine.supervisor_leftovers import PIDFILE, clean_dead_home, kill_orphans, pid_of_running  # noqa: F401
-from engine.supervisor_reload import Reloading
-from engine.supervisor_spawn import Spawning, preload, run_worker  # noqa: F401  (run_worker: re-exported)
-from engine.supervisor_stderr import StderrRelay
+from engine.supervisor import sdnotify
+from engine.supervisor.answers import Answering
+from engine.supervisor.leftovers import PIDFILE, kill_orphans
+from engine.supervisor.process import Child
+from engine.supervisor.reload import Reloading
+from engine.supervisor.spawn import Spawning, preload
+from engine.supervisor.stderr import StderrRelay
 from engine.workers import WORKERS, WorkerSpec
 
 log = logging.getLogger("engine.ocp_agentd")
@@ -46,11 +44,11 @@ log = logging.getLogger("engine.ocp_agentd")
 
 class Supervisor(Spawning, StderrRelay, Reloading, Answering):
     """ocp_agentd. This class holds the loop, the signals and starting, reaping and stopping
-    the children; its parts are, one concern each: :class:`~engine.supervisor_spawn.Spawning`
-    (the child table, forks and spawns), :class:`~engine.supervisor_stderr.StderrRelay`
-    (the workers' last words), :class:`~engine.supervisor_reload.Reloading` (SIGHUP) and
-    :class:`~engine.supervisor_control.Answering` (the ctl, status, the supervisor board).
-    Home leftovers of a killed supervisor: :mod:`engine.supervisor_leftovers`."""
+    the children; its parts are, one concern each: :class:`~engine.supervisor.spawn.Spawning`
+    (the child table, forks and spawns), :class:`~engine.supervisor.stderr.StderrRelay`
+    (the workers' last words), :class:`~engine.supervisor.reload.Reloading` (SIGHUP) and
+    :class:`~engine.supervisor.answers.Answering` (the ctl, status, the supervisor board).
+    Home leftovers of a killed supervisor: :mod:`engine.supervisor.leftovers`."""
 
     def __init__(self, config, config_path: str | None = None,
                  specs: dict[str, WorkerSpec] | None = None, os_: osapi.OS | None = None):

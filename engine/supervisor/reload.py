@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from engine import config as config_mod, states
-from engine.process import Child, Policy
+from engine.supervisor.process import Child, Policy
 
 log = logging.getLogger("engine.ocp_agentd")
 
