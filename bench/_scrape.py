@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from engine.osapi import stop_process
 from engine.testbed.ports import free_port
 
 PEER = "/usr/bin/prometheus-node-exporter"
@@ -164,13 +165,7 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process(proc, 15)
 
 
 def start_ours(home: str, workers: str, interval: float, extra: dict | None = None) -> tuple[subprocess.Popen, dict]:

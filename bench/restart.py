@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from bench._common import ratio, result, target
+from engine.osapi import stop_process
 from engine.testbed.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,13 +63,8 @@ class Contender:
         return time.perf_counter() - t0
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc, 20)
         self.sock.close()
 
 

@@ -184,6 +184,20 @@ def set_title(title: str) -> None:
     setproctitle.setthreadtitle(title.split()[0])
 
 
+def stop_process(proc: subprocess.Popen, timeout: float) -> int:
+    """Stop a child started with :mod:`subprocess` and reap it: SIGTERM (to its PID only),
+    SIGKILL if it still runs ``timeout`` seconds later. Its exit status; one that has
+    already exited gets no signal. (The demo's agents, the test and bench servers.)"""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
     """True if something accepts TCP connections on ``host:port`` (a program's readiness)."""
     try:

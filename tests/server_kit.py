@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from conftest import wait_for
+from engine.osapi import stop_process
 from engine.testbed.ports import free_port
 
 OFF = ("ocp_exporter", "ob_cleaner")
@@ -79,10 +80,5 @@ class Agent:
         wait_for(closed, 30, f"{self.name}'s pos_proxy gone")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 30)

@@ -87,3 +87,19 @@ def test_a_server_started_with_dies_with_us_does_not_outlive_its_starter(tmp_pat
         if starter.poll() is None:
             starter.kill()
             starter.wait()
+
+
+def test_stop_process_terms_then_kills_and_reaps():
+    """osapi.stop_process, the one stop of a subprocess child (tests, bench, the fleet demo)."""
+    import signal
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert osapi.stop_process(polite, 30) == -signal.SIGTERM
+    deaf = subprocess.Popen([sys.executable, "-c", "import signal, sys, time; "
+                             "signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(60)"],
+                            stdout=subprocess.PIPE)
+    deaf.stdout.readline()                      # its handler is set
+    assert osapi.stop_process(deaf, 0.2) == -signal.SIGKILL
+    deaf.stdout.close()
+    done = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    done.wait()
+    assert osapi.stop_process(done, 30) == 3     # already exited: its status, no signal

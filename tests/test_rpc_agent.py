@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 
 from engine.cli import main as engine_main
 from conftest import wait_for
+from engine.osapi import stop_process
 from engine.testbed.ports import free_port
 
 SECRET = "agent-test-secret-42"
@@ -42,12 +42,7 @@ def agent(tmp_path):
                  and _ready(remote(env, "agent/status")[0]))
         yield env
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
 
 
 def _ready(env: dict) -> bool:

@@ -16,6 +16,7 @@ from engine import ipc, states
 from engine.config import load
 from engine.control import Client
 from engine.errors import NotRunning
+from engine.osapi import stop_process
 from engine.testbed.ports import free_port
 from conftest import wait_for
 
@@ -83,13 +84,8 @@ class Agent:
         return [(a, b, int(c), float(d)) for a, b, c, d in (ln.split() for ln in path.read_text().splitlines())]
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc, 20)
         for name in ipc.stale_segments(self.instance):
             ipc.unlink_segment(name)
 

@@ -22,6 +22,7 @@ import tomli_w
 
 from engine.commands.demo import demo_secret, demo_workers
 from engine.demo.child import SimulatorDidNotStart, SimulatorProcess
+from engine.osapi import stop_process
 from engine.testbed.ports import free_port
 
 PASSWORD_ENV = SimulatorProcess.PASSWORD_ENV
@@ -74,7 +75,7 @@ def run(base: Path, hosts: int, server_port: int, duration: float = 0.0) -> int:
         if server is not None:
             server.stop()
         for proc, _ in agents:
-            _stop(proc)
+            stop_process(proc, 60)
         child.stop()
 
 
@@ -106,13 +107,3 @@ def _wait(duration: float) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     done.wait(duration or None)
-
-
-def _stop(proc) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 import pymysql
 
 from engine.ob import catalogue
-from engine.osapi import dies_with_us
+from engine.osapi import dies_with_us, stop_process
 from engine.testbed import schema
 from engine.testbed.ports import free_port
 
@@ -78,14 +77,7 @@ class Server:
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM by PID, SIGKILL after ``timeout``; reaped either way."""
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL (a crash), for fault tests."""
