@@ -336,34 +336,28 @@ cdef class Aggregator:
         return self._row(p, n)
 
     cdef int _row(self, const unsigned char* p, Py_ssize_t n) except -1:
-        if split_row(p, n, self.tp, self.tl):
+        cdef uint64_t bad = 0
+        if split_row(p, n, self.tp, self.tl, IS_TEXT, self.n, &bad):
             self._count_bad("shape")
             return 0
-        return self._add_raw()
+        return self._add_raw(bad)
 
-    cdef inline int _num(self, int i) noexcept:
-        if self.tl[i] < 0:
-            self.n[i] = 0
-            return 0
-        return parse_i64(self.tp[i], self.tl[i], &self.n[i])
-
-    cdef int _add_raw(self) except -1:
-        cdef int i
+    cdef int _add_raw(self, uint64_t bad) except -1:
+        """The row split into self.tp/tl, its numbers in self.n; bit i of ``bad``: field i is no int64.
+        Checked in the twin's order: the key (tenant, request id), then the sql_id, then the numbers."""
         cdef bint created
         cdef Py_ssize_t gi
-        if self.tl[C_TENANT] < 0 or self.tl[C_RID] < 0 or self._num(C_TENANT) or self._num(C_RID):
+        cdef uint64_t key_bits = ((<uint64_t>1) << C_TENANT) | ((<uint64_t>1) << C_RID)
+        if self.tl[C_TENANT] < 0 or self.tl[C_RID] < 0 or bad & key_bits:
             self._count_bad("key")
             return 0
         self._track(self.n[C_RID])
         if self.tl[C_SQLID] <= 0:
             self._count_bad("no_sql_id")
             return 0
-        for i in range(NCOLS):
-            if IS_TEXT[i] or i == C_TENANT or i == C_RID:
-                continue
-            if self._num(i):
-                self._count_bad("number")
-                return 0
+        if bad:
+            self._count_bad("number")
+            return 0
         gi = self._find(<const char*>self.tp[C_SQLID], self.tl[C_SQLID], &created)
         if created:
             self.dbnames[gi] = self._text(C_DBNAME, -1).decode("utf-8", "replace")

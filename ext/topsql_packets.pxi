@@ -1,20 +1,26 @@
 # Included by ext/topsql.pyx: the MySQL text protocol's framing, read in place from the socket buffer.
-# A row packet is split into NCOLS (pointer, length) fields without copying; packets of 16 MiB and more
-# come in parts that are joined first; an error packet becomes the twin's ProtocolError.
+# A row packet is split into NCOLS (pointer, length) fields without copying, its numbers parsed in the
+# same pass; packets of 16 MiB and more come in parts that are joined first; an error packet becomes
+# the twin's ProtocolError.
 
 
 cdef int split_row(const unsigned char* p, Py_ssize_t n, const unsigned char** tp,
-                   Py_ssize_t* tl) noexcept:
-    """Field i of the row packet p[:n] into tp[i], tl[i] (-1 for NULL); 0, or -1 if it is malformed."""
+                   Py_ssize_t* tl, const bint* is_text, int64_t* num, uint64_t* bad) noexcept:
+    """Field i of the row packet p[:n] into tp[i], tl[i] (-1 for NULL); 0, or -1 if it is malformed.
+
+    In the same pass, each field that is no text is parsed into num[i] (NULL is 0), and bit i of
+    bad[0] is set if it is not an int64: the numbers are read while their bytes are at hand."""
     cdef Py_ssize_t pos = 0, size
     cdef int i
     cdef unsigned char first
+    cdef uint64_t failed = 0
     for i in range(NCOLS):
         if pos >= n:
             return -1
         first = p[pos]
         if first == 0xFB:
             tl[i] = -1
+            num[i] = 0
             pos += 1
             continue
         if first < 0xFB:
@@ -40,7 +46,10 @@ cdef int split_row(const unsigned char* p, Py_ssize_t n, const unsigned char** t
             return -1
         tp[i] = p + pos
         tl[i] = size
+        if not is_text[i] and parse_i64(p + pos, size, &num[i]):
+            failed |= (<uint64_t>1) << i
         pos += size
+    bad[0] = failed
     return 0 if pos == n else -1
 
 
