@@ -40,6 +40,7 @@ import os
 import time
 
 from engine import messages
+from engine._native import check_abi as _native_check_abi
 from engine.workers import WORKERS
 
 try:
@@ -58,10 +59,7 @@ def check_abi(module) -> None:
     and then fails in the first Ring() (``no attribute 'on_corrupt'``), with its
     segment left in /dev/shm; this names the fix instead. Raises ImportError.
     """
-    got = getattr(module, "ABI", None)
-    if got != ABI:
-        raise ImportError(f"{module.__name__} is a stale build (ABI {got}, the Python side needs {ABI}): "
-                          "rebuild it with `python setup.py build_ext --inplace`, or reinstall the package")
+    _native_check_abi(module, ABI)
 
 
 check_abi(_ring)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import BinaryIO, Iterator
 
-from engine._native import logscan as _native
+from engine._native import check_abi as _native_check_abi, logscan as _native
 
 ABI = 3     # the engine._native.logscan contract this module speaks (ext/logscan.pyx: ABI)
 
@@ -32,10 +32,7 @@ def check_abi(module) -> None:
     otherwise fail deep in a scan (``too many values to unpack``); this names
     the fix instead. Raises ImportError.
     """
-    got = getattr(module, "ABI", None)
-    if got != ABI:
-        raise ImportError(f"{module.__name__} is a stale build (ABI {got}, the Python side needs {ABI}): "
-                          "rebuild it with `python setup.py build_ext --inplace`, or reinstall the package")
+    _native_check_abi(module, ABI)
 
 
 check_abi(_native)
