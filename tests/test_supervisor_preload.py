@@ -1,4 +1,4 @@
-"""ocp_agentd imports its workers' modules before it forks them (engine.supervisor_spawn.preload).
+"""ocp_agentd imports its workers' modules before it forks them (engine.supervisor.spawn.preload).
 
 What a forked worker imports after the fork is private to it; imported by the
 supervisor first, the pages are shared copy-on-write and counted once. The
