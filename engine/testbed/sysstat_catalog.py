@@ -118,104 +118,114 @@ def view_rows(wl, now: float) -> dict:
 
     Both versions' views are rendered; the writer keeps those its server has
     (and, of each, the columns it has at that version)."""
+    rows = {**_server_rows(wl), **_tenant_rows(wl), "GV$SYSTEM_EVENT": _events(wl)}
+    out = _unit_views(wl, rows["GV$OB_UNITS"], rows.pop("pools4"), rows.pop("configs"))
+    out.update((view, (columns, rows[view])) for view, columns in COLUMNS.items())
+    return out
+
+
+COLUMNS = {   # view -> its columns, in the order of the rows _server_rows and _tenant_rows build
+    "CDB_TABLES": ("CON_ID", "OWNER", "TABLE_NAME", "STATUS", "NUM_ROWS", "PARTITIONED"),
+    "CDB_INDEXES": ("CON_ID", "OWNER", "INDEX_NAME", "INDEX_TYPE", "TABLE_OWNER", "TABLE_NAME", "TABLE_TYPE",
+                    "UNIQUENESS", "STATUS", "PARTITIONED"),
+    "GV$SYSTEM_EVENT": ("CON_ID", "SVR_IP", "SVR_PORT", "EVENT_ID", "EVENT", "WAIT_CLASS_ID", "WAIT_CLASS#",
+                        "WAIT_CLASS", "TOTAL_WAITS", "TOTAL_TIMEOUTS", "TIME_WAITED", "AVERAGE_WAIT",
+                        "TIME_WAITED_MICRO"),
+    "GV$SYSSTAT": ("CON_ID", "SVR_IP", "SVR_PORT", "STATISTIC#", "NAME", "CLASS", "VALUE", "VALUE_TYPE", "STAT_ID"),
+    "GV$OB_SERVERS": ("SVR_IP", "SVR_PORT", "ZONE", "SQL_PORT", "CPU_CAPACITY", "CPU_CAPACITY_MAX", "CPU_ASSIGNED",
+                      "CPU_ASSIGNED_MAX", "MEM_CAPACITY", "MEM_ASSIGNED", "LOG_DISK_CAPACITY", "LOG_DISK_ASSIGNED",
+                      "LOG_DISK_IN_USE", "DATA_DISK_CAPACITY", "DATA_DISK_IN_USE", "DATA_DISK_HEALTH_STATUS",
+                      "MEMORY_LIMIT"),
+    "DBA_OB_SERVERS": ("SVR_IP", "SVR_PORT", "ID", "ZONE", "SQL_PORT", "WITH_ROOTSERVER", "STATUS",
+                       "START_SERVICE_TIME", "STOP_TIME", "BUILD_VERSION"),
+    "DBA_OB_TENANTS": ("TENANT_ID", "TENANT_NAME", "TENANT_TYPE", "STATUS", "COMPATIBILITY_MODE", "PRIMARY_ZONE",
+                       "LOCALITY", "TENANT_ROLE", "LOCKED", "UNIT_NUM"),
+    "GV$OB_UNITS": ("SVR_IP", "SVR_PORT", "UNIT_ID", "TENANT_ID", "ZONE", "MAX_CPU", "MIN_CPU", "MEMORY_SIZE",
+                    "MAX_IOPS", "MIN_IOPS", "LOG_DISK_SIZE", "LOG_DISK_IN_USE", "DATA_DISK_IN_USE", "STATUS"),
+    "GV$OB_MEMSTORE": ("SVR_IP", "SVR_PORT", "TENANT_ID", "ACTIVE_SPAN", "FREEZE_TRIGGER", "FREEZE_CNT",
+                       "MEMSTORE_USED", "MEMSTORE_LIMIT"),
+    "GV$OB_PLAN_CACHE_STAT": ("TENANT_ID", "SVR_IP", "SVR_PORT", "SQL_NUM", "MEM_USED", "MEM_HOLD", "ACCESS_COUNT",
+                              "HIT_COUNT", "HIT_RATE", "PLAN_NUM", "MEM_LIMIT", "HASH_BUCKET", "STMTKEY_NUM"),
+    "GV$OB_TENANT_MEMORY": ("TENANT_ID", "SVR_IP", "SVR_PORT", "HOLD", "FREE"),
+    "GV$OB_MEMORY": ("TENANT_ID", "SVR_IP", "SVR_PORT", "CTX_NAME", "MOD_NAME", "COUNT", "HOLD", "USED"),
+    "GV$OB_KVCACHE": ("SVR_IP", "SVR_PORT", "TENANT_ID", "CACHE_NAME", "PRIORITY", "CACHE_SIZE", "HIT_RATIO",
+                      "TOTAL_PUT_CNT", "TOTAL_HIT_CNT", "TOTAL_MISS_CNT"),
+    "GV$OB_PROCESSLIST": ("SVR_IP", "SVR_PORT", "SQL_PORT", "ID", "USER", "TENANT", "HOST", "DB", "COMMAND",
+                          "SQL_ID", "TIME", "STATE", "INFO"),
+    "__all_server": ("SVR_IP", "SVR_PORT", "ID", "ZONE", "INNER_PORT", "WITH_ROOTSERVER", "STATUS",
+                     "START_SERVICE_TIME", "STOP_TIME", "BUILD_VERSION"),
+    "__all_tenant": ("TENANT_ID", "TENANT_NAME", "ZONE_LIST", "PRIMARY_ZONE", "LOCKED", "COMPATIBILITY_MODE"),
+    "__all_unit": ("UNIT_ID", "RESOURCE_POOL_ID", "GROUP_ID", "ZONE", "SVR_IP", "SVR_PORT", "STATUS"),
+    "__all_resource_pool": ("RESOURCE_POOL_ID", "NAME", "UNIT_COUNT", "UNIT_CONFIG_ID", "ZONE_LIST", "TENANT_ID"),
+}
+
+
+def _server_rows(wl) -> dict:
+    """The rows of the views with a row per server, or per server and tenant."""
     c = wl.stat
-    out: dict[str, tuple] = {}
-    sysstat, servers, dba_servers, units, memstore, pcs = [], [], [], [], [], []
-    tmem, mem, kv, procs = [], [], [], []
-    all_server, all_unit = [], []
+    out = {view: [] for view in ("GV$SYSSTAT", "GV$OB_SERVERS", "DBA_OB_SERVERS", "GV$OB_UNITS", "GV$OB_MEMSTORE",
+                                 "GV$OB_PLAN_CACHE_STAT", "GV$OB_TENANT_MEMORY", "GV$OB_MEMORY", "GV$OB_KVCACHE",
+                                 "GV$OB_PROCESSLIST", "__all_server", "__all_unit")}
     pid = 0
     for i, srv in enumerate(wl.servers):
         ip, port = srv
         zone = f"zone{i + 1}"
         sql_port = port - 1                          # 2881 next to the RPC port 2882, as deployed
-        servers.append((ip, port, zone, sql_port, 16, 16.0, 9.0, 9.0, 64 * GIB, 40 * GIB,
-                        200 * GIB, 120 * GIB, 30 * GIB, 1000 * GIB, 100 * GIB + i * GIB,
-                        "NORMAL", 60 * GIB))
-        dba_servers.append((ip, port, i + 1, zone, sql_port, "YES" if i == 0 else "NO", "ACTIVE",
-                            _dt(wl.started[srv]), None, "4.2.1.0_101000012023111013-abcdef"))
-        all_server.append((ip, port, i + 1, zone, sql_port, int(i == 0), "active",
-                           int(wl.started[srv] * 1e6), 0, "3.1.5_1-abcdef"))
-        mem.append((500, ip, port, "DEFAULT_CTX_ID", "OmtTenant", 120, GIB // 2, GIB // 3))
-        mem.append((500, ip, port, "DEFAULT_CTX_ID", "KvstorCacheMb", 10, GIB, GIB))
+        out["GV$OB_SERVERS"].append((ip, port, zone, sql_port, 16, 16.0, 9.0, 9.0, 64 * GIB, 40 * GIB,
+                                     200 * GIB, 120 * GIB, 30 * GIB, 1000 * GIB, 100 * GIB + i * GIB,
+                                     "NORMAL", 60 * GIB))
+        out["DBA_OB_SERVERS"].append((ip, port, i + 1, zone, sql_port, "YES" if i == 0 else "NO", "ACTIVE",
+                                      _dt(wl.started[srv]), None, "4.2.1.0_101000012023111013-abcdef"))
+        out["__all_server"].append((ip, port, i + 1, zone, sql_port, int(i == 0), "active",
+                                    int(wl.started[srv] * 1e6), 0, "3.1.5_1-abcdef"))
+        out["GV$OB_MEMORY"] += [(500, ip, port, "DEFAULT_CTX_ID", "OmtTenant", 120, GIB // 2, GIB // 3),
+                                (500, ip, port, "DEFAULT_CTX_ID", "KvstorCacheMb", 10, GIB, GIB)]
         for tid, tname in wl.tenants:
             v = c.v[(srv, tid)]
             pc = c.v[(srv, tid, "pc")]
-            for sid, (name, cls, vt) in STATS.items():
-                sysstat.append((tid, ip, port, sid, name, cls, v[sid], vt, sid))
-            units.append((ip, port, 1000 + tid + i, tid, zone, 4.0, 2.0, 8 * GIB, 10000, 10000,
-                          20 * GIB, 2 * GIB, 5 * GIB, "NORMAL"))
-            all_unit.append((1000 + tid + i, tid, 1, zone, ip, port, "ACTIVE"))
-            memstore.append((ip, port, tid, v[130000], v[130002], pc["freeze"], v[130001], v[130004]))
+            out["GV$SYSSTAT"] += [(tid, ip, port, sid, name, cls, v[sid], vt, sid)
+                                  for sid, (name, cls, vt) in STATS.items()]
+            out["GV$OB_UNITS"].append((ip, port, 1000 + tid + i, tid, zone, 4.0, 2.0, 8 * GIB, 10000, 10000,
+                                       20 * GIB, 2 * GIB, 5 * GIB, "NORMAL"))
+            out["__all_unit"].append((1000 + tid + i, tid, 1, zone, ip, port, "ACTIVE"))
+            out["GV$OB_MEMSTORE"].append((ip, port, tid, v[130000], v[130002], pc["freeze"], v[130001], v[130004]))
             nplans = sum(1 for k in wl.plans if k[0] == srv and k[1] == tid)
-            pcs.append((tid, ip, port, nplans, nplans * 20480, nplans * 32768, pc["access"],
-                        pc["hit"], int(100 * pc["hit"] / max(pc["access"], 1)), nplans,
-                        400 << 20, 8192, nplans))
-            tmem.append((tid, ip, port, 6 * GIB, 2 * GIB))
+            out["GV$OB_PLAN_CACHE_STAT"].append((tid, ip, port, nplans, nplans * 20480, nplans * 32768, pc["access"],
+                                                 pc["hit"], int(100 * pc["hit"] / max(pc["access"], 1)), nplans,
+                                                 400 << 20, 8192, nplans))
+            out["GV$OB_TENANT_MEMORY"].append((tid, ip, port, 6 * GIB, 2 * GIB))
             for cache, size in (("user_row_cache", 256 << 20), ("user_block_cache", GIB),
                                 ("index_block_cache", 128 << 20)):
-                kv.append((ip, port, tid, cache, 1, size, 97.0, 100000, 97000, 3000))
+                out["GV$OB_KVCACHE"].append((ip, port, tid, cache, 1, size, 97.0, 100000, 97000, 3000))
             for k in range(wl.sessions if tid != 1 else 2):
                 pid += 1
                 active = k % 3 == 0
-                procs.append((ip, port, sql_port, 3221487600 + pid, "app", tname, "10.1.0.9:40000", "db0",
-                              "Query" if active else "Sleep", None, k, "ACTIVE" if active else "SLEEP", None))
-    tenants, all_tenant, pools, pools4, configs, tables, indexes = [], [], [], [], [], [], []
+                out["GV$OB_PROCESSLIST"].append((ip, port, sql_port, 3221487600 + pid, "app", tname,
+                                                 "10.1.0.9:40000", "db0", "Query" if active else "Sleep", None, k,
+                                                 "ACTIVE" if active else "SLEEP", None))
+    return out
+
+
+def _tenant_rows(wl) -> dict:
+    """The rows of the views with a row per tenant (and its tables), with the pools and unit configs
+    that :func:`_unit_views` renders (``pools4``, ``configs``)."""
+    out = {view: [] for view in ("DBA_OB_TENANTS", "__all_tenant", "__all_resource_pool", "pools4", "configs",
+                                 "CDB_TABLES", "CDB_INDEXES")}
     for tid, name in wl.tenants:
         ttype = "SYS" if tid == 1 else "USER"
-        tenants.append((tid, name, ttype, "NORMAL", "MYSQL", "zone1", "FULL{1}@zone1", "PRIMARY",
-                        "NO", len(wl.servers)))
-        all_tenant.append((tid, name, "zone1", "zone1", 0, 0))
-        pools.append((tid, f"pool_{name}", len(wl.servers), tid, "zone1", tid))
-        pools4.append((tid, f"pool_{name}", tid, len(wl.servers), tid, "zone1", "FULL"))
-        configs.append((tid, f"unit_{name}", 4.0, 2.0, 8 * GIB, 20 * GIB, 10000, 10000, 1))
+        out["DBA_OB_TENANTS"].append((tid, name, ttype, "NORMAL", "MYSQL", "zone1", "FULL{1}@zone1", "PRIMARY",
+                                      "NO", len(wl.servers)))
+        out["__all_tenant"].append((tid, name, "zone1", "zone1", 0, 0))
+        out["__all_resource_pool"].append((tid, f"pool_{name}", len(wl.servers), tid, "zone1", tid))
+        out["pools4"].append((tid, f"pool_{name}", tid, len(wl.servers), tid, "zone1", "FULL"))
+        out["configs"].append((tid, f"unit_{name}", 4.0, 2.0, 8 * GIB, 20 * GIB, 10000, 10000, 1))
         for k in range(5 if tid == 1 else 20):      # a dictionary's worth of tables, each with one index
-            tables.append((tid, "db0", f"t_{k}", "VALID", 1000 * k, "NO"))
-            indexes.append((tid, "db0", f"idx_t_{k}", "NORMAL", "db0", f"t_{k}", "TABLE", "NONUNIQUE", "VALID", "NO"))
+            out["CDB_TABLES"].append((tid, "db0", f"t_{k}", "VALID", 1000 * k, "NO"))
+            out["CDB_INDEXES"].append((tid, "db0", f"idx_t_{k}", "NORMAL", "db0", f"t_{k}", "TABLE", "NONUNIQUE",
+                                       "VALID", "NO"))
         if ttype == "USER":
-            tenants.append((tid - 1, f"META${tid}", "META", "NORMAL", "MYSQL", "zone1",
-                            "FULL{1}@zone1", "PRIMARY", "NO", len(wl.servers)))
-    out.update(_unit_views(wl, units, pools4, configs))
-    out["CDB_TABLES"] = (("CON_ID", "OWNER", "TABLE_NAME", "STATUS", "NUM_ROWS", "PARTITIONED"), tables)
-    out["CDB_INDEXES"] = (("CON_ID", "OWNER", "INDEX_NAME", "INDEX_TYPE", "TABLE_OWNER", "TABLE_NAME", "TABLE_TYPE",
-                           "UNIQUENESS", "STATUS", "PARTITIONED"), indexes)
-    out["GV$SYSTEM_EVENT"] = (("CON_ID", "SVR_IP", "SVR_PORT", "EVENT_ID", "EVENT", "WAIT_CLASS_ID", "WAIT_CLASS#",
-                               "WAIT_CLASS", "TOTAL_WAITS", "TOTAL_TIMEOUTS", "TIME_WAITED", "AVERAGE_WAIT",
-                               "TIME_WAITED_MICRO"), _events(wl))
-    out["GV$SYSSTAT"] = (("CON_ID", "SVR_IP", "SVR_PORT", "STATISTIC#", "NAME", "CLASS", "VALUE",
-                          "VALUE_TYPE", "STAT_ID"), sysstat)
-    out["GV$OB_SERVERS"] = (("SVR_IP", "SVR_PORT", "ZONE", "SQL_PORT", "CPU_CAPACITY",
-                             "CPU_CAPACITY_MAX", "CPU_ASSIGNED", "CPU_ASSIGNED_MAX", "MEM_CAPACITY",
-                             "MEM_ASSIGNED", "LOG_DISK_CAPACITY", "LOG_DISK_ASSIGNED",
-                             "LOG_DISK_IN_USE", "DATA_DISK_CAPACITY", "DATA_DISK_IN_USE",
-                             "DATA_DISK_HEALTH_STATUS", "MEMORY_LIMIT"), servers)
-    out["DBA_OB_SERVERS"] = (("SVR_IP", "SVR_PORT", "ID", "ZONE", "SQL_PORT", "WITH_ROOTSERVER",
-                              "STATUS", "START_SERVICE_TIME", "STOP_TIME", "BUILD_VERSION"), dba_servers)
-    out["DBA_OB_TENANTS"] = (("TENANT_ID", "TENANT_NAME", "TENANT_TYPE", "STATUS",
-                              "COMPATIBILITY_MODE", "PRIMARY_ZONE", "LOCALITY", "TENANT_ROLE",
-                              "LOCKED", "UNIT_NUM"), tenants)
-    out["GV$OB_UNITS"] = (("SVR_IP", "SVR_PORT", "UNIT_ID", "TENANT_ID", "ZONE", "MAX_CPU",
-                           "MIN_CPU", "MEMORY_SIZE", "MAX_IOPS", "MIN_IOPS", "LOG_DISK_SIZE",
-                           "LOG_DISK_IN_USE", "DATA_DISK_IN_USE", "STATUS"), units)
-    out["GV$OB_MEMSTORE"] = (("SVR_IP", "SVR_PORT", "TENANT_ID", "ACTIVE_SPAN", "FREEZE_TRIGGER",
-                              "FREEZE_CNT", "MEMSTORE_USED", "MEMSTORE_LIMIT"), memstore)
-    out["GV$OB_PLAN_CACHE_STAT"] = (("TENANT_ID", "SVR_IP", "SVR_PORT", "SQL_NUM", "MEM_USED",
-                                     "MEM_HOLD", "ACCESS_COUNT", "HIT_COUNT", "HIT_RATE",
-                                     "PLAN_NUM", "MEM_LIMIT", "HASH_BUCKET", "STMTKEY_NUM"), pcs)
-    out["GV$OB_TENANT_MEMORY"] = (("TENANT_ID", "SVR_IP", "SVR_PORT", "HOLD", "FREE"), tmem)
-    out["GV$OB_MEMORY"] = (("TENANT_ID", "SVR_IP", "SVR_PORT", "CTX_NAME", "MOD_NAME", "COUNT",
-                            "HOLD", "USED"), mem)
-    out["GV$OB_KVCACHE"] = (("SVR_IP", "SVR_PORT", "TENANT_ID", "CACHE_NAME", "PRIORITY", "CACHE_SIZE",
-                             "HIT_RATIO", "TOTAL_PUT_CNT", "TOTAL_HIT_CNT", "TOTAL_MISS_CNT"), kv)
-    out["GV$OB_PROCESSLIST"] = (("SVR_IP", "SVR_PORT", "SQL_PORT", "ID", "USER", "TENANT", "HOST", "DB",
-                                 "COMMAND", "SQL_ID", "TIME", "STATE", "INFO"), procs)
-    out["__all_server"] = (("SVR_IP", "SVR_PORT", "ID", "ZONE", "INNER_PORT", "WITH_ROOTSERVER",
-                            "STATUS", "START_SERVICE_TIME", "STOP_TIME", "BUILD_VERSION"), all_server)
-    out["__all_tenant"] = (("TENANT_ID", "TENANT_NAME", "ZONE_LIST", "PRIMARY_ZONE", "LOCKED",
-                            "COMPATIBILITY_MODE"), all_tenant)
-    out["__all_unit"] = (("UNIT_ID", "RESOURCE_POOL_ID", "GROUP_ID", "ZONE", "SVR_IP", "SVR_PORT",
-                          "STATUS"), all_unit)
-    out["__all_resource_pool"] = (("RESOURCE_POOL_ID", "NAME", "UNIT_COUNT", "UNIT_CONFIG_ID",
-                                   "ZONE_LIST", "TENANT_ID"), pools)
+            out["DBA_OB_TENANTS"].append((tid - 1, f"META${tid}", "META", "NORMAL", "MYSQL", "zone1",
+                                          "FULL{1}@zone1", "PRIMARY", "NO", len(wl.servers)))
     return out
 
 
