@@ -46,8 +46,11 @@ cdef int split_row(const unsigned char* p, Py_ssize_t n, const unsigned char** t
             return -1
         tp[i] = p + pos
         tl[i] = size
-        if not is_text[i] and parse_i64(p + pos, size, &num[i]):
-            failed |= (<uint64_t>1) << i
+        if not is_text[i]:
+            if size == 1 and 48 <= p[pos] <= 57:     # one digit: most of the counters and flags
+                num[i] = p[pos] - 48
+            elif parse_i64(p + pos, size, &num[i]):
+                failed |= (<uint64_t>1) << i
         pos += size
     bad[0] = failed
     return 0 if pos == n else -1
