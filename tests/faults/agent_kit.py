@@ -350,23 +350,46 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def pss_bytes(pid: int) -> int:
+# /proc/PID/smaps_rollup fields kept by sample(), and their short names
+MEMORY_FIELDS = {"Rss": "rss", "Pss": "pss", "Pss_Anon": "pss_anon", "Pss_File": "pss_file",
+                 "Pss_Shmem": "pss_shmem", "Shared_Clean": "shared_clean", "Shared_Dirty": "shared_dirty",
+                 "Private_Clean": "private_clean", "Private_Dirty": "private_dirty", "Anonymous": "anon"}
+
+
+def memory(pid: int) -> dict[str, int]:
+    """``pid``'s /proc/PID/smaps_rollup, in bytes, by the short names of :data:`MEMORY_FIELDS`.
+
+    What each tells apart (a soak needs them all to say *what* grew):
+
+    - ``pss``: the process's fair share; it moves when *other* processes start or
+      stop sharing its pages (a sibling un-sharing a copy-on-write page raises
+      the parent's PSS, another Python started on the host lowers ``pss_file``);
+    - ``anon``: every anonymous page mapped, shared or not. A copy-on-write
+      fault swaps a shared page for a private one and leaves it unchanged,
+      as do sharers coming and going: it grows only when the process maps new
+      anonymous memory (Python heap, malloc arenas, thread stacks);
+    - ``pss_shmem``: the pages of the shared-memory rings and boards touched so far;
+    - ``private_dirty`` rising with ``shared_dirty`` falling and ``anon`` flat:
+      copy-on-write of pages inherited from ocp_agentd.
+    """
+    out = {}
     with open(f"/proc/{pid}/smaps_rollup") as fh:
         for line in fh:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    return 0
+            key, _, value = line.partition(":")
+            if key in MEMORY_FIELDS:
+                out[MEMORY_FIELDS[key]] = int(value.split()[0]) * 1024
+    return out
 
 
 def sample(agent: Agent) -> dict:
-    """{process: (pss bytes, fds)} for the supervisor and every worker now."""
+    """{process: {**memory(pid), "fds": descriptors}} for the supervisor and every worker now."""
     out = {}
     pids = {"ocp_agentd": agent.proc.pid if agent.proc else None,
             **{n: agent.worker_pid(n) for n in WORKERS}}
     for name, pid in pids.items():
         if pid:
             with contextlib.suppress(OSError):
-                out[name] = (pss_bytes(pid), fd_count(pid))
+                out[name] = {**memory(pid), "fds": fd_count(pid)}
     return out
 
 

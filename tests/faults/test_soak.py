@@ -1,19 +1,55 @@
 """Soak: the whole agent under the demo's workload (its defaults: 200 audit rows/s, an
-audit ring that evicts, logs that rotate and are recycled), PSS and descriptors of
-every process sampled every few seconds. No worker restarts; no process ends with more
-descriptors than after the warm-up (the first third; +2 for a transient control
-connection); none is above ``PSS_CAP``. From 10 minutes on, PSS must also stop
-growing after the warm-up (the first third): the least-squares slope of each
-process's PSS over the later samples is under ``SLOPE_CAP`` and that of the
-agent's total PSS (all processes: pages shared between them counted once, so
-a page one worker un-shares and another is charged for does not count as
-growth) under ``TOTAL_SLOPE_CAP``. (A 12-minute run showed the warm-up:
-ocp_exporter 25 -> 43 MiB over the first 8 minutes, then flat; a 30-minute
-run before the logtailer's head-cache fix measured ob_logtailer at +0.2
-MiB/min throughout. A 30 s run proves nothing about growth, and asserts none.)
+audit ring that evicts, logs that rotate and are recycled), the memory and descriptors
+of every process sampled every few seconds (agent_kit.memory: smaps_rollup). No worker
+restarts; no process ends with more descriptors than after the warm-up (the first
+third; +2 for a transient control connection); none's PSS is above ``PSS_CAP``.
+
+From 10 minutes on, memory must stop growing after the warm-up (the first third),
+judged on what only the process itself can make grow, not on PSS:
+
+- per process, its anonymous memory (``anon``, every anonymous page it maps, shared
+  or not): the least-squares slope over the later samples under ``SLOPE_CAP``;
+- the agent's anonymous memory counted once (the sum of ``pss_anon``: anonymous pages
+  are shared only inside ocp_agentd's fork tree, so the sum is exact, and it includes
+  the pages a worker un-shares by copy-on-write): its slope under ``TOTAL_SLOPE_CAP``.
+
+Why not PSS (what this soak judged until it failed, 0.14-0.30 MiB/min after warm-up
+in every process): in 15- and 30-minute runs (load 2-10) PSS moved for three bounded
+reasons besides allocation, each seen in its own smaps field:
+
+- ``pss_file`` (libpython, libcrypto, ...): the host's other Python processes share
+  those pages, so it moves whenever one starts or ends (ocp_agentd -0.64 MiB/min while
+  three more agents started, and +0.14 when they ended, its anon flat to the KiB);
+- ``pss_shmem``: the rings' pages, touched once each as the writer first goes round
+  (topsql's 8 MiB full after about 7 minutes: +0.6 MiB/min to obstat2 and to
+  ocp_exporter until then; alerts' 4 MiB at 0.17 MiB/min, 24 minutes; cleaner's and
+  rpc's 1 MiB each). Bounded by the segments' sizes;
+- ``pss_anon`` of one process, as its siblings un-share copy-on-write pages
+  (gc.freeze() before the fork keeps it small: the agent's doubly counted shared
+  anonymous memory fell by only 1.3 MiB in 15 minutes, from 114.0 MiB).
+
+What anon shows after the warm-up (30-minute run, load 2.7-16.6, median 7.9; slopes
+over minutes 10-30, MiB/min): ocp_agentd, pos_proxy, ob_logtailer, ob_cleaner flat
+to the KiB (0.000-0.002); ocp_exporter -0.025 (its collection thread's glibc arena
+wanders by about 1 MiB at 41-42.5 MiB); obstat2 0.086 (its brk heap top steps
+between two levels 3.8 MiB apart, 32.2 and 36.0 MiB, and ended on the high one);
+node_exporter 0.112 (36.1 -> 38.7 MiB, steadily), the one still over the cap; the
+agent's pss_anon 0.183 (copy-on-write: its doubly counted shared anonymous memory
+fell by only 0.9 MiB in 30 minutes, from 113.8 MiB: gc.freeze() works). No Python
+heap grows (tracemalloc, 2nd to 6th snapshot, 10 minutes: at most +89 KiB, a
+collection in flight, node_exporter +4 KiB), so node_exporter's growth is native:
+its collection thread's arena. Its collection run alone 3,600 times (an hour at
+its 1 s interval) grows the arena to 15.4-17.3 MiB (mallinfo2) and no further,
+anon slope after the first third -0.008; MALLOC_ARENA_MAX=1 or 2, a fixed
+MALLOC_MMAP_THRESHOLD_ of 16-128 KiB, MALLOC_TRIM_THRESHOLD_, no tcache, or
+malloc_trim(0) after every collection left that creep as it was. Inside the agent
+it has not levelled off in 30 minutes: an open finding, which this soak reports.
+A leak of 0.1 MiB/min in any process adds 0.1 to its anon slope and fails
+``SLOPE_CAP``. A 30 s run proves nothing about growth, and asserts none.
 
 Short form: 15 s, sampled every 1.5 s (CI). Long form: 30 minutes. ``ENGINE_SOAK_SECONDS`` overrides
-both (investigations). The samples go to the tally (``ENGINE_FAULTS_LOG``).
+both (investigations). The samples go to the tally (``ENGINE_FAULTS_LOG``): slopes
+of anon, PSS, pss_shmem and pss_file, and a 30-point series of anon and PSS.
 """
 from __future__ import annotations
 
@@ -29,8 +65,8 @@ pytestmark = pytest.mark.integration
 
 DURATION = float(os.environ.get("ENGINE_SOAK_SECONDS") or (1800 if LONG else 15))
 EVERY = 10.0 if DURATION > 300 else 3.0 if DURATION > 30 else 1.5
-SLOPE_CAP = 0.1              # MiB/min, any process, after the warm-up (runs of 10 min or more)
-TOTAL_SLOPE_CAP = 0.2        # MiB/min, the sum over all processes, after the warm-up
+SLOPE_CAP = 0.1              # MiB/min, anon of any process, after the warm-up (runs of 10 min or more)
+TOTAL_SLOPE_CAP = 0.2        # MiB/min, the agent's pss_anon (all processes), after the warm-up
 PSS_CAP = 150 << 20          # any process, any time
 
 
@@ -45,7 +81,7 @@ def slope_mib_per_min(points: list[tuple[float, int]]) -> float:
     return 0.0 if not var else sum((t - mt) * (v - mv) for t, v in points) / var * 60 / 2**20
 
 
-def test_soak_pss_and_descriptors_are_flat_after_warm_up(tmp_path):
+def test_soak_memory_and_descriptors_are_flat_after_warm_up(tmp_path):
     instance = f"soak{os.getpid()}"
     sim = Sim(tmp_path / "sim", alert_every=15.0, audit_capacity=20_000, max_log_files=20,
               max_log_bytes=2 << 20)
@@ -65,25 +101,39 @@ def test_soak_pss_and_descriptors_are_flat_after_warm_up(tmp_path):
     third = len(samples) // 3
     names = ("ocp_agentd", *WORKERS)
     late = samples[third:]                                       # after the warm-up
-    slopes, fds = {}, {}
+
+    def slopes(field: str) -> dict[str, float]:
+        return {n: round(slope_mib_per_min([(s["t"], s[n][field]) for s in late if n in s]), 3) for n in names}
+
+    def total_slope(field: str) -> float:
+        return round(slope_mib_per_min([(s["t"], sum(s[n][field] for n in names if n in s)) for s in late]), 3)
+
+    def series(field: str) -> dict[str, list[float]]:
+        step = max(1, len(samples) // 30)
+        return {n: [round(s[n][field] / 2**20, 1) for s in samples[::step] if n in s] for n in names}
+
+    fds = {}
     for name in names:
-        fd = [s[name][1] for s in samples if name in s]
-        slopes[name] = slope_mib_per_min([(s["t"], s[name][0]) for s in late if name in s])
+        fd = [s[name]["fds"] for s in samples if name in s]
         fds[name] = (fd[third], max(fd[third:]), fd[-1])
-    total = slope_mib_per_min([(s["t"], sum(s[n][0] for n in names if n in s)) for s in late])
+    anon = slopes("anon")
+    total_anon = total_slope("pss_anon")
     restarts = {n: after[n]["restarts"] - before[n]["restarts"] for n in before}
     result = {"scenario": "soak", "duration_s": DURATION, "samples": len(samples),
-              "pss_slope_mib_per_min": {k: round(v, 3) for k, v in slopes.items()},
-              "total_pss_slope_mib_per_min": round(total, 3),
-              "pss_last_mib": {k: round(samples[-1][k][0] / 2**20, 1) for k in names if k in samples[-1]},
-              "pss_series_mib": {n: [round(s[n][0] / 2**20, 1) for s in samples[::max(1, len(samples) // 30)]
-                                     if n in s] for n in names},
+              "load_1min_end": round(os.getloadavg()[0], 2),
+              "anon_slope_mib_per_min": anon, "total_pss_anon_slope_mib_per_min": total_anon,
+              "pss_slope_mib_per_min": slopes("pss"), "total_pss_slope_mib_per_min": total_slope("pss"),
+              "pss_shmem_slope_mib_per_min": slopes("pss_shmem"), "pss_file_slope_mib_per_min": slopes("pss_file"),
+              "pss_last_mib": {k: round(samples[-1][k]["pss"] / 2**20, 1) for k in names if k in samples[-1]},
+              "anon_series_mib": series("anon"), "pss_series_mib": series("pss"),
+              "pss_shmem_last_mib": {k: round(samples[-1][k]["pss_shmem"] / 2**20, 1)
+                                     for k in names if k in samples[-1]},
               "fds_warm_max_end": fds, "restarts": restarts, "leftovers": left}
     record(result)
     assert code == 0 and left == []
     assert not any(restarts.values()), restarts
-    assert all(s[n][0] < PSS_CAP for s in samples for n in names if n in s), result["pss_last_mib"]
+    assert all(s[n]["pss"] < PSS_CAP for s in samples for n in names if n in s), result["pss_last_mib"]
     if DURATION >= 600:
-        assert all(v < SLOPE_CAP for v in slopes.values()), result["pss_slope_mib_per_min"]
-        assert total < TOTAL_SLOPE_CAP, result["total_pss_slope_mib_per_min"]
+        assert all(v < SLOPE_CAP for v in anon.values()), anon
+        assert total_anon < TOTAL_SLOPE_CAP, total_anon
     assert all(end <= warm + 2 for warm, _, end in fds.values()), fds
