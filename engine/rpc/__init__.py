@@ -1,11 +1,19 @@
 """pos_proxy's RPC: the authenticated front door the management server uses.
 
-- :mod:`engine.rpc.server`: connections over asyncio (TLS, keep-alive, time limits,
-  body budgets), with :mod:`engine.rpc.http` (the wire protocol: head parsing,
-  response bytes) and :mod:`engine.rpc.calls` (one call: auth, parameters,
-  dispatch into a slot, the response envelope, the audit record);
-- :mod:`engine.rpc.auth`: HMAC-SHA256 request signatures, replay defence;
-- :mod:`engine.rpc.audit`: one audit record per call;
+- :mod:`engine.rpc.app`: the server wired from the agent config (namespaces, auth,
+  audit, TLS);
+- :mod:`engine.rpc.server`: the listener over asyncio (TLS, connection limits, time
+  limits, body budgets); :mod:`engine.rpc.connection` one client connection (an
+  asyncio Protocol, one request at a time); :mod:`engine.rpc.http` the wire
+  protocol (head parsing, natively with a twin, response bytes);
+  :mod:`engine.rpc.calls` one call (auth, parameters, dispatch into a slot, the
+  response envelope, the audit record);
+- :mod:`engine.rpc.auth`: HMAC-SHA256 request signatures, replay defence, with
+  :mod:`engine.rpc.nonces` (the nonce journal on disk);
+- :mod:`engine.rpc.audit`: one audit record per call; :mod:`engine.rpc.params`:
+  typed access to a call's parameters;
+- :mod:`engine.rpc.push`: a pushed config taken back by itself when it fails;
+- :mod:`engine.rpc.client`: the signing client (``engine remote``, tests, bench);
 - one module per namespace: :mod:`~engine.rpc.agent`, :mod:`~engine.rpc.commands`,
   :mod:`~engine.rpc.files`, :mod:`~engine.rpc.logs`, :mod:`~engine.rpc.monitor`.
 

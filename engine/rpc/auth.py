@@ -29,7 +29,7 @@ import logging
 import secrets
 import time
 
-from engine._native import sigform as _native
+from engine._native import check_abi as _native_check_abi, sigform as _native
 
 SCHEME = "OCP-HMAC-SHA256"
 ABI = 1     # the engine._native.sigform contract this module speaks (ext/sigform.pyx: ABI)
@@ -39,10 +39,7 @@ log = logging.getLogger("engine.pos_proxy")
 def check_abi(module) -> None:
     """Refuse a compiled form check built from other sources than this Python side (a stale
     in-place build after a pull): ImportError naming the fix, not a wrong unpacking per request."""
-    got = getattr(module, "ABI", None)
-    if got != ABI:
-        raise ImportError(f"{module.__name__} is a stale build (ABI {got}, the Python side needs {ABI}): "
-                          "rebuild it with `python setup.py build_ext --inplace`, or reinstall the package")
+    _native_check_abi(module, ABI)
 
 
 check_abi(_native)

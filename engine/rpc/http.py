@@ -45,7 +45,7 @@ function of bytes, fuzzed in tests/test_rpc_fuzz*.py.
 """
 from __future__ import annotations
 
-from engine._native import httphead as _native
+from engine._native import check_abi as _native_check_abi, httphead as _native
 
 ABI = 1     # the engine._native.httphead contract this module speaks (ext/httphead.pyx: ABI)
 MAX_LINE = 8192
@@ -58,11 +58,7 @@ SINGLE = frozenset(("content-length", "authorization", "x-ocp-timestamp", "x-ocp
 def check_abi(module) -> None:
     """Refuse a compiled head parser built from other sources than this Python side (a stale
     in-place build after a pull): ImportError naming the fix, not a wrong unpacking per request."""
-    got = getattr(module, "ABI", None)
-    if got != ABI or (getattr(module, "MAX_LINE", None), getattr(module, "MAX_HEADERS", None),
-                      getattr(module, "SINGLE", None)) != (MAX_LINE, MAX_HEADERS, SINGLE):
-        raise ImportError(f"{module.__name__} is a stale build (ABI {got}, the Python side needs {ABI}): "
-                          "rebuild it with `python setup.py build_ext --inplace`, or reinstall the package")
+    _native_check_abi(module, ABI, MAX_LINE=MAX_LINE, MAX_HEADERS=MAX_HEADERS, SINGLE=SINGLE)
 
 
 check_abi(_native)
