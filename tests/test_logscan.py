@@ -202,17 +202,12 @@ def test_a_stale_build_is_refused_naming_the_fix(specs):
     """A compiled scanner from other sources (after a pull changed ext/logscan*)
     fails with the rebuild command, at import and at a spec of the wrong shape,
     not with 'too many values to unpack' in the middle of a scan."""
-    import types
+    from native_kit import refuses_stale_builds
 
     from engine.logs import parse
     assert native.ABI == twin.ABI == parse.ABI and native.SPEC_FIELDS == twin.SPEC_FIELDS
     parse.check_abi(native)
-    for abi in (None, parse.ABI - 1):
-        stale = types.ModuleType("engine._native.logscan")
-        if abi is not None:
-            stale.ABI = abi
-        with pytest.raises(ImportError, match=r"build_ext --inplace.*reinstall"):
-            parse.check_abi(stale)
+    refuses_stale_builds(parse.check_abi, "engine._native.logscan", parse.ABI)
     assert all(len(s) == native.SPEC_FIELDS for s in specs[0])
     for bad in (specs[0][0][:-1], specs[0][0] + (None,)):
         with pytest.raises(ValueError, match="build_ext --inplace"):

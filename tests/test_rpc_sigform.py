@@ -1,9 +1,10 @@
 """The native form check of the signature headers against its pure-Python twin, on hypothesis input."""
-import types
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from native_kit import refuses_stale_builds
 
 from engine._native import sigform as native
 from engine._ref import sigform as twin
@@ -64,9 +65,4 @@ def test_the_skew_is_judged_the_same(offset, skew):
 def test_a_stale_build_is_refused_naming_the_fix():
     assert native.ABI == twin.ABI == auth.ABI
     auth.check_abi(native)
-    for abi in (None, auth.ABI - 1):
-        stale = types.ModuleType("engine._native.sigform")
-        if abi is not None:
-            stale.ABI = abi
-        with pytest.raises(ImportError, match=r"build_ext --inplace.*reinstall"):
-            auth.check_abi(stale)
+    refuses_stale_builds(auth.check_abi, "engine._native.sigform", auth.ABI)
