@@ -52,19 +52,13 @@ class Snapshot:
         self.created = time.time() if created is None else created
         self.bodies = {False: text, True: om + OM_EOF}
         self.level = level
-        self.responses = _Responses(self)
+        self.responses = _Responses(self.bodies, level)
         for key in eager:              # what Prometheus asks for (OpenMetrics, gzip): ready before any scrape
             self.responses[key]   # noqa: B018 (builds and caches)
 
     def build(self, key: tuple[bool, bool]) -> tuple[bytes, bytes]:
         """(head, head + body) of one variant."""
-        is_om, gz = key
-        body = self.bodies[is_om]
-        ctype = OM_TYPE if is_om else TEXT_TYPE
-        payload = gzip.compress(body, self.level, mtime=0) if gz else body
-        extra = b"Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" if gz else b"Vary: Accept-Encoding\r\n"
-        head = response_head(b"200 OK", ctype, len(payload), extra)
-        return head, head + payload
+        return build_response(self.bodies, self.level, key)
 
     @classmethod
     def render(cls, families, extra_text: bytes = b"", extra_om: bytes = b"", created=None) -> "Snapshot":
@@ -76,6 +70,17 @@ class Snapshot:
         return max(0.0, time.time() - self.created)
 
 
+def build_response(bodies: dict[bool, bytes], level: int, key: tuple[bool, bool]) -> tuple[bytes, bytes]:
+    """(head, head + body) of the variant ``key`` = (openmetrics, gzipped) of ``bodies``."""
+    is_om, gz = key
+    body = bodies[is_om]
+    ctype = OM_TYPE if is_om else TEXT_TYPE
+    payload = gzip.compress(body, level, mtime=0) if gz else body
+    extra = b"Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" if gz else b"Vary: Accept-Encoding\r\n"
+    head = response_head(b"200 OK", ctype, len(payload), extra)
+    return head, head + payload
+
+
 class _Responses(dict):
     """A snapshot's four responses, each built on first use and kept (the gzipped ones cost a compression).
 
@@ -83,14 +88,22 @@ class _Responses(dict):
     scraper asking for another one pays its compression once per snapshot, and
     every later scrape of it writes the kept bytes. Two threads building the
     same variant at once produce equal bytes: the race is harmless.
+
+    It keeps the snapshot's bodies, not the snapshot: a back-reference would
+    make every snapshot a reference cycle, freed only by the cyclic GC. A
+    served snapshot lives long enough to reach the oldest generation, so each
+    one (bodies, responses, node_exporter's per-collector parts) waited for a
+    full collection, ever rarer as the heap grows: node_exporter's collection
+    arena crept 0.11-0.12 MiB/min in the 30-min soak (issue 11).
     """
 
-    def __init__(self, snap: "Snapshot"):
+    def __init__(self, bodies: dict[bool, bytes], level: int):
         super().__init__()
-        self._snap = snap
+        self._bodies = bodies
+        self._level = level
 
     def __missing__(self, key):
-        value = self[key] = self._snap.build(key)
+        value = self[key] = build_response(self._bodies, self._level, key)
         return value
 
 
