@@ -28,22 +28,18 @@ reasons besides allocation, each seen in its own smaps field:
   (gc.freeze() before the fork keeps it small: the agent's doubly counted shared
   anonymous memory fell by only 1.3 MiB in 15 minutes, from 114.0 MiB).
 
-What anon shows after the warm-up (30-minute run, load 2.7-16.6, median 7.9; slopes
+What anon showed before 7da3a4a (30-minute run, load 2.7-16.6, median 7.9; slopes
 over minutes 10-30, MiB/min): ocp_agentd, pos_proxy, ob_logtailer, ob_cleaner flat
-to the KiB (0.000-0.002); ocp_exporter -0.025 (its collection thread's glibc arena
-wanders by about 1 MiB at 41-42.5 MiB); obstat2 0.086 (its brk heap top steps
-between two levels 3.8 MiB apart, 32.2 and 36.0 MiB, and ended on the high one);
-node_exporter 0.112 (36.1 -> 38.7 MiB, steadily), the one still over the cap; the
-agent's pss_anon 0.183 (copy-on-write: its doubly counted shared anonymous memory
-fell by only 0.9 MiB in 30 minutes, from 113.8 MiB: gc.freeze() works). No Python
-heap grows (tracemalloc, 2nd to 6th snapshot, 10 minutes: at most +89 KiB, a
-collection in flight, node_exporter +4 KiB), so node_exporter's growth is native:
-its collection thread's arena. Its collection run alone 3,600 times (an hour at
-its 1 s interval) grows the arena to 15.4-17.3 MiB (mallinfo2) and no further,
-anon slope after the first third -0.008; MALLOC_ARENA_MAX=1 or 2, a fixed
-MALLOC_MMAP_THRESHOLD_ of 16-128 KiB, MALLOC_TRIM_THRESHOLD_, no tcache, or
-malloc_trim(0) after every collection left that creep as it was. Inside the agent
-it has not levelled off in 30 minutes: an open finding, which this soak reports.
+to the KiB (0.000-0.002); obstat2 0.086; node_exporter 0.112 (36.1 -> 38.7 MiB,
+steadily), over the cap; the agent's pss_anon 0.183. No Python heap grew
+(tracemalloc), allocator knobs and malloc_trim changed nothing: the memory was in
+use. Every exposition Snapshot was a reference cycle (its responses held it), so a
+dropped one waited for a full cyclic GC, rarer as the heap grows (mallinfo2 in the
+collection thread: a sawtooth of ~317 KiB per collection, 3.5-3.8 MiB back at each
+full GC); ocp_exporter held 40-110 dead snapshots. With the cycle gone (7da3a4a),
+the 30-minute run of 2026-12-03 07:26-07:56 (load median 0.41): every process's
+anon slope 0.000-0.005, the agent's pss_anon 0.011; node_exporter 26.2 MiB and
+ocp_exporter 27.0 MiB from minute 10 to 30.
 A leak of 0.1 MiB/min in any process adds 0.1 to its anon slope and fails
 ``SLOPE_CAP``. A 30 s run proves nothing about growth, and asserts none.
 
