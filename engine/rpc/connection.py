@@ -63,6 +63,7 @@ class Connection(asyncio.Protocol):
         self.lost = False
         self.task: asyncio.Task | None = None
         self.in_call = False                # self.task is a call (not the TLS handshake)
+        self.handshaking = False            # start_tls under way: self.transport is still the raw one
 
     # ------------------------------------------------------------ transport events
     def connection_made(self, transport) -> None:
@@ -84,7 +85,7 @@ class Connection(asyncio.Protocol):
             return
         if srv.ssl_context is not None:
             transport.pause_reading()           # nothing is read before the handshake
-            self.busy = True
+            self.busy = self.handshaking = True
             self.task = self.loop.create_task(self._start_tls(transport))
 
     async def _start_tls(self, transport) -> None:
@@ -98,7 +99,7 @@ class Connection(asyncio.Protocol):
             self.connection_lost(None)          # the TLS layer tells only a protocol it has started
             return
         self.tls = True
-        self.busy = False
+        self.busy = self.handshaking = False
         self.task = None
         self._process()
 
@@ -111,6 +112,12 @@ class Connection(asyncio.Protocol):
         if not self.buf and self.req is None and not self.busy:
             self.deadline = self.loop.time() + self.server.sec.request_timeout   # a request begins
         self.buf += data
+        if self.handshaking:
+            # Application data the TLS layer decrypted as the handshake ended, before
+            # _start_tls resumed: kept for _process. self.transport is still the raw
+            # transport here; pausing it starved the TLS layer for good, so a request
+            # whose body came in a later record was never read (a timed-out client).
+            return
         if self.busy:
             self.transport.pause_reading()      # one request at a time: the rest waits in the kernel
             return
